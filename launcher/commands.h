@@ -1,0 +1,16 @@
+// The subcommands of `enclosure`. Each takes the arguments after its name and returns the
+// process exit status (MANIFEST.md, "Command line").
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace launcher {
+
+using Args = std::vector<std::string>;
+
+int command_check(const Args& args);
+int command_explain(const Args& args);
+int command_diff(const Args& args);
+
+}  // namespace launcher

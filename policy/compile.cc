@@ -1,0 +1,398 @@
+#include "policy/compile.h"
+
+#include <seccomp.h>
+
+#include <algorithm>
+#include <set>
+
+#include "policy/diagnostics.h"
+#include "policy/path.h"
+#include "policy/syscall_table.h"
+
+namespace policy {
+namespace {
+
+constexpr uint64_t kModeTypeMask = 0xF000;  // S_IFMT
+constexpr uint64_t kLow32 = 0xffffffffULL;
+
+SeccompCondition eq(unsigned arg, uint64_t value) { return {arg, SeccompOp::eq, 0, value}; }
+SeccompCondition ne(unsigned arg, uint64_t value) { return {arg, SeccompOp::ne, 0, value}; }
+SeccompCondition gt(unsigned arg, uint64_t value) { return {arg, SeccompOp::gt, 0, value}; }
+SeccompCondition masked(unsigned arg, uint64_t mask, uint64_t value) {
+  return {arg, SeccompOp::masked_eq, mask, value};
+}
+
+// Condition sets under which `filter` refuses a call (for the allow-by-default profile).
+std::vector<std::vector<SeccompCondition>> refused_arguments(ArgumentFilter filter,
+                                                             const std::string& syscall) {
+  std::vector<std::vector<SeccompCondition>> out;
+  switch (filter) {
+    case ArgumentFilter::socket_family:
+      for (uint64_t family = 0; family < kAfMax; ++family) {
+        if (family == kAfUnix || family == kAfInet || family == kAfInet6 || family == kAfNetlink) {
+          continue;
+        }
+        out.push_back({eq(0, family)});
+      }
+      // Larger values, including any with upper bits set (the kernel reads an int).
+      out.push_back({gt(0, kAfMax - 1)});
+      out.push_back({eq(0, kAfNetlink), ne(2, kNetlinkRoute)});
+      break;
+    case ArgumentFilter::socketpair_family:
+      out.push_back({ne(0, kAfUnix)});
+      break;
+    case ArgumentFilter::namespace_flags:
+      for (uint64_t bit = 1; bit != 0; bit <<= 1) {
+        if (kNamespaceCloneFlags & bit) out.push_back({masked(0, bit, bit)});
+      }
+      break;
+    case ArgumentFilter::tty_injection:
+      // The kernel reads the command as a 32-bit int: compare the low 32 bits only.
+      out.push_back({masked(1, kLow32, kTiocsti)});
+      out.push_back({masked(1, kLow32, kTioclinux)});
+      break;
+    case ArgumentFilter::personality_query:
+      out.push_back({ne(0, kPersonalityQuery)});
+      break;
+    case ArgumentFilter::device_nodes: {
+      unsigned arg = syscall == "mknodat" ? 2 : 1;
+      out.push_back({masked(arg, kModeTypeMask, 0x2000)});  // S_IFCHR
+      out.push_back({masked(arg, kModeTypeMask, 0x6000)});  // S_IFBLK
+      break;
+    }
+  }
+  return out;
+}
+
+// Condition sets under which `filter` admits a call (for the deny-by-default profile). Their
+// union is exactly the complement of refused_arguments().
+std::vector<std::vector<SeccompCondition>> admitted_arguments(ArgumentFilter filter,
+                                                              const std::string& syscall) {
+  std::vector<std::vector<SeccompCondition>> out;
+  switch (filter) {
+    case ArgumentFilter::socket_family:
+      out.push_back({eq(0, kAfUnix)});
+      out.push_back({eq(0, kAfInet)});
+      out.push_back({eq(0, kAfInet6)});
+      out.push_back({eq(0, kAfNetlink), eq(2, kNetlinkRoute)});
+      break;
+    case ArgumentFilter::socketpair_family:
+      out.push_back({eq(0, kAfUnix)});
+      break;
+    case ArgumentFilter::namespace_flags:
+      out.push_back({masked(0, kNamespaceCloneFlags, 0)});
+      break;
+    case ArgumentFilter::tty_injection: {
+      // Admit every command whose low 32 bits differ from both TIOCSTI and TIOCLINUX, as a
+      // union of single masked comparisons: a differing bit where the two agree, or a value of
+      // the bits where they disagree that is neither's.
+      const uint64_t a = kTiocsti, b = kTioclinux;
+      const uint64_t differing = (a ^ b) & kLow32;
+      for (unsigned bit = 0; bit < 32; ++bit) {
+        uint64_t m = 1ULL << bit;
+        if (differing & m) continue;
+        out.push_back({masked(1, m, (~a) & m)});
+      }
+      std::vector<uint64_t> bits;
+      for (unsigned bit = 0; bit < 32; ++bit) {
+        if (differing & (1ULL << bit)) bits.push_back(1ULL << bit);
+      }
+      for (uint64_t combo = 0; combo < (1ULL << bits.size()); ++combo) {
+        uint64_t v = 0;
+        for (size_t k = 0; k < bits.size(); ++k) {
+          if (combo & (1ULL << k)) v |= bits[k];
+        }
+        if (v == (a & differing) || v == (b & differing)) continue;
+        out.push_back({masked(1, differing, v)});
+      }
+      break;
+    }
+    case ArgumentFilter::personality_query:
+      out.push_back({eq(0, kPersonalityQuery)});
+      break;
+    case ArgumentFilter::device_nodes: {
+      unsigned arg = syscall == "mknodat" ? 2 : 1;
+      for (uint64_t type : {0x0000ULL, 0x8000ULL, 0x1000ULL, 0xC000ULL}) {  // file, fifo, socket
+        out.push_back({masked(arg, kModeTypeMask, type)});
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+const FilteredSyscall* find_filtered(const std::string& name) {
+  for (const FilteredSyscall& f : filtered_syscalls()) {
+    if (name == f.syscall) return &f;
+  }
+  return nullptr;
+}
+
+size_t depth(const std::string& path) { return path_segments(path).size(); }
+
+}  // namespace
+
+SeccompProfile compile_seccomp(const Syscalls& s) {
+  SeccompProfile p;
+  p.name = s.profile;
+  p.action = s.action;
+  std::map<std::string, std::string> denied_by_manifest, allowed_by_manifest;
+  for (size_t i = 0; i < s.deny.size(); ++i) {
+    denied_by_manifest[s.deny[i]] = pointer_join("/syscalls/deny", i);
+  }
+  for (size_t i = 0; i < s.allow.size(); ++i) {
+    allowed_by_manifest[s.allow[i]] = pointer_join("/syscalls/allow", i);
+  }
+  auto add_rule = [&](const std::string& name, SeccompVerdict verdict,
+                      std::vector<SeccompCondition> conditions, const std::string& origin) {
+    p.rules.push_back({name, verdict, std::move(conditions), origin});
+    if (verdict == SeccompVerdict::deny && !p.origins.count(name)) p.origins[name] = origin;
+  };
+
+  if (s.profile == "strict") {
+    p.default_verdict = SeccompVerdict::deny;
+    std::set<std::string> allowed;
+    for (const char* group : strict_profile_allowed_groups()) {
+      for (const char* name : find_syscall_group(group)->syscalls) allowed.insert(name);
+    }
+    for (const auto& [name, origin] : allowed_by_manifest) allowed.insert(name);
+    for (const auto& [name, origin] : denied_by_manifest) {
+      allowed.erase(name);
+      p.origins[name] = origin;
+    }
+    for (const std::string& name : allowed) {
+      const FilteredSyscall* f = find_filtered(name);
+      if (f && !allowed_by_manifest.count(name)) {
+        for (auto& conditions : admitted_arguments(f->filter, name)) {
+          add_rule(name, SeccompVerdict::allow, conditions,
+                   std::string("/syscalls/profile (argument filter: ") + f->description + ")");
+        }
+        p.origins[name] =
+            std::string("/syscalls/profile (argument filter: ") + f->description + ")";
+      } else {
+        add_rule(name, SeccompVerdict::allow, {},
+                 allowed_by_manifest.count(name) ? allowed_by_manifest[name]
+                                                 : "/syscalls/profile (strict)");
+      }
+    }
+    if (!allowed.count("clone3") && !denied_by_manifest.count("clone3")) {
+      add_rule("clone3", SeccompVerdict::enosys, {}, "/syscalls/profile (clone3: libc uses clone)");
+    }
+    return p;
+  }
+
+  p.default_verdict = SeccompVerdict::allow;
+  std::map<std::string, std::string> denied;  // name -> origin
+  for (const char* group : default_profile_denied_groups()) {
+    for (const char* name : find_syscall_group(group)->syscalls) {
+      denied.emplace(name, std::string("/syscalls/profile (default: ") + group + ")");
+    }
+  }
+  for (const auto& [name, origin] : allowed_by_manifest) denied.erase(name);
+  for (const auto& [name, origin] : denied_by_manifest) denied[name] = origin;
+  for (const auto& [name, origin] : denied) add_rule(name, SeccompVerdict::deny, {}, origin);
+  for (const FilteredSyscall& f : filtered_syscalls()) {
+    std::string name = f.syscall;
+    if (denied.count(name) || allowed_by_manifest.count(name)) continue;
+    std::string origin = std::string("/syscalls/profile (argument filter: ") + f.description + ")";
+    for (auto& conditions : refused_arguments(f.filter, name)) {
+      add_rule(name, SeccompVerdict::deny, conditions, origin);
+    }
+  }
+  if (!denied.count("clone3") && !allowed_by_manifest.count("clone3")) {
+    add_rule("clone3", SeccompVerdict::enosys, {}, "/syscalls/profile (clone3: libc uses clone)");
+  }
+  return p;
+}
+
+std::vector<std::string> allowed_syscalls(const SeccompProfile& profile) {
+  std::set<std::string> out;
+  if (profile.default_verdict == SeccompVerdict::allow) {
+    // Every name libseccomp knows, minus those with an unconditional deny or enosys.
+    std::set<std::string> refused;
+    for (const SeccompRule& r : profile.rules) {
+      if (r.verdict != SeccompVerdict::allow && r.conditions.empty()) refused.insert(r.syscall);
+    }
+    for (int nr = 0; nr < 1024; ++nr) {
+      char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+      if (!name) continue;
+      if (!refused.count(name)) out.insert(name);
+      free(name);
+    }
+  } else {
+    for (const SeccompRule& r : profile.rules) {
+      if (r.verdict == SeccompVerdict::allow) out.insert(r.syscall);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+const std::vector<LandlockGrant>& builtin_landlock_grants() {
+  static const std::vector<LandlockGrant> kGrants{
+      {"/proc", kLandlockRead, "built-in: /proc of the enclosure (read-only)"},
+      {"/dev/null", kLandlockRead | kLandlockWrite | kLandlockDevice, "built-in: /dev"},
+      {"/dev/zero", kLandlockRead | kLandlockWrite | kLandlockDevice, "built-in: /dev"},
+      {"/dev/full", kLandlockRead | kLandlockWrite | kLandlockDevice, "built-in: /dev"},
+      {"/dev/random", kLandlockRead | kLandlockWrite | kLandlockDevice, "built-in: /dev"},
+      {"/dev/urandom", kLandlockRead | kLandlockWrite | kLandlockDevice, "built-in: /dev"},
+      {"/dev/tty", kLandlockRead | kLandlockWrite | kLandlockDevice, "built-in: /dev"},
+      {"/dev/pts", kLandlockRead | kLandlockWrite | kLandlockDevice, "built-in: /dev/pts"},
+      {"/dev/shm", kLandlockRead | kLandlockWrite, "built-in: /dev/shm"},
+  };
+  return kGrants;
+}
+
+CompileResult compile(const Manifest& m) {
+  CompileResult result;
+  if (m.is_template()) {
+    std::string names;
+    for (const std::string& n : m.unresolved) names += (names.empty() ? "" : ", ") + n;
+    result.error = "context variables without a value: " + names + " (give them with --context)";
+    return result;
+  }
+  EnforcementPlan plan;
+  plan.manifest_name = m.metadata.name;
+  plan.manifest_revision = m.metadata.revision;
+  plan.digest = m.digest;
+  plan.process = m.process;
+
+  // Mount plan: grants, tool files outside them, masks; parents before children.
+  const Filesystem& fs = m.filesystem;
+  auto add_steps = [&](const std::vector<std::string>& paths, MountKind kind, const char* section) {
+    for (size_t i = 0; i < paths.size(); ++i) {
+      plan.mounts.steps.push_back(
+          {kind, paths[i], pointer_join(std::string("/filesystem/") + section, i)});
+    }
+  };
+  add_steps(fs.read, MountKind::bind_read, "read");
+  add_steps(fs.write, MountKind::bind_write, "write");
+  add_steps(fs.tmpfs, MountKind::tmpfs, "tmpfs");
+  add_steps(fs.hide, MountKind::mask, "hide");
+  auto granted = [&](const std::string& path) {
+    for (const auto* list : {&fs.read, &fs.write}) {
+      for (const std::string& g : *list) {
+        if (path_is_under(path, g)) return true;
+      }
+    }
+    return false;
+  };
+  for (size_t i = 0; i < m.tools.size(); ++i) {
+    const Tool& t = m.tools[i];
+    if (!granted(t.path)) {
+      plan.mounts.steps.push_back({MountKind::tool, t.path, pointer_join("/tools", i) + "/path"});
+    }
+  }
+  std::stable_sort(plan.mounts.steps.begin(), plan.mounts.steps.end(),
+                   [](const MountStep& a, const MountStep& b) {
+                     size_t da = depth(a.path), db = depth(b.path);
+                     if (da != db) return da < db;
+                     bool ma = a.kind == MountKind::mask, mb = b.kind == MountKind::mask;
+                     if (ma != mb) return mb;
+                     return a.path < b.path;
+                   });
+
+  // Landlock: what each granted path allows; tools alone carry EXECUTE.
+  for (size_t i = 0; i < fs.read.size(); ++i) {
+    plan.landlock.grants.push_back(
+        {fs.read[i], kLandlockRead, pointer_join("/filesystem/read", i)});
+  }
+  for (size_t i = 0; i < fs.write.size(); ++i) {
+    plan.landlock.grants.push_back(
+        {fs.write[i], kLandlockRead | kLandlockWrite, pointer_join("/filesystem/write", i)});
+  }
+  for (size_t i = 0; i < fs.tmpfs.size(); ++i) {
+    plan.landlock.grants.push_back(
+        {fs.tmpfs[i], kLandlockRead | kLandlockWrite, pointer_join("/filesystem/tmpfs", i)});
+  }
+  for (size_t i = 0; i < m.tools.size(); ++i) {
+    plan.landlock.grants.push_back({m.tools[i].path, kLandlockRead | kLandlockExecute,
+                                    pointer_join("/tools", i) + "/path"});
+  }
+  for (const LandlockGrant& g : builtin_landlock_grants()) plan.landlock.grants.push_back(g);
+
+  // Network.
+  const Network& n = m.network;
+  plan.network.mode = n.mode;
+  plan.network.new_namespace = n.mode == NetworkMode::none;
+  plan.network.dns = n.dns;
+  std::vector<PortRange> tcp_ports;
+  for (size_t i = 0; i < n.egress.size(); ++i) {
+    const EgressRule& r = n.egress[i];
+    if (r.protocol == Protocol::tcp) tcp_ports.insert(tcp_ports.end(), r.ports.begin(), r.ports.end());
+    if (r.is_host()) {
+      plan.network.hosts.push_back({r.host, r.protocol, r.ports, i});
+      continue;
+    }
+    auto add_cidr = [&](const Cidr& c) {
+      for (CidrEgress& existing : plan.network.cidrs) {
+        if (existing.cidr == c && existing.protocol == r.protocol) {
+          existing.ports.insert(existing.ports.end(), r.ports.begin(), r.ports.end());
+          existing.ports = merge_port_ranges(existing.ports);
+          return;
+        }
+      }
+      plan.network.cidrs.push_back({c, r.protocol, r.ports, i});
+    };
+    add_cidr(*r.cidr);
+    if (r.cidr->covers_ipv4_mapped()) add_cidr(*parse_cidr("0.0.0.0/0").value);
+  }
+  if (n.mode == NetworkMode::filtered) {
+    if (n.dns) tcp_ports.push_back({53, 53});
+    plan.landlock.restrict_tcp_connect = true;
+    plan.landlock.tcp_connect_ports = merge_port_ranges(tcp_ports);
+  }
+
+  plan.seccomp = compile_seccomp(m.syscalls);
+  for (size_t i = 0; i < m.tools.size(); ++i) {
+    const Tool& t = m.tools[i];
+    plan.tools.push_back({i, t.name, t.path, t.max_calls, t.cost_micro_usd});
+  }
+  plan.budgets = m.budgets;
+  plan.rules = m.rules;
+  plan.audit = m.audit;
+  plan.baseline = m.baseline;
+  plan.on_violation = m.on_violation;
+  plan.enforcement = m.enforcement;
+
+  // What the host must provide.
+  auto need = [&](const char* layer, std::string feature, std::string origin) {
+    plan.requirements.push_back({layer, std::move(feature), std::move(origin)});
+  };
+  need("seccomp", "seccomp filter with user notification", "/syscalls");
+  need("landlock", "landlock (filesystem access rights)", "/filesystem");
+  need("landlock", "landlock (execute only granted tools)", "/tools");
+  if (n.mode == NetworkMode::none) need("network", "network namespace", "/network/mode");
+  if (n.mode != NetworkMode::none) {
+    need("landlock", "landlock abi>=6 (abstract unix socket scoping)", "/network/mode");
+  }
+  if (n.mode == NetworkMode::filtered) {
+    need("bpf", "bpf cgroup/connect4,connect6,sendmsg4,sendmsg6,sock_create (egress filter)",
+         "/network/egress");
+  }
+  if (n.dns) need("bpf", "bpf resolver redirection (dns)", "/network/dns");
+  for (size_t i = 0; i < m.tools.size(); ++i) {
+    if (m.tools[i].max_calls) {
+      need("bpf", "bpf tracepoint sched_process_exec (tool call counting)",
+           pointer_join("/tools", i) + "/max_calls");
+    }
+  }
+  const Budgets& b = m.budgets;
+  if (b.tool_calls) need("bpf", "bpf tracepoint sched_process_exec (tool call counting)", "/budgets/tool_calls");
+  if (b.cost_micro_usd) need("bpf", "bpf tracepoint sched_process_exec (tool prices)", "/budgets/cost_usd");
+  if (b.syscalls) need("bpf", "bpf tp_btf/sys_enter (syscall budget)", "/budgets/syscalls");
+  if (b.egress_bytes) need("bpf", "bpf cgroup_skb/egress (byte counting)", "/budgets/egress_bytes");
+  if (b.cpu_time_ns) need("cgroup", "cgroup cpu accounting (cpu.stat)", "/budgets/cpu_time");
+  if (b.processes) need("cgroup", "cgroup pids controller", "/budgets/processes");
+  if (b.memory_bytes) need("cgroup", "cgroup memory controller", "/budgets/memory");
+  if (m.audit.files) need("bpf", "bpf tracepoints sys_enter/sys_exit openat (file-access log)", "/audit/files");
+  if (m.audit.syscalls) need("bpf", "bpf tp_btf/sys_enter (syscall histogram)", "/audit/syscalls");
+  for (size_t i = 0; i < m.rules.size(); ++i) {
+    need("bpf", "bpf rule state (composition rules)", pointer_join("/rules", i));
+  }
+  if (m.baseline) need("bpf", "bpf counters (behaviour baseline)", "/baseline");
+
+  result.plan = std::move(plan);
+  return result;
+}
+
+}  // namespace policy

@@ -1,0 +1,28 @@
+// policy::compile: Manifest -> EnforcementPlan. Pure: no syscalls, no file access.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "policy/manifest.h"
+#include "policy/plan.h"
+
+namespace policy {
+
+struct CompileResult {
+  std::optional<EnforcementPlan> plan;
+  std::string error;  // set when the manifest cannot be compiled (a template)
+};
+
+CompileResult compile(const Manifest& manifest);
+
+// The seccomp part alone (also used by `explain` and `export`).
+SeccompProfile compile_seccomp(const Syscalls& syscalls);
+
+// The system calls a profile lets through without condition, sorted; for explain and diff.
+std::vector<std::string> allowed_syscalls(const SeccompProfile& profile);
+
+// Built-in grants every enclosure has (/proc read-only, the minimal /dev).
+const std::vector<LandlockGrant>& builtin_landlock_grants();
+
+}  // namespace policy

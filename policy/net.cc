@@ -1,0 +1,196 @@
+#include "policy/net.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace policy {
+
+std::string Cidr::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v6 ? AF_INET6 : AF_INET, addr.data(), buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(prefix);
+}
+
+namespace {
+
+bool prefix_equal(const uint8_t* a, const uint8_t* b, unsigned bits) {
+  unsigned whole = bits / 8;
+  if (std::memcmp(a, b, whole) != 0) return false;
+  unsigned rest = bits % 8;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool host_bits_zero(const uint8_t* a, unsigned total_bits, unsigned prefix) {
+  for (unsigned bit = prefix; bit < total_bits; ++bit) {
+    if (a[bit / 8] & (0x80 >> (bit % 8))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool Cidr::contains(const Cidr& inner) const {
+  if (v6 != inner.v6 || inner.prefix < prefix) return false;
+  return prefix_equal(addr.data(), inner.addr.data(), prefix);
+}
+
+bool Cidr::covers_ipv4_mapped() const {
+  if (!v6 || prefix > 96) return false;
+  static constexpr std::array<uint8_t, 16> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return prefix_equal(addr.data(), kMapped.data(), prefix);
+}
+
+Parsed<Cidr> parse_cidr(std::string_view text) {
+  const std::string kExpected = "an IPv4 or IPv6 block such as \"10.20.0.0/16\" or \"2001:db8::/32\"";
+  std::string address(text);
+  int prefix = -1;
+  if (auto slash = text.find('/'); slash != std::string_view::npos) {
+    address = std::string(text.substr(0, slash));
+    std::string_view digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) return {std::nullopt, kExpected};
+    prefix = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return {std::nullopt, kExpected};
+      prefix = prefix * 10 + (c - '0');
+    }
+  }
+  Cidr cidr;
+  if (inet_pton(AF_INET, address.c_str(), cidr.addr.data()) == 1) {
+    cidr.v6 = false;
+    if (prefix < 0) prefix = 32;
+    if (prefix > 32) return {std::nullopt, "an IPv4 prefix length of 0 to 32"};
+  } else if (inet_pton(AF_INET6, address.c_str(), cidr.addr.data()) == 1) {
+    cidr.v6 = true;
+    if (prefix < 0) prefix = 128;
+    if (prefix > 128) return {std::nullopt, "an IPv6 prefix length of 0 to 128"};
+  } else {
+    return {std::nullopt, kExpected};
+  }
+  cidr.prefix = static_cast<uint8_t>(prefix);
+  if (!host_bits_zero(cidr.addr.data(), cidr.v6 ? 128 : 32, cidr.prefix)) {
+    // Say which block was probably meant.
+    Cidr masked = cidr;
+    for (unsigned bit = cidr.prefix; bit < (cidr.v6 ? 128u : 32u); ++bit) {
+      masked.addr[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+    }
+    return {std::nullopt, "a block without host bits (did you mean \"" + masked.to_string() + "\"?)"};
+  }
+  // IPv4-mapped IPv6 (::ffff:a.b.c.d/96+) is the same destination as the IPv4 block.
+  static constexpr std::array<uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (cidr.v6 && cidr.prefix >= 96 &&
+      std::memcmp(cidr.addr.data(), kMappedPrefix.data(), kMappedPrefix.size()) == 0) {
+    Cidr v4;
+    v4.v6 = false;
+    std::memcpy(v4.addr.data(), cidr.addr.data() + 12, 4);
+    v4.prefix = static_cast<uint8_t>(cidr.prefix - 96);
+    return {v4, {}};
+  }
+  return {cidr, {}};
+}
+
+std::vector<PortRange> merge_port_ranges(std::vector<PortRange> ranges) {
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<PortRange> out;
+  for (const PortRange& r : ranges) {
+    if (!out.empty() && static_cast<uint32_t>(r.first) <= static_cast<uint32_t>(out.back().last) + 1) {
+      out.back().last = std::max(out.back().last, r.last);
+    } else {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+std::string format_port_ranges(const std::vector<PortRange>& ranges) {
+  std::string out;
+  for (const PortRange& r : ranges) {
+    if (!out.empty()) out += ", ";
+    out += std::to_string(r.first);
+    if (r.last != r.first) out += "-" + std::to_string(r.last);
+  }
+  return out;
+}
+
+bool port_ranges_contain(const std::vector<PortRange>& outer, const std::vector<PortRange>& inner) {
+  for (const PortRange& in : inner) {
+    bool covered = std::any_of(outer.begin(), outer.end(), [&](const PortRange& out) {
+      return out.first <= in.first && in.last <= out.last;
+    });
+    if (!covered) return false;
+  }
+  return true;
+}
+
+bool valid_host_pattern(std::string_view host, std::string& why) {
+  std::string_view name = host;
+  if (name.substr(0, 2) == "*.") name.remove_prefix(2);
+  if (name.empty() || name.size() > 253) {
+    why = "a DNS name of 1 to 253 characters";
+    return false;
+  }
+  size_t labels = 0;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string_view::npos) dot = name.size();
+    std::string_view label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63) {
+      why = "a DNS name whose labels have 1 to 63 characters (no empty label, no trailing dot)";
+      return false;
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      why = "a DNS name whose labels do not start or end with '-'";
+      return false;
+    }
+    for (char c : label) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      if (!ok) {
+        why = (c >= 'A' && c <= 'Z') ? "a lower-case DNS name"
+              : c == '*'             ? "a DNS name, with '*' only as a whole first label (\"*.example.com\")"
+                                     : "a DNS name of letters, digits, '-' and '.'";
+        return false;
+      }
+    }
+    ++labels;
+    start = dot + 1;
+  }
+  if (host.substr(0, 2) == "*." && labels < 2) {
+    why = "a wildcard over a registered domain (\"*.example.com\"), not over a top-level domain";
+    return false;
+  }
+  // An address written as a host would bypass the resolver: it belongs in "cidr".
+  bool all_numeric = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '.';
+  });
+  if (all_numeric) {
+    why = "a DNS name; write addresses as \"cidr\"";
+    return false;
+  }
+  return true;
+}
+
+bool host_pattern_matches(std::string_view pattern, std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  auto lower_equal = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      char x = a[i], y = b[i];
+      if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+      if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+      if (x != y) return false;
+    }
+    return true;
+  };
+  if (pattern.substr(0, 2) == "*.") {
+    std::string_view suffix = pattern.substr(1);  // ".example.com"
+    if (name.size() <= suffix.size()) return false;
+    return lower_equal(name.substr(name.size() - suffix.size()), suffix);
+  }
+  return lower_equal(pattern, name);
+}
+
+}  // namespace policy

@@ -1,0 +1,26 @@
+// Absolute paths as the manifest writes them: lexical checks only (policy makes no syscalls).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace policy {
+
+inline constexpr size_t kMaxPathLength = 4095;
+
+// "" when `path` is a normalised absolute path: starts with "/", no empty, "." or ".." segment,
+// no trailing "/" (except "/" itself), no control character, segments of at most 255 bytes.
+// With `template_ok`, a path starting with a ${placeholder} is not required to start with "/".
+std::string check_absolute_path(std::string_view path, bool template_ok = false);
+
+// True when `path` is `dir` or lies beneath it ("/usr/lib" is under "/usr", "/usrx" is not).
+bool path_is_under(std::string_view path, std::string_view dir);
+
+// The segments of an absolute path: "/a/b" -> {"a", "b"}; "/" -> {}.
+std::vector<std::string> path_segments(std::string_view path);
+
+// "/a/b" -> "/a"; "/a" -> "/"; "/" -> "/".
+std::string parent_path(std::string_view path);
+
+}  // namespace policy

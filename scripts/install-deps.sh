@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, the tests and the benchmarks need.
+# Idempotent and non-interactive; run as root (or it uses sudo).
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev clang-format
+  # libraries
+  libseccomp-dev libbpf-dev libcap-dev libboost-program-options-dev nlohmann-json3-dev
+  libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # BPF skeletons and vmlinux.h
+  bpftool
+  # tests and examples
+  python3 iproute2 util-linux procps git
+  # benchmarks (side by side)
+  bubblewrap firejail hyperfine
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
