@@ -12,5 +12,7 @@ using Args = std::vector<std::string>;
 int command_check(const Args& args);
 int command_explain(const Args& args);
 int command_diff(const Args& args);
+int command_run(const Args& args);
+int command_doctor(const Args& args);
 
 }  // namespace launcher

@@ -1,0 +1,24 @@
+// The channel between the supervisor and the enclosure's pid 1 (and, until its execve, the
+// agent process): a SOCK_SEQPACKET socket pair carrying one JSON object per packet and, for
+// the seccomp listener, one file descriptor.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "launcher/fd.h"
+
+namespace launcher {
+
+struct ChannelMessage {
+  nlohmann::json body;
+  UniqueFd fd;  // set when the packet carried one (SCM_RIGHTS)
+};
+
+bool send_message(int sock, const nlohmann::json& body, int fd = -1);
+// nullopt on EOF or error (errno tells which; EAGAIN when nothing is waiting).
+std::optional<ChannelMessage> receive_message(int sock);
+
+}  // namespace launcher

@@ -1,0 +1,421 @@
+// enclosure run -m FILE [--context NAME=VALUE]... [--context-file FILE] [--events DEST]...
+//               [--grace DURATION] -- CMD [ARG]...
+// Starts CMD (one of the manifest's tools) inside the enclosure and supervises it.
+#include <boost/program_options.hpp>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+#include <set>
+
+#include "launcher/cgroup.h"
+#include "launcher/commands.h"
+#include "launcher/error.h"
+#include "launcher/event.h"
+#include "launcher/executable.h"
+#include "launcher/host_features.h"
+#include "launcher/manifest_file.h"
+#include "launcher/spawn.h"
+#include "launcher/supervisor.h"
+#include "policy/compile.h"
+#include "policy/path.h"
+#include "policy/units.h"
+
+extern char** environ;
+
+namespace po = boost::program_options;
+
+namespace launcher {
+namespace {
+
+constexpr int kLaunchError = 125;
+constexpr int kNotExecutable = 126;
+constexpr int kNotFound = 127;
+
+struct RunOptions {
+  std::string manifest;
+  std::vector<std::string> context;
+  std::string context_file;
+  std::vector<std::string> events;
+  std::string grace = "2s";
+  std::vector<std::string> command;
+};
+
+// The tool the command names: by absolute path, by tool name, or by the basename of a tool's
+// path (so `-- python3 x.py` finds /usr/bin/python3).
+const policy::ToolEntry* find_command_tool(const policy::EnforcementPlan& plan, const std::string& cmd,
+                                           std::string& error) {
+  if (cmd.find('/') != std::string::npos) {
+    if (cmd[0] != '/') {
+      error = "the command \"" + cmd + "\" must be a tool name or the absolute path of a tool";
+      return nullptr;
+    }
+    if (const policy::ToolEntry* t = plan.tool_by_path(cmd)) return t;
+  } else {
+    for (const policy::ToolEntry& t : plan.tools) {
+      if (t.name == cmd) return &t;
+    }
+    const policy::ToolEntry* found = nullptr;
+    for (const policy::ToolEntry& t : plan.tools) {
+      if (policy::path_segments(t.path).back() == cmd) {
+        if (found) {
+          error = "the command \"" + cmd + "\" matches more than one tool (" + found->path + ", " +
+                  t.path + "); give the tool's name or path";
+          return nullptr;
+        }
+        found = &t;
+      }
+    }
+    if (found) return found;
+  }
+  std::string names;
+  for (const policy::ToolEntry& t : plan.tools) names += "\n  " + t.name + " (" + t.path + ")";
+  error = "the command \"" + cmd + "\" is not one of the manifest's tools:" + names;
+  return nullptr;
+}
+
+std::vector<std::string> build_environment(const policy::Process& process) {
+  std::map<std::string, std::string> env;
+  for (const std::string& name : process.env_pass) {
+    if (const char* v = ::getenv(name.c_str())) env[name] = v;
+  }
+  for (const auto& [k, v] : process.env_set) env[k] = v;
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+void print_summary(const RunIdentity& id, const RunOutcome& o) {
+  bool intervened = o.denials > 0 || o.ended_by == "budget" || o.ended_by == "violation";
+  if (!intervened) return;
+  std::string line = "enclosure: run " + id.run_id + ":";
+  if (o.denials > 0) {
+    line += " " + std::to_string(o.denials) + " operation" + (o.denials == 1 ? "" : "s") +
+            " denied (first: " + quote_for_terminal(o.first_denial) + ");";
+  }
+  if (o.ended_by == "budget") line += " terminated: budget " + o.budget + " exceeded;";
+  if (o.ended_by == "violation") line += " terminated on the first violation (on_violation: kill);";
+  line += " exit " + std::to_string(o.exit_code) + "\n";
+  write_all(STDERR_FILENO, line.data(), line.size());
+}
+
+int run(const RunOptions& opt) {
+  policy::ContextValues context;
+  std::string error;
+  if (!collect_context(opt.context, opt.context_file, context, error)) {
+    std::cerr << "enclosure run: " << error << "\n";
+    return kLaunchError;
+  }
+  LoadedManifest loaded = load_manifest_file(opt.manifest, context, {.allow_unresolved = false});
+  if (!loaded.manifest) {
+    for (const std::string& e : loaded.errors) std::cerr << e << "\n";
+    std::cerr << "enclosure run: the manifest is invalid; the agent was not started\n";
+    return kLaunchError;
+  }
+  const policy::Manifest& manifest = *loaded.manifest;
+  policy::CompileResult compiled = policy::compile(manifest);
+  if (!compiled.plan) {
+    std::cerr << "enclosure run: " << opt.manifest << ": " << compiled.error << "\n";
+    return kLaunchError;
+  }
+  policy::EnforcementPlan& plan = *compiled.plan;
+  uint64_t grace_ns = 0;
+  if (opt.grace != "0" && opt.grace != "0s") {
+    policy::Parsed<uint64_t> grace = policy::parse_duration(opt.grace);
+    if (!grace) {
+      std::cerr << "enclosure run: --grace " << opt.grace << ": expected " << grace.error << "\n";
+      return kLaunchError;
+    }
+    grace_ns = *grace.value;
+  }
+
+  // The command must be a tool, and its file must be there and executable.
+  const policy::ToolEntry* tool = find_command_tool(plan, opt.command[0], error);
+  if (!tool) {
+    std::cerr << "enclosure run: " << error << "\n";
+    return kNotExecutable;
+  }
+  ExecutableInfo exe = inspect_executable(tool->path);
+  if (exe.kind == ExecutableInfo::Kind::missing) {
+    std::cerr << "enclosure run: tool \"" << tool->name << "\": " << tool->path << ": " << exe.error << "\n";
+    return kNotFound;
+  }
+  if (exe.kind == ExecutableInfo::Kind::not_executable) {
+    std::cerr << "enclosure run: tool \"" << tool->name << "\": " << tool->path << " " << exe.error << "\n";
+    return kNotExecutable;
+  }
+  if (exe.kind == ExecutableInfo::Kind::script && !plan.tool_by_path(exe.interpreter)) {
+    std::cerr << "enclosure run: tool \"" << tool->name << "\" is a script for " << exe.interpreter
+              << ", which is not one of the manifest's tools; a script's interpreter must be a tool\n";
+    return kNotExecutable;
+  }
+  // ELF interpreters of every tool are reachable and executable implicitly.
+  std::vector<policy::MountStep> steps = plan.mounts.steps;
+  std::vector<std::string> interpreters;
+  for (const policy::ToolEntry& t : plan.tools) {
+    ExecutableInfo info = t.path == tool->path ? exe : inspect_executable(t.path);
+    if (info.kind != ExecutableInfo::Kind::elf || info.interpreter.empty()) continue;
+    if (!policy::check_absolute_path(info.interpreter).empty()) continue;
+    if (std::find(interpreters.begin(), interpreters.end(), info.interpreter) != interpreters.end()) continue;
+    interpreters.push_back(info.interpreter);
+    steps.push_back({policy::MountKind::tool, info.interpreter,
+                     "/tools/" + std::to_string(t.index) + "/path (ELF interpreter)"});
+  }
+  std::stable_sort(steps.begin(), steps.end(), [](const policy::MountStep& a, const policy::MountStep& b) {
+    return policy::path_segments(a.path).size() < policy::path_segments(b.path).size();
+  });
+
+  // What this host can enforce; a missing layer stops the run unless the manifest allows it.
+  HostFeatures host = probe_host();
+  nlohmann::json degraded = nlohmann::json::array();
+  std::set<std::string> degraded_layers;
+  for (const policy::Requirement& r : plan.requirements) {
+    std::string why;
+    if (requirement_met(host, r, why)) continue;
+    if (!plan.enforcement.allows(r.layer)) {
+      std::cerr << "enclosure run: refusing to start: " << r.origin << " needs " << r.feature
+                << ", which this host cannot provide: " << why << ".\n"
+                << "  To run without it, the manifest must list \"" << r.layer
+                << "\" under /enforcement/allow_degraded.\n";
+      return kLaunchError;
+    }
+    degraded_layers.insert(r.layer);
+    degraded.push_back({{"layer", r.layer}, {"feature", r.feature}, {"origin", r.origin}, {"reason", why}});
+  }
+  bool user_namespace = !host.root;
+  uid_t uid = plan.process.user ? plan.process.user->uid : ::getuid();
+  gid_t gid = plan.process.user ? plan.process.user->gid : ::getgid();
+
+  // Events.
+  RunIdentity identity{new_run_id(), plan.manifest_name, plan.manifest_revision, plan.digest};
+  EventStream events(identity);
+  for (const std::string& dest : opt.events) {
+    auto sink = open_fd_sink(dest, error);
+    if (!sink) {
+      std::cerr << "enclosure run: " << error << "\n";
+      return kLaunchError;
+    }
+    events.add_sink(std::move(sink));
+  }
+
+  // The run's cgroup, and a watchdog that removes it if the launcher is killed.
+  std::unique_ptr<RunCgroup> cgroup;
+  std::unique_ptr<CleanupWatchdog> watchdog;
+  nlohmann::json cgroup_report;
+  if (host.cgroup_v2.available) {
+    CgroupLimits limits;
+    if (!degraded_layers.count("cgroup")) {
+      limits.pids_max = plan.budgets.processes;
+      limits.memory_max = plan.budgets.memory_bytes;
+    }
+    cgroup = std::make_unique<RunCgroup>(host.cgroups, "enclosure-" + identity.run_id, limits);
+    watchdog = std::make_unique<CleanupWatchdog>(cgroup->directories());
+    cgroup_report = cgroup->report();
+  } else {
+    cgroup_report = {{"none", host.cgroup_v2.detail}};
+  }
+
+  // Everything pid 1 needs, copied into its address space by clone3.
+  int channel[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) != 0) throw_errno("run: socketpair");
+  UniqueFd channel_parent(channel[0]), channel_child(channel[1]);
+  int sync[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0) throw_errno("run: pipe2");
+  UniqueFd sync_read(sync[0]), sync_write(sync[1]);
+  ChildSpec spec;
+  spec.plan = &plan;
+  spec.mount_steps = steps;
+  spec.interpreters = interpreters;
+  spec.exec_path = tool->path;
+  spec.argv = opt.command;
+  spec.envp = build_environment(plan.process);
+  spec.cwd = plan.process.cwd;
+  spec.uid = uid;
+  spec.gid = gid;
+  spec.user_namespace = user_namespace;
+  spec.new_network = plan.network.new_namespace;
+  spec.landlock_abi = degraded_layers.count("landlock") ? 0 : host.landlock_abi;
+  spec.seccomp = !degraded_layers.count("seccomp");
+  if (plan.budgets.cpu_time_ns) {
+    spec.cpu_limit_seconds = *plan.budgets.cpu_time_ns / 1'000'000'000ULL + 1 + grace_ns / 1'000'000'000ULL + 1;
+  }
+  spec.sync_fd = sync_read.get();
+  spec.channel_fd = channel_child.get();
+
+  // The start event: the whole expanded manifest and what enforces each section.
+  nlohmann::json layers = {
+      {"filesystem", nlohmann::json::array({"mount namespace: tmpfs root, binds, masks, pivot_root"})},
+      {"tools", nlohmann::json::array({"mount namespace: only granted files exist"})},
+      {"network", plan.network.mode == policy::NetworkMode::none
+                      ? nlohmann::json::array({"network namespace: empty, loopback only"})
+                      : nlohmann::json::array()},
+      {"syscalls", spec.seccomp ? nlohmann::json::array({"seccomp: " + plan.seccomp.name +
+                                                         " profile, native ABI only, user notification"})
+                                : nlohmann::json::array()},
+      {"process", nlohmann::json::array({"pid, mount, ipc, uts, cgroup namespaces" +
+                                             std::string(user_namespace ? ", user namespace" : ""),
+                                         "no capabilities, bounding set empty, securebits locked",
+                                         "no_new_privs", "setsid", "fds 0-2 only", "RLIMIT_CORE 0"})},
+      {"budgets", {{"wall_clock", "supervisor timerfd, then SIGTERM, grace, cgroup.kill"}}}};
+  if (spec.landlock_abi > 0) {
+    layers["filesystem"].push_back("landlock abi " + std::to_string(spec.landlock_abi));
+    layers["tools"].push_back("landlock: EXECUTE only on tools and their ELF interpreters");
+    if (plan.landlock.restrict_tcp_connect && spec.landlock_abi >= 4) {
+      layers["network"].push_back("landlock: tcp connect only to egress ports");
+    }
+  }
+  if (cgroup) {
+    if (plan.budgets.cpu_time_ns) layers["budgets"]["cpu_time"] = "cgroup cpu.stat, RLIMIT_CPU backstop";
+    if (plan.budgets.processes && cgroup_report.contains("pids")) layers["budgets"]["processes"] = cgroup_report["pids"]["via"];
+    if (plan.budgets.memory_bytes && cgroup_report.contains("memory")) layers["budgets"]["memory"] = cgroup_report["memory"]["via"];
+  }
+  nlohmann::json user = {{"uid", ::getuid()}, {"gid", ::getgid()}};
+  if (const char* name = ::getenv("USER")) set_bytes(user, "name", name);
+  nlohmann::json command = nlohmann::json::array();
+  for (const std::string& a : opt.command) {
+    nlohmann::json wrapped = nlohmann::json::object();
+    set_bytes(wrapped, "a", a);
+    command.push_back(wrapped["a"]);
+  }
+  events.emit("start", ::getpid(),
+              {{"manifest_document", manifest.document},
+               {"approved_by", manifest.metadata.approved_by},
+               {"reason", manifest.metadata.reason},
+               {"context", manifest.context_values},
+               {"invoked_by", user},
+               {"command", command},
+               {"tool", tool->name},
+               {"agent_user", {{"uid", uid}, {"gid", gid}}},
+               {"host", host_report(host)},
+               {"cgroup", cgroup_report},
+               {"enforcement", {{"layers", layers}, {"degraded", degraded}}}});
+  for (const auto& d : degraded) {
+    std::cerr << "enclosure: WARNING: running without " << d["feature"].get<std::string>() << " for "
+              << d["origin"].get<std::string>() << " (allowed degraded): " << d["reason"].get<std::string>()
+              << "\n";
+  }
+
+  // Signals that the supervisor forwards are read through its signalfd.
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, s);
+  sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  SpawnedInit init = spawn_enclosure(spec, cgroup ? cgroup->v2_fd() : -1);
+  channel_child.reset();
+  sync_read.reset();
+  try {
+    if (user_namespace) set_up_user_namespace(init.pid, uid, gid);
+    if (cgroup) cgroup->enter_v1(init.pid);
+  } catch (const LaunchError&) {
+    ::syscall(SYS_pidfd_send_signal, init.pidfd.get(), SIGKILL, nullptr, 0);
+    throw;
+  }
+  char go = 1;
+  write_all(sync_write.get(), &go, 1);
+  sync_write.reset();
+
+  SupervisorConfig config;
+  config.plan = &plan;
+  config.grace_ns = grace_ns;
+  nlohmann::json initial;
+  set_bytes(initial, "path", tool->path);
+  initial["argv"] = command;
+  initial["tool"] = tool->name;
+  initial["initial"] = true;
+  config.initial_command = initial;
+  Supervisor supervisor(config, events, cgroup.get(), std::move(init), std::move(channel_parent));
+  RunOutcome outcome = supervisor.run();
+
+  if (cgroup && !cgroup->kill_and_wait(5000)) {
+    std::cerr << "enclosure run: WARNING: processes of the run's cgroup did not exit within 5s\n";
+  }
+  nlohmann::json exit_fields = {{"ended_by", outcome.ended_by},
+                                {"exit_code", outcome.exit_code},
+                                {"duration_ns", outcome.duration_ns},
+                                {"denials", outcome.denials},
+                                {"budgets", outcome.figures},
+                                {"events", events.counts()}};
+  if (!outcome.budget.empty()) exit_fields["budget"] = outcome.budget;
+  if (!outcome.message.empty()) exit_fields["message"] = outcome.message;
+  events.emit("exit", ::getpid(), exit_fields);
+  cgroup.reset();
+  watchdog.reset();
+  if (outcome.ended_by == "setup_error" || outcome.ended_by == "exec_error") {
+    std::cerr << "enclosure run: " << (outcome.ended_by == "exec_error" ? "cannot execute " + tool->path + ": " : "")
+              << outcome.message << "\n";
+  }
+  print_summary(identity, outcome);
+  return outcome.exit_code;
+}
+
+}  // namespace
+
+int command_run(const Args& all_args) {
+  // Everything after "--" is the command, untouched by option parsing.
+  Args args;
+  RunOptions opt;
+  bool in_command = false;
+  for (const std::string& a : all_args) {
+    if (in_command) {
+      opt.command.push_back(a);
+    } else if (a == "--") {
+      in_command = true;
+    } else {
+      args.push_back(a);
+    }
+  }
+  po::options_description options(
+      "Usage: enclosure run -m FILE [options] -- CMD [ARG]...\n\n"
+      "Starts CMD, which must be one of the manifest's tools, inside the enclosure the manifest\n"
+      "describes, and supervises it until it exits.\n"
+      "Exit status: the agent's; 128+N when killed by signal N; 124 when a budget ended the run;\n"
+      "125 launcher error (invalid manifest, a layer this host cannot enforce); 126 the command\n"
+      "is not a tool or cannot be executed; 127 not found.\n\nOptions");
+  options.add_options()("help,h", "show this help")(
+      "manifest,m", po::value(&opt.manifest), "the manifest (required)")(
+      "context", po::value(&opt.context)->composing(), "NAME=VALUE for a context variable (repeatable)")(
+      "context-file", po::value(&opt.context_file), "a JSON object of context values")(
+      "events", po::value(&opt.events)->composing(),
+      "where events go: - (stderr), a file (appended), repeatable; without it only a summary line "
+      "is printed, and only when the enclosure intervened")(
+      "grace", po::value(&opt.grace)->default_value("2s"),
+      "time between SIGTERM and SIGKILL when a budget ends the run");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "enclosure run: " << e.what() << "\n" << options;
+    return kLaunchError;
+  }
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  if (opt.manifest.empty()) {
+    std::cerr << "enclosure run: -m FILE is required\n" << options;
+    return kLaunchError;
+  }
+  if (opt.command.empty()) {
+    std::cerr << "enclosure run: no command given after --\n" << options;
+    return kLaunchError;
+  }
+  try {
+    return run(opt);
+  } catch (const LaunchError& e) {
+    std::cerr << "enclosure run: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "enclosure run: " << e.what() << "\n";
+    return kLaunchError;
+  }
+}
+
+}  // namespace launcher

@@ -1,0 +1,42 @@
+// What runs inside the enclosure's new namespaces: pid 1 (builds the view, starts the agent,
+// reaps orphans, forwards signals, exits with the agent's status) and the agent process's last
+// steps before execve (setsid, fds, limits, cwd, credentials, Landlock, seccomp).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/plan.h"
+
+namespace launcher {
+
+struct ChildSpec {
+  const policy::EnforcementPlan* plan = nullptr;
+  std::vector<policy::MountStep> mount_steps;  // the plan's, plus ELF interpreters
+  std::vector<std::string> interpreters;       // ELF interpreters (manifest paths): EXECUTE
+  std::string exec_path;
+  std::vector<std::string> argv;
+  std::vector<std::string> envp;
+  std::string cwd = "/";
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool user_namespace = false;
+  bool new_network = false;
+  int landlock_abi = 0;  // 0: Landlock not applied (allowed degraded)
+  bool seccomp = true;   // false: not applied (allowed degraded)
+  std::optional<uint64_t> cpu_limit_seconds;  // RLIMIT_CPU backstop
+  int sync_fd = -1;      // read end: one byte from the supervisor once it has set us up
+  int channel_fd = -1;   // SEQPACKET socket to the supervisor
+};
+
+// Exit codes of pid 1 when set-up fails (the channel carries the reason).
+inline constexpr int kSetupFailed = 125;
+
+// The body of the enclosure's pid 1. Never returns.
+[[noreturn]] void run_enclosure_init(const ChildSpec& spec);
+
+}  // namespace launcher

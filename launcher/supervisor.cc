@@ -1,0 +1,344 @@
+#include "launcher/supervisor.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "launcher/child_channel.h"
+#include "launcher/error.h"
+#include "launcher/seccomp_notify.h"
+#include "policy/units.h"
+
+namespace launcher {
+namespace {
+
+uint64_t monotonic_ns() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+UniqueFd make_timer(uint64_t first_ns, uint64_t interval_ns) {
+  UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!fd) throw_errno("supervisor: timerfd_create");
+  struct itimerspec spec {};
+  spec.it_value.tv_sec = static_cast<time_t>(first_ns / 1'000'000'000ULL);
+  spec.it_value.tv_nsec = static_cast<long>(first_ns % 1'000'000'000ULL);
+  if (first_ns == 0) spec.it_value.tv_nsec = 1;
+  spec.it_interval.tv_sec = static_cast<time_t>(interval_ns / 1'000'000'000ULL);
+  spec.it_interval.tv_nsec = static_cast<long>(interval_ns % 1'000'000'000ULL);
+  if (::timerfd_settime(fd.get(), 0, &spec, nullptr) != 0) throw_errno("supervisor: timerfd_settime");
+  return fd;
+}
+
+void drain(int fd) {
+  uint64_t value;
+  while (::read(fd, &value, sizeof value) > 0) {
+  }
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunCgroup* cgroup,
+                       SpawnedInit init, UniqueFd channel)
+    : config_(config), events_(events), cgroup_(cgroup), init_(std::move(init)), channel_(std::move(channel)) {
+  start_ns_ = monotonic_ns();
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) throw_errno("supervisor: epoll_create1");
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
+  signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals_) throw_errno("supervisor: signalfd");
+  add(init_.pidfd.get());
+  add(channel_.get());
+  add(signals_.get());
+  const policy::Budgets& b = config_.plan->budgets;
+  if (b.wall_clock_ns) {
+    wall_timer_ = make_timer(*b.wall_clock_ns, 0);
+    add(wall_timer_.get());
+  }
+  if (cgroup_) {
+    tick_timer_ = make_timer(config_.tick_ns, config_.tick_ns);
+    add(tick_timer_.get());
+    if (cgroup_->oom_eventfd() >= 0) add(cgroup_->oom_eventfd());
+  }
+}
+
+Supervisor::~Supervisor() = default;
+
+void Supervisor::add(int fd, uint32_t ev) {
+  struct epoll_event e {};
+  e.events = ev;
+  e.data.fd = fd;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &e) != 0) throw_errno("supervisor: epoll_ctl");
+}
+
+uint64_t Supervisor::elapsed_ns() const { return monotonic_ns() - start_ns_; }
+
+pid_t Supervisor::host_pid(pid_t ns_pid) const {
+  if (!cgroup_) return ns_pid;
+  for (pid_t p : cgroup_->processes()) {
+    std::ifstream status("/proc/" + std::to_string(p) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("NSpid:", 0) != 0) continue;
+      std::istringstream in(line.substr(6));
+      pid_t v = 0, last = 0;
+      while (in >> v) last = v;
+      if (last == ns_pid) return p;
+      break;
+    }
+  }
+  return ns_pid;
+}
+
+void Supervisor::signal_enclosure(int signal) {
+  if (cgroup_) {
+    cgroup_->signal_all(signal);
+  } else {
+    ::syscall(SYS_pidfd_send_signal, init_.pidfd.get(), signal, nullptr, 0);
+  }
+}
+
+void Supervisor::terminate(const std::string& reason, const std::string& budget,
+                           const nlohmann::json& limit, const nlohmann::json& value) {
+  if (terminating_) return;
+  terminating_ = true;
+  outcome_.ended_by = reason;
+  outcome_.budget = budget;
+  if (reason == "budget") {
+    events_.emit("budget", init_.pid,
+                 {{"name", budget}, {"limit", limit}, {"value", value}, {"action", "terminate"}});
+  }
+  if (reason == "violation") {
+    // on_violation: kill ends the enclosure at once.
+    signal_enclosure(SIGKILL);
+    return;
+  }
+  signal_enclosure(SIGTERM);
+  grace_timer_ = make_timer(config_.grace_ns, 0);
+  add(grace_timer_.get());
+}
+
+void Supervisor::record_denial(const std::string& what) {
+  if (outcome_.denials++ == 0) outcome_.first_denial = what;
+  if (config_.plan->on_violation == policy::OnViolation::kill) {
+    terminate("violation", "", nullptr, nullptr);
+  }
+}
+
+void Supervisor::on_channel() {
+  while (auto m = receive_message(channel_.get())) {
+    std::string type = m->body.value("type", "");
+    if (type == "view") {
+      outcome_.figures["absent"] = m->body.value("absent", nlohmann::json::array());
+    } else if (type == "setup_error") {
+      if (!setup_code_) {
+        setup_code_ = m->body.value("code", 125);
+        outcome_.message = m->body.value("message", "set-up failed");
+      }
+    } else if (type == "seccomp_listener" && m->fd && !listener_) {
+      listener_ = std::make_unique<SeccompListener>(std::move(m->fd));
+      add(listener_->fd());
+    } else if (type == "exec_ok") {
+      exec_ok_ = true;
+      pid_t ns_pid = m->body.value("ns_pid", 0);
+      nlohmann::json fields = config_.initial_command;
+      fields["ns_pid"] = ns_pid;
+      if (outcome_.figures.contains("absent")) fields["absent"] = outcome_.figures["absent"];
+      events_.emit("exec", host_pid(ns_pid), fields);
+    } else if (type == "exec_error") {
+      exec_errno_ = m->body.value("errno", EACCES);
+      outcome_.message = m->body.value("message", "exec failed");
+    } else if (type == "agent_exit") {
+      agent_code_ = m->body.value("code", 125);
+      if (m->body.contains("signal")) agent_signal_ = m->body["signal"].get<int>();
+    }
+  }
+}
+
+void Supervisor::on_signal() {
+  struct signalfd_siginfo info {};
+  while (::read(signals_.get(), &info, sizeof info) == sizeof info) {
+    int sig = static_cast<int>(info.ssi_signo);
+    // Forward to pid 1, which passes it to the agent's session.
+    ::syscall(SYS_pidfd_send_signal, init_.pidfd.get(), sig, nullptr, 0);
+    if (sig == SIGINT && ++interrupts_ < 2) continue;  // a first Ctrl-C is the agent's to handle
+    if (!terminating_) {
+      terminating_ = true;
+      outcome_.ended_by = "signaled";
+      grace_timer_ = make_timer(config_.grace_ns, 0);
+      add(grace_timer_.get());
+    }
+  }
+}
+
+void Supervisor::on_tick() {
+  drain(tick_timer_.get());
+  const policy::Budgets& b = config_.plan->budgets;
+  if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
+  if (b.cpu_time_ns) {
+    if (auto usec = cgroup_->cpu_usage_usec(); usec && *usec * 1000 >= *b.cpu_time_ns) {
+      terminate("budget", "cpu_time", policy::format_duration(*b.cpu_time_ns),
+                policy::format_duration(*usec * 1000));
+    }
+  }
+  if (b.memory_bytes) {
+    if (auto kills = cgroup_->oom_kills(); kills && *kills > 0) {
+      terminate("budget", "memory", policy::format_size(*b.memory_bytes),
+                policy::format_size(cgroup_->memory_peak_bytes().value_or(*b.memory_bytes)));
+    }
+  }
+  if (b.processes) {
+    if (auto hits = cgroup_->pids_limit_hits(); hits && *hits > pids_hits_seen_) {
+      pids_hits_seen_ = *hits;
+      if (!processes_reported_) {
+        processes_reported_ = true;
+        events_.emit("budget", init_.pid,
+                     {{"name", "processes"},
+                      {"limit", *b.processes},
+                      {"value", cgroup_->pids_current().value_or(*b.processes)},
+                      {"action", "fork and clone fail with EAGAIN"}});
+      }
+    }
+  }
+}
+
+void Supervisor::on_notification() {
+  std::optional<SeccompNotice> n = listener_->receive();
+  if (!n) return;
+  const policy::SeccompProfile& profile = config_.plan->seccomp;
+  nlohmann::json args = nlohmann::json::array();
+  for (uint64_t a : n->args) args.push_back(hex(a));
+  std::string origin;
+  std::string action;
+  if (n->foreign_abi) {
+    origin = "/syscalls (foreign ABI " + n->abi + ": always killed)";
+    action = "kill";
+  } else {
+    auto it = profile.origins.find(n->syscall);
+    origin = it != profile.origins.end() ? it->second
+             : profile.default_verdict == policy::SeccompVerdict::deny
+                 ? "/syscalls/profile (" + profile.name + ": not in the allow-list)"
+                 : "/syscalls";
+    action = profile.action == policy::SyscallAction::kill ? "kill" : "errno";
+  }
+  events_.emit("deny", n->pid,
+               {{"section", "syscalls"},
+                {"syscall", n->syscall},
+                {"nr", n->nr},
+                {"abi", n->abi},
+                {"args", args},
+                {"origin", origin},
+                {"action", action == "kill" ? "process killed" : "EPERM"}});
+  if (action == "kill") listener_->kill_caller(*n);
+  listener_->fail(*n, EPERM);
+  record_denial(n->syscall + " (" + origin + ")");
+}
+
+RunOutcome Supervisor::run() {
+  struct epoll_event evs[16];
+  while (!init_exited_) {
+    int n = ::epoll_wait(epoll_.get(), evs, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("supervisor: epoll_wait");
+    }
+    for (int i = 0; i < n; ++i) {
+      int fd = evs[i].data.fd;
+      if (fd == init_.pidfd.get()) {
+        init_exited_ = true;
+      } else if (fd == channel_.get()) {
+        on_channel();
+      } else if (fd == signals_.get()) {
+        on_signal();
+      } else if (wall_timer_ && fd == wall_timer_.get()) {
+        drain(fd);
+        terminate("budget", "wall_clock", policy::format_duration(*config_.plan->budgets.wall_clock_ns),
+                  policy::format_duration(elapsed_ns()));
+      } else if (tick_timer_ && fd == tick_timer_.get()) {
+        on_tick();
+      } else if (grace_timer_ && fd == grace_timer_.get()) {
+        drain(fd);
+        signal_enclosure(SIGKILL);
+      } else if (listener_ && fd == listener_->fd()) {
+        if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        } else {
+          on_notification();
+        }
+      } else if (cgroup_ && fd == cgroup_->oom_eventfd()) {
+        drain(fd);
+        on_tick();
+      }
+    }
+  }
+  // Pid 1 is gone, and with it the pid namespace. Collect its status and the last messages.
+  on_channel();
+  siginfo_t info{};
+  ::waitid(P_PIDFD, static_cast<id_t>(init_.pidfd.get()), &info, WEXITED);
+  if (cgroup_) {
+    if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
+    on_tick();
+  }
+  outcome_.duration_ns = elapsed_ns();
+
+  if (outcome_.ended_by == "budget") {
+    outcome_.exit_code = 124;
+  } else if (setup_code_) {
+    outcome_.ended_by = "setup_error";
+    outcome_.exit_code = *setup_code_;
+  } else if (exec_errno_) {
+    outcome_.ended_by = "exec_error";
+    outcome_.exit_code = *exec_errno_ == ENOENT ? 127 : 126;
+  } else if (agent_code_) {
+    if (outcome_.ended_by.empty()) outcome_.ended_by = agent_signal_ ? "signaled" : "exited";
+    outcome_.exit_code = *agent_code_;
+  } else if (info.si_code == CLD_EXITED) {
+    if (outcome_.ended_by.empty()) outcome_.ended_by = "exited";
+    outcome_.exit_code = info.si_status;
+  } else {
+    if (outcome_.ended_by.empty()) outcome_.ended_by = "signaled";
+    outcome_.exit_code = 128 + info.si_status;
+  }
+  const policy::Budgets& b = config_.plan->budgets;
+  nlohmann::json figures = nlohmann::json::object();
+  figures["wall_clock"] = {{"value", policy::format_duration(outcome_.duration_ns)}};
+  if (b.wall_clock_ns) figures["wall_clock"]["limit"] = policy::format_duration(*b.wall_clock_ns);
+  if (cgroup_) {
+    if (auto usec = cgroup_->cpu_usage_usec()) {
+      figures["cpu_time"] = {{"value", policy::format_duration(*usec * 1000)}};
+      if (b.cpu_time_ns) figures["cpu_time"]["limit"] = policy::format_duration(*b.cpu_time_ns);
+    }
+    if (auto peak = cgroup_->memory_peak_bytes()) {
+      figures["memory"] = {{"peak", policy::format_size(*peak)}};
+      if (b.memory_bytes) figures["memory"]["limit"] = policy::format_size(*b.memory_bytes);
+    }
+    if (b.processes) {
+      figures["processes"] = {{"limit", *b.processes}, {"peak_sampled", peak_processes_},
+                              {"fork_refusals", pids_hits_seen_}};
+    }
+  }
+  if (outcome_.figures.contains("absent")) figures["absent"] = outcome_.figures["absent"];
+  outcome_.figures = figures;
+  return outcome_;
+}
+
+}  // namespace launcher

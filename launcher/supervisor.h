@@ -1,0 +1,90 @@
+// The supervisor: one epoll loop outside the enclosure over the pidfd of its pid 1, the child
+// channel, a signalfd (SIGINT, SIGTERM, SIGHUP forwarded), a timerfd for the wall clock, a
+// periodic timerfd for cpu.stat, pids and memory, the OOM eventfd and the seccomp listener.
+// On a budget it sends SIGTERM to every process, waits the grace period, then kills the cgroup.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "launcher/cgroup.h"
+#include "launcher/event.h"
+#include "launcher/fd.h"
+#include "launcher/spawn.h"
+#include "policy/plan.h"
+
+namespace launcher {
+
+struct SupervisorConfig {
+  const policy::EnforcementPlan* plan = nullptr;
+  uint64_t grace_ns = 2'000'000'000ULL;
+  uint64_t tick_ns = 100'000'000ULL;  // cpu, pids and memory sampling period
+  nlohmann::json initial_command;     // path, argv, tool: for the exec event
+};
+
+struct RunOutcome {
+  int exit_code = 125;
+  std::string ended_by;          // exited, signaled, budget, violation, setup_error, exec_error
+  std::string budget;            // the budget that ended the run, if any
+  std::string message;           // set-up or exec error text
+  uint64_t denials = 0;
+  std::string first_denial;      // "ptrace (/syscalls/deny/0)"
+  uint64_t duration_ns = 0;
+  nlohmann::json figures;        // final budget figures for the exit event
+};
+
+class Supervisor {
+ public:
+  Supervisor(const SupervisorConfig& config, EventStream& events, RunCgroup* cgroup,
+             SpawnedInit init, UniqueFd channel);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Runs until pid 1 of the enclosure has exited; returns how the run ended.
+  RunOutcome run();
+
+ private:
+  void add(int fd, uint32_t events = 0x001 /* EPOLLIN */);
+  void on_channel();
+  void on_signal();
+  void on_tick();
+  void on_notification();
+  void terminate(const std::string& reason, const std::string& budget, const nlohmann::json& limit,
+                 const nlohmann::json& value);
+  void signal_enclosure(int signal);
+  void record_denial(const std::string& what);
+  pid_t host_pid(pid_t ns_pid) const;
+  uint64_t elapsed_ns() const;
+
+  SupervisorConfig config_;
+  EventStream& events_;
+  RunCgroup* cgroup_;
+  SpawnedInit init_;
+  UniqueFd channel_;
+  UniqueFd epoll_;
+  UniqueFd signals_;
+  UniqueFd wall_timer_;
+  UniqueFd tick_timer_;
+  UniqueFd grace_timer_;
+  std::unique_ptr<class SeccompListener> listener_;
+  uint64_t start_ns_ = 0;
+
+  RunOutcome outcome_;
+  bool terminating_ = false;
+  bool init_exited_ = false;
+  std::optional<int> agent_code_;
+  std::optional<int> agent_signal_;
+  std::optional<int> setup_code_;
+  std::optional<int> exec_errno_;
+  bool exec_ok_ = false;
+  int interrupts_ = 0;
+  uint64_t peak_processes_ = 0;
+  uint64_t pids_hits_seen_ = 0;
+  bool processes_reported_ = false;
+};
+
+}  // namespace launcher
