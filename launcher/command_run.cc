@@ -171,7 +171,9 @@ int run(const RunOptions& opt) {
   });
 
   // What this host can enforce; a missing layer stops the run unless the manifest allows it.
-  HostFeatures host = probe_host();
+  bool needs_bpf = std::any_of(plan.requirements.begin(), plan.requirements.end(),
+                               [](const policy::Requirement& r) { return r.layer == "bpf"; });
+  HostFeatures host = probe_host(needs_bpf);
   nlohmann::json degraded = nlohmann::json::array();
   std::set<std::string> degraded_layers;
   for (const policy::Requirement& r : plan.requirements) {

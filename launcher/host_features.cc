@@ -29,7 +29,7 @@ int quiet_libbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 }  // namespace
 
-HostFeatures probe_host() {
+HostFeatures probe_host(bool with_bpf) {
   HostFeatures h;
   h.root = ::geteuid() == 0;
   struct utsname u {};
@@ -79,6 +79,10 @@ HostFeatures probe_host() {
   h.cgroup_memory = controller(place.memory, "memory");
   h.cgroup_cpu = h.cgroup_v2.available ? Feature{true, "cgroup v2 cpu.stat"} : Feature{false, "no writable cgroup"};
 
+  if (!with_bpf) {
+    h.bpf = {false, "not probed"};
+    return h;
+  }
   // BPF: program types, and whether a tracing program really loads and attaches here.
   libbpf_print_fn_t previous = libbpf_set_print(quiet_libbpf);
   const std::pair<const char*, bpf_prog_type> types[] = {

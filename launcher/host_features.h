@@ -36,7 +36,9 @@ struct HostFeatures {
   Feature bpf_lsm;
 };
 
-HostFeatures probe_host();
+// `with_bpf` loads probe programs (tens of milliseconds): `doctor` always, `run` only when the
+// plan needs the eBPF layer.
+HostFeatures probe_host(bool with_bpf = true);
 
 // Whether `requirement` is met on this host; `why` says what is missing.
 bool requirement_met(const HostFeatures& host, const policy::Requirement& requirement, std::string& why);

@@ -47,6 +47,17 @@ void drain(int fd) {
   }
 }
 
+// A measured duration for people: "59.182ms", "3.004s".
+std::string elapsed_text(uint64_t ns) {
+  char buf[32];
+  if (ns < 1'000'000'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.3fms", static_cast<double>(ns) / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(ns) / 1e9);
+  }
+  return buf;
+}
+
 std::string hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
@@ -196,8 +207,7 @@ void Supervisor::on_tick() {
   if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
   if (b.cpu_time_ns) {
     if (auto usec = cgroup_->cpu_usage_usec(); usec && *usec * 1000 >= *b.cpu_time_ns) {
-      terminate("budget", "cpu_time", policy::format_duration(*b.cpu_time_ns),
-                policy::format_duration(*usec * 1000));
+      terminate("budget", "cpu_time", policy::format_duration(*b.cpu_time_ns), elapsed_text(*usec * 1000));
     }
   }
   if (b.memory_bytes) {
@@ -272,7 +282,7 @@ RunOutcome Supervisor::run() {
       } else if (wall_timer_ && fd == wall_timer_.get()) {
         drain(fd);
         terminate("budget", "wall_clock", policy::format_duration(*config_.plan->budgets.wall_clock_ns),
-                  policy::format_duration(elapsed_ns()));
+                  elapsed_text(elapsed_ns()));
       } else if (tick_timer_ && fd == tick_timer_.get()) {
         on_tick();
       } else if (grace_timer_ && fd == grace_timer_.get()) {
@@ -320,11 +330,11 @@ RunOutcome Supervisor::run() {
   }
   const policy::Budgets& b = config_.plan->budgets;
   nlohmann::json figures = nlohmann::json::object();
-  figures["wall_clock"] = {{"value", policy::format_duration(outcome_.duration_ns)}};
+  figures["wall_clock"] = {{"value", elapsed_text(outcome_.duration_ns)}};
   if (b.wall_clock_ns) figures["wall_clock"]["limit"] = policy::format_duration(*b.wall_clock_ns);
   if (cgroup_) {
     if (auto usec = cgroup_->cpu_usage_usec()) {
-      figures["cpu_time"] = {{"value", policy::format_duration(*usec * 1000)}};
+      figures["cpu_time"] = {{"value", elapsed_text(*usec * 1000)}};
       if (b.cpu_time_ns) figures["cpu_time"]["limit"] = policy::format_duration(*b.cpu_time_ns);
     }
     if (auto peak = cgroup_->memory_peak_bytes()) {

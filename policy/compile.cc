@@ -128,7 +128,9 @@ const FilteredSyscall* find_filtered(const std::string& name) {
   return nullptr;
 }
 
-size_t depth(const std::string& path) { return path_segments(path).size(); }
+size_t depth(const std::string& path) {
+  return path == "/" ? 0 : static_cast<size_t>(std::count(path.begin(), path.end(), '/'));
+}
 
 }  // namespace
 
@@ -316,6 +318,7 @@ CompileResult compile(const Manifest& m) {
   plan.network.new_namespace = n.mode == NetworkMode::none;
   plan.network.dns = n.dns;
   std::vector<PortRange> tcp_ports;
+  std::map<std::pair<Cidr, Protocol>, size_t> cidr_index;
   for (size_t i = 0; i < n.egress.size(); ++i) {
     const EgressRule& r = n.egress[i];
     if (r.protocol == Protocol::tcp) tcp_ports.insert(tcp_ports.end(), r.ports.begin(), r.ports.end());
@@ -324,13 +327,14 @@ CompileResult compile(const Manifest& m) {
       continue;
     }
     auto add_cidr = [&](const Cidr& c) {
-      for (CidrEgress& existing : plan.network.cidrs) {
-        if (existing.cidr == c && existing.protocol == r.protocol) {
-          existing.ports.insert(existing.ports.end(), r.ports.begin(), r.ports.end());
-          existing.ports = merge_port_ranges(existing.ports);
-          return;
-        }
+      auto key = std::make_pair(c, r.protocol);
+      if (auto it = cidr_index.find(key); it != cidr_index.end()) {
+        CidrEgress& existing = plan.network.cidrs[it->second];
+        existing.ports.insert(existing.ports.end(), r.ports.begin(), r.ports.end());
+        existing.ports = merge_port_ranges(existing.ports);
+        return;
       }
+      cidr_index.emplace(key, plan.network.cidrs.size());
       plan.network.cidrs.push_back({c, r.protocol, r.ports, i});
     };
     add_cidr(*r.cidr);

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks on this machine, reported as ratios (the machines are noisy; absolute
+# times are printed for reference only). Run as root. Writes a Markdown report to stdout and to
+# $BUILD_DIR/bench-report.md.
+#
+#   launch:    /usr/bin/true bare, under `unshare`, `bwrap --unshare-all`, firejail, and
+#              `enclosure run` with a typical manifest
+#   syscalls:  getppid and openat loops bare, under bwrap and under enclosure
+#   policy:    parse + validate + compile of a manifest with 1,000 egress rules and 1,000 paths
+#
+# Environment: RUNS (launch repetitions, default 30), LOOP (syscall iterations, default 2000000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+RUNS=${RUNS:-30}
+LOOP=${LOOP:-2000000}
+
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+  CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target enclosure syscall_loop policy_bench >/dev/null
+ENCLOSURE=$PWD/$BUILD_DIR/launcher/enclosure
+LOOP_BIN=$PWD/$BUILD_DIR/tests/bench/syscall_loop
+POLICY_BENCH=$PWD/$BUILD_DIR/tests/bench/policy_bench
+for tool in hyperfine bwrap; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/install-deps.sh" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/enclosure-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp "$LOOP_BIN" "$work/syscall_loop"
+chmod 755 "$work" "$work/syscall_loop"
+
+# A typical manifest: /usr read-only, the loop binary and true as tools, no network.
+cat > "$work/manifest.json" <<EOF
+{"apiVersion": "enclosure/v1", "metadata": {"name": "bench"},
+ "filesystem": {"read": ["/usr", "/lib", "/lib64"], "tmpfs": ["/tmp"]},
+ "tools": [{"name": "true", "path": "/usr/bin/true"},
+           {"name": "syscall_loop", "path": "$work/syscall_loop"}],
+ "process": {"user": {"uid": 65534, "gid": 65534}},
+ "network": {"mode": "none"},
+ "budgets": {"wall_clock": "5m", "processes": 64, "memory": "1GiB"}}
+EOF
+
+BWRAP=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib /lib
+       --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp
+       --ro-bind "$work" "$work")
+ENC=("$ENCLOSURE" run -m "$work/manifest.json" --)
+
+# Mean launch time (ms) of a command, with hyperfine.
+launch_ms() {
+  hyperfine --style none --warmup 3 --runs "$RUNS" --export-json "$work/h.json" -- "$1" >/dev/null 2>&1
+  python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' "$work/h.json"
+}
+
+# Median of a list of numbers.
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+
+q() { printf '%q ' "$@"; }
+
+report=$BUILD_DIR/bench-report.md
+{
+  echo "# Benchmarks ($(uname -r), $(nproc) cores, $(date -u +%Y-%m-%d))"
+  echo
+  echo "## Launch of /usr/bin/true (mean of $RUNS runs; ratio to bwrap)"
+  echo
+  echo "| launcher | ms | ratio to bwrap |"
+  echo "|---|---:|---:|"
+  bare=$(launch_ms "/usr/bin/true")
+  uns=$(launch_ms "unshare --mount --pid --fork --ipc --uts /usr/bin/true")
+  bw=$(launch_ms "$(q "${BWRAP[@]}") /usr/bin/true")
+  enc=$(launch_ms "$(q "${ENC[@]}") true")
+  fj=""
+  if command -v firejail >/dev/null; then
+    fj=$(launch_ms "firejail --quiet --noprofile --private-tmp --net=none /usr/bin/true" || true)
+  fi
+  echo "| bare | $bare | $(ratio "$bare" "$bw") |"
+  echo "| unshare (mount, pid, ipc, uts) | $uns | $(ratio "$uns" "$bw") |"
+  echo "| bwrap --unshare-all | $bw | 1.00 |"
+  [ -n "$fj" ] && echo "| firejail --noprofile --net=none | $fj | $(ratio "$fj" "$bw") |"
+  echo "| enclosure run (standalone) | $enc | $(ratio "$enc" "$bw") |"
+  echo
+  echo "## System call loops ($LOOP iterations, median of 7 interleaved rounds; ratio to bare)"
+  echo
+  echo "| loop | bare ns | bwrap ns | enclosure ns | bwrap/bare | enclosure/bare |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for kind in getppid openat; do
+    n=$LOOP
+    [ "$kind" = openat ] && n=$((LOOP / 4))
+    # Interleaved rounds, so that drift of this machine affects all three alike.
+    bs=() ws=() es=()
+    for _ in 1 2 3 4 5 6 7; do
+      bs+=("$("$work/syscall_loop" "$kind" "$n")")
+      ws+=("$("${BWRAP[@]}" "$work/syscall_loop" "$kind" "$n")")
+      es+=("$("${ENC[@]}" syscall_loop "$kind" "$n")")
+    done
+    b=$(median "${bs[@]}") w=$(median "${ws[@]}") e=$(median "${es[@]}")
+    echo "| $kind | $b | $w | $e | $(ratio "$w" "$b") | $(ratio "$e" "$b") |"
+  done
+  echo
+  echo "## Policy"
+  echo
+  echo "parse + validate + compile, 1,000 egress rules and 1,000 paths: $("$POLICY_BENCH" 50) µs (median of 50)"
+} | tee "$report"
