@@ -62,6 +62,9 @@ bool egress_covered(const EgressRule& rule, const std::vector<EgressRule>& rules
       }
     } else if (!rule.is_host() && !o.is_host()) {
       if (rule.cidr && o.cidr && o.cidr->contains(*rule.cidr)) return true;
+      // An IPv6 block over all of ::ffff:0:0/96 also admits every IPv4 address (the plan adds
+      // 0.0.0.0/0 for it), so it covers any IPv4 block.
+      if (rule.cidr && o.cidr && !rule.cidr->v6 && o.cidr->covers_ipv4_mapped()) return true;
       if (!rule.cidr && rule.cidr_text == o.cidr_text) return true;
     }
   }
@@ -72,12 +75,14 @@ bool egress_covered(const EgressRule& rule, const std::vector<EgressRule>& rules
 std::map<std::string, int> syscall_states(const Syscalls& s) {
   SeccompProfile p = compile_seccomp(s);
   std::map<std::string, int> out;
-  for (const std::string& name : allowed_syscalls(p)) out[name] = 2;
+  for (const std::string& name : allowed_syscalls(p))
+    out[name] = 2;
   std::set<std::string> conditional;
   for (const SeccompRule& r : p.rules) {
     if (!r.conditions.empty()) conditional.insert(r.syscall);
   }
-  for (const std::string& name : conditional) out[name] = 1;
+  for (const std::string& name : conditional)
+    out[name] = 1;
   return out;
 }
 
@@ -90,7 +95,9 @@ struct Differ {
   void limit(const char* name, const std::optional<uint64_t>& a, const std::optional<uint64_t>& b,
              const std::function<std::string(uint64_t)>& fmt) {
     if (a == b) return;
-    auto text = [&](const std::optional<uint64_t>& v) { return v ? fmt(*v) : std::string("unlimited"); };
+    auto text = [&](const std::optional<uint64_t>& v) {
+      return v ? fmt(*v) : std::string("unlimited");
+    };
     bool wider = !b || (a && *b > *a);
     add("budgets", wider ? ChangeKind::widened : ChangeKind::narrowed,
         std::string(name) + ": " + text(a) + " -> " + text(b));
@@ -106,7 +113,9 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
     d.add("metadata", ChangeKind::info, "name: " + a.metadata.name + " -> " + b.metadata.name);
   }
   if (a.metadata.revision != b.metadata.revision) {
-    auto r = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("none"); };
+    auto r = [](const std::optional<int64_t>& v) {
+      return v ? std::to_string(*v) : std::string("none");
+    };
     d.add("metadata", ChangeKind::info,
           "revision: " + r(a.metadata.revision) + " -> " + r(b.metadata.revision));
   }
@@ -115,13 +124,29 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
           "approved_by: \"" + a.metadata.approved_by + "\" -> \"" + b.metadata.approved_by + "\"");
   }
   if (a.metadata.reason != b.metadata.reason) {
-    d.add("metadata", ChangeKind::info, "reason: \"" + b.metadata.reason + "\"");
+    d.add("metadata", ChangeKind::info,
+          "reason: \"" + a.metadata.reason + "\" -> \"" + b.metadata.reason + "\"");
+  }
+  for (const auto& [key, value] : b.metadata.labels) {
+    auto it = a.metadata.labels.find(key);
+    if (it == a.metadata.labels.end()) {
+      d.add("metadata", ChangeKind::info, "label " + key + "=" + value + " added");
+    } else if (it->second != value) {
+      d.add("metadata", ChangeKind::info, "label " + key + ": " + it->second + " -> " + value);
+    }
+  }
+  for (const auto& [key, value] : a.metadata.labels) {
+    if (!b.metadata.labels.count(key)) {
+      d.add("metadata", ChangeKind::info, "label " + key + "=" + value + " removed");
+    }
   }
 
   // Context: a changed pattern may admit values it did not before.
   std::map<std::string, std::string> pa, pb;
-  for (const ContextVariable& v : a.context) pa[v.name] = v.pattern;
-  for (const ContextVariable& v : b.context) pb[v.name] = v.pattern;
+  for (const ContextVariable& v : a.context)
+    pa[v.name] = v.pattern;
+  for (const ContextVariable& v : b.context)
+    pb[v.name] = v.pattern;
   for (const auto& [name, pattern] : pb) {
     auto it = pa.find(name);
     if (it == pa.end()) {
@@ -138,8 +163,8 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
   // Filesystem: compare the access level at every path either manifest names.
   std::set<std::string> points;
   for (const Manifest* m : {&a, &b}) {
-    for (const auto* list : {&m->filesystem.read, &m->filesystem.write, &m->filesystem.tmpfs,
-                             &m->filesystem.hide}) {
+    for (const auto* list :
+         {&m->filesystem.read, &m->filesystem.write, &m->filesystem.tmpfs, &m->filesystem.hide}) {
       points.insert(list->begin(), list->end());
     }
   }
@@ -150,12 +175,14 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
           p + ": " + level_name(la) + " -> " + level_name(lb));
   }
   for (const std::string& p : b.filesystem.tmpfs) {
-    if (std::find(a.filesystem.tmpfs.begin(), a.filesystem.tmpfs.end(), p) == a.filesystem.tmpfs.end()) {
+    if (std::find(a.filesystem.tmpfs.begin(), a.filesystem.tmpfs.end(), p) ==
+        a.filesystem.tmpfs.end()) {
       d.add("filesystem", ChangeKind::widened, "new private scratch space at " + p);
     }
   }
   for (const std::string& p : a.filesystem.tmpfs) {
-    if (std::find(b.filesystem.tmpfs.begin(), b.filesystem.tmpfs.end(), p) == b.filesystem.tmpfs.end()) {
+    if (std::find(b.filesystem.tmpfs.begin(), b.filesystem.tmpfs.end(), p) ==
+        b.filesystem.tmpfs.end()) {
       d.add("filesystem", ChangeKind::narrowed, "private scratch space at " + p + " removed");
     }
   }
@@ -172,13 +199,16 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
       d.add("tools", ChangeKind::narrowed, "tool " + tb.name + " no longer runs " + ta->path);
     }
     if (ta->max_calls != tb.max_calls) {
-      auto text = [](const std::optional<uint64_t>& v) { return v ? std::to_string(*v) : std::string("unlimited"); };
+      auto text = [](const std::optional<uint64_t>& v) {
+        return v ? std::to_string(*v) : std::string("unlimited");
+      };
       bool wider = !tb.max_calls || (ta->max_calls && *tb.max_calls > *ta->max_calls);
       d.add("tools", wider ? ChangeKind::widened : ChangeKind::narrowed,
             "tool " + tb.name + " max_calls " + text(ta->max_calls) + " -> " + text(tb.max_calls));
     }
     if (ta->cost_micro_usd != tb.cost_micro_usd) {
-      d.add("tools", tb.cost_micro_usd < ta->cost_micro_usd ? ChangeKind::widened : ChangeKind::narrowed,
+      d.add("tools",
+            tb.cost_micro_usd < ta->cost_micro_usd ? ChangeKind::widened : ChangeKind::narrowed,
             "tool " + tb.name + " price " + format_usd(ta->cost_micro_usd) + " -> " +
                 format_usd(tb.cost_micro_usd) + " per call");
     }
@@ -188,35 +218,44 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
   }
 
   // Network.
-  auto rank = [](NetworkMode m) { return m == NetworkMode::none ? 0 : m == NetworkMode::filtered ? 1 : 2; };
+  auto rank = [](NetworkMode m) {
+    return m == NetworkMode::none ? 0 : m == NetworkMode::filtered ? 1 : 2;
+  };
   if (a.network.mode != b.network.mode) {
-    d.add("network", rank(b.network.mode) > rank(a.network.mode) ? ChangeKind::widened : ChangeKind::narrowed,
+    d.add("network",
+          rank(b.network.mode) > rank(a.network.mode) ? ChangeKind::widened : ChangeKind::narrowed,
           std::string("mode ") + to_string(a.network.mode) + " -> " + to_string(b.network.mode));
   }
-  for (const EgressRule& r : b.network.egress) {
+  // Mode "host" admits every destination: its change is the mode entry above, and egress rules
+  // compared with it would report destinations gained or lost that were never in question.
+  bool any_host = a.network.mode == NetworkMode::host || b.network.mode == NetworkMode::host;
+  for (const EgressRule& r : any_host ? std::vector<EgressRule>{} : b.network.egress) {
     if (!egress_covered(r, a.network.egress)) {
       d.add("network", ChangeKind::widened,
             "may now connect to " + destination(r) + " " + to_string(r.protocol) + " " +
                 format_port_ranges(r.ports));
     }
   }
-  for (const EgressRule& r : a.network.egress) {
+  for (const EgressRule& r : any_host ? std::vector<EgressRule>{} : a.network.egress) {
     if (!egress_covered(r, b.network.egress)) {
       d.add("network", ChangeKind::narrowed,
-            "may no longer connect to all of " + destination(r) + " " + to_string(r.protocol) + " " +
-                format_port_ranges(r.ports));
+            "may no longer connect to all of " + destination(r) + " " + to_string(r.protocol) +
+                " " + format_port_ranges(r.ports));
     }
   }
   if (a.network.dns != b.network.dns) {
     d.add("network", b.network.dns ? ChangeKind::widened : ChangeKind::narrowed,
-          std::string("dns ") + (a.network.dns ? "on" : "off") + " -> " + (b.network.dns ? "on" : "off"));
+          std::string("dns ") + (a.network.dns ? "on" : "off") + " -> " +
+              (b.network.dns ? "on" : "off"));
   }
 
   // System calls.
   std::map<std::string, int> sa = syscall_states(a.syscalls), sb = syscall_states(b.syscalls);
   std::set<std::string> names;
-  for (const auto& [n, s] : sa) names.insert(n);
-  for (const auto& [n, s] : sb) names.insert(n);
+  for (const auto& [n, s] : sa)
+    names.insert(n);
+  for (const auto& [n, s] : sb)
+    names.insert(n);
   static const char* kState[] = {"denied", "allowed with argument filter", "allowed"};
   for (const std::string& n : names) {
     int x = sa.count(n) ? sa[n] : 0, y = sb.count(n) ? sb[n] : 0;
@@ -225,8 +264,11 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
           n + ": " + kState[x] + " -> " + kState[y]);
   }
   if (a.syscalls.action != b.syscalls.action) {
-    d.add("syscalls", b.syscalls.action == SyscallAction::errno_eperm ? ChangeKind::widened : ChangeKind::narrowed,
-          std::string("action ") + to_string(a.syscalls.action) + " -> " + to_string(b.syscalls.action));
+    d.add("syscalls",
+          b.syscalls.action == SyscallAction::errno_eperm ? ChangeKind::widened
+                                                          : ChangeKind::narrowed,
+          std::string("action ") + to_string(a.syscalls.action) + " -> " +
+              to_string(b.syscalls.action));
   }
 
   // Budgets.
@@ -243,7 +285,7 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
 
   // Composition rules, by id.
   auto rule_json = [](const Rule& r) {
-    json j = {{"read", r.after.read}, {"exec", r.after.exec}, {"network", r.deny.network},
+    json j = {{"read", r.after.read},  {"exec", r.after.exec},       {"network", r.deny.network},
               {"write", r.deny.write}, {"exec_denied", r.deny.exec}, {"tools", r.deny.tools},
               {"hosts", r.deny.hosts}};
     for (const ConnectTrigger& c : r.after.connect) {
@@ -252,7 +294,8 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
     return j;
   };
   for (const Rule& rb : b.rules) {
-    auto it = std::find_if(a.rules.begin(), a.rules.end(), [&](const Rule& r) { return r.id == rb.id; });
+    auto it =
+        std::find_if(a.rules.begin(), a.rules.end(), [&](const Rule& r) { return r.id == rb.id; });
     if (it == a.rules.end()) {
       d.add("rules", ChangeKind::narrowed, "new composition rule " + rb.id);
     } else if (rule_json(*it) != rule_json(rb)) {
@@ -260,7 +303,8 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
     }
   }
   for (const Rule& ra : a.rules) {
-    if (std::none_of(b.rules.begin(), b.rules.end(), [&](const Rule& r) { return r.id == ra.id; })) {
+    if (std::none_of(b.rules.begin(), b.rules.end(),
+                     [&](const Rule& r) { return r.id == ra.id; })) {
       d.add("rules", ChangeKind::widened, "composition rule " + ra.id + " removed");
     }
   }
@@ -279,37 +323,48 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
           b.baseline ? "behaviour baseline added" : "behaviour baseline removed");
   } else if (a.baseline && b.baseline) {
     if (a.baseline->tolerance != b.baseline->tolerance) {
-      d.add("baseline", b.baseline->tolerance > a.baseline->tolerance ? ChangeKind::widened : ChangeKind::narrowed,
+      d.add("baseline",
+            b.baseline->tolerance > a.baseline->tolerance ? ChangeKind::widened
+                                                          : ChangeKind::narrowed,
             "baseline tolerance " + std::to_string(a.baseline->tolerance) + " -> " +
                 std::to_string(b.baseline->tolerance));
     }
     if (a.baseline->action != b.baseline->action) {
-      d.add("baseline", b.baseline->action == BaselineAction::alert ? ChangeKind::widened : ChangeKind::narrowed,
-            std::string("baseline action ") + to_string(a.baseline->action) + " -> " + to_string(b.baseline->action));
+      d.add(
+          "baseline",
+          b.baseline->action == BaselineAction::alert ? ChangeKind::widened : ChangeKind::narrowed,
+          std::string("baseline action ") + to_string(a.baseline->action) + " -> " +
+              to_string(b.baseline->action));
     }
     if (a.baseline->profile != b.baseline->profile) {
-      d.add("baseline", ChangeKind::changed, "baseline profile " + a.baseline->profile + " -> " + b.baseline->profile);
+      d.add("baseline", ChangeKind::changed,
+            "baseline profile " + a.baseline->profile + " -> " + b.baseline->profile);
     }
   }
   if (a.on_violation != b.on_violation) {
-    d.add("on_violation", b.on_violation == OnViolation::deny ? ChangeKind::widened : ChangeKind::narrowed,
+    d.add("on_violation",
+          b.on_violation == OnViolation::deny ? ChangeKind::widened : ChangeKind::narrowed,
           std::string(to_string(a.on_violation)) + " -> " + to_string(b.on_violation));
   }
   for (const std::string& l : b.enforcement.allow_degraded) {
-    if (!a.enforcement.allows(l)) d.add("enforcement", ChangeKind::widened, "layer " + l + " may now be missing");
+    if (!a.enforcement.allows(l))
+      d.add("enforcement", ChangeKind::widened, "layer " + l + " may now be missing");
   }
   for (const std::string& l : a.enforcement.allow_degraded) {
-    if (!b.enforcement.allows(l)) d.add("enforcement", ChangeKind::narrowed, "layer " + l + " is now required");
+    if (!b.enforcement.allows(l))
+      d.add("enforcement", ChangeKind::narrowed, "layer " + l + " is now required");
   }
 
   // Process.
   for (const std::string& n : b.process.env_pass) {
-    if (std::find(a.process.env_pass.begin(), a.process.env_pass.end(), n) == a.process.env_pass.end()) {
+    if (std::find(a.process.env_pass.begin(), a.process.env_pass.end(), n) ==
+        a.process.env_pass.end()) {
       d.add("process", ChangeKind::widened, "environment variable " + n + " now passed in");
     }
   }
   for (const std::string& n : a.process.env_pass) {
-    if (std::find(b.process.env_pass.begin(), b.process.env_pass.end(), n) == b.process.env_pass.end()) {
+    if (std::find(b.process.env_pass.begin(), b.process.env_pass.end(), n) ==
+        b.process.env_pass.end()) {
       d.add("process", ChangeKind::narrowed, "environment variable " + n + " no longer passed in");
     }
   }
@@ -349,7 +404,10 @@ json diff_json(const std::vector<DiffEntry>& entries) {
     n += e.kind == ChangeKind::narrowed;
     c += e.kind == ChangeKind::changed;
   }
-  return {{"changes", list}, {"widened", w}, {"narrowed", n}, {"changed", c},
+  return {{"changes", list},
+          {"widened", w},
+          {"narrowed", n},
+          {"changed", c},
           {"equal_permissions", !differs(entries)}};
 }
 

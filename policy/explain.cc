@@ -16,9 +16,10 @@ std::string destination(const EgressRule& r) {
   return r.is_host() ? r.host : (r.cidr ? r.cidr->to_string() : r.cidr_text);
 }
 
+// `limit` is in the budget's base unit (`unit`): nanoseconds, bytes, micro-dollars or a count.
 json budget_entry(const char* name, const std::optional<uint64_t>& value, std::string text,
-                  const char* meaning) {
-  json j = {{"name", name}, {"meaning", meaning}};
+                  const char* unit, const char* meaning) {
+  json j = {{"name", name}, {"unit", unit}, {"meaning", meaning}};
   if (value) {
     j["limit"] = *value;
     j["text"] = text;
@@ -59,16 +60,18 @@ json explain_json(const Manifest& m) {
                   {"env_set", m.process.env_set},
                   {"no_new_privs", true},
                   {"capabilities", "none"}};
-  process["user"] = m.process.user ? json({{"uid", m.process.user->uid}, {"gid", m.process.user->gid}})
-                                   : json("the caller's");
+  process["user"] = m.process.user
+                        ? json({{"uid", m.process.user->uid}, {"gid", m.process.user->gid}})
+                        : json("the caller's");
   out["process"] = process;
 
   out["files"] = {{"read", m.filesystem.read},
                   {"write", m.filesystem.write},
                   {"tmpfs", m.filesystem.tmpfs},
                   {"hidden", m.filesystem.hide},
-                  {"always", {"/proc (the enclosure's own, read-only, sensitive entries masked)",
-                              "/dev (null, zero, full, random, urandom, tty, pts, shm)"}}};
+                  {"always",
+                   {"/proc (the enclosure's own, read-only, sensitive entries masked)",
+                    "/dev (null, zero, full, random, urandom, tty, pts, shm)"}}};
 
   json tools = json::array();
   for (const Tool& t : m.tools) {
@@ -100,12 +103,14 @@ json explain_json(const Manifest& m) {
   json groups = json::array();
   if (m.syscalls.profile == "strict") {
     for (const char* g : strict_profile_allowed_groups()) {
-      groups.push_back({{"group", g}, {"verdict", "allowed"},
+      groups.push_back({{"group", g},
+                        {"verdict", "allowed"},
                         {"description", find_syscall_group(g)->description}});
     }
   } else {
     for (const char* g : default_profile_denied_groups()) {
-      groups.push_back({{"group", g}, {"verdict", "denied"},
+      groups.push_back({{"group", g},
+                        {"verdict", "denied"},
                         {"description", find_syscall_group(g)->description}});
     }
   }
@@ -121,43 +126,45 @@ json explain_json(const Manifest& m) {
   const Budgets& b = m.budgets;
   json budgets = json::array();
   budgets.push_back(budget_entry("wall_clock", b.wall_clock_ns,
-                                 b.wall_clock_ns ? format_duration(*b.wall_clock_ns) : "",
+                                 b.wall_clock_ns ? format_duration(*b.wall_clock_ns) : "", "ns",
                                  "time from start until the whole enclosure is killed"));
   budgets.push_back(budget_entry("cpu_time", b.cpu_time_ns,
-                                 b.cpu_time_ns ? format_duration(*b.cpu_time_ns) : "",
+                                 b.cpu_time_ns ? format_duration(*b.cpu_time_ns) : "", "ns",
                                  "CPU time across all its processes"));
   budgets.push_back(budget_entry("tool_calls", b.tool_calls,
-                                 b.tool_calls ? std::to_string(*b.tool_calls) : "",
+                                 b.tool_calls ? std::to_string(*b.tool_calls) : "", "calls",
                                  "executions of any tool"));
   budgets.push_back(budget_entry("syscalls", b.syscalls,
-                                 b.syscalls ? std::to_string(*b.syscalls) : "",
+                                 b.syscalls ? std::to_string(*b.syscalls) : "", "syscalls",
                                  "system calls of all its processes"));
   budgets.push_back(budget_entry("processes", b.processes,
-                                 b.processes ? std::to_string(*b.processes) : "",
+                                 b.processes ? std::to_string(*b.processes) : "", "processes",
                                  "processes alive at once (fork fails beyond it)"));
   budgets.push_back(budget_entry("memory", b.memory_bytes,
-                                 b.memory_bytes ? format_size(*b.memory_bytes) : "",
+                                 b.memory_bytes ? format_size(*b.memory_bytes) : "", "bytes",
                                  "memory in use; exceeding it ends the enclosure"));
   budgets.push_back(budget_entry("egress_bytes", b.egress_bytes,
-                                 b.egress_bytes ? format_size(*b.egress_bytes) : "",
+                                 b.egress_bytes ? format_size(*b.egress_bytes) : "", "bytes",
                                  "bytes sent to the network"));
   budgets.push_back(budget_entry("cost_usd", b.cost_micro_usd,
-                                 b.cost_micro_usd ? format_usd(*b.cost_micro_usd) : "",
+                                 b.cost_micro_usd ? format_usd(*b.cost_micro_usd) : "", "micro_usd",
                                  "tool prices plus reported usage"));
   out["budgets"] = budgets;
 
   json rules = json::array();
   for (const Rule& r : m.rules) {
     json after = json::array();
-    for (const std::string& p : r.after.read) after.push_back("reading " + p);
-    for (const std::string& t : r.after.exec) after.push_back("running tool " + t);
+    for (const std::string& p : r.after.read)
+      after.push_back("reading " + p);
+    for (const std::string& t : r.after.exec)
+      after.push_back("running tool " + t);
     for (const ConnectTrigger& c : r.after.connect) {
       if (c.egress_index) {
         std::string d = *c.egress_index < m.network.egress.size()
                             ? destination(m.network.egress[*c.egress_index])
                             : "?";
-        after.push_back("connecting to egress rule " + std::to_string(*c.egress_index) + " (" +
-                        d + ")");
+        after.push_back("connecting to egress rule " + std::to_string(*c.egress_index) + " (" + d +
+                        ")");
       } else {
         after.push_back("connecting to " + c.host);
       }
@@ -166,8 +173,10 @@ json explain_json(const Manifest& m) {
     if (r.deny.network) deny.push_back("all network access");
     if (r.deny.write) deny.push_back("all writes");
     if (r.deny.exec) deny.push_back("running any program");
-    for (const std::string& t : r.deny.tools) deny.push_back("tool " + t);
-    for (const std::string& h : r.deny.hosts) deny.push_back("host " + h);
+    for (const std::string& t : r.deny.tools)
+      deny.push_back("tool " + t);
+    for (const std::string& h : r.deny.hosts)
+      deny.push_back("host " + h);
     rules.push_back({{"id", r.id}, {"after", after}, {"deny", deny}});
   }
   out["rules"] = rules;
@@ -190,17 +199,19 @@ std::string explain_text(const Manifest& m) {
   auto list = [&](const char* label, const json& items) {
     if (items.empty()) return;
     o << "  " << label << "\n";
-    for (const auto& item : items) o << "    " << item.get<std::string>() << "\n";
+    for (const auto& item : items)
+      o << "    " << item.get<std::string>() << "\n";
   };
   o << "Manifest \"" << m.metadata.name << "\"";
   if (m.metadata.revision) o << ", revision " << *m.metadata.revision;
   o << "\n  digest " << m.digest;
   if (m.is_template()) o << " (template: some context variables have no value)";
   o << "\n";
-  o << "  approved by: " << (m.metadata.approved_by.empty() ? "(not stated)" : m.metadata.approved_by)
-    << "\n";
+  o << "  approved by: "
+    << (m.metadata.approved_by.empty() ? "(not stated)" : m.metadata.approved_by) << "\n";
   o << "  reason: " << (m.metadata.reason.empty() ? "(not stated)" : m.metadata.reason) << "\n";
-  for (const auto& [k, v] : m.metadata.labels) o << "  label " << k << "=" << v << "\n";
+  for (const auto& [k, v] : m.metadata.labels)
+    o << "  label " << k << "=" << v << "\n";
 
   if (!m.context.empty()) {
     o << "\nTask context (scopes the permissions below)\n";
@@ -231,7 +242,8 @@ std::string explain_text(const Manifest& m) {
   o << "\nTools (the only programs it may run)\n";
   for (const Tool& t : m.tools) {
     o << "  " << t.name << ": " << t.path;
-    o << (t.max_calls ? ", at most " + std::to_string(*t.max_calls) + " calls" : ", calls unlimited");
+    o << (t.max_calls ? ", at most " + std::to_string(*t.max_calls) + " calls"
+                      : ", calls unlimited");
     if (t.cost_micro_usd) o << ", " << format_usd(t.cost_micro_usd) << " per call";
     o << "\n";
   }
@@ -257,10 +269,10 @@ std::string explain_text(const Manifest& m) {
             << "   [/network/egress/" << e["index"].get<size_t>() << "]\n";
         }
       }
-      o << (m.network.dns
-                ? "  DNS: through the enclosure's resolver, which answers only the host names above "
-                  "and admits the addresses it answers\n"
-                : "  DNS: none\n");
+      o << (m.network.dns ? "  DNS: through the enclosure's resolver, which answers only the host "
+                            "names above "
+                            "and admits the addresses it answers\n"
+                          : "  DNS: none\n");
       o << "  everything else, including raw and packet sockets, is denied\n";
       break;
   }
@@ -277,22 +289,24 @@ std::string explain_text(const Manifest& m) {
   }
   if (!m.syscalls.deny.empty()) {
     o << "  also denied:";
-    for (const std::string& s : m.syscalls.deny) o << " " << s;
+    for (const std::string& s : m.syscalls.deny)
+      o << " " << s;
     o << "\n";
   }
   if (!m.syscalls.allow.empty()) {
     o << "  also allowed (explicitly):";
-    for (const std::string& s : m.syscalls.allow) o << " " << s;
+    for (const std::string& s : m.syscalls.allow)
+      o << " " << s;
     o << "\n";
   }
   o << "  argument filters:\n";
   for (const auto& f : j["syscalls"]["argument_filters"]) {
-    o << "    " << f["syscall"].get<std::string>() << ": " << f["filter"].get<std::string>() << "\n";
+    o << "    " << f["syscall"].get<std::string>() << ": " << f["filter"].get<std::string>()
+      << "\n";
   }
   o << "  x32 and i386 system calls kill the process\n";
   o << "  a denied call "
-    << (m.syscalls.action == SyscallAction::kill ? "kills the calling process"
-                                                 : "fails with EPERM")
+    << (m.syscalls.action == SyscallAction::kill ? "kills the calling process" : "fails with EPERM")
     << " and is logged\n";
 
   o << "\nBudgets\n";
