@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 
+#include "bpf/enclosure_bpf.h"
 #include "launcher/cgroup.h"
 #include "launcher/commands.h"
 #include "launcher/error.h"
@@ -43,6 +44,7 @@ struct RunOptions {
   std::string context_file;
   std::vector<std::string> events;
   std::string grace = "2s";
+  size_t ring_buffer_bytes = 0;
   std::vector<std::string> command;
 };
 
@@ -222,6 +224,26 @@ int run(const RunOptions& opt) {
     cgroup_report = {{"none", host.cgroup_v2.detail}};
   }
 
+  // The eBPF layer: loaded (verified) for this run, configured for its cgroup, attached.
+  std::unique_ptr<bpf::EnclosureBpf> kernel_layer;
+  nlohmann::json bpf_report;
+  if (needs_bpf && !degraded_layers.count("bpf")) {
+    if (!cgroup) throw LaunchError("bpf: the eBPF layer needs the run's cgroup: " + host.cgroup_v2.detail);
+    bpf::LayerNeeds needs = bpf::LayerNeeds::of(plan);
+    if (opt.ring_buffer_bytes) needs.ring_bytes = opt.ring_buffer_bytes;
+    try {
+      kernel_layer = std::make_unique<bpf::EnclosureBpf>(needs);
+      kernel_layer->configure(cgroup->v2_id(), plan);
+      kernel_layer->attach_cgroup(cgroup->v2_fd());
+      kernel_layer->attach_tracing();
+    } catch (const bpf::BpfError& e) {
+      std::cerr << "enclosure run: refusing to start: the eBPF layer failed: " << e.what() << "\n"
+                << "  To run without it, the manifest must list \"bpf\" under /enforcement/allow_degraded.\n";
+      return kLaunchError;
+    }
+    bpf_report = kernel_layer->report();
+  }
+
   // Everything pid 1 needs, copied into its address space by clone3.
   int channel[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) != 0) throw_errno("run: socketpair");
@@ -243,6 +265,11 @@ int run(const RunOptions& opt) {
   spec.new_network = plan.network.new_namespace;
   spec.landlock_abi = degraded_layers.count("landlock") ? 0 : host.landlock_abi;
   spec.seccomp = !degraded_layers.count("seccomp");
+  // Landlock's TCP port rules run before the eBPF connect hooks and would refuse, unlogged and
+  // with EACCES, a subset of what the eBPF layer refuses with EPERM and an event. They are the
+  // port filter of last resort, used only when the eBPF egress layer is not there.
+  bool bpf_egress = kernel_layer && plan.network.mode == policy::NetworkMode::filtered;
+  if (bpf_egress) plan.landlock.restrict_tcp_connect = false;
   if (plan.budgets.cpu_time_ns) {
     spec.cpu_limit_seconds = *plan.budgets.cpu_time_ns / 1'000'000'000ULL + 1 + grace_ns / 1'000'000'000ULL + 1;
   }
@@ -268,8 +295,20 @@ int run(const RunOptions& opt) {
     layers["filesystem"].push_back("landlock abi " + std::to_string(spec.landlock_abi));
     layers["tools"].push_back("landlock: EXECUTE only on tools and their ELF interpreters");
     if (plan.landlock.restrict_tcp_connect && spec.landlock_abi >= 4) {
-      layers["network"].push_back("landlock: tcp connect only to egress ports");
+      layers["network"].push_back("landlock: tcp connect only to egress ports (no eBPF layer)");
     }
+  }
+  if (kernel_layer) {
+    nlohmann::json programs = bpf_report["programs"];
+    if (programs.contains("network")) {
+      layers["network"].push_back("bpf: " + programs["network"].dump());
+    }
+    layers["tools"].push_back("bpf tp_btf/sched_process_exec: exec and tool_call events, counts, prices");
+    if (plan.budgets.syscalls) layers["budgets"]["syscalls"] = "bpf tp_btf/sys_enter per-cgroup counter, SIGKILL";
+    if (plan.budgets.tool_calls) layers["budgets"]["tool_calls"] = "bpf sched_process_exec counter, SIGKILL";
+    if (plan.budgets.cost_micro_usd) layers["budgets"]["cost_usd"] = "bpf sched_process_exec prices + metered reports";
+    if (plan.budgets.egress_bytes) layers["budgets"]["egress_bytes"] = "bpf cgroup_skb/egress byte counter, drop";
+    if (plan.audit.files) layers["audit"] = {"bpf tp_btf/sys_enter + sys_exit: every open"};
   }
   if (cgroup) {
     if (plan.budgets.cpu_time_ns) layers["budgets"]["cpu_time"] = "cgroup cpu.stat, RLIMIT_CPU backstop";
@@ -295,7 +334,7 @@ int run(const RunOptions& opt) {
                {"agent_user", {{"uid", uid}, {"gid", gid}}},
                {"host", host_report(host)},
                {"cgroup", cgroup_report},
-               {"enforcement", {{"layers", layers}, {"degraded", degraded}}}});
+               {"enforcement", {{"layers", layers}, {"degraded", degraded}, {"bpf", bpf_report}}}});
   for (const auto& d : degraded) {
     std::cerr << "enclosure: WARNING: running without " << d["feature"].get<std::string>() << " for "
               << d["origin"].get<std::string>() << " (allowed degraded): " << d["reason"].get<std::string>()
@@ -332,6 +371,8 @@ int run(const RunOptions& opt) {
   initial["tool"] = tool->name;
   initial["initial"] = true;
   config.initial_command = initial;
+  config.bpf = kernel_layer.get();
+  config.cgroup_id = cgroup ? cgroup->v2_id() : 0;
   Supervisor supervisor(config, events, cgroup.get(), std::move(init), std::move(channel_parent));
   RunOutcome outcome = supervisor.run();
 
@@ -347,6 +388,7 @@ int run(const RunOptions& opt) {
   if (!outcome.budget.empty()) exit_fields["budget"] = outcome.budget;
   if (!outcome.message.empty()) exit_fields["message"] = outcome.message;
   events.emit("exit", ::getpid(), exit_fields);
+  kernel_layer.reset();
   cgroup.reset();
   watchdog.reset();
   if (outcome.ended_by == "setup_error" || outcome.ended_by == "exec_error") {
@@ -388,7 +430,10 @@ int command_run(const Args& all_args) {
       "where events go: - (stderr), a file (appended), repeatable; without it only a summary line "
       "is printed, and only when the enclosure intervened")(
       "grace", po::value(&opt.grace)->default_value("2s"),
-      "time between SIGTERM and SIGKILL when a budget ends the run");
+      "time between SIGTERM and SIGKILL when a budget ends the run")(
+      "ring-buffer", po::value<std::string>(),
+      "size of the eBPF event ring buffer (default 4MiB); records that do not fit are counted and "
+      "reported as `lost` events");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -400,6 +445,14 @@ int command_run(const Args& all_args) {
   if (vm.count("help")) {
     std::cout << options;
     return 0;
+  }
+  if (vm.count("ring-buffer")) {
+    policy::Parsed<uint64_t> size = policy::parse_size(vm["ring-buffer"].as<std::string>());
+    if (!size || *size.value < 4096 || *size.value > (1ULL << 30)) {
+      std::cerr << "enclosure run: --ring-buffer: expected a size from 4KiB to 1GiB\n";
+      return kLaunchError;
+    }
+    opt.ring_buffer_bytes = *size.value;
   }
   if (opt.manifest.empty()) {
     std::cerr << "enclosure run: -m FILE is required\n" << options;

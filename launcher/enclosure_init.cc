@@ -8,8 +8,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "launcher/child_channel.h"
 #include "launcher/credentials.h"
@@ -84,10 +86,25 @@ int exit_code_of(int status) {
   return 125;
 }
 
+// Closes every descriptor but 0-2 and `keep` (inherited from the launcher: BPF objects, the
+// cgroup directory, event sinks); none of them belongs inside.
+void close_fds_except(std::initializer_list<int> keep) {
+  std::vector<int> sorted(keep);
+  std::sort(sorted.begin(), sorted.end());
+  unsigned first = 3;
+  for (int fd : sorted) {
+    if (fd < 3) continue;
+    if (static_cast<unsigned>(fd) > first) ::close_range(first, static_cast<unsigned>(fd) - 1, 0);
+    first = static_cast<unsigned>(fd) + 1;
+  }
+  ::close_range(first, ~0U, 0);
+}
+
 }  // namespace
 
 [[noreturn]] void run_enclosure_init(const ChildSpec& spec) {
   int channel = spec.channel_fd;
+  close_fds_except({spec.sync_fd, spec.channel_fd});
   try {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("init: PR_SET_PDEATHSIG");
     // Wait until the supervisor has written our uid map and cgroup membership; EOF means it is

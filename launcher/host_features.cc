@@ -88,7 +88,7 @@ HostFeatures probe_host(bool with_bpf) {
   const std::pair<const char*, bpf_prog_type> types[] = {
       {"tracepoint", BPF_PROG_TYPE_TRACEPOINT},
       {"raw_tracepoint", BPF_PROG_TYPE_RAW_TRACEPOINT},
-      {"tracing (tp_btf, fentry)", BPF_PROG_TYPE_TRACING},
+      {"tracing (fentry, fexit)", BPF_PROG_TYPE_TRACING},
       {"cgroup_sock_addr", BPF_PROG_TYPE_CGROUP_SOCK_ADDR},
       {"cgroup_sock", BPF_PROG_TYPE_CGROUP_SOCK},
       {"cgroup_skb", BPF_PROG_TYPE_CGROUP_SKB},
@@ -103,10 +103,13 @@ HostFeatures probe_host(bool with_bpf) {
   } else {
     try {
       bpf::GetppidProbe probe(::getpid());
-      h.bpf = {false, "tp_btf programs load and attach, but the enclosure's eBPF enforcement layer "
-                      "is not part of this build"};
+      bool cgroup_hooks = h.bpf_program_types["cgroup_sock_addr"].available &&
+                          h.bpf_program_types["cgroup_sock"].available &&
+                          h.bpf_program_types["cgroup_skb"].available;
+      h.bpf = cgroup_hooks ? Feature{true, "tp_btf tracing and cgroup socket/skb programs load and attach"}
+                           : Feature{false, "cgroup socket or skb programs do not load here"};
     } catch (const std::exception& e) {
-      h.bpf = {false, e.what()};
+      h.bpf = {false, std::string("tp_btf programs do not load or attach: ") + e.what()};
     }
   }
   std::string lsms = slurp("/sys/kernel/security/lsm");

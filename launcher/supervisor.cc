@@ -9,12 +9,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <seccomp.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "bpf/enclosure_abi.h"
 #include "launcher/child_channel.h"
+#include "launcher/kernel_events.h"
 #include "launcher/error.h"
 #include "launcher/seccomp_notify.h"
 #include "policy/units.h"
@@ -90,6 +95,7 @@ Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunC
     add(tick_timer_.get());
     if (cgroup_->oom_eventfd() >= 0) add(cgroup_->oom_eventfd());
   }
+  if (config_.bpf) add(config_.bpf->ring_fd());
 }
 
 Supervisor::~Supervisor() = default;
@@ -129,12 +135,14 @@ void Supervisor::signal_enclosure(int signal) {
 }
 
 void Supervisor::terminate(const std::string& reason, const std::string& budget,
-                           const nlohmann::json& limit, const nlohmann::json& value) {
-  if (terminating_) return;
+                           const nlohmann::json& limit, const nlohmann::json& value,
+                           bool emit_budget_event) {
+  if (terminating_ && outcome_.ended_by != "signaled") return;
+  bool already_signaled = terminating_;
   terminating_ = true;
   outcome_.ended_by = reason;
   outcome_.budget = budget;
-  if (reason == "budget") {
+  if (reason == "budget" && emit_budget_event) {
     events_.emit("budget", init_.pid,
                  {{"name", budget}, {"limit", limit}, {"value", value}, {"action", "terminate"}});
   }
@@ -143,9 +151,61 @@ void Supervisor::terminate(const std::string& reason, const std::string& budget,
     signal_enclosure(SIGKILL);
     return;
   }
+  if (already_signaled) return;  // the grace period is already running
   signal_enclosure(SIGTERM);
   grace_timer_ = make_timer(config_.grace_ns, 0);
   add(grace_timer_.get());
+}
+
+void Supervisor::on_ring() {
+  config_.bpf->drain([this](const void* data, size_t size) {
+    std::string error;
+    std::optional<bpf::DecodedRecord> r = bpf::decode_record(data, size, error);
+    if (!r || r->cgroup_id != config_.cgroup_id) {
+      ++malformed_records_;
+      return;
+    }
+    for (KernelEvent& e : kernel_events(*r, *config_.plan)) {
+      events_.emit(e.type, e.pid, e.fields);
+      if (e.type == "deny") {
+        record_denial(e.fields.value("destination", e.fields.value("protocol", std::string("network"))) + " (" +
+                      e.fields.value("origin", std::string("/network")) + ")");
+      }
+      if (e.type == "budget") {
+        exceeded_seen_ |= 1ULL << std::get<bpf::BudgetRecord>(r->body).budget;
+        terminate("budget", e.fields.value("name", std::string()), e.fields["limit"], e.fields["value"], false);
+      }
+    }
+  });
+}
+
+void Supervisor::check_kernel_counters() {
+  if (!config_.bpf) return;
+  bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+  if (c.state.lost > lost_reported_) {
+    events_.emit("lost", init_.pid,
+                 {{"count", c.state.lost - lost_reported_},
+                  {"total", c.state.lost},
+                  {"source", "bpf ring buffer"},
+                  {"kernel_records", c.state.records}});
+    lost_reported_ = c.state.lost;
+  }
+  // A budget whose record was lost still ends the run: the kernel's flag is authoritative.
+  uint64_t fresh = c.state.exceeded & ~exceeded_seen_;
+  for (uint32_t b = ENC_BUDGET_TOOL_MAX_CALLS; b <= ENC_BUDGET_EGRESS_BYTES; ++b) {
+    if (!(fresh & (1ULL << b))) continue;
+    exceeded_seen_ |= 1ULL << b;
+    bpf::BudgetRecord rec{b, -1, 0, 0};
+    const policy::Budgets& limits = config_.plan->budgets;
+    if (b == ENC_BUDGET_SYSCALLS) rec = {b, -1, limits.syscalls.value_or(0), c.syscalls()};
+    if (b == ENC_BUDGET_TOOL_CALLS) rec = {b, -1, limits.tool_calls.value_or(0), c.state.tool_calls};
+    if (b == ENC_BUDGET_COST) rec = {b, -1, limits.cost_micro_usd.value_or(0), c.state.cost_micro};
+    if (b == ENC_BUDGET_EGRESS_BYTES) rec = {b, -1, limits.egress_bytes.value_or(0), c.state.egress_bytes};
+    nlohmann::json f = budget_fields(rec, *config_.plan);
+    f["note"] = "its kernel record was lost; reported from the kernel's counters";
+    events_.emit("budget", init_.pid, f);
+    terminate("budget", f["name"], f["limit"], f["value"], false);
+  }
 }
 
 void Supervisor::record_denial(const std::string& what) {
@@ -203,6 +263,7 @@ void Supervisor::on_signal() {
 
 void Supervisor::on_tick() {
   drain(tick_timer_.get());
+  check_kernel_counters();
   const policy::Budgets& b = config_.plan->budgets;
   if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
   if (b.cpu_time_ns) {
@@ -260,6 +321,7 @@ void Supervisor::on_notification() {
                 {"action", action == "kill" ? "process killed" : "EPERM"}});
   if (action == "kill") listener_->kill_caller(*n);
   listener_->fail(*n, EPERM);
+  ++seccomp_denials_;
   record_denial(n->syscall + " (" + origin + ")");
 }
 
@@ -294,6 +356,8 @@ RunOutcome Supervisor::run() {
         } else {
           on_notification();
         }
+      } else if (config_.bpf && fd == config_.bpf->ring_fd()) {
+        on_ring();
       } else if (cgroup_ && fd == cgroup_->oom_eventfd()) {
         drain(fd);
         on_tick();
@@ -302,6 +366,10 @@ RunOutcome Supervisor::run() {
   }
   // Pid 1 is gone, and with it the pid namespace. Collect its status and the last messages.
   on_channel();
+  if (config_.bpf) {
+    on_ring();
+    check_kernel_counters();
+  }
   siginfo_t info{};
   ::waitid(P_PIDFD, static_cast<id_t>(init_.pidfd.get()), &info, WEXITED);
   if (cgroup_) {
@@ -345,6 +413,39 @@ RunOutcome Supervisor::run() {
       figures["processes"] = {{"limit", *b.processes}, {"peak_sampled", peak_processes_},
                               {"fork_refusals", pids_hits_seen_}};
     }
+  }
+  if (config_.bpf) {
+    bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+    if (b.syscalls) figures["syscalls"] = {{"limit", *b.syscalls}, {"value", c.syscalls()}};
+    if (config_.plan->audit.syscalls) {
+      nlohmann::json hist = nlohmann::json::object();
+      for (const auto& [nr, count] : c.histogram) {
+        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        hist[name ? name : std::to_string(nr)] = count;
+        std::free(name);
+      }
+      figures["syscall_histogram"] = hist;
+    }
+    figures["tool_calls"] = {{"value", c.state.tool_calls}};
+    if (b.tool_calls) figures["tool_calls"]["limit"] = *b.tool_calls;
+    nlohmann::json per_tool = nlohmann::json::object();
+    for (const policy::ToolEntry& t : config_.plan->tools) {
+      if (t.index < ENC_MAX_TOOLS) per_tool[t.name] = c.state.tool_counts[t.index];
+    }
+    figures["tool_calls"]["by_tool"] = per_tool;
+    figures["cost_usd"] = {{"tools", policy::format_usd(c.state.cost_micro)}};
+    if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
+    if (config_.plan->network.mode == policy::NetworkMode::filtered || b.egress_bytes) {
+      figures["egress_bytes"] = {{"value", c.state.egress_bytes}, {"dropped_packets", c.state.egress_dropped}};
+      if (b.egress_bytes) figures["egress_bytes"]["limit"] = *b.egress_bytes;
+    }
+    // The kernel's counters are exact even when records were lost.
+    outcome_.denials = seccomp_denials_ + c.state.net_denied + c.state.egress_dropped;
+    figures["kernel_events"] = {{"records", c.state.records},
+                                {"lost", c.state.lost},
+                                {"malformed", malformed_records_},
+                                {"network_denials", c.state.net_denied},
+                                {"execs", c.state.execs}};
   }
   if (outcome_.figures.contains("absent")) figures["absent"] = outcome_.figures["absent"];
   outcome_.figures = figures;

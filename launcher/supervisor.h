@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bpf/enclosure_bpf.h"
 #include "launcher/cgroup.h"
 #include "launcher/event.h"
 #include "launcher/fd.h"
@@ -23,6 +24,8 @@ struct SupervisorConfig {
   uint64_t grace_ns = 2'000'000'000ULL;
   uint64_t tick_ns = 100'000'000ULL;  // cpu, pids and memory sampling period
   nlohmann::json initial_command;     // path, argv, tool: for the exec event
+  bpf::EnclosureBpf* bpf = nullptr;   // the eBPF layer, when loaded
+  uint64_t cgroup_id = 0;             // the enclosure's key in its maps
 };
 
 struct RunOutcome {
@@ -53,8 +56,10 @@ class Supervisor {
   void on_signal();
   void on_tick();
   void on_notification();
+  void on_ring();
+  void check_kernel_counters();
   void terminate(const std::string& reason, const std::string& budget, const nlohmann::json& limit,
-                 const nlohmann::json& value);
+                 const nlohmann::json& value, bool emit_budget_event = true);
   void signal_enclosure(int signal);
   void record_denial(const std::string& what);
   pid_t host_pid(pid_t ns_pid) const;
@@ -85,6 +90,10 @@ class Supervisor {
   uint64_t peak_processes_ = 0;
   uint64_t pids_hits_seen_ = 0;
   bool processes_reported_ = false;
+  uint64_t lost_reported_ = 0;
+  uint64_t seccomp_denials_ = 0;
+  uint64_t malformed_records_ = 0;
+  uint64_t exceeded_seen_ = 0;
 };
 
 }  // namespace launcher

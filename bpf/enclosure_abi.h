@@ -1,0 +1,179 @@
+/* The records and map layouts shared by the BPF programs (the .bpf.c files here) and the C++ loader and
+ * decoder. Plain C, fixed-size, no pointers: what the kernel writes is what user space reads.
+ * Per-enclosure state is keyed by the v2 cgroup id, so one loaded set of programs can serve
+ * many enclosures. */
+#ifndef ENCLOSURE_BPF_ABI_H
+#define ENCLOSURE_BPF_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define ENC_MAX_TOOLS 64
+#define ENC_MAX_PORT_RANGES 16
+#define ENC_PATH_MAX 256
+#define ENC_ARG_MAX 128
+#define ENC_SYSCALL_SLOTS 512 /* histogram of syscall numbers 0..511 */
+
+/* enc_config.flags */
+#define ENC_NET_FILTERED (1u << 0)   /* cgroup hooks decide connect/sendmsg/socket */
+#define ENC_COUNT_TOOLS (1u << 1)    /* exec tracing: tool calls, prices */
+#define ENC_SYSCALL_BUDGET (1u << 2) /* count syscalls against syscall_budget */
+#define ENC_AUDIT_FILES (1u << 3)    /* record every open */
+#define ENC_AUDIT_SYSCALLS (1u << 4) /* per-syscall histogram */
+#define ENC_EGRESS_BUDGET (1u << 5)  /* count egress bytes against egress_bytes_budget */
+#define ENC_COST_BUDGET (1u << 6)    /* tool prices against cost_budget_micro */
+#define ENC_TOOL_CALLS_BUDGET (1u << 7)
+
+/* Budgets the kernel enforces (enc_budget_event.budget, bits of enc_state.exceeded). */
+enum enc_budget {
+  ENC_BUDGET_TOOL_MAX_CALLS = 1,
+  ENC_BUDGET_TOOL_CALLS = 2,
+  ENC_BUDGET_COST = 3,
+  ENC_BUDGET_SYSCALLS = 4,
+  ENC_BUDGET_EGRESS_BYTES = 5,
+};
+
+enum enc_event_type {
+  ENC_EV_EXEC = 1,        /* an exec in the enclosure (tool or not) */
+  ENC_EV_NET_DENY = 2,    /* connect/sendmsg/socket refused */
+  ENC_EV_CONNECT = 3,     /* connect admitted */
+  ENC_EV_BUDGET = 4,      /* a kernel-enforced budget was exceeded */
+  ENC_EV_OPEN = 5,        /* file-access log */
+  ENC_EV_EGRESS_DROP = 6, /* a packet to an address no rule admits was dropped */
+};
+
+/* enc_net_event.hook */
+enum enc_hook {
+  ENC_HOOK_CONNECT4 = 1,
+  ENC_HOOK_CONNECT6 = 2,
+  ENC_HOOK_SENDMSG4 = 3,
+  ENC_HOOK_SENDMSG6 = 4,
+  ENC_HOOK_SOCK_CREATE = 5,
+  ENC_HOOK_SKB_EGRESS = 6,
+};
+
+/* enc_net_event.reason */
+enum enc_net_reason {
+  ENC_NET_NO_RULE = 1,       /* no egress rule for the address */
+  ENC_NET_PORT = 2,          /* a rule for the address, not for the port */
+  ENC_NET_SOCKET_TYPE = 3,   /* raw, ping or another protocol than tcp/udp */
+  ENC_NET_BUDGET = 4,        /* egress_bytes exhausted */
+};
+
+struct enc_config {
+  __u32 flags;
+  __u32 ntools;
+  __u64 syscall_budget;
+  __u64 tool_calls_budget;
+  __u64 cost_budget_micro;
+  __u64 egress_bytes_budget;
+  __u32 syscall_batch; /* per-CPU calls counted before they are added to the total */
+  __u32 pad;
+  __u64 tool_max_calls[ENC_MAX_TOOLS]; /* ~0ULL: unlimited */
+  __u64 tool_cost_micro[ENC_MAX_TOOLS];
+};
+
+struct enc_state {
+  __u64 records;       /* records the kernel tried to deliver (delivered + lost) */
+  __u64 lost;          /* ring buffer reservations that failed */
+  __u64 execs;         /* every exec, the initial command included */
+  __u64 tool_calls;    /* tool executions, the initial command excluded */
+  __u64 cost_micro;    /* tool prices of those executions */
+  __u64 syscalls;      /* flushed from the per-CPU batches */
+  __u64 egress_bytes;
+  __u64 egress_dropped;
+  __u64 net_denied;
+  __u64 exceeded;      /* bit (1 << enc_budget) once a budget is exceeded */
+  __u64 tool_counts[ENC_MAX_TOOLS];
+};
+
+/* LPM trie keys: enclosure and protocol first, so that one trie serves every enclosure. */
+struct enc_lpm4_key {
+  __u32 prefixlen; /* 72 + prefix */
+  __u64 cgroup_id;
+  __u8 protocol;   /* 6 tcp, 17 udp */
+  __u8 addr[4];
+} __attribute__((packed));
+
+struct enc_lpm6_key {
+  __u32 prefixlen; /* 72 + prefix */
+  __u64 cgroup_id;
+  __u8 protocol;
+  __u8 addr[16];
+} __attribute__((packed));
+
+struct enc_port_range {
+  __u16 lo;
+  __u16 hi;
+};
+
+struct enc_ports {
+  __u32 rule_index; /* /network/egress/N of the most specific rule */
+  __u32 nranges;
+  struct enc_port_range ranges[ENC_MAX_PORT_RANGES];
+};
+
+struct enc_tool_key {
+  __u64 cgroup_id;
+  __u64 dev; /* kernel dev_t of the file's super block */
+  __u64 ino;
+};
+
+/* ---- ring buffer records ------------------------------------------------------------------ */
+
+struct enc_header {
+  __u32 type;
+  __u32 size;
+  __u64 cgroup_id;
+  __u64 kseq;     /* per enclosure, from enc_state.records */
+  __u64 ktime_ns; /* bpf_ktime_get_boot_ns() */
+  __u32 pid;      /* thread group id (the process) */
+  __u32 tid;
+};
+
+struct enc_exec_event {
+  struct enc_header h;
+  __u32 ppid;
+  __s32 tool; /* index in the manifest's tools, -1 when the file is not a tool */
+  __u32 initial; /* the enclosure's first exec: the command given to `run` */
+  __u32 killed;  /* over a budget: SIGKILLed by the program */
+  __u64 tool_count; /* this tool's calls so far */
+  __u64 tool_calls; /* all tool calls so far */
+  __u64 cost_micro;
+  char filename[ENC_PATH_MAX];
+  char argv0[ENC_ARG_MAX];
+};
+
+struct enc_net_event {
+  struct enc_header h;
+  __u32 hook;
+  __u32 reason;
+  __u32 family;   /* 2 AF_INET, 10 AF_INET6 */
+  __u32 type;     /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW */
+  __u32 protocol;
+  __u32 rule_index; /* for admitted connects and port refusals: /network/egress/N */
+  __u16 port;     /* host byte order */
+  __u16 pad;
+  __u8 addr[16];  /* IPv4 in the first 4 bytes */
+};
+
+struct enc_budget_event {
+  struct enc_header h;
+  __u32 budget;
+  __s32 tool;
+  __u64 limit;
+  __u64 value;
+};
+
+struct enc_open_event {
+  struct enc_header h;
+  __s64 result;   /* fd, or -errno */
+  __s32 dirfd;
+  __u32 flags;
+  __u32 syscall;  /* nr: open, openat, openat2, creat */
+  __u32 path_unreadable;
+  char path[ENC_PATH_MAX];
+};
+
+#endif /* ENCLOSURE_BPF_ABI_H */

@@ -1,0 +1,272 @@
+#include "bpf/enclosure_bpf.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "enclosure.skel.h"
+#include "policy/net.h"
+
+namespace bpf {
+namespace {
+
+std::string libbpf_error(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// libbpf's own messages explain verifier failures; keep the last lines for our error text.
+thread_local std::string g_libbpf_log;
+int capture_libbpf(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+  g_libbpf_log += buf;
+  if (g_libbpf_log.size() > 8192) g_libbpf_log.erase(0, g_libbpf_log.size() - 8192);
+  return n;
+}
+
+uint64_t kernel_dev(dev_t dev) {
+  return (static_cast<uint64_t>(major(dev)) << 20) | static_cast<uint64_t>(minor(dev));
+}
+
+int ring_callback(void* ctx, void* data, size_t size) {
+  auto* sink = static_cast<std::function<void(const void*, size_t)>*>(ctx);
+  (*sink)(data, size);
+  return 0;
+}
+
+}  // namespace
+
+LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
+  LayerNeeds n;
+  n.egress = plan.network.mode == policy::NetworkMode::filtered;
+  n.egress_bytes = plan.budgets.egress_bytes.has_value();
+  // Exec tracing counts tools and records every exec for the audit trail whenever the eBPF
+  // layer is loaded at all.
+  n.exec = true;
+  n.sys_enter = plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls;
+  n.sys_exit = plan.audit.files;
+  return n;
+}
+
+EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
+  libbpf_print_fn_t previous = libbpf_set_print(capture_libbpf);
+  g_libbpf_log.clear();
+  auto fail = [&](const std::string& what, int err) {
+    libbpf_set_print(previous);
+    std::string log = g_libbpf_log;
+    if (skel_) enclosure_bpf__destroy(skel_);
+    skel_ = nullptr;
+    throw BpfError("bpf: " + what + ": " + libbpf_error(err) + (log.empty() ? "" : "\n" + log));
+  };
+  skel_ = enclosure_bpf__open();
+  if (!skel_) fail("open the enclosure BPF object", errno);
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) fail("count possible CPUs", ncpus_);
+  skel_->rodata->nr_cpus = static_cast<__u32>(ncpus_);
+  size_t ring = 4096;
+  while (ring < needs.ring_bytes) ring <<= 1;
+  if (int err = bpf_map__set_max_entries(skel_->maps.events, static_cast<__u32>(ring)); err) {
+    fail("size the ring buffer", err);
+  }
+  bpf_program__set_autoload(skel_->progs.enc_connect4, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_connect6, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_sendmsg4, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_sendmsg6, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_sock_create, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_skb_egress, needs.egress || needs.egress_bytes);
+  bpf_program__set_autoload(skel_->progs.enc_exec, needs.exec);
+  bpf_program__set_autoload(skel_->progs.enc_sys_enter, needs.sys_enter);
+  bpf_program__set_autoload(skel_->progs.enc_sys_exit, needs.sys_exit);
+  if (int err = enclosure_bpf__load(skel_); err) fail("load (verify) the enclosure programs", err);
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), ring_callback, &sink_, nullptr);
+  if (!ring_) fail("open the ring buffer", errno);
+  libbpf_set_print(previous);
+
+  nlohmann::json programs = nlohmann::json::object();
+  if (needs.egress) {
+    programs["network"] = {"cgroup/connect4", "cgroup/connect6", "cgroup/sendmsg4", "cgroup/sendmsg6",
+                           "cgroup/sock_create", "cgroup_skb/egress"};
+  }
+  if (needs.egress_bytes) programs["budgets.egress_bytes"] = "cgroup_skb/egress";
+  if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
+  if (needs.sys_enter) programs["syscalls"] = "tp_btf/sys_enter";
+  if (needs.sys_exit) programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
+  report_ = {{"programs", programs}, {"ring_buffer_bytes", ring}};
+}
+
+EnclosureBpf::~EnclosureBpf() {
+  if (ring_) ring_buffer__free(ring_);
+  for (bpf_link* l : links_) bpf_link__destroy(l);
+  if (skel_) enclosure_bpf__destroy(skel_);
+}
+
+void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan) {
+  auto update = [&](bpf_map* map, const void* key, size_t key_size, const void* value, size_t value_size,
+                    const std::string& what) {
+    if (bpf_map__update_elem(map, key, key_size, value, value_size, BPF_ANY) != 0) {
+      throw BpfError("bpf: configure " + what + ": " + std::strerror(errno));
+    }
+  };
+  enc_config cfg{};
+  const policy::Budgets& b = plan.budgets;
+  if (plan.network.mode == policy::NetworkMode::filtered) cfg.flags |= ENC_NET_FILTERED;
+  if (needs_.exec) cfg.flags |= ENC_COUNT_TOOLS;
+  if (b.syscalls) {
+    cfg.flags |= ENC_SYSCALL_BUDGET;
+    cfg.syscall_budget = *b.syscalls;
+    // Overshoot stays under max(1%, 1000): every CPU may hold one unflushed batch.
+    uint64_t slack = std::max<uint64_t>(*b.syscalls / 100, 1000);
+    cfg.syscall_batch = static_cast<__u32>(std::clamp<uint64_t>(slack / (ncpus_ + 1), 1, 64));
+  }
+  if (plan.audit.files) cfg.flags |= ENC_AUDIT_FILES;
+  if (plan.audit.syscalls) cfg.flags |= ENC_AUDIT_SYSCALLS;
+  if (b.egress_bytes) {
+    cfg.flags |= ENC_EGRESS_BUDGET;
+    cfg.egress_bytes_budget = *b.egress_bytes;
+  }
+  if (b.cost_micro_usd) {
+    cfg.flags |= ENC_COST_BUDGET;
+    cfg.cost_budget_micro = *b.cost_micro_usd;
+  }
+  if (b.tool_calls) {
+    cfg.flags |= ENC_TOOL_CALLS_BUDGET;
+    cfg.tool_calls_budget = *b.tool_calls;
+  }
+  if (plan.tools.size() > ENC_MAX_TOOLS) {
+    throw BpfError("bpf: the manifest has " + std::to_string(plan.tools.size()) + " tools; the eBPF "
+                   "layer counts at most " + std::to_string(ENC_MAX_TOOLS));
+  }
+  cfg.ntools = static_cast<__u32>(plan.tools.size());
+  for (const policy::ToolEntry& t : plan.tools) {
+    cfg.tool_max_calls[t.index] = t.max_calls ? *t.max_calls : ~0ULL;
+    cfg.tool_cost_micro[t.index] = t.cost_micro_usd;
+    struct stat st {};
+    if (::stat(t.path.c_str(), &st) != 0) continue;  // absent: never executed, never counted
+    enc_tool_key key{cgid, kernel_dev(st.st_dev), st.st_ino};
+    __u32 idx = static_cast<__u32>(t.index);
+    // Two tools that are the same file count as the first of them.
+    if (bpf_map__lookup_elem(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0) continue;
+    idx = static_cast<__u32>(t.index);
+    update(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
+  }
+  enc_state state{};
+  update(skel_->maps.states, &cgid, sizeof cgid, &state, sizeof state, "enclosure state");
+  std::vector<uint64_t> zero_batches(static_cast<size_t>(ncpus_), 0);
+  update(skel_->maps.syscall_batches, &cgid, sizeof cgid, zero_batches.data(),
+         zero_batches.size() * sizeof(uint64_t), "syscall batches");
+  if (plan.audit.syscalls) {
+    std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
+    update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(), zero_hist.size() * sizeof(uint64_t),
+           "syscall histogram");
+  }
+  // Egress: each block carries the ports of every block that contains it, because an LPM trie
+  // answers with the most specific match only.
+  const auto& cidrs = plan.network.cidrs;
+  for (const policy::CidrEgress& e : cidrs) {
+    std::vector<policy::PortRange> ports;
+    for (const policy::CidrEgress& f : cidrs) {
+      if (f.protocol == e.protocol && f.cidr.contains(e.cidr)) ports.insert(ports.end(), f.ports.begin(), f.ports.end());
+    }
+    ports = policy::merge_port_ranges(ports);
+    if (ports.size() > ENC_MAX_PORT_RANGES) {
+      throw BpfError("bpf: /network/egress/" + std::to_string(e.rule_index) + " (" + e.cidr.to_string() +
+                     ") has " + std::to_string(ports.size()) + " separate port ranges (with the rules that "
+                     "contain it); the eBPF layer takes at most " + std::to_string(ENC_MAX_PORT_RANGES));
+    }
+    enc_ports value{};
+    value.rule_index = static_cast<__u32>(e.rule_index);
+    value.nranges = static_cast<__u32>(ports.size());
+    for (size_t i = 0; i < ports.size(); ++i) value.ranges[i] = {ports[i].first, ports[i].last};
+    __u8 proto = e.protocol == policy::Protocol::udp ? 17 : 6;
+    if (!e.cidr.v6) {
+      enc_lpm4_key key{};
+      key.prefixlen = 72 + e.cidr.prefix;
+      key.cgroup_id = cgid;
+      key.protocol = proto;
+      std::memcpy(key.addr, e.cidr.addr.data(), 4);
+      update(skel_->maps.egress4, &key, sizeof key, &value, sizeof value, "egress rule " + e.cidr.to_string());
+    } else {
+      enc_lpm6_key key{};
+      key.prefixlen = 72 + e.cidr.prefix;
+      key.cgroup_id = cgid;
+      key.protocol = proto;
+      std::memcpy(key.addr, e.cidr.addr.data(), 16);
+      update(skel_->maps.egress6, &key, sizeof key, &value, sizeof value, "egress rule " + e.cidr.to_string());
+    }
+  }
+  // The configuration last: the programs act on an enclosure only once it exists.
+  update(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
+}
+
+void EnclosureBpf::attach_cgroup(int cgroup_fd) {
+  auto attach = [&](bpf_program* p, const char* name) {
+    bpf_link* link = bpf_program__attach_cgroup(p, cgroup_fd);
+    if (!link) throw BpfError(std::string("bpf: attach ") + name + " to the enclosure's cgroup: " + std::strerror(errno));
+    links_.push_back(link);
+  };
+  if (needs_.egress) {
+    attach(skel_->progs.enc_connect4, "cgroup/connect4");
+    attach(skel_->progs.enc_connect6, "cgroup/connect6");
+    attach(skel_->progs.enc_sendmsg4, "cgroup/sendmsg4");
+    attach(skel_->progs.enc_sendmsg6, "cgroup/sendmsg6");
+    attach(skel_->progs.enc_sock_create, "cgroup/sock_create");
+  }
+  if (needs_.egress || needs_.egress_bytes) attach(skel_->progs.enc_skb_egress, "cgroup_skb/egress");
+}
+
+void EnclosureBpf::attach_tracing() {
+  auto attach = [&](bpf_program* p, const char* name) {
+    bpf_link* link = bpf_program__attach(p);
+    if (!link) throw BpfError(std::string("bpf: attach ") + name + ": " + std::strerror(errno));
+    links_.push_back(link);
+  };
+  if (needs_.exec) attach(skel_->progs.enc_exec, "tp_btf/sched_process_exec");
+  if (needs_.sys_enter) attach(skel_->progs.enc_sys_enter, "tp_btf/sys_enter");
+  if (needs_.sys_exit) attach(skel_->progs.enc_sys_exit, "tp_btf/sys_exit");
+}
+
+void EnclosureBpf::forget(uint64_t cgid) {
+  bpf_map__delete_elem(skel_->maps.configs, &cgid, sizeof cgid, 0);
+  bpf_map__delete_elem(skel_->maps.states, &cgid, sizeof cgid, 0);
+  bpf_map__delete_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, 0);
+  bpf_map__delete_elem(skel_->maps.histograms, &cgid, sizeof cgid, 0);
+  bpf_map__delete_elem(skel_->maps.reported_costs, &cgid, sizeof cgid, 0);
+}
+
+int EnclosureBpf::ring_fd() const { return ring_buffer__epoll_fd(ring_); }
+
+void EnclosureBpf::drain(const std::function<void(const void* data, size_t size)>& sink) {
+  sink_ = sink;
+  ring_buffer__consume(ring_);
+  sink_ = nullptr;
+}
+
+EnclosureCounters EnclosureBpf::counters(uint64_t cgid) const {
+  EnclosureCounters c;
+  bpf_map__lookup_elem(skel_->maps.states, &cgid, sizeof cgid, &c.state, sizeof c.state, 0);
+  std::vector<uint64_t> batches(static_cast<size_t>(ncpus_), 0);
+  if (bpf_map__lookup_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, batches.data(),
+                           batches.size() * sizeof(uint64_t), 0) == 0) {
+    for (uint64_t v : batches) c.syscalls_pending += v;
+  }
+  std::vector<uint64_t> hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
+  if (bpf_map__lookup_elem(skel_->maps.histograms, &cgid, sizeof cgid, hist.data(), hist.size() * sizeof(uint64_t),
+                           0) == 0) {
+    for (int nr = 0; nr < ENC_SYSCALL_SLOTS; ++nr) {
+      uint64_t sum = 0;
+      for (int cpu = 0; cpu < ncpus_; ++cpu) sum += hist[static_cast<size_t>(cpu) * ENC_SYSCALL_SLOTS + nr];
+      if (sum) c.histogram.emplace_back(nr, sum);
+    }
+  }
+  return c;
+}
+
+void EnclosureBpf::set_reported_cost(uint64_t cgid, uint64_t micro_usd) {
+  bpf_map__update_elem(skel_->maps.reported_costs, &cgid, sizeof cgid, &micro_usd, sizeof micro_usd, BPF_ANY);
+}
+
+}  // namespace bpf

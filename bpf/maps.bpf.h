@@ -1,0 +1,153 @@
+/* Maps and helpers shared by the enclosure's BPF programs (included by enclosure.bpf.c). */
+#ifndef ENCLOSURE_MAPS_BPF_H
+#define ENCLOSURE_MAPS_BPF_H
+
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "enclosure_abi.h"
+
+#define MAX_ENCLOSURES 4096
+
+/* Set by the loader before load: the number of possible CPUs (for per-CPU sums). */
+const volatile __u32 nr_cpus = 1;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_ENCLOSURES);
+  __type(key, __u64);
+  __type(value, struct enc_config);
+} configs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_ENCLOSURES);
+  __type(key, __u64);
+  __type(value, struct enc_state);
+} states SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1 << 20); /* resized by the loader */
+} events SEC(".maps");
+
+/* Metered usage the agent reported (micro-dollars), written by the supervisor alone. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_ENCLOSURES);
+  __type(key, __u64);
+  __type(value, __u64);
+} reported_costs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, 65536);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct enc_lpm4_key);
+  __type(value, struct enc_ports);
+} egress4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, 65536);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct enc_lpm6_key);
+  __type(value, struct enc_ports);
+} egress6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_ENCLOSURES * 8);
+  __type(key, struct enc_tool_key);
+  __type(value, __u32);
+} tools SEC(".maps");
+
+/* Syscalls counted on this CPU and not yet added to enc_state.syscalls. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, MAX_ENCLOSURES);
+  __type(key, __u64);
+  __type(value, __u64);
+} syscall_batches SEC(".maps");
+
+struct syscall_histogram {
+  __u64 counts[ENC_SYSCALL_SLOTS];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 256);
+  __type(key, __u64);
+  __type(value, struct syscall_histogram);
+} histograms SEC(".maps");
+
+/* An open(2) family call between sys_enter and sys_exit, by thread id. */
+struct pending_open {
+  __s32 dirfd;
+  __u32 flags;
+  __u32 syscall;
+  __u32 path_unreadable;
+  char path[ENC_PATH_MAX];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);
+  __type(value, struct pending_open);
+} pending_opens SEC(".maps");
+
+/* Scratch space for a pending open (too large for the 512-byte stack). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct pending_open);
+} open_scratch SEC(".maps");
+
+static __always_inline struct enc_state *state_of(__u64 cgid) {
+  return bpf_map_lookup_elem(&states, &cgid);
+}
+
+/* Reserves a record of `size` bytes for enclosure `cgid` and fills its header; counts the
+ * attempt, and the loss when the ring buffer is full. */
+static __always_inline void *reserve_record(struct enc_state *st, __u64 cgid, __u32 type, __u32 size) {
+  __u64 seq = __sync_fetch_and_add(&st->records, 1);
+  struct enc_header *h = bpf_ringbuf_reserve(&events, size, 0);
+  if (!h) {
+    __sync_fetch_and_add(&st->lost, 1);
+    return NULL;
+  }
+  __u64 id = bpf_get_current_pid_tgid();
+  h->type = type;
+  h->size = size;
+  h->cgroup_id = cgid;
+  h->kseq = seq;
+  h->ktime_ns = bpf_ktime_get_boot_ns();
+  h->pid = id >> 32;
+  h->tid = (__u32)id;
+  return h;
+}
+
+/* Marks a budget exceeded (once) and reports it. Returns 1 the first time. */
+static __always_inline int report_budget(struct enc_state *st, __u64 cgid, __u32 budget, __s32 tool,
+                                         __u64 limit, __u64 value) {
+  __u64 bit = 1ULL << budget;
+  __u64 before = __sync_fetch_and_or(&st->exceeded, bit);
+  if (before & bit) return 0;
+  struct enc_budget_event *e = reserve_record(st, cgid, ENC_EV_BUDGET, sizeof(*e));
+  if (e) {
+    e->budget = budget;
+    e->tool = tool;
+    e->limit = limit;
+    e->value = value;
+    bpf_ringbuf_submit(e, 0);
+  }
+  return 1;
+}
+
+#endif /* ENCLOSURE_MAPS_BPF_H */

@@ -1,0 +1,110 @@
+/* Syscall accounting on tp_btf/sys_enter and sys_exit: the syscall budget (per-CPU batches added
+ * atomically to the enclosure's total, so no lock and a bounded overshoot), the per-syscall
+ * histogram for audit.syscalls, and the file-access log for audit.files (an open family call's
+ * path and flags read at entry, its result at exit). These programs run on every syscall of the
+ * host while attached, so the loader attaches them only while an enclosure needs them.
+ * Included by enclosure.bpf.c. */
+#include "maps.bpf.h"
+
+#define NR_OPEN 2
+#define NR_CREAT 85
+#define NR_OPENAT 257
+#define NR_OPENAT2 437
+#define SIGKILL_ 9
+#define O_CREAT_WRONLY_TRUNC (0100 | 01 | 01000)
+
+static __always_inline void count_syscall(struct enc_config *cfg, struct enc_state *st, __u64 cgid) {
+  /* Past the budget, every further syscall of the enclosure kills its caller at once. */
+  if (st->exceeded & (1ULL << ENC_BUDGET_SYSCALLS)) {
+    bpf_send_signal(SIGKILL_);
+    return;
+  }
+  __u64 *batch = bpf_map_lookup_elem(&syscall_batches, &cgid);
+  if (!batch) {
+    __u64 zero = 0;
+    bpf_map_update_elem(&syscall_batches, &cgid, &zero, BPF_NOEXIST);
+    batch = bpf_map_lookup_elem(&syscall_batches, &cgid);
+    if (!batch) return;
+  }
+  *batch += 1;
+  if (*batch < cfg->syscall_batch) return;
+  __u64 add = *batch;
+  *batch = 0;
+  __u64 total = __sync_fetch_and_add(&st->syscalls, add) + add;
+  if (total > cfg->syscall_budget) {
+    report_budget(st, cgid, ENC_BUDGET_SYSCALLS, -1, cfg->syscall_budget, total);
+    bpf_send_signal(SIGKILL_);
+  }
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(enc_sys_enter, struct pt_regs *regs, long id) {
+  __u64 cgid = bpf_get_current_cgroup_id();
+  struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
+  if (!cfg) return 0;
+  /* The launcher's own set-up steps before the first exec are not the agent's. */
+  struct enc_state *st0 = state_of(cgid);
+  if (!st0 || st0->execs == 0) return 0;
+  if (cfg->flags & ENC_SYSCALL_BUDGET) count_syscall(cfg, st0, cgid);
+  if (cfg->flags & ENC_AUDIT_SYSCALLS) {
+    struct syscall_histogram *h = bpf_map_lookup_elem(&histograms, &cgid);
+    if (h && id >= 0 && id < ENC_SYSCALL_SLOTS) h->counts[id & (ENC_SYSCALL_SLOTS - 1)] += 1;
+  }
+  if (!(cfg->flags & ENC_AUDIT_FILES)) return 0;
+  if (id != NR_OPEN && id != NR_OPENAT && id != NR_OPENAT2 && id != NR_CREAT) return 0;
+  __u32 zero = 0;
+  struct pending_open *po = bpf_map_lookup_elem(&open_scratch, &zero);
+  if (!po) return 0;
+  const char *path;
+  po->syscall = id;
+  po->dirfd = -100; /* AT_FDCWD */
+  if (id == NR_OPEN || id == NR_CREAT) {
+    path = (const char *)BPF_CORE_READ(regs, di);
+    po->flags = id == NR_CREAT ? O_CREAT_WRONLY_TRUNC : (__u32)BPF_CORE_READ(regs, si);
+  } else {
+    po->dirfd = (__s32)BPF_CORE_READ(regs, di);
+    path = (const char *)BPF_CORE_READ(regs, si);
+    if (id == NR_OPENAT) {
+      po->flags = (__u32)BPF_CORE_READ(regs, dx);
+    } else {
+      __u64 how_flags = 0;
+      bpf_probe_read_user(&how_flags, sizeof(how_flags), (const void *)BPF_CORE_READ(regs, dx));
+      po->flags = (__u32)how_flags;
+    }
+  }
+  long n = bpf_probe_read_user_str(po->path, sizeof(po->path), path);
+  po->path_unreadable = n < 0;
+  if (n < 0) po->path[0] = 0;
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  bpf_map_update_elem(&pending_opens, &tid, po, BPF_ANY);
+  return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(enc_sys_exit, struct pt_regs *regs, long ret) {
+  __u64 cgid = bpf_get_current_cgroup_id();
+  struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
+  if (!cfg || !(cfg->flags & ENC_AUDIT_FILES)) return 0;
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  if (regs->orig_ax != NR_OPEN && regs->orig_ax != NR_OPENAT && regs->orig_ax != NR_OPENAT2 &&
+      regs->orig_ax != NR_CREAT) {
+    return 0;
+  }
+  struct pending_open *po = bpf_map_lookup_elem(&pending_opens, &tid);
+  if (!po) return 0;
+  struct enc_state *st = state_of(cgid);
+  if (st) {
+    struct enc_open_event *e = reserve_record(st, cgid, ENC_EV_OPEN, sizeof(*e));
+    if (e) {
+      e->result = ret;
+      e->dirfd = po->dirfd;
+      e->flags = po->flags;
+      e->syscall = po->syscall;
+      e->path_unreadable = po->path_unreadable;
+      __builtin_memcpy(e->path, po->path, sizeof(e->path));
+      bpf_ringbuf_submit(e, 0);
+    }
+  }
+  bpf_map_delete_elem(&pending_opens, &tid);
+  return 0;
+}

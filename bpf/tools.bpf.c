@@ -1,0 +1,80 @@
+/* Tools: every exec in the enclosure (tp_btf/sched_process_exec, which runs after the new image
+ * is set up and before its first instruction) becomes a record; a granted tool, identified by
+ * the device and inode of the executed file, is counted per tool and in total, and its price is
+ * added to the enclosure's cost. Over max_calls, tool_calls or cost_usd the exec'ing process is
+ * killed here (bpf_send_signal) and a budget record tells the supervisor to end the enclosure.
+ * Included by enclosure.bpf.c. */
+#include "maps.bpf.h"
+
+#define SIGKILL 9
+
+static __always_inline int tool_index(__u64 cgid, struct file *f) {
+  if (!f) return -1;
+  struct enc_tool_key key = {};
+  key.cgroup_id = cgid;
+  key.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+  key.ino = BPF_CORE_READ(f, f_inode, i_ino);
+  __u32 *idx = bpf_map_lookup_elem(&tools, &key);
+  return idx ? (int)*idx : -1;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
+  __u64 cgid = bpf_get_current_cgroup_id();
+  struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
+  if (!cfg) return 0;
+  struct enc_state *st = state_of(cgid);
+  if (!st) return 0;
+  __u64 execs = __sync_fetch_and_add(&st->execs, 1);
+  int initial = execs == 0;
+  /* A script is counted as the tool it is (bprm->executable), not as its interpreter. */
+  struct file *exe = BPF_CORE_READ(bprm, executable);
+  int tool = tool_index(cgid, exe);
+  if (tool < 0) tool = tool_index(cgid, BPF_CORE_READ(bprm, file));
+  __u64 tool_count = 0, calls = 0, cost = 0;
+  int killed = 0;
+  if (tool >= 0 && tool < ENC_MAX_TOOLS && (cfg->flags & ENC_COUNT_TOOLS)) {
+    if (initial) {
+      /* The command given to `enclosure run` does not count against any budget. */
+      tool_count = st->tool_counts[tool];
+      calls = st->tool_calls;
+      cost = st->cost_micro;
+    } else {
+      tool_count = __sync_fetch_and_add(&st->tool_counts[tool], 1) + 1;
+      calls = __sync_fetch_and_add(&st->tool_calls, 1) + 1;
+      __u64 price = cfg->tool_cost_micro[tool];
+      cost = __sync_fetch_and_add(&st->cost_micro, price) + price;
+      __u64 max_calls = cfg->tool_max_calls[tool];
+      if (tool_count > max_calls) {
+        report_budget(st, cgid, ENC_BUDGET_TOOL_MAX_CALLS, tool, max_calls, tool_count);
+        killed = 1;
+      }
+      if ((cfg->flags & ENC_TOOL_CALLS_BUDGET) && calls > cfg->tool_calls_budget) {
+        report_budget(st, cgid, ENC_BUDGET_TOOL_CALLS, tool, cfg->tool_calls_budget, calls);
+        killed = 1;
+      }
+      __u64 *reported = bpf_map_lookup_elem(&reported_costs, &cgid);
+      __u64 spent = cost + (reported ? *reported : 0);
+      if ((cfg->flags & ENC_COST_BUDGET) && spent > cfg->cost_budget_micro) {
+        report_budget(st, cgid, ENC_BUDGET_COST, tool, cfg->cost_budget_micro, spent);
+        killed = 1;
+      }
+      if (killed) bpf_send_signal(SIGKILL);
+    }
+  }
+  struct enc_exec_event *e = reserve_record(st, cgid, ENC_EV_EXEC, sizeof(*e));
+  if (!e) return 0;
+  e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+  e->tool = tool;
+  e->initial = initial;
+  e->killed = killed;
+  e->tool_count = tool_count;
+  e->tool_calls = calls;
+  e->cost_micro = cost;
+  const char *filename = BPF_CORE_READ(bprm, filename);
+  if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename) < 0) e->filename[0] = 0;
+  unsigned long arg_start = BPF_CORE_READ(p, mm, arg_start);
+  if (bpf_probe_read_user_str(e->argv0, sizeof(e->argv0), (const void *)arg_start) < 0) e->argv0[0] = 0;
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}
