@@ -65,7 +65,8 @@ std::vector<std::vector<SeccompCondition>> refused_arguments(ArgumentFilter filt
 }
 
 // Condition sets under which `filter` admits a call (for the deny-by-default profile). Their
-// union is exactly the complement of refused_arguments().
+// union is the complement of refused_arguments(), except for device_nodes, where the strict
+// profile admits only the file types mknod can create (the kernel refuses the others anyway).
 std::vector<std::vector<SeccompCondition>> admitted_arguments(ArgumentFilter filter,
                                                               const std::string& syscall) {
   std::vector<std::vector<SeccompCondition>> out;

@@ -19,7 +19,8 @@ CompileResult compile(const Manifest& manifest);
 // The seccomp part alone (also used by `explain` and `export`).
 SeccompProfile compile_seccomp(const Syscalls& syscalls);
 
-// The system calls a profile lets through without condition, sorted; for explain and diff.
+// The system calls a profile lets through at all (outright or under an argument filter),
+// sorted; for explain and diff.
 std::vector<std::string> allowed_syscalls(const SeccompProfile& profile);
 
 // Built-in grants every enclosure has (/proc read-only, the minimal /dev).

@@ -1,0 +1,249 @@
+// Event model and encoding: stamping, gap-free seq, JSON escaping of any byte a path can hold,
+// and the decoder of ring-buffer records (sizes and bounds checked, never trusted).
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "bpf/enclosure_abi.h"
+#include "bpf/event_decoder.h"
+#include "launcher/event.h"
+#include "launcher/kernel_events.h"
+#include "policy/compile.h"
+#include "policy/load.h"
+
+namespace {
+
+class MemorySink : public launcher::EventSink {
+ public:
+  explicit MemorySink(std::vector<std::string>* lines) : lines_(lines) {}
+  bool write(const std::string& line) override {
+    lines_->push_back(line);
+    return true;
+  }
+  std::string describe() const override { return "memory"; }
+
+ private:
+  std::vector<std::string>* lines_;
+};
+
+launcher::RunIdentity identity() { return {"00112233445566778899aabbccddeeff", "m", 3, "sha256:ab"}; }
+
+policy::EnforcementPlan test_plan() {
+  auto r = policy::load_manifest(R"({"apiVersion":"enclosure/v1","metadata":{"name":"m"},
+    "tools":[{"name":"git","path":"/usr/bin/git","max_calls":2,"cost_usd":0.25}],
+    "network":{"mode":"filtered","egress":[{"cidr":"127.0.0.1/32","ports":[80]}]}})");
+  EXPECT_TRUE(r.manifest);
+  return *policy::compile(*r.manifest).plan;
+}
+
+}  // namespace
+
+TEST(Events, StampsEveryFieldAndKeepsSeqGapFree) {
+  std::vector<std::string> lines;
+  launcher::EventStream s(identity());
+  s.add_sink(std::make_unique<MemorySink>(&lines));
+  s.emit("start", 10, {{"a", 1}});
+  s.emit("deny", 11, {{"syscall", "ptrace"}});
+  s.emit("exit", 10, {});
+  ASSERT_EQ(lines.size(), 3u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    ASSERT_EQ(lines[i].back(), '\n');
+    auto j = nlohmann::json::parse(lines[i]);
+    EXPECT_EQ(j["seq"], i);
+    EXPECT_EQ(j["run"], "00112233445566778899aabbccddeeff");
+    EXPECT_EQ(j["manifest"]["name"], "m");
+    EXPECT_EQ(j["manifest"]["revision"], 3);
+    EXPECT_EQ(j["manifest"]["digest"], "sha256:ab");
+    EXPECT_TRUE(j.contains("ts") && j.contains("type") && j.contains("pid"));
+    // ts: RFC 3339, UTC, nanoseconds.
+    std::string ts = j["ts"];
+    EXPECT_EQ(ts.size(), 30u) << ts;
+    EXPECT_EQ(ts.back(), 'Z');
+    EXPECT_EQ(ts[19], '.');
+  }
+  EXPECT_EQ(nlohmann::json::parse(lines[1])["syscall"], "ptrace");
+  EXPECT_EQ(s.counts().at("deny"), 1u);
+}
+
+TEST(Events, Rfc3339Formatting) {
+  EXPECT_EQ(launcher::rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+  EXPECT_EQ(launcher::rfc3339(1795884361, 5), "2026-11-28T16:46:01.000000005Z");
+}
+
+TEST(Events, AnyPathByteSurvivesAndCannotForgeLines) {
+  // Newlines, quotes, escape sequences, NUL-free control bytes and invalid UTF-8.
+  std::string path = "/tmp/a\nb\"c\x1b[31m\\d\xff\xfe\xc3\x28" "e\x7f";
+  nlohmann::json f;
+  launcher::set_bytes(f, "path", path);
+  ASSERT_TRUE(f.contains("path_hex"));
+  std::vector<std::string> lines;
+  launcher::EventStream s(identity());
+  s.add_sink(std::make_unique<MemorySink>(&lines));
+  s.emit("open", 1, f);
+  ASSERT_EQ(lines.size(), 1u);
+  const std::string& line = lines[0];
+  // Exactly one newline (the terminator); no raw control bytes or bytes >= 0x80.
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
+  for (unsigned char c : line.substr(0, line.size() - 1)) {
+    EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << int(c);
+  }
+  auto j = nlohmann::json::parse(line);
+  // The hex field restores every byte.
+  std::string hex = j["path_hex"];
+  std::string restored;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    restored.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  EXPECT_EQ(restored, path);
+  EXPECT_EQ(j["path"].get<std::string>().substr(0, 7), "/tmp/a\n");
+}
+
+TEST(Events, ValidUtf8NeedsNoHexField) {
+  nlohmann::json f;
+  launcher::set_bytes(f, "path", "/data/caf\xc3\xa9/\xf0\x9f\x98\x80");
+  EXPECT_FALSE(f.contains("path_hex"));
+  bool exact = false;
+  EXPECT_EQ(launcher::to_valid_utf8("\xed\xa0\x80", exact), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_FALSE(exact);
+}
+
+TEST(Events, TerminalQuotingEscapesControlBytes) {
+  std::string q = launcher::quote_for_terminal("a\x1b]0;evil\x07\nb");
+  EXPECT_EQ(q.find('\x1b'), std::string::npos);
+  EXPECT_EQ(q.find('\n'), std::string::npos);
+  EXPECT_EQ(q.front(), '"');
+}
+
+TEST(Decoder, RejectsShortAndUnknownRecords) {
+  std::string error;
+  EXPECT_FALSE(bpf::decode_record(nullptr, 0, error));
+  char small[8] = {};
+  EXPECT_FALSE(bpf::decode_record(small, sizeof small, error));
+  enc_header h{};
+  h.type = 999;
+  h.size = sizeof h;
+  EXPECT_FALSE(bpf::decode_record(&h, sizeof h, error));
+  EXPECT_NE(error.find("unknown type"), std::string::npos) << error;
+  // A header claiming more than was delivered.
+  h.type = ENC_EV_EXEC;
+  h.size = sizeof(enc_exec_event);
+  EXPECT_FALSE(bpf::decode_record(&h, sizeof h, error));
+  // The right type, truncated.
+  enc_exec_event e{};
+  e.h.type = ENC_EV_EXEC;
+  e.h.size = 64;
+  EXPECT_FALSE(bpf::decode_record(&e, 64, error));
+}
+
+TEST(Decoder, StringsAreBoundedEvenWithoutTerminator) {
+  enc_exec_event e{};
+  e.h.type = ENC_EV_EXEC;
+  e.h.size = sizeof e;
+  std::memset(e.filename, 'A', sizeof e.filename);  // no NUL anywhere
+  std::memset(e.argv0, 'B', sizeof e.argv0);
+  e.tool = 1000;  // out of range: not a tool
+  std::string error;
+  auto r = bpf::decode_record(&e, sizeof e, error);
+  ASSERT_TRUE(r) << error;
+  auto& x = std::get<bpf::ExecRecord>(r->body);
+  EXPECT_EQ(x.filename.size(), sizeof e.filename);
+  EXPECT_EQ(x.argv0.size(), sizeof e.argv0);
+  EXPECT_EQ(x.tool, -1);
+}
+
+TEST(Decoder, NetworkDenialBecomesDenyEventNamingTheRule) {
+  enc_net_event e{};
+  e.h.type = ENC_EV_NET_DENY;
+  e.h.size = sizeof e;
+  e.h.pid = 42;
+  e.hook = ENC_HOOK_CONNECT4;
+  e.reason = ENC_NET_PORT;
+  e.family = 2;
+  e.type = 1;
+  e.protocol = 6;
+  e.rule_index = 0;
+  e.port = 8080;
+  e.addr[0] = 127;
+  e.addr[3] = 1;
+  std::string error;
+  auto r = bpf::decode_record(&e, sizeof e, error);
+  ASSERT_TRUE(r) << error;
+  auto events = launcher::kernel_events(*r, test_plan());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, "deny");
+  EXPECT_EQ(events[0].pid, 42);
+  EXPECT_EQ(events[0].fields["destination"], "127.0.0.1:8080");
+  EXPECT_EQ(events[0].fields["section"], "network");
+  EXPECT_EQ(events[0].fields["origin"], "/network/egress/0");
+  EXPECT_EQ(events[0].fields["action"], "EPERM");
+  EXPECT_EQ(events[0].fields["protocol"], "tcp");
+}
+
+TEST(Decoder, ToolExecBecomesExecAndToolCall) {
+  enc_exec_event e{};
+  e.h.type = ENC_EV_EXEC;
+  e.h.size = sizeof e;
+  e.tool = 0;
+  e.tool_count = 2;
+  e.tool_calls = 5;
+  e.cost_micro = 500000;
+  std::strcpy(e.filename, "/usr/bin/git");
+  std::strcpy(e.argv0, "git");
+  std::string error;
+  auto r = bpf::decode_record(&e, sizeof e, error);
+  ASSERT_TRUE(r) << error;
+  auto events = launcher::kernel_events(*r, test_plan());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type, "exec");
+  EXPECT_EQ(events[0].fields["path"], "/usr/bin/git");
+  EXPECT_EQ(events[1].type, "tool_call");
+  EXPECT_EQ(events[1].fields["tool"], "git");
+  EXPECT_EQ(events[1].fields["calls"], 2);
+  EXPECT_EQ(events[1].fields["max_calls"], 2);
+  EXPECT_EQ(events[1].fields["cost_usd"], "$0.50");
+  // The initial command's exec is reported by the supervisor, not here.
+  e.initial = 1;
+  r = bpf::decode_record(&e, sizeof e, error);
+  EXPECT_TRUE(launcher::kernel_events(*r, test_plan()).empty());
+}
+
+TEST(Decoder, BudgetRecordNamesTheBudgetAndTool) {
+  enc_budget_event e{};
+  e.h.type = ENC_EV_BUDGET;
+  e.h.size = sizeof e;
+  e.budget = ENC_BUDGET_TOOL_MAX_CALLS;
+  e.tool = 0;
+  e.limit = 2;
+  e.value = 3;
+  std::string error;
+  auto r = bpf::decode_record(&e, sizeof e, error);
+  ASSERT_TRUE(r) << error;
+  auto events = launcher::kernel_events(*r, test_plan());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].fields["name"], "max_calls");
+  EXPECT_EQ(events[0].fields["tool"], "git");
+  EXPECT_EQ(events[0].fields["origin"], "/tools/0/max_calls");
+  EXPECT_EQ(events[0].fields["limit"], 2);
+  EXPECT_EQ(events[0].fields["value"], 3);
+  e.budget = 77;
+  EXPECT_FALSE(bpf::decode_record(&e, sizeof e, error));
+}
+
+TEST(Decoder, OpenRecordShowsFlagsAndErrno) {
+  enc_open_event e{};
+  e.h.type = ENC_EV_OPEN;
+  e.h.size = sizeof e;
+  e.result = -2;
+  e.dirfd = -100;
+  e.flags = 02000000 | 0100 | 01;  // O_CLOEXEC|O_CREAT|O_WRONLY
+  std::strcpy(e.path, "missing.txt");
+  std::string error;
+  auto r = bpf::decode_record(&e, sizeof e, error);
+  ASSERT_TRUE(r) << error;
+  auto events = launcher::kernel_events(*r, test_plan());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].fields["result"], "-ENOENT");
+  EXPECT_EQ(events[0].fields["ok"], false);
+  EXPECT_EQ(events[0].fields["flags"], "O_WRONLY|O_CREAT|O_CLOEXEC");
+  EXPECT_EQ(events[0].fields["path"], "missing.txt");
+}
