@@ -84,6 +84,7 @@ struct enc_state {
   __u64 egress_bytes;
   __u64 egress_dropped;
   __u64 net_denied;
+  __u64 exec_denied;   /* execs refused by the exec program (the loader run directly) */
   __u64 exceeded;      /* bit (1 << enc_budget) once a budget is exceeded */
   __u64 tool_counts[ENC_MAX_TOOLS];
 };
@@ -132,12 +133,24 @@ struct enc_header {
   __u32 tid;
 };
 
+/* enc_exec_event.refused */
+enum enc_exec_refusal {
+  ENC_EXEC_LOADER = 1, /* the dynamic loader run directly (it would run any readable ELF) */
+};
+
+struct enc_script_key {
+  __u64 cgroup_id;
+  char path[ENC_PATH_MAX]; /* a script tool's absolute path, NUL-padded */
+};
+
 struct enc_exec_event {
   struct enc_header h;
   __u32 ppid;
   __s32 tool; /* index in the manifest's tools, -1 when the file is not a tool */
   __u32 initial; /* the enclosure's first exec: the command given to `run` */
-  __u32 killed;  /* over a budget: SIGKILLed by the program */
+  __u32 killed;  /* over a budget, or refused: SIGKILLed by the program */
+  __u32 refused; /* enc_exec_refusal, 0 when not refused */
+  __u32 script;  /* executed as a #! script */
   __u64 tool_count; /* this tool's calls so far */
   __u64 tool_calls; /* all tool calls so far */
   __u64 cost_micro;

@@ -104,7 +104,8 @@ EnclosureBpf::~EnclosureBpf() {
   if (skel_) enclosure_bpf__destroy(skel_);
 }
 
-void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan) {
+void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
+                             const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders) {
   auto update = [&](bpf_map* map, const void* key, size_t key_size, const void* value, size_t value_size,
                     const std::string& what) {
     if (bpf_map__update_elem(map, key, key_size, value, value_size, BPF_ANY) != 0) {
@@ -152,6 +153,25 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan)
     if (bpf_map__lookup_elem(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0) continue;
     idx = static_cast<__u32>(t.index);
     update(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
+  }
+  for (size_t index : script_tools) {
+    const policy::ToolEntry& t = plan.tools.at(index);
+    if (t.path.size() >= ENC_PATH_MAX) {
+      throw BpfError("bpf: the path of script tool " + t.name + " is longer than " +
+                     std::to_string(ENC_PATH_MAX - 1) + " bytes");
+    }
+    enc_script_key key{};
+    key.cgroup_id = cgid;
+    std::memcpy(key.path, t.path.data(), t.path.size());
+    __u32 idx = static_cast<__u32>(t.index);
+    update(skel_->maps.script_tools, &key, sizeof key, &idx, sizeof idx, "script tool " + t.name);
+  }
+  for (const std::string& loader : loaders) {
+    struct stat st {};
+    if (::stat(loader.c_str(), &st) != 0) continue;
+    enc_tool_key key{cgid, kernel_dev(st.st_dev), st.st_ino};
+    __u32 one = 1;
+    update(skel_->maps.loaders, &key, sizeof key, &one, sizeof one, "ELF interpreter " + loader);
   }
   enc_state state{};
   update(skel_->maps.states, &cgid, sizeof cgid, &state, sizeof state, "enclosure state");

@@ -59,7 +59,10 @@ class EnclosureBpf {
   EnclosureBpf& operator=(const EnclosureBpf&) = delete;
 
   // Writes one enclosure's configuration, zeroed counters, egress tries and tool inodes.
-  void configure(uint64_t cgroup_id, const policy::EnforcementPlan& plan);
+  // `script_tools` are the indices of tools that are #! scripts (recognised by path);
+  // `loaders` are the tools' ELF interpreters, which may not be run as programs.
+  void configure(uint64_t cgroup_id, const policy::EnforcementPlan& plan,
+                 const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders);
   // Attaches the cgroup programs to the enclosure's cgroup (a v2 directory fd).
   void attach_cgroup(int cgroup_fd);
   // Attaches the tracing programs (host-wide; they filter by cgroup id first).

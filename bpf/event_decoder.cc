@@ -55,6 +55,8 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
       x.tool = e.tool >= 0 && e.tool < ENC_MAX_TOOLS ? e.tool : -1;
       x.initial = e.initial != 0;
       x.killed = e.killed != 0;
+      x.refused = e.refused;
+      x.script = e.script != 0;
       x.tool_count = e.tool_count;
       x.tool_calls = e.tool_calls;
       x.cost_micro = e.cost_micro;

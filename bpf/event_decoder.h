@@ -15,6 +15,8 @@ struct ExecRecord {
   int32_t tool = -1;
   bool initial = false;
   bool killed = false;
+  uint32_t refused = 0;  // enc_exec_refusal
+  bool script = false;
   uint64_t tool_count = 0;
   uint64_t tool_calls = 0;
   uint64_t cost_micro = 0;

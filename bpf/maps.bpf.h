@@ -66,6 +66,30 @@ struct {
   __type(value, __u32);
 } tools SEC(".maps");
 
+/* Script tools by absolute path: at sched_process_exec the script's file is already replaced by
+ * its interpreter, so a script is recognised by the path it was executed by. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_ENCLOSURES * 4);
+  __type(key, struct enc_script_key);
+  __type(value, __u32);
+} script_tools SEC(".maps");
+
+/* ELF interpreters (dynamic loaders) of the tools: executable only as interpreters. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_ENCLOSURES * 2);
+  __type(key, struct enc_tool_key);
+  __type(value, __u32);
+} loaders SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct enc_script_key);
+} script_scratch SEC(".maps");
+
 /* Syscalls counted on this CPU and not yet added to enc_state.syscalls. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);

@@ -8,13 +8,28 @@
 
 #define SIGKILL 9
 
+static __always_inline void file_key(struct enc_tool_key *key, __u64 cgid, struct file *f) {
+  key->cgroup_id = cgid;
+  key->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+  key->ino = BPF_CORE_READ(f, f_inode, i_ino);
+}
+
 static __always_inline int tool_index(__u64 cgid, struct file *f) {
   if (!f) return -1;
   struct enc_tool_key key = {};
-  key.cgroup_id = cgid;
-  key.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-  key.ino = BPF_CORE_READ(f, f_inode, i_ino);
+  file_key(&key, cgid, f);
   __u32 *idx = bpf_map_lookup_elem(&tools, &key);
+  return idx ? (int)*idx : -1;
+}
+
+static __always_inline int script_index(__u64 cgid, const char *filename) {
+  __u32 zero = 0;
+  struct enc_script_key *key = bpf_map_lookup_elem(&script_scratch, &zero);
+  if (!key) return -1;
+  __builtin_memset(key, 0, sizeof(*key));
+  key->cgroup_id = cgid;
+  if (bpf_probe_read_kernel_str(key->path, sizeof(key->path), filename) < 0) return -1;
+  __u32 *idx = bpf_map_lookup_elem(&script_tools, key);
   return idx ? (int)*idx : -1;
 }
 
@@ -27,12 +42,27 @@ int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm
   if (!st) return 0;
   __u64 execs = __sync_fetch_and_add(&st->execs, 1);
   int initial = execs == 0;
-  /* A script is counted as the tool it is (bprm->executable), not as its interpreter. */
-  struct file *exe = BPF_CORE_READ(bprm, executable);
-  int tool = tool_index(cgid, exe);
-  if (tool < 0) tool = tool_index(cgid, BPF_CORE_READ(bprm, file));
+  struct file *file = BPF_CORE_READ(bprm, file);
+  const char *filename = BPF_CORE_READ(bprm, filename);
+  /* binfmt_script replaced bprm->interp (initially the filename) with the #! interpreter, and
+   * bprm->file with the interpreter's file: a script is recognised by the path it was run by. */
+  int script = BPF_CORE_READ(bprm, interp) != filename;
+  int tool = script ? script_index(cgid, filename) : -1;
+  if (tool < 0) tool = tool_index(cgid, file);
   __u64 tool_count = 0, calls = 0, cost = 0;
   int killed = 0;
+  int refused = 0;
+  if (!script && tool < 0 && file) {
+    /* The dynamic loader run as a program would run any readable ELF: refused. */
+    struct enc_tool_key key = {};
+    file_key(&key, cgid, file);
+    if (bpf_map_lookup_elem(&loaders, &key)) {
+      refused = ENC_EXEC_LOADER;
+      killed = 1;
+      __sync_fetch_and_add(&st->exec_denied, 1);
+      bpf_send_signal(SIGKILL);
+    }
+  }
   if (tool >= 0 && tool < ENC_MAX_TOOLS && (cfg->flags & ENC_COUNT_TOOLS)) {
     if (initial) {
       /* The command given to `enclosure run` does not count against any budget. */
@@ -68,10 +98,11 @@ int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm
   e->tool = tool;
   e->initial = initial;
   e->killed = killed;
+  e->refused = refused;
+  e->script = script;
   e->tool_count = tool_count;
   e->tool_calls = calls;
   e->cost_micro = cost;
-  const char *filename = BPF_CORE_READ(bprm, filename);
   if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename) < 0) e->filename[0] = 0;
   unsigned long arg_start = BPF_CORE_READ(p, mm, arg_start);
   if (bpf_probe_read_user_str(e->argv0, sizeof(e->argv0), (const void *)arg_start) < 0) e->argv0[0] = 0;

@@ -159,8 +159,10 @@ int run(const RunOptions& opt) {
   // ELF interpreters of every tool are reachable and executable implicitly.
   std::vector<policy::MountStep> steps = plan.mounts.steps;
   std::vector<std::string> interpreters;
+  std::vector<size_t> script_tools;
   for (const policy::ToolEntry& t : plan.tools) {
     ExecutableInfo info = t.path == tool->path ? exe : inspect_executable(t.path);
+    if (info.kind == ExecutableInfo::Kind::script) script_tools.push_back(t.index);
     if (info.kind != ExecutableInfo::Kind::elf || info.interpreter.empty()) continue;
     if (!policy::check_absolute_path(info.interpreter).empty()) continue;
     if (std::find(interpreters.begin(), interpreters.end(), info.interpreter) != interpreters.end()) continue;
@@ -233,7 +235,7 @@ int run(const RunOptions& opt) {
     if (opt.ring_buffer_bytes) needs.ring_bytes = opt.ring_buffer_bytes;
     try {
       kernel_layer = std::make_unique<bpf::EnclosureBpf>(needs);
-      kernel_layer->configure(cgroup->v2_id(), plan);
+      kernel_layer->configure(cgroup->v2_id(), plan, script_tools, interpreters);
       kernel_layer->attach_cgroup(cgroup->v2_fd());
       kernel_layer->attach_tracing();
     } catch (const bpf::BpfError& e) {

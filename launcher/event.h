@@ -46,9 +46,24 @@ std::string encode_event(const nlohmann::ordered_json& event);
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  // Writes one complete line (with its newline). Returns false when the sink failed.
+  // Takes one complete line (with its newline). Returns false when the line could not be
+  // written or queued.
   virtual bool write(const std::string& line) = 0;
   virtual std::string describe() const = 0;
+  // A descriptor the supervisor polls for this sink (acknowledgements, hang-ups), or -1.
+  virtual int poll_fd() const { return -1; }
+  // Called when poll_fd() is readable or hung up.
+  virtual void on_readable() {}
+  // Periodic work (reconnecting, resending), about every 100 ms while the run lasts.
+  virtual void on_tick() {}
+  // False while the sink cannot deliver (a collector that is gone); `--audit-required` ends the
+  // run then.
+  virtual bool healthy() const { return true; }
+  // At exit: waits up to `timeout_ms` until everything written has been delivered.
+  virtual bool flush(int timeout_ms) {
+    (void)timeout_ms;
+    return true;
+  }
 };
 
 // stderr ("-") or a file opened for appending (created 0600); one write(2) per line.

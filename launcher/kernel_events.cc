@@ -75,9 +75,20 @@ std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r, const policy
     set_bytes(f, "argv0", x->argv0);
     std::string tool = x->tool >= 0 ? tool_name(plan, x->tool) : "";
     if (!tool.empty()) f["tool"] = tool;
-    if (x->killed) f["killed"] = "over budget";
-    // The first exec is the command given to `run`: its event comes from the supervisor.
-    if (!x->initial) out.push_back({"exec", pid, f});
+    if (x->script) f["script"] = true;
+    if (x->killed) f["killed"] = x->refused ? "refused" : "over budget";
+    if (x->initial) f["initial"] = true;
+    out.push_back({"exec", pid, f});
+    if (x->refused == ENC_EXEC_LOADER) {
+      nlohmann::json d = {{"section", "tools"},
+                          {"origin", "/tools"},
+                          {"reason", "the dynamic loader may only run as a tool's ELF interpreter, not as a program "
+                                     "(it would run any readable ELF)"},
+                          {"action", "process killed"},
+                          {"kseq", r.kseq}};
+      set_bytes(d, "path", x->filename);
+      out.push_back({"deny", pid, d});
+    }
     if (!tool.empty() && !x->initial) {
       nlohmann::json t = {{"tool", tool},
                           {"calls", x->tool_count},

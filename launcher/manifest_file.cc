@@ -50,8 +50,11 @@ bool collect_context(const std::vector<std::string>& assignments, const std::str
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(*text);
-    } catch (const nlohmann::json::parse_error& e) {
-      error = context_file + ": not valid JSON: " + e.what();
+    } catch (const nlohmann::json::exception& e) {
+      // parse_error, and out_of_range for numbers beyond a double (1e400).
+      std::string what = e.what();
+      if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+      error = context_file + ": not valid JSON: " + what;
       return false;
     }
     if (!j.is_object()) {

@@ -217,11 +217,19 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
     ResolvedHostPath host;
   };
   std::vector<Item> items;
+  // First the real paths of the writable grants: no step may then follow a symlink inside one
+  // of them (an agent could have planted it), whichever order the steps come in.
   std::vector<std::string> untrusted;
+  for (const policy::MountStep& step : steps) {
+    if (step.kind != policy::MountKind::bind_write) continue;
+    ResolvedHostPath r = resolve_host_path(host.get(), step.path, true, untrusted);
+    if (r.exists) untrusted.push_back(r.real);
+  }
   for (const policy::MountStep& step : steps) {
     bool follow = step.kind != policy::MountKind::mask;
     ResolvedHostPath r = resolve_host_path(host.get(), step.path, follow, untrusted);
-    if (!r.exists) {
+    // A tmpfs needs nothing from the host: its mount point is created in the view.
+    if (!r.exists && step.kind != policy::MountKind::tmpfs) {
       result.absent.push_back(describe(step) + ": not present on this host");
       continue;
     }
@@ -230,7 +238,6 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
       continue;
     }
     result.real_paths[step.path] = r.real;
-    if (step.kind == policy::MountKind::bind_write) untrusted.push_back(r.real);
     items.push_back({step, std::move(r)});
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {

@@ -166,13 +166,22 @@ void Supervisor::on_ring() {
       return;
     }
     for (KernelEvent& e : kernel_events(*r, *config_.plan)) {
+      if (e.type == "exec" && e.fields.value("initial", false)) {
+        // The command given to `run`: add what the launcher knows of it.
+        for (auto it = config_.initial_command.begin(); it != config_.initial_command.end(); ++it) {
+          e.fields[it.key()] = it.value();
+        }
+        if (outcome_.figures.contains("absent")) e.fields["absent"] = outcome_.figures["absent"];
+      }
       events_.emit(e.type, e.pid, e.fields);
       if (e.type == "deny") {
         record_denial(e.fields.value("destination", e.fields.value("protocol", std::string("network"))) + " (" +
                       e.fields.value("origin", std::string("/network")) + ")");
       }
       if (e.type == "budget") {
-        exceeded_seen_ |= 1ULL << std::get<bpf::BudgetRecord>(r->body).budget;
+        uint64_t bit = 1ULL << std::get<bpf::BudgetRecord>(r->body).budget;
+        exceeded_seen_ |= bit;
+        budget_records_ |= bit;
         terminate("budget", e.fields.value("name", std::string()), e.fields["limit"], e.fields["value"], false);
       }
     }
@@ -190,13 +199,24 @@ void Supervisor::check_kernel_counters() {
                   {"kernel_records", c.state.records}});
     lost_reported_ = c.state.lost;
   }
-  // A budget whose record was lost still ends the run: the kernel's flag is authoritative.
+  // A budget the kernel flagged ends the run at once, whether or not its record has arrived
+  // yet; its event is written from the counters at the end only if the record never came.
   uint64_t fresh = c.state.exceeded & ~exceeded_seen_;
   for (uint32_t b = ENC_BUDGET_TOOL_MAX_CALLS; b <= ENC_BUDGET_EGRESS_BYTES; ++b) {
     if (!(fresh & (1ULL << b))) continue;
     exceeded_seen_ |= 1ULL << b;
+    terminate("budget", bpf::budget_name(b), nullptr, nullptr, false);
+  }
+}
+
+void Supervisor::report_unrecorded_budgets() {
+  if (!config_.bpf) return;
+  bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+  uint64_t missing = c.state.exceeded & ~budget_records_;
+  const policy::Budgets& limits = config_.plan->budgets;
+  for (uint32_t b = ENC_BUDGET_TOOL_MAX_CALLS; b <= ENC_BUDGET_EGRESS_BYTES; ++b) {
+    if (!(missing & (1ULL << b))) continue;
     bpf::BudgetRecord rec{b, -1, 0, 0};
-    const policy::Budgets& limits = config_.plan->budgets;
     if (b == ENC_BUDGET_SYSCALLS) rec = {b, -1, limits.syscalls.value_or(0), c.syscalls()};
     if (b == ENC_BUDGET_TOOL_CALLS) rec = {b, -1, limits.tool_calls.value_or(0), c.state.tool_calls};
     if (b == ENC_BUDGET_COST) rec = {b, -1, limits.cost_micro_usd.value_or(0), c.state.cost_micro};
@@ -204,7 +224,7 @@ void Supervisor::check_kernel_counters() {
     nlohmann::json f = budget_fields(rec, *config_.plan);
     f["note"] = "its kernel record was lost; reported from the kernel's counters";
     events_.emit("budget", init_.pid, f);
-    terminate("budget", f["name"], f["limit"], f["value"], false);
+    if (outcome_.budget.empty() || outcome_.budget == bpf::budget_name(b)) outcome_.budget = f["name"];
   }
 }
 
@@ -230,11 +250,14 @@ void Supervisor::on_channel() {
       add(listener_->fd());
     } else if (type == "exec_ok") {
       exec_ok_ = true;
-      pid_t ns_pid = m->body.value("ns_pid", 0);
-      nlohmann::json fields = config_.initial_command;
-      fields["ns_pid"] = ns_pid;
-      if (outcome_.figures.contains("absent")) fields["absent"] = outcome_.figures["absent"];
-      events_.emit("exec", host_pid(ns_pid), fields);
+      // With the eBPF layer the kernel's record of this exec is the event (it carries kseq 0).
+      if (!config_.bpf) {
+        pid_t ns_pid = m->body.value("ns_pid", 0);
+        nlohmann::json fields = config_.initial_command;
+        fields["ns_pid"] = ns_pid;
+        if (outcome_.figures.contains("absent")) fields["absent"] = outcome_.figures["absent"];
+        events_.emit("exec", host_pid(ns_pid), fields);
+      }
     } else if (type == "exec_error") {
       exec_errno_ = m->body.value("errno", EACCES);
       outcome_.message = m->body.value("message", "exec failed");
@@ -320,9 +343,11 @@ void Supervisor::on_notification() {
                 {"origin", origin},
                 {"action", action == "kill" ? "process killed" : "EPERM"}});
   if (action == "kill") listener_->kill_caller(*n);
-  listener_->fail(*n, EPERM);
   ++seccomp_denials_;
+  // With on_violation: kill the enclosure dies before the call is answered, so nothing of the
+  // agent runs past its first violation.
   record_denial(n->syscall + " (" + origin + ")");
+  listener_->fail(*n, EPERM);
 }
 
 RunOutcome Supervisor::run() {
@@ -369,6 +394,7 @@ RunOutcome Supervisor::run() {
   if (config_.bpf) {
     on_ring();
     check_kernel_counters();
+    report_unrecorded_budgets();
   }
   siginfo_t info{};
   ::waitid(P_PIDFD, static_cast<id_t>(init_.pidfd.get()), &info, WEXITED);
@@ -440,7 +466,7 @@ RunOutcome Supervisor::run() {
       if (b.egress_bytes) figures["egress_bytes"]["limit"] = *b.egress_bytes;
     }
     // The kernel's counters are exact even when records were lost.
-    outcome_.denials = seccomp_denials_ + c.state.net_denied + c.state.egress_dropped;
+    outcome_.denials = seccomp_denials_ + c.state.net_denied + c.state.egress_dropped + c.state.exec_denied;
     figures["kernel_events"] = {{"records", c.state.records},
                                 {"lost", c.state.lost},
                                 {"malformed", malformed_records_},

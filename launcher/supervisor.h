@@ -58,6 +58,7 @@ class Supervisor {
   void on_notification();
   void on_ring();
   void check_kernel_counters();
+  void report_unrecorded_budgets();
   void terminate(const std::string& reason, const std::string& budget, const nlohmann::json& limit,
                  const nlohmann::json& value, bool emit_budget_event = true);
   void signal_enclosure(int signal);
@@ -93,7 +94,8 @@ class Supervisor {
   uint64_t lost_reported_ = 0;
   uint64_t seccomp_denials_ = 0;
   uint64_t malformed_records_ = 0;
-  uint64_t exceeded_seen_ = 0;
+  uint64_t exceeded_seen_ = 0;   // budgets the kernel flagged, seen by the supervisor
+  uint64_t budget_records_ = 0;  // budgets whose kernel record arrived
 };
 
 }  // namespace launcher

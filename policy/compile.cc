@@ -37,6 +37,14 @@ std::vector<std::vector<SeccompCondition>> refused_arguments(ArgumentFilter filt
       // Larger values, including any with upper bits set (the kernel reads an int).
       out.push_back({gt(0, kAfMax - 1)});
       out.push_back({eq(0, kAfNetlink), ne(2, kNetlinkRoute)});
+      // inet and inet6: no raw or packet sockets (refused by the kernel too without
+      // CAP_NET_RAW, but unlogged), no ICMP "ping" sockets. The type is compared on its low four
+      // bits (the rest are SOCK_NONBLOCK/SOCK_CLOEXEC), the protocol on its low 32 bits.
+      for (uint64_t family : {kAfInet, kAfInet6}) {
+        out.push_back({eq(0, family), masked(1, kSockTypeMask, kSockRaw)});
+        out.push_back({eq(0, family), masked(1, kSockTypeMask, kSockPacket)});
+        out.push_back({eq(0, family), masked(2, kLow32, family == kAfInet ? kIpprotoIcmp : kIpprotoIcmpv6)});
+      }
       break;
     case ArgumentFilter::socketpair_family:
       out.push_back({ne(0, kAfUnix)});
@@ -65,16 +73,25 @@ std::vector<std::vector<SeccompCondition>> refused_arguments(ArgumentFilter filt
 }
 
 // Condition sets under which `filter` admits a call (for the deny-by-default profile). Their
-// union is the complement of refused_arguments(), except for device_nodes, where the strict
-// profile admits only the file types mknod can create (the kernel refuses the others anyway).
+// union is the complement of refused_arguments(), except that the strict profile admits only
+// what it names: for device_nodes the file types mknod can create, for socket_family the
+// stream and datagram protocols TCP, MPTCP and UDP by exact number.
 std::vector<std::vector<SeccompCondition>> admitted_arguments(ArgumentFilter filter,
                                                               const std::string& syscall) {
   std::vector<std::vector<SeccompCondition>> out;
   switch (filter) {
     case ArgumentFilter::socket_family:
       out.push_back({eq(0, kAfUnix)});
-      out.push_back({eq(0, kAfInet)});
-      out.push_back({eq(0, kAfInet6)});
+      // inet and inet6: stream sockets of TCP or MPTCP, datagram sockets of UDP, by exact
+      // protocol number (so an argument with junk in its upper bits is refused too).
+      for (uint64_t family : {kAfInet, kAfInet6}) {
+        for (uint64_t protocol : {uint64_t{0}, kIpprotoTcp, kIpprotoMptcp}) {
+          out.push_back({eq(0, family), masked(1, kSockTypeMask, kSockStream), eq(2, protocol)});
+        }
+        for (uint64_t protocol : {uint64_t{0}, kIpprotoUdp}) {
+          out.push_back({eq(0, family), masked(1, kSockTypeMask, kSockDgram), eq(2, protocol)});
+        }
+      }
       out.push_back({eq(0, kAfNetlink), eq(2, kNetlinkRoute)});
       break;
     case ArgumentFilter::socketpair_family:
@@ -366,6 +383,8 @@ CompileResult compile(const Manifest& m) {
   need("seccomp", "seccomp filter with user notification", "/syscalls");
   need("landlock", "landlock (filesystem access rights)", "/filesystem");
   need("landlock", "landlock (execute only granted tools)", "/tools");
+  need("bpf", "bpf tp_btf/sched_process_exec (exec events; the dynamic loader is not runnable as a program)",
+       "/tools");
   if (n.mode == NetworkMode::none) need("network", "network namespace", "/network/mode");
   if (n.mode != NetworkMode::none) {
     need("landlock", "landlock abi>=6 (abstract unix socket scoping)", "/network/mode");

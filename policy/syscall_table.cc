@@ -120,7 +120,7 @@ bool known_syscall(const std::string& name) {
 const std::vector<FilteredSyscall>& filtered_syscalls() {
   static const std::vector<FilteredSyscall> kFiltered{
       {"socket", ArgumentFilter::socket_family,
-       "only unix, inet, inet6 and netlink-route sockets"},
+       "only unix, inet, inet6 and netlink-route sockets; no raw, packet or ICMP sockets"},
       {"socketpair", ArgumentFilter::socketpair_family, "only unix socket pairs"},
       {"clone", ArgumentFilter::namespace_flags, "no new namespaces"},
       {"unshare", ArgumentFilter::namespace_flags, "no new namespaces"},

@@ -30,7 +30,8 @@ bool known_syscall(const std::string& name);
 // Argument filters applied by both profiles (unless the manifest allows the call outright).
 // Each describes, for one system call, which argument values are refused.
 enum class ArgumentFilter {
-  socket_family,      // socket(): only AF_UNIX, AF_INET, AF_INET6, AF_NETLINK/NETLINK_ROUTE
+  socket_family,      // socket(): only AF_UNIX, AF_INET, AF_INET6 (no raw, packet or ICMP),
+                      // AF_NETLINK/NETLINK_ROUTE
   socketpair_family,  // socketpair(): only AF_UNIX
   namespace_flags,    // clone(), unshare(): no CLONE_NEW* flag
   tty_injection,      // ioctl(): no TIOCSTI or TIOCLINUX, compared on the low 32 bits
@@ -59,6 +60,10 @@ inline constexpr uint64_t kTioclinux = 0x541C;
 inline constexpr uint64_t kPersonalityQuery = 0xffffffffULL;
 inline constexpr uint64_t kAfUnix = 1, kAfInet = 2, kAfInet6 = 10, kAfNetlink = 16;
 inline constexpr uint64_t kNetlinkRoute = 0;
+inline constexpr uint64_t kSockTypeMask = 0xf, kSockStream = 1, kSockDgram = 2, kSockRaw = 3,
+                          kSockPacket = 10;
+inline constexpr uint64_t kIpprotoIcmp = 1, kIpprotoTcp = 6, kIpprotoUdp = 17,
+                          kIpprotoIcmpv6 = 58, kIpprotoMptcp = 262;
 inline constexpr uint64_t kAfMax = 46;  // families are 0..45 on Linux 6.x
 
 }  // namespace policy

@@ -6,6 +6,9 @@
 #   launch:    /usr/bin/true bare, under `unshare`, `bwrap --unshare-all`, firejail, and
 #              `enclosure run` with a typical manifest
 #   syscalls:  getppid and openat loops bare, under bwrap and under enclosure
+#   ebpf:      getppid inside without and with a syscall budget; a host process while an
+#              enclosure with a syscall budget runs and while none does; connect() to a loopback
+#              listener bare and enclosed (filtered egress); events/s from the ring buffer to JSONL
 #   policy:    parse + validate + compile of a manifest with 1,000 egress rules and 1,000 paths
 #
 # Environment: RUNS (launch repetitions, default 30), LOOP (syscall iterations, default 2000000).
@@ -35,17 +38,35 @@ chmod 755 "$work" "$work/syscall_loop"
 cat > "$work/manifest.json" <<EOF
 {"apiVersion": "enclosure/v1", "metadata": {"name": "bench"},
  "filesystem": {"read": ["/usr", "/lib", "/lib64"], "tmpfs": ["/tmp"]},
- "tools": [{"name": "true", "path": "/usr/bin/true"},
+ "tools": [{"name": "true", "path": "/usr/bin/true"}, {"name": "sleep", "path": "/usr/bin/sleep"},
            {"name": "syscall_loop", "path": "$work/syscall_loop"}],
  "process": {"user": {"uid": 65534, "gid": 65534}},
  "network": {"mode": "none"},
  "budgets": {"wall_clock": "5m", "processes": 64, "memory": "1GiB"}}
 EOF
 
+# The same with a syscall budget (the eBPF sys_enter program attached).
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+m = json.load(open(work + "/manifest.json"))
+m["budgets"]["syscalls"] = 10**12
+json.dump(m, open(work + "/manifest-budget.json", "w"))
+m = json.load(open(work + "/manifest.json"))
+m["network"] = {"mode": "filtered", "egress": [{"cidr": "127.0.0.1/32", "ports": [18555]}]}
+json.dump(m, open(work + "/manifest-egress.json", "w"))
+m = json.load(open(work + "/manifest.json"))
+m["audit"] = {"files": True}
+json.dump(m, open(work + "/manifest-audit.json", "w"))
+PY
+
 BWRAP=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib /lib
        --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp
        --ro-bind "$work" "$work")
 ENC=("$ENCLOSURE" run -m "$work/manifest.json" --)
+ENC_BUDGET=("$ENCLOSURE" run -m "$work/manifest-budget.json" --)
+ENC_EGRESS=("$ENCLOSURE" run -m "$work/manifest-egress.json" --)
+ENC_AUDIT=("$ENCLOSURE" run -m "$work/manifest-audit.json" --)
 
 # Mean launch time (ms) of a command, with hyperfine.
 launch_ms() {
@@ -99,6 +120,63 @@ report=$BUILD_DIR/bench-report.md
     b=$(median "${bs[@]}") w=$(median "${ws[@]}") e=$(median "${es[@]}")
     echo "| $kind | $b | $w | $e | $(ratio "$w" "$b") | $(ratio "$e" "$b") |"
   done
+  echo
+  echo "## eBPF layer (median of 7 interleaved rounds)"
+  echo
+  echo "| measure | without | with | ratio |"
+  echo "|---|---:|---:|---:|"
+  a=() b=()
+  for _ in 1 2 3 4 5 6 7; do
+    a+=("$("${ENC[@]}" syscall_loop getppid "$LOOP")")
+    b+=("$("${ENC_BUDGET[@]}" syscall_loop getppid "$LOOP")")
+  done
+  x=$(median "${a[@]}") y=$(median "${b[@]}")
+  echo "| getppid inside, ns: no syscall budget vs budget | $x | $y | $(ratio "$y" "$x") |"
+  # A host process beside an idle enclosure that has a syscall budget (the sys_enter program
+  # runs for every syscall on the host while attached).
+  "${ENC_BUDGET[@]}" sleep 600 >/dev/null 2>&1 &
+  bg=$!
+  sleep 1
+  with=() without=()
+  for _ in 1 2 3 4 5 6 7; do with+=("$("$work/syscall_loop" getppid "$LOOP")"); done
+  kill -TERM "$bg" 2>/dev/null || true
+  wait "$bg" 2>/dev/null || true
+  for _ in 1 2 3 4 5 6 7; do without+=("$("$work/syscall_loop" getppid "$LOOP")"); done
+  x=$(median "${without[@]}") y=$(median "${with[@]}")
+  echo "| host getppid, ns: no enclosure vs an enclosure with a syscall budget | $x | $y | $(ratio "$y" "$x") |"
+  python3 -c 'import socket,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",18555)); s.listen(4096)
+s.settimeout(1)
+end=time.time()+600
+while time.time()<end:
+    try: c,_=s.accept(); c.close()
+    except socket.timeout: pass' &
+  listener=$!
+  sleep 0.5
+  a=() b=()
+  for _ in 1 2 3 4 5 6 7; do
+    a+=("$("$work/syscall_loop" connect 20000 18555)")
+    b+=("$("${ENC_EGRESS[@]}" syscall_loop connect 20000 18555)")
+  done
+  kill "$listener" 2>/dev/null || true
+  x=$(median "${a[@]}") y=$(median "${b[@]}")
+  echo "| connect()+close to a loopback listener, ns: bare vs enclosed (filtered) | $x | $y | $(ratio "$y" "$x") |"
+  # Events through the ring buffer into a JSONL file: 200,000 opens with audit.files.
+  rm -f "$work/events.jsonl"
+  "$ENCLOSURE" run -m "$work/manifest-audit.json" --events "$work/events.jsonl" -- syscall_loop openat 200000 >/dev/null
+  python3 - "$work/events.jsonl" <<'PY'
+import json, sys, datetime
+ts = []
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["type"] == "open":
+        ts.append(e["ts"])
+def t(s):
+    d = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")
+    return d.timestamp() + int(s[20:29]) / 1e9
+span = t(ts[-1]) - t(ts[0])
+print("| events/s from the ring buffer to a JSONL file (%d open events) | | %.0f | |" % (len(ts), len(ts) / span))
+PY
   echo
   echo "## Policy"
   echo

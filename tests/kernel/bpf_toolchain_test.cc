@@ -7,6 +7,7 @@
 
 TEST(BpfToolchain, ProbeLoadsAttachesAndCounts) {
   bpf::GetppidProbe probe(getpid());
-  for (int i = 0; i < 100; ++i) syscall(SYS_getppid);
+  for (int i = 0; i < 100; ++i)
+    syscall(SYS_getppid);
   EXPECT_EQ(probe.count(), 100u);
 }

@@ -4,10 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 #include <nlohmann/json.hpp>
 
@@ -38,6 +42,8 @@ struct RunResult {
   std::vector<nlohmann::json> of_type(const std::string& type) const;
   std::optional<nlohmann::json> first(const std::string& type) const;
   std::string describe() const;  // for failure messages
+  // `deny` events of the syscalls section for one system call, in order.
+  std::vector<nlohmann::json> denials(const std::string& syscall) const;
 };
 
 struct RunOptions {
@@ -59,6 +65,19 @@ RunResult run_command(const std::vector<std::string>& argv, const RunOptions& op
 // 65534, network none, the given tools (absolute paths), named by basename.
 nlohmann::json base_manifest(const std::string& name, const std::vector<std::string>& tools);
 
+// A python3 agent (/usr/bin/python3 must be a tool): runs `body` after a prelude that defines
+//   R             a dict, printed as JSON on a last line "RESULT {...}" when `body` completes
+//   t(name, f)    R[name] = f()'s value ("ok" when it returns None), or on OSError the errno's
+//                 name ("ENOENT"); the name of any other exception's type
+//   libc, sc(nr, *args)   ctypes' libc; a raw system call returning its value or -errno
+//   errname(n)    the name of errno n
+//   A             `args` (sys.argv[1:])
+std::vector<std::string> python_agent(const std::string& body,
+                                      const std::vector<std::string>& args = {});
+
+// The "RESULT" object a python_agent printed, or null when there is none.
+nlohmann::json python_result(const RunResult& r);
+
 // The enclosure binary under test.
 std::string enclosure_binary();
 
@@ -66,5 +85,107 @@ std::string enclosure_binary();
 // pids/memory hierarchies, and processes whose comm is enclosure-init/enclosure-wdog.
 std::vector<std::string> leftover_cgroups();
 std::vector<int> leftover_processes();
+
+// Host pids of processes whose comm is exactly `comm`.
+std::vector<int> processes_named(const std::string& comm);
+
+// leftover_processes() whose command line contains `needle`. enclosure-init and
+// enclosure-wdog are forked from the launcher and keep its command line, which names the
+// manifest and events files: a test's TempDir path picks out its own runs' processes, whatever
+// other enclosures run on the host at the same time.
+std::vector<int> leftover_processes_mentioning(const std::string& needle);
+
+// The cgroup directories a run reported in its start event (v2, and v1 pids/memory) that
+// still exist.
+std::vector<std::string> remaining_cgroups_of(const RunResult& r);
+
+// Number of lines of /proc/self/mountinfo (the host's mount table as the tests see it).
+size_t mountinfo_lines();
+
+// Polls `done` every 20 ms until it returns true or `timeout_ms` passed; returns its last value.
+bool wait_until(const std::function<bool()>& done, int timeout_ms);
+
+// An `enclosure run` started in the background, so that a test can act while it runs (read
+// the agent's output, kill the launcher). Its events go to a file in `dir`.
+class BackgroundRun {
+ public:
+  BackgroundRun(const TempDir& dir, const nlohmann::json& manifest,
+                const std::vector<std::string>& command, const RunOptions& options = {});
+  ~BackgroundRun();  // kills the launcher's process group if it is still running
+  BackgroundRun(const BackgroundRun&) = delete;
+  BackgroundRun& operator=(const BackgroundRun&) = delete;
+  pid_t pid() const { return pid_; }
+  // Reads the agent's standard output until it holds a complete line; returns that line
+  // (without the newline), or nullopt on EOF or after `timeout_ms`.
+  std::optional<std::string> read_line(int timeout_ms);
+  // Sends `signal` to the launcher process alone.
+  void kill(int signal);
+  // Waits for the launcher to exit (killing it after `timeout_ms`) and returns its result,
+  // with the rest of its output and the events written so far.
+  RunResult wait(int timeout_ms = 60000);
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string events_path_;
+  std::string out_;
+  std::string err_;
+  size_t consumed_ = 0;
+  bool reaped_ = false;
+  RunResult result_;
+};
+
+// A socket on the host's loopback that records what reaches it (for the egress tests). It is
+// read only when asked: the kernel queues every connection (completed handshake) and datagram
+// that reached it, so collect() after a run sees all of them, with no timing involved.
+class LoopbackListener {
+ public:
+  enum class Protocol { tcp, udp };
+  // `address`: "127.0.0.1", "127.0.0.2", "::1"...; port 0: a free port the kernel picks. An
+  // IPv6 listener is IPV6_V6ONLY. ok() is false when the address or port cannot be bound.
+  LoopbackListener(Protocol protocol, const std::string& address, uint16_t port = 0);
+  ~LoopbackListener();
+  LoopbackListener(const LoopbackListener&) = delete;
+  LoopbackListener& operator=(const LoopbackListener&) = delete;
+  bool ok() const { return fd_ >= 0 && port_ != 0; }
+  uint16_t port() const { return port_; }
+  const std::string& address() const { return address_; }
+  // Accepts every pending connection and reads what they sent; receives every queued datagram.
+  void collect();
+  // What collect() has seen so far: accepted connections, datagrams, payload bytes.
+  size_t connections() const { return connections_; }
+  size_t datagrams() const { return datagrams_; }
+  size_t bytes() const { return bytes_; }
+  std::string describe() const;  // "tcp 127.0.0.1:4242: 1 connections, 0 datagrams, 5 bytes"
+
+ private:
+  Protocol protocol_;
+  std::string address_;
+  uint16_t port_ = 0;
+  int fd_ = -1;
+  std::vector<int> accepted_;
+  size_t connections_ = 0;
+  size_t datagrams_ = 0;
+  size_t bytes_ = 0;
+};
+
+// BPF objects (programs, maps, links) by id.
+struct BpfObjects {
+  std::map<uint32_t, std::string> programs;  // id -> name
+  std::map<uint32_t, std::string> maps;
+  std::map<uint32_t, std::string> links;  // id -> link type
+  size_t size() const { return programs.size() + maps.size() + links.size(); }
+};
+
+// Every BPF object on the host (`bpftool prog|map|link show -j`).
+BpfObjects bpf_objects_on_host();
+
+// The BPF objects a process holds descriptors of (/proc/PID/fdinfo: prog_id, map_id, link_id);
+// names are left empty.
+BpfObjects bpf_objects_held_by(pid_t pid);
+
+// The union of bpf_objects_held_by() over every process on the host.
+BpfObjects bpf_objects_held_by_any_process();
 
 }  // namespace harness

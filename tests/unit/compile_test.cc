@@ -399,6 +399,12 @@ TEST(CompileSeccomp, DefaultProfileFiltersArguments) {
   }
   socket.insert({gt(0, policy::kAfMax - 1)});
   socket.insert({eq(0, 16), ne(2, 0)});
+  // inet and inet6: raw, packet and ICMP sockets.
+  for (uint64_t family : {2, 10}) {
+    socket.insert({eq(0, family), masked(1, 0xf, 3)});
+    socket.insert({eq(0, family), masked(1, 0xf, 10)});
+    socket.insert({eq(0, family), masked(2, 0xffffffffULL, family == 2 ? 1 : 58)});
+  }
   EXPECT_EQ(condition_sets(p, "socket", SeccompVerdict::deny), socket);
   EXPECT_EQ(condition_sets(p, "socketpair", SeccompVerdict::deny),
             (std::set<std::vector<SeccompCondition>>{{ne(0, 1)}}));
@@ -498,15 +504,24 @@ TEST(CompileSeccomp, StrictAdmitsExactlyTheIoctlsTheDefaultProfileDoesNotRefuse)
 }
 
 // For every argument filter, the strict profile's admitted arguments are the complement of the
-// default profile's refused ones.
+// default profile's refused ones (over well-formed arguments: strict names socket protocols by
+// exact number, so junk in their upper bits is refused by strict alone).
 TEST(CompileSeccomp, StrictFiltersAreTheComplementOfTheDefaultFilters) {
   SeccompProfile strict = profile_with({{"profile", "strict"}});
   SeccompProfile standard = profile_with(json::object());
   std::map<std::string, std::vector<Args>> samples;
   for (uint64_t family : std::vector<uint64_t>{0, 1, 2, 3, 9, 10, 11, 16, 17, 44, 45, 46, 47, 255,
                                                1ULL << 32, (1ULL << 32) | 2, ~0ULL}) {
-    for (uint64_t protocol : {0ULL, 1ULL, 1ULL << 32}) {
-      samples["socket"].push_back({family, 1, protocol, 0, 0, 0});
+    for (uint64_t protocol : {0ULL, 1ULL, 6ULL, 17ULL, 58ULL, 262ULL}) {
+      for (uint64_t type : {1ULL, 2ULL, 3ULL, 10ULL, 1ULL | 0x80000ULL}) {
+        bool well_formed = (type & 0xf) == 1 ? (protocol == 0 || protocol == 6 || protocol == 262 || protocol == 1 || protocol == 58)
+                                              : true;
+        if ((type & 0xf) == 1 && (protocol == 17)) well_formed = false;  // udp stream: not a socket
+        if ((type & 0xf) == 2 && (protocol == 6 || protocol == 262)) well_formed = false;
+        if (family == 2 && protocol == 58) well_formed = false;
+        if (family == 10 && protocol == 1) well_formed = false;
+        if (well_formed) samples["socket"].push_back({family, type, protocol, 0, 0, 0});
+      }
     }
     samples["socketpair"].push_back({family, 1, 0, 0, 0, 0});
   }
@@ -545,6 +560,10 @@ TEST(CompileSeccomp, StrictFiltersAreTheComplementOfTheDefaultFilters) {
   EXPECT_TRUE(matches(strict, "socket", SeccompVerdict::allow, {2, 1, 0, 0, 0, 0}));
   EXPECT_FALSE(matches(strict, "socket", SeccompVerdict::allow, {17, 3, 0, 0, 0, 0}));  // packet
   EXPECT_FALSE(matches(strict, "socket", SeccompVerdict::allow, {16, 3, 9, 0, 0, 0}));  // audit
+  EXPECT_FALSE(matches(strict, "socket", SeccompVerdict::allow, {2, 3, 1, 0, 0, 0}));   // raw
+  EXPECT_FALSE(matches(strict, "socket", SeccompVerdict::allow, {2, 2, 1, 0, 0, 0}));   // ping
+  EXPECT_TRUE(matches(standard, "socket", SeccompVerdict::deny, {2, 2, (1ULL << 32) | 1, 0, 0, 0}));
+  EXPECT_TRUE(matches(standard, "socket", SeccompVerdict::deny, {10, 3 | 0x80000, 0, 0, 0, 0}));
   EXPECT_FALSE(matches(strict, "clone", SeccompVerdict::allow, {0x10000000, 0, 0, 0, 0, 0}));
   EXPECT_TRUE(matches(strict, "clone", SeccompVerdict::allow, {kThread, 0, 0, 0, 0, 0}));
 }

@@ -201,10 +201,23 @@ TEST(Decoder, ToolExecBecomesExecAndToolCall) {
   EXPECT_EQ(events[1].fields["calls"], 2);
   EXPECT_EQ(events[1].fields["max_calls"], 2);
   EXPECT_EQ(events[1].fields["cost_usd"], "$0.50");
-  // The initial command's exec is reported by the supervisor, not here.
+  // The initial command's exec is an exec event marked initial, and no tool call.
   e.initial = 1;
   r = bpf::decode_record(&e, sizeof e, error);
-  EXPECT_TRUE(launcher::kernel_events(*r, test_plan()).empty());
+  auto initial = launcher::kernel_events(*r, test_plan());
+  ASSERT_EQ(initial.size(), 1u);
+  EXPECT_EQ(initial[0].type, "exec");
+  EXPECT_EQ(initial[0].fields["initial"], true);
+  // A refused run of the dynamic loader is an exec and a deny naming /tools.
+  e.initial = 0;
+  e.tool = -1;
+  e.killed = 1;
+  e.refused = ENC_EXEC_LOADER;
+  r = bpf::decode_record(&e, sizeof e, error);
+  auto refused = launcher::kernel_events(*r, test_plan());
+  ASSERT_EQ(refused.size(), 2u);
+  EXPECT_EQ(refused[1].type, "deny");
+  EXPECT_EQ(refused[1].fields["section"], "tools");
 }
 
 TEST(Decoder, BudgetRecordNamesTheBudgetAndTool) {
