@@ -72,6 +72,11 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   if (int err = bpf_map__set_max_entries(skel_->maps.events, static_cast<__u32>(ring)); err) {
     fail("size the ring buffer", err);
   }
+  // Decisions (denials, budgets) have a ring of their own, at least 64 KiB.
+  size_t decisions = std::max<size_t>(ring, 64 * 1024);
+  if (int err = bpf_map__set_max_entries(skel_->maps.decisions, static_cast<__u32>(decisions)); err) {
+    fail("size the decisions ring buffer", err);
+  }
   bpf_program__set_autoload(skel_->progs.enc_connect4, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_connect6, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_sendmsg4, needs.egress);
@@ -82,8 +87,11 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   bpf_program__set_autoload(skel_->progs.enc_sys_enter, needs.sys_enter);
   bpf_program__set_autoload(skel_->progs.enc_sys_exit, needs.sys_exit);
   if (int err = enclosure_bpf__load(skel_); err) fail("load (verify) the enclosure programs", err);
-  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), ring_callback, &sink_, nullptr);
-  if (!ring_) fail("open the ring buffer", errno);
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.decisions), ring_callback, &sink_, nullptr);
+  if (!ring_) fail("open the decisions ring buffer", errno);
+  if (int err = ring_buffer__add(ring_, bpf_map__fd(skel_->maps.events), ring_callback, &sink_); err) {
+    fail("open the events ring buffer", err);
+  }
   libbpf_set_print(previous);
 
   nlohmann::json programs = nlohmann::json::object();
@@ -95,7 +103,7 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
   if (needs.sys_enter) programs["syscalls"] = "tp_btf/sys_enter";
   if (needs.sys_exit) programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
-  report_ = {{"programs", programs}, {"ring_buffer_bytes", ring}};
+  report_ = {{"programs", programs}, {"ring_buffer_bytes", ring}, {"decisions_ring_buffer_bytes", decisions}};
 }
 
 EnclosureBpf::~EnclosureBpf() {

@@ -30,10 +30,17 @@ struct {
   __type(value, struct enc_state);
 } states SEC(".maps");
 
+/* Two ring buffers: bulk records (exec, connect, open) and decisions (denials, budgets), so that
+ * a flood of the first kind can never crowd out the second. */
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 1 << 20); /* resized by the loader */
 } events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 1 << 18); /* resized by the loader */
+} decisions SEC(".maps");
 
 /* Metered usage the agent reported (micro-dollars), written by the supervisor alone. */
 struct {
@@ -141,7 +148,8 @@ static __always_inline struct enc_state *state_of(__u64 cgid) {
  * attempt, and the loss when the ring buffer is full. */
 static __always_inline void *reserve_record(struct enc_state *st, __u64 cgid, __u32 type, __u32 size) {
   __u64 seq = __sync_fetch_and_add(&st->records, 1);
-  struct enc_header *h = bpf_ringbuf_reserve(&events, size, 0);
+  int decision = type == ENC_EV_NET_DENY || type == ENC_EV_BUDGET || type == ENC_EV_EGRESS_DROP;
+  struct enc_header *h = decision ? bpf_ringbuf_reserve(&decisions, size, 0) : bpf_ringbuf_reserve(&events, size, 0);
   if (!h) {
     __sync_fetch_and_add(&st->lost, 1);
     return NULL;
