@@ -64,7 +64,7 @@ std::optional<ChannelMessage> receive_message(int sock) {
   }
   try {
     out.body = nlohmann::json::parse(std::string(buf, static_cast<size_t>(n)));
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {
     out.body = {{"type", "malformed"}};
   }
   return out;

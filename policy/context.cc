@@ -45,6 +45,32 @@ std::set<char> explicit_characters(std::string_view pattern) {
       i += 2;
       continue;
     }
+    if (pattern.substr(i, 3) == "(?!") {
+      // A negative lookahead names characters in order to exclude them: "^(?!/).*$" admits
+      // "/" after the first character without naming it. Skip to its closing parenthesis.
+      size_t j = i + 3;
+      int depth = 1;
+      bool in_class = false;
+      while (j < pattern.size() && depth > 0) {
+        char m = pattern[j];
+        if (m == '\\') {
+          j += 2;
+          continue;
+        }
+        if (in_class) {
+          in_class = m != ']';
+        } else if (m == '[') {
+          in_class = true;
+        } else if (m == '(') {
+          ++depth;
+        } else if (m == ')') {
+          --depth;
+        }
+        ++j;
+      }
+      i = j;
+      continue;
+    }
     if (c == '[') {
       size_t j = i + 1;
       bool negated = j < pattern.size() && pattern[j] == '^';
@@ -86,8 +112,8 @@ std::set<char> explicit_characters(std::string_view pattern) {
 
 std::optional<std::regex> compile_context_pattern(const std::string& pattern, std::string& why) {
   bool anchored_start = !pattern.empty() && pattern.front() == '^';
-  bool anchored_end = pattern.size() >= 2 && pattern.back() == '$' &&
-                      pattern[pattern.size() - 2] != '\\';
+  bool anchored_end =
+      pattern.size() >= 2 && pattern.back() == '$' && pattern[pattern.size() - 2] != '\\';
   if (!anchored_start || !anchored_end) {
     why = "an anchored regular expression (starting with ^ and ending with $)";
     return std::nullopt;
@@ -106,7 +132,11 @@ bool valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
     if (len == 0 || i + len > s.size()) return false;
     uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
     for (size_t k = 1; k < len; ++k) {
@@ -130,16 +160,25 @@ std::string check_context_value(const ContextVariable& variable, const std::rege
            std::to_string(kMaxContextValueLength) + " are accepted";
   }
   if (!valid_utf8(value)) return "value is not valid UTF-8";
-  for (char c : value) {
-    unsigned char u = static_cast<unsigned char>(c);
+  for (size_t i = 0; i < value.size(); ++i) {
+    unsigned char u = static_cast<unsigned char>(value[i]);
     if (u == 0) return "value contains a NUL byte";
     if (u < 0x20 || u == 0x7f) return "value contains a control character";
+    // C1 controls U+0080..U+009F, encoded as C2 80..C2 9F (the text is valid UTF-8 here).
+    if (u == 0xc2 && i + 1 < value.size() && static_cast<unsigned char>(value[i + 1]) <= 0x9f) {
+      return "value contains a control character";
+    }
   }
   // Matching runs before the character rules, so that a value the pattern rejects is reported
   // as such; the character rules then catch patterns that are looser than their author meant.
   std::string v(value);
-  if (!std::regex_match(v, pattern)) {
-    return "value does not match the pattern " + variable.pattern;
+  try {
+    if (!std::regex_match(v, pattern)) {
+      return "value does not match the pattern " + variable.pattern;
+    }
+  } catch (const std::regex_error& e) {
+    return "value could not be matched against the pattern " + variable.pattern + " (" + e.what() +
+           ")";
   }
   std::set<char> named = explicit_characters(variable.pattern);
   for (char c : std::string_view("/*?[]{}")) {
@@ -147,6 +186,11 @@ std::string check_context_value(const ContextVariable& variable, const std::rege
       return std::string("value contains '") + c + "', which the pattern " + variable.pattern +
              " does not name";
     }
+  }
+  // "${" would read as a placeholder after expansion: the loader and the compiler take such a
+  // string for part of a template and skip checks that need the final text.
+  if (v.find("${") != std::string::npos) {
+    return "value contains \"${\", which would read as a context placeholder";
   }
   // ".." as a whole segment could climb out of the directory the manifest names.
   size_t start = 0;

@@ -27,7 +27,8 @@ bool valid_context_name(std::string_view name);
 // The characters a pattern admits by naming them: literal characters outside bracket
 // expressions, escaped characters ("\/", "\*"), and the characters listed in a non-negated
 // bracket expression (alphanumerics of ranges included, other range members not). "." or "\S"
-// admit no particular character, so a pattern like "^.+$" does not admit "/".
+// admit no particular character, so a pattern like "^.+$" does not admit "/". Characters inside
+// a negative lookahead "(?!...)" are named only to be excluded, so they do not count.
 std::set<char> explicit_characters(std::string_view pattern);
 
 // Checks a pattern: compiles as an ECMAScript regular expression anchored with ^ and $.
@@ -36,7 +37,8 @@ std::optional<std::regex> compile_context_pattern(const std::string& pattern, st
 
 // A value is accepted when it matches the pattern in full and it adds nothing the pattern does
 // not name: no NUL or control character, no ".." segment, no "/" or glob character
-// (* ? [ ] { }) unless the pattern names that character, valid UTF-8, at most 1024 bytes.
+// (* ? [ ] { }) unless the pattern names that character, never "${" (it would read as a
+// placeholder), valid UTF-8, at most 1024 bytes.
 // Returns "" when accepted, else the reason.
 std::string check_context_value(const ContextVariable& variable, const std::regex& pattern,
                                 std::string_view value);

@@ -25,7 +25,13 @@ std::string describe(const nlohmann::json& value) {
   std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   constexpr size_t kMax = 72;
   if (text.size() > kMax) {
-    text.resize(kMax);
+    // Cut at a character boundary: never inside a UTF-8 sequence, so the message stays valid
+    // UTF-8 (events and JSON output serialise it strictly).
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) {
+      --cut;
+    }
+    text.resize(cut);
     text += "...";
   }
   return text;
@@ -53,14 +59,35 @@ std::string type_name(const nlohmann::json& value) {
   }
 }
 
+namespace {
+
+// Control characters (a key or a tool name may hold them) written as \u00XX, so that one
+// diagnostic stays one line and cannot drive the terminal.
+void append_printable(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out += "\\u00";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+
+}  // namespace
+
 std::string format_diagnostic(std::string_view file, const Diagnostic& d) {
-  std::string out(file);
+  std::string out;
+  append_printable(out, file);
   out += ": ";
   if (!d.path.empty()) {
-    out += d.path;
+    append_printable(out, d.path);
     out += ": ";
   }
-  out += d.message;
+  append_printable(out, d.message);
   return out;
 }
 

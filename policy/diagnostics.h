@@ -40,7 +40,8 @@ std::string describe(const nlohmann::json& value);
 // The JSON type name a reader expects ("a string", "an object", ...).
 std::string type_name(const nlohmann::json& value);
 
-// "FILE: /path: message" lines, or "FILE: message" for document-level errors.
+// "FILE: /path: message" lines, or "FILE: message" for document-level errors. Control
+// characters are written as \u00XX, so a diagnostic is always one line.
 std::string format_diagnostic(std::string_view file, const Diagnostic& d);
 
 }  // namespace policy

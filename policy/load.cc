@@ -52,7 +52,8 @@ const std::set<std::string> kExpandedSections{"process", "filesystem", "network"
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     size_t diagonal = row[0];
     row[0] = i;
@@ -65,8 +66,34 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-std::string json_quote(std::string_view s) { return json(std::string(s)).dump(-1, ' ', false,
-                                                    json::error_handler_t::replace); }
+std::string json_quote(std::string_view s) {
+  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// "unknown key (did you mean "x"?); expected one of: a, b, c" for a key not in `accepted`.
+std::string unknown_key_message(std::string_view key, const std::vector<std::string>& accepted) {
+  std::string message = "unknown key";
+  std::string best;
+  size_t best_distance = 3;
+  for (const std::string& candidate : accepted) {
+    size_t distance = edit_distance(key, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  if (!best.empty()) message += " (did you mean \"" + best + "\"?)";
+  message += "; expected one of: ";
+  for (size_t i = 0; i < accepted.size(); ++i)
+    message += (i ? ", " : "") + accepted[i];
+  return message;
+}
+
+// Manifests are a few levels deep; a bound keeps the recursive walks below (expansion,
+// describe()) from exhausting the stack on hostile input.
+constexpr int kMaxJsonDepth = 64;
+
+struct TooDeep {};
 
 // Parses JSON text, refusing duplicate object keys (which nlohmann would silently overwrite).
 std::optional<json> parse_json_strict(std::string_view text, Diagnostics& d) {
@@ -81,7 +108,8 @@ std::optional<json> parse_json_strict(std::string_view text, Diagnostics& d) {
   auto enter_value = [&]() {
     if (!stack.empty() && !stack.back().object) ++stack.back().next_index;
   };
-  json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
+  json::parser_callback_t callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxJsonDepth) throw TooDeep{};
     switch (event) {
       case json::parse_event_t::object_start:
         enter_value();
@@ -122,7 +150,12 @@ std::optional<json> parse_json_strict(std::string_view text, Diagnostics& d) {
     }
     if (!duplicates.empty()) return std::nullopt;
     return doc;
-  } catch (const json::parse_error& e) {
+  } catch (const TooDeep&) {
+    d.error("", "not a manifest: values nested more than " + std::to_string(kMaxJsonDepth) +
+                    " levels deep");
+    return std::nullopt;
+  } catch (const json::exception& e) {
+    // parse_error for syntax, out_of_range for numbers beyond a double ("1e400").
     std::string what = e.what();
     if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
     d.error("", "not valid JSON: " + what);
@@ -174,20 +207,7 @@ class ManifestReader {
     if (accepted.size() == 1 && accepted[0] == "*") return true;
     for (const auto& [key, value] : v.items()) {
       if (std::find(accepted.begin(), accepted.end(), key) != accepted.end()) continue;
-      std::string message = "unknown key";
-      std::string best;
-      size_t best_distance = 3;
-      for (const std::string& candidate : accepted) {
-        size_t distance = edit_distance(key, candidate);
-        if (distance < best_distance) {
-          best_distance = distance;
-          best = candidate;
-        }
-      }
-      if (!best.empty()) message += " (did you mean \"" + best + "\"?)";
-      message += "; expected one of: ";
-      for (size_t i = 0; i < accepted.size(); ++i) message += (i ? ", " : "") + accepted[i];
-      d_.error(pointer_join(path, key), message);
+      d_.error(pointer_join(path, key), unknown_key_message(key, accepted));
     }
     return true;
   }
@@ -334,9 +354,11 @@ class ManifestReader {
         "a name of 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit";
     if (require(v, "/metadata", "name", name_expected)) {
       if (auto s = string(v["name"], "/metadata/name", name_expected)) {
-        bool ok = !s->empty() && s->size() <= 128 && std::isalnum(static_cast<unsigned char>((*s)[0]));
+        bool ok =
+            !s->empty() && s->size() <= 128 && std::isalnum(static_cast<unsigned char>((*s)[0]));
         for (char c : *s) {
-          ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+          ok = ok &&
+               (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
         }
         if (ok) {
           md.name = *s;
@@ -387,7 +409,8 @@ class ManifestReader {
       if (keys(env, "/process/env", "/process/env")) {
         auto env_name = [](const std::string& name) -> std::string {
           bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
-          for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+          for (char c : name)
+            ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
           if (!ok) return "an environment variable name (letters, digits and _)";
           if (name.rfind("ENCLOSURE_", 0) == 0) {
             return "a name outside ENCLOSURE_*, which the enclosure itself sets";
@@ -425,9 +448,10 @@ class ManifestReader {
       if (keys(user, "/process/user", "/process/user")) {
         const std::string expected = "an id from 0 to 4294967294";
         UserIds ids;
-        bool ok = require(user, "/process/user", "uid", expected) &&
-                  require(user, "/process/user", "gid", expected);
-        if (ok) {
+        // Both checked, so that a missing uid and gid are reported together.
+        bool has_uid = require(user, "/process/user", "uid", expected);
+        bool has_gid = require(user, "/process/user", "gid", expected);
+        if (has_uid && has_gid) {
           auto uid = integer(user["uid"], "/process/user/uid", 0, 4294967294u, expected);
           auto gid = integer(user["gid"], "/process/user/gid", 0, 4294967294u, expected);
           if (uid && gid) {
@@ -450,7 +474,8 @@ class ManifestReader {
       }
       return {};
     };
-    if (v.contains("read")) fs.read = string_list(v["read"], "/filesystem/read", "absolute paths", grant_check);
+    if (v.contains("read"))
+      fs.read = string_list(v["read"], "/filesystem/read", "absolute paths", grant_check);
     if (v.contains("write")) {
       fs.write = string_list(v["write"], "/filesystem/write", "absolute paths",
                              [&](const std::string& p) -> std::string {
@@ -471,7 +496,8 @@ class ManifestReader {
                                return grant_check(p);
                              });
     }
-    if (v.contains("hide")) fs.hide = string_list(v["hide"], "/filesystem/hide", "absolute paths", path_check());
+    if (v.contains("hide"))
+      fs.hide = string_list(v["hide"], "/filesystem/hide", "absolute paths", path_check());
   }
 
   void read_tools(const json& v, std::vector<Tool>& tools) {
@@ -492,8 +518,8 @@ class ManifestReader {
         if (auto s = string(t["name"], path + "/name", name_expected)) {
           bool valid = !s->empty() && s->size() <= 64;
           for (char c : *s) {
-            valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-                              c == '_' || c == '+' || c == '-');
+            valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                              c == '+' || c == '-');
           }
           if (!valid) {
             mismatch(path + "/name", name_expected, t["name"]);
@@ -519,6 +545,10 @@ class ManifestReader {
             ok = false;
           } else if (*s == "/") {
             mismatch(path + "/path", "the path of an executable file", t["path"]);
+            ok = false;
+          } else if (path_is_under(*s, "/proc") || path_is_under(*s, "/dev")) {
+            // The enclosure provides these itself (/dev/shm writable): no tool lives there.
+            mismatch(path + "/path", "the path of an executable outside /proc and /dev", t["path"]);
             ok = false;
           } else if (auto [it, inserted] = paths.emplace(*s, i); !inserted) {
             d_.error(path + "/path", "duplicate tool path " + json_quote(*s) + " (also at " +
@@ -606,8 +636,9 @@ class ManifestReader {
       bool ok = true;
       bool has_host = r.contains("host"), has_cidr = r.contains("cidr");
       if (has_host == has_cidr) {
-        d_.error(path, "expected exactly one of \"host\" (a DNS name) and \"cidr\" (an address "
-                       "block)");
+        d_.error(path,
+                 "expected exactly one of \"host\" (a DNS name) and \"cidr\" (an address "
+                 "block)");
         ok = false;
       } else if (has_host) {
         if (auto s = string(r["host"], path + "/host", "a DNS name")) {
@@ -688,8 +719,10 @@ class ManifestReader {
       if (known_syscall(name)) return {};
       return "a system call name of this architecture (as in syscalls(2))";
     };
-    if (v.contains("deny")) s.deny = string_list(v["deny"], "/syscalls/deny", "system call names", known);
-    if (v.contains("allow")) s.allow = string_list(v["allow"], "/syscalls/allow", "system call names", known);
+    if (v.contains("deny"))
+      s.deny = string_list(v["deny"], "/syscalls/deny", "system call names", known);
+    if (v.contains("allow"))
+      s.allow = string_list(v["allow"], "/syscalls/allow", "system call names", known);
     for (size_t i = 0; i < s.allow.size(); ++i) {
       auto it = std::find(s.deny.begin(), s.deny.end(), s.allow[i]);
       if (it != s.deny.end()) {
@@ -777,8 +810,8 @@ class ManifestReader {
         if (auto s = string(r["id"], path + "/id", id_expected)) {
           bool valid = !s->empty() && s->size() <= 64;
           for (char c : *s) {
-            valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-                              c == '_' || c == '-');
+            valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                              c == '-');
           }
           if (!valid) {
             mismatch(path + "/id", id_expected, r["id"]);
@@ -796,14 +829,16 @@ class ManifestReader {
       } else {
         ok = false;
       }
-      if (require(r, path, "after", "an object naming read paths, exec tools or connect "
-                                    "destinations")) {
+      if (require(r, path, "after",
+                  "an object naming read paths, exec tools or connect "
+                  "destinations")) {
         ok = read_trigger(r["after"], path + "/after", rule.after) && ok;
       } else {
         ok = false;
       }
-      if (require(r, path, "deny", "a non-empty array: \"network\", \"write\", \"exec\", "
-                                   "\"tool:NAME\" or \"host:NAME\"")) {
+      if (require(r, path, "deny",
+                  "a non-empty array: \"network\", \"write\", \"exec\", "
+                  "\"tool:NAME\" or \"host:NAME\"")) {
         ok = read_denial(r["deny"], path + "/deny", rule.deny) && ok;
       } else {
         ok = false;
@@ -813,9 +848,11 @@ class ManifestReader {
   }
 
   bool read_trigger(const json& v, const std::string& path, RuleTrigger& t) {
-    if (!keys(v, path, "/rules/*/after")) return false;
+    // An unknown key counts: "reads" is a trigger misspelt, not a missing one.
     size_t before = d_.errors().size();
-    if (v.contains("read")) t.read = string_list(v["read"], path + "/read", "absolute paths", path_check());
+    if (!keys(v, path, "/rules/*/after")) return false;
+    if (v.contains("read"))
+      t.read = string_list(v["read"], path + "/read", "absolute paths", path_check());
     if (v.contains("exec")) t.exec = string_list(v["exec"], path + "/exec", "tool names");
     if (v.contains("connect")) {
       const json& c = v["connect"];
@@ -905,7 +942,8 @@ class ManifestReader {
     if (!keys(v, "/baseline", "/baseline")) return;
     Baseline b;
     bool ok = true;
-    if (require(v, "/baseline", "profile", "the absolute path of a profile from `enclosure learn`")) {
+    if (require(v, "/baseline", "profile",
+                "the absolute path of a profile from `enclosure learn`")) {
       if (auto s = string(v["profile"], "/baseline/profile", "an absolute path")) {
         std::string why = check_absolute_path(*s);
         if (why.empty()) {
@@ -988,11 +1026,12 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
   for (size_t i = 0; i < fs.hide.size(); ++i) {
     std::string pointer = pointer_join("/filesystem/hide", i);
     if (auto it = granted.find(fs.hide[i]); it != granted.end()) {
-      d.error(pointer, "hides exactly the path granted at " + it->second +
-                           "; remove the grant instead");
+      d.error(pointer,
+              "hides exactly the path granted at " + it->second + "; remove the grant instead");
     } else if (!under_grant(fs.hide[i], true)) {
-      d.error(pointer, "\"" + fs.hide[i] + "\" is not under any read, write or tmpfs path, so "
-                       "there is nothing to hide");
+      d.error(pointer, "\"" + fs.hide[i] +
+                           "\" is not under any read, write or tmpfs path, so "
+                           "there is nothing to hide");
     }
   }
   // A grant beneath a hidden path would expose again part of what the mask hides.
@@ -1012,8 +1051,9 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
   };
   if (m.process.cwd != "/" && !has_placeholder(m.process.cwd)) {
     if (!under_grant(m.process.cwd, false)) {
-      d.error("/process/cwd", "\"" + m.process.cwd + "\" is not inside the enclosure's view; "
-                              "grant it under /filesystem/read, write or tmpfs");
+      d.error("/process/cwd", "\"" + m.process.cwd +
+                                  "\" is not inside the enclosure's view; "
+                                  "grant it under /filesystem/read, write or tmpfs");
     } else if (std::string h = hidden(m.process.cwd); !h.empty()) {
       d.error("/process/cwd", "\"" + m.process.cwd + "\" is hidden by " + h);
     }
@@ -1027,16 +1067,19 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
   // Network.
   const Network& n = m.network;
   if (n.mode != NetworkMode::filtered && !n.egress.empty()) {
-    d.error("/network/egress", std::string("egress rules apply only to mode \"filtered\"; mode is \"") +
-                                   to_string(n.mode) + "\"");
+    d.error("/network/egress",
+            std::string("egress rules apply only to mode \"filtered\"; mode is \"") +
+                to_string(n.mode) + "\"");
   }
   if (n.mode != NetworkMode::filtered && n.dns) {
     d.error("/network/dns", std::string("the enclosure's resolver serves mode \"filtered\" only; "
-                                        "mode is \"") + to_string(n.mode) + "\"");
+                                        "mode is \"") +
+                                to_string(n.mode) + "\"");
   }
   if (n.mode == NetworkMode::host && !m.enforcement.allows("network")) {
-    d.error("/network/mode", "\"host\" turns network filtering off; it is accepted only when "
-                             "/enforcement/allow_degraded names \"network\"");
+    d.error("/network/mode",
+            "\"host\" turns network filtering off; it is accepted only when "
+            "/enforcement/allow_degraded names \"network\"");
   }
   if (n.mode == NetworkMode::filtered && !n.dns) {
     for (size_t i = 0; i < n.egress.size(); ++i) {
@@ -1058,9 +1101,13 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
     std::string base = pointer_join("/rules", i);
     for (size_t k = 0; k < r.after.read.size(); ++k) {
       const std::string& p = r.after.read[k];
-      if (!has_placeholder(p) && !under_grant(p, false)) {
+      if (has_placeholder(p)) continue;
+      if (!under_grant(p, false)) {
         d.error(pointer_join(base + "/after/read", k),
                 "\"" + p + "\" is not readable in the enclosure, so this trigger can never fire");
+      } else if (std::string h = hidden(p); !h.empty()) {
+        d.error(pointer_join(base + "/after/read", k),
+                "\"" + p + "\" is hidden by " + h + ", so this trigger can never fire");
       }
     }
     for (size_t k = 0; k < r.after.exec.size(); ++k) {
@@ -1093,11 +1140,12 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
       if (!egress_hosts.count(h)) d.error(base + "/deny", "no egress rule for host \"" + h + "\"");
     }
     // Two rules with the same trigger and the same denial say one thing twice.
-    nlohmann::json fp = {{"read", r.after.read}, {"exec", r.after.exec},
-                         {"network", dn.network}, {"write", dn.write}, {"x", dn.exec},
-                         {"tools", dn.tools},     {"hosts", dn.hosts}};
+    nlohmann::json fp = {{"read", r.after.read}, {"exec", r.after.exec}, {"network", dn.network},
+                         {"write", dn.write},    {"x", dn.exec},         {"tools", dn.tools},
+                         {"hosts", dn.hosts}};
     for (const ConnectTrigger& c : r.after.connect) {
-      fp["connect"].push_back(c.egress_index ? nlohmann::json(*c.egress_index) : nlohmann::json(c.host));
+      fp["connect"].push_back(c.egress_index ? nlohmann::json(*c.egress_index)
+                                             : nlohmann::json(c.host));
     }
     if (auto [it, inserted] = fingerprints.emplace(fp.dump(), i); !inserted) {
       d.error(base, "same trigger and denial as " + pointer_join("/rules", it->second));
@@ -1130,8 +1178,9 @@ LoadResult load_manifest(std::string_view text, const ContextValues& context,
       for (const auto& [name, decl] : ctx.items()) {
         std::string path = pointer_join("/context", name);
         if (!valid_context_name(name)) {
-          d.error(path, "expected a variable name of letters, digits and _ (not starting with a "
-                        "digit)");
+          d.error(path,
+                  "expected a variable name of letters, digits and _ (not starting with a "
+                  "digit)");
           continue;
         }
         if (!decl.is_object()) {
@@ -1140,20 +1189,22 @@ LoadResult load_manifest(std::string_view text, const ContextValues& context,
           continue;
         }
         bool ok = true;
+        const std::vector<std::string>& accepted = accepted_keys().at("/context/*");
         for (const auto& [key, unused] : decl.items()) {
           (void)unused;
-          if (key != "pattern" && key != "default") {
-            d.error(pointer_join(path, key), "unknown key; expected one of: pattern, default");
+          if (std::find(accepted.begin(), accepted.end(), key) == accepted.end()) {
+            d.error(pointer_join(path, key), unknown_key_message(key, accepted));
             ok = false;
           }
         }
         ContextVariable var;
         var.name = name;
         if (!decl.contains("pattern") || !decl["pattern"].is_string()) {
-          d.error(path + "/pattern", "expected an anchored regular expression such as "
-                                     "\"^[0-9]{1,12}$\", got " +
-                                         (decl.contains("pattern") ? describe(decl["pattern"])
-                                                                   : std::string("nothing")));
+          d.error(
+              path + "/pattern",
+              "expected an anchored regular expression such as "
+              "\"^[0-9]{1,12}$\", got " +
+                  (decl.contains("pattern") ? describe(decl["pattern"]) : std::string("nothing")));
           continue;
         }
         var.pattern = decl["pattern"].get<std::string>();
@@ -1220,12 +1271,15 @@ LoadResult load_manifest(std::string_view text, const ContextValues& context,
       const std::string& s = node.get_ref<const std::string&>();
       if (!has_placeholder(s)) return;
       Expansion e = expand_placeholders(s, values);
-      for (const std::string& problem : e.problems) d.error(path, problem);
+      for (const std::string& problem : e.problems)
+        d.error(path, problem);
       node = e.text;
     } else if (node.is_object()) {
-      for (auto it = node.begin(); it != node.end(); ++it) expand(it.value(), pointer_join(path, it.key()));
+      for (auto it = node.begin(); it != node.end(); ++it)
+        expand(it.value(), pointer_join(path, it.key()));
     } else if (node.is_array()) {
-      for (size_t i = 0; i < node.size(); ++i) expand(node[i], pointer_join(path, i));
+      for (size_t i = 0; i < node.size(); ++i)
+        expand(node[i], pointer_join(path, i));
     }
   };
   for (auto it = doc.begin(); it != doc.end(); ++it) {
@@ -1265,11 +1319,15 @@ const char* to_string(NetworkMode mode) {
   return "?";
 }
 
-const char* to_string(Protocol protocol) { return protocol == Protocol::udp ? "udp" : "tcp"; }
+const char* to_string(Protocol protocol) {
+  return protocol == Protocol::udp ? "udp" : "tcp";
+}
 const char* to_string(SyscallAction action) {
   return action == SyscallAction::kill ? "kill" : "errno";
 }
-const char* to_string(OnViolation action) { return action == OnViolation::kill ? "kill" : "deny"; }
+const char* to_string(OnViolation action) {
+  return action == OnViolation::kill ? "kill" : "deny";
+}
 const char* to_string(BaselineAction action) {
   return action == BaselineAction::kill ? "kill" : "alert";
 }

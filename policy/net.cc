@@ -45,7 +45,8 @@ bool Cidr::covers_ipv4_mapped() const {
 }
 
 Parsed<Cidr> parse_cidr(std::string_view text) {
-  const std::string kExpected = "an IPv4 or IPv6 block such as \"10.20.0.0/16\" or \"2001:db8::/32\"";
+  const std::string kExpected =
+      "an IPv4 or IPv6 block such as \"10.20.0.0/16\" or \"2001:db8::/32\"";
   std::string address(text);
   int prefix = -1;
   if (auto slash = text.find('/'); slash != std::string_view::npos) {
@@ -77,7 +78,8 @@ Parsed<Cidr> parse_cidr(std::string_view text) {
     for (unsigned bit = cidr.prefix; bit < (cidr.v6 ? 128u : 32u); ++bit) {
       masked.addr[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
     }
-    return {std::nullopt, "a block without host bits (did you mean \"" + masked.to_string() + "\"?)"};
+    return {std::nullopt,
+            "a block without host bits (did you mean \"" + masked.to_string() + "\"?)"};
   }
   // IPv4-mapped IPv6 (::ffff:a.b.c.d/96+) is the same destination as the IPv4 block.
   static constexpr std::array<uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -96,7 +98,8 @@ std::vector<PortRange> merge_port_ranges(std::vector<PortRange> ranges) {
   std::sort(ranges.begin(), ranges.end());
   std::vector<PortRange> out;
   for (const PortRange& r : ranges) {
-    if (!out.empty() && static_cast<uint32_t>(r.first) <= static_cast<uint32_t>(out.back().last) + 1) {
+    if (!out.empty() &&
+        static_cast<uint32_t>(r.first) <= static_cast<uint32_t>(out.back().last) + 1) {
       out.back().last = std::max(out.back().last, r.last);
     } else {
       out.push_back(r);
@@ -149,9 +152,10 @@ bool valid_host_pattern(std::string_view host, std::string& why) {
     for (char c : label) {
       bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
       if (!ok) {
-        why = (c >= 'A' && c <= 'Z') ? "a lower-case DNS name"
-              : c == '*'             ? "a DNS name, with '*' only as a whole first label (\"*.example.com\")"
-                                     : "a DNS name of letters, digits, '-' and '.'";
+        why = (c == ':' || c == '[' || c == ']') ? "a DNS name; write addresses as \"cidr\""
+              : (c >= 'A' && c <= 'Z')           ? "a lower-case DNS name"
+              : c == '*' ? "a DNS name, with '*' only as a whole first label (\"*.example.com\")"
+                         : "a DNS name of letters, digits, '-' and '.'";
         return false;
       }
     }
@@ -162,11 +166,14 @@ bool valid_host_pattern(std::string_view host, std::string& why) {
     why = "a wildcard over a registered domain (\"*.example.com\"), not over a top-level domain";
     return false;
   }
-  // An address written as a host would bypass the resolver: it belongs in "cidr".
-  bool all_numeric = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '.';
-  });
-  if (all_numeric) {
+  // An address written as a host would bypass the resolver: it belongs in "cidr". That covers
+  // dotted quads, and every other form the C library reads as an IPv4 address ("127.1",
+  // "0x7f000001", "2130706433"); a top-level label is never all digits either.
+  std::string_view last_label = name.substr(name.rfind('.') + 1);
+  bool numeric_tld = std::all_of(last_label.begin(), last_label.end(),
+                                 [](char c) { return c >= '0' && c <= '9'; });
+  in_addr ignored{};
+  if (numeric_tld || inet_aton(std::string(name).c_str(), &ignored) != 0) {
     why = "a DNS name; write addresses as \"cidr\"";
     return false;
   }

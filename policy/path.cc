@@ -15,8 +15,11 @@ std::string check_absolute_path(std::string_view path, bool template_ok) {
   }
   if (path == "/") return {};
   if (path.back() == '/') {
-    return "a path without a trailing \"/\" (did you mean \"" +
-           std::string(path.substr(0, path.find_last_not_of('/') + 1)) + "\"?)";
+    size_t last = path.find_last_not_of('/');
+    // "//" and "///" mean the root.
+    std::string meant =
+        last == std::string_view::npos ? "/" : std::string(path.substr(0, last + 1));
+    return "a path without a trailing \"/\" (did you mean \"" + meant + "\"?)";
   }
   size_t start = path.front() == '/' ? 1 : 0;
   while (start <= path.size()) {

@@ -111,7 +111,8 @@ std::string format_usd(uint64_t micro_usd) {
   std::string whole = std::to_string(micro_usd / 1000000);
   std::string frac = std::to_string(micro_usd % 1000000);
   frac.insert(0, 6 - frac.size(), '0');
-  while (frac.size() > 2 && frac.back() == '0') frac.pop_back();
+  while (frac.size() > 2 && frac.back() == '0')
+    frac.pop_back();
   return "$" + whole + "." + frac;
 }
 
