@@ -5,6 +5,8 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "policy/digest.h"
 #include "policy/path.h"
@@ -93,74 +95,103 @@ std::string unknown_key_message(std::string_view key, const std::vector<std::str
 // describe()) from exhausting the stack on hostile input.
 constexpr int kMaxJsonDepth = 64;
 
-struct TooDeep {};
+// Builds the document with nlohmann's own DOM builder while watching, in the same linear pass,
+// for duplicate object keys (which the DOM parser would silently overwrite) and for nesting
+// deeper than any manifest needs. (The callback interface of json::parse would do the same in
+// quadratic time on long arrays.)
+class StrictJsonBuilder {
+ public:
+  using number_integer_t = json::number_integer_t;
+  using number_unsigned_t = json::number_unsigned_t;
+  using number_float_t = json::number_float_t;
+  using string_t = json::string_t;
+  using binary_t = json::binary_t;
 
-// Parses JSON text, refusing duplicate object keys (which nlohmann would silently overwrite).
-std::optional<json> parse_json_strict(std::string_view text, Diagnostics& d) {
+  explicit StrictJsonBuilder(json& result) : dom_(result, false) {}
+
+  std::vector<std::string> duplicates;
+  bool too_deep = false;
+  std::string error;
+
+  bool null() { return value() && dom_.null(); }
+  bool boolean(bool v) { return value() && dom_.boolean(v); }
+  bool number_integer(number_integer_t v) { return value() && dom_.number_integer(v); }
+  bool number_unsigned(number_unsigned_t v) { return value() && dom_.number_unsigned(v); }
+  bool number_float(number_float_t v, const string_t& s) { return value() && dom_.number_float(v, s); }
+  bool string(string_t& v) { return value() && dom_.string(v); }
+  bool binary(binary_t& v) { return value() && dom_.binary(v); }
+  bool start_object(std::size_t n) { return open(true) && dom_.start_object(n); }
+  bool start_array(std::size_t n) { return open(false) && dom_.start_array(n); }
+  bool end_object() { return close() && dom_.end_object(); }
+  bool end_array() { return close() && dom_.end_array(); }
+  bool key(string_t& k) {
+    Frame& top = stack_.back();
+    top.key = k;
+    if (!top.keys.insert(k).second) {
+      // Path of the enclosing object, then the repeated key.
+      std::string base;
+      for (size_t i = 0; i + 1 < stack_.size(); ++i) {
+        base = stack_[i].object ? pointer_join(base, stack_[i].key) : pointer_join(base, stack_[i].next_index - 1);
+      }
+      duplicates.push_back(pointer_join(base, k));
+    }
+    return dom_.key(k);
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception& e) {
+    // parse_error for syntax, out_of_range for numbers beyond a double ("1e400").
+    error = e.what();
+    if (auto pos = error.find("] "); pos != std::string::npos) error = error.substr(pos + 2);
+    return false;
+  }
+
+ private:
   struct Frame {
     bool object = false;
-    std::set<std::string> keys;
+    std::unordered_set<std::string> keys;
     std::string key;
     size_t next_index = 0;
   };
-  std::vector<Frame> stack;
-  std::vector<std::string> duplicates;
-  auto enter_value = [&]() {
-    if (!stack.empty() && !stack.back().object) ++stack.back().next_index;
-  };
-  json::parser_callback_t callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > kMaxJsonDepth) throw TooDeep{};
-    switch (event) {
-      case json::parse_event_t::object_start:
-        enter_value();
-        stack.push_back({true, {}, {}, 0});
-        break;
-      case json::parse_event_t::array_start:
-        enter_value();
-        stack.push_back({false, {}, {}, 0});
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        if (!stack.empty()) stack.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        Frame& top = stack.back();
-        top.key = parsed.get<std::string>();
-        if (!top.keys.insert(top.key).second) {
-          // Path of the enclosing object, then the repeated key.
-          std::string base;
-          for (size_t i = 0; i + 1 < stack.size(); ++i) {
-            base = stack[i].object ? pointer_join(base, stack[i].key)
-                                   : pointer_join(base, stack[i].next_index - 1);
-          }
-          duplicates.push_back(pointer_join(base, top.key));
-        }
-        break;
-      }
-      case json::parse_event_t::value:
-        enter_value();
-        break;
-    }
+  bool value() {
+    if (!stack_.empty() && !stack_.back().object) ++stack_.back().next_index;
     return true;
-  };
-  try {
-    json doc = json::parse(text.begin(), text.end(), callback, true, false);
-    for (const std::string& path : duplicates) {
-      d.error(path, "key appears more than once in its object; each key may appear once");
+  }
+  bool open(bool object) {
+    value();
+    if (stack_.size() >= static_cast<size_t>(kMaxJsonDepth)) {
+      too_deep = true;
+      return false;
     }
-    if (!duplicates.empty()) return std::nullopt;
-    return doc;
-  } catch (const TooDeep&) {
+    stack_.push_back({object, {}, {}, 0});
+    return true;
+  }
+  bool close() {
+    if (!stack_.empty()) stack_.pop_back();
+    return true;
+  }
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  std::vector<Frame> stack_;
+};
+
+// Parses JSON text, refusing duplicate object keys and documents nested too deeply.
+std::optional<json> parse_json_strict(std::string_view text, Diagnostics& d) {
+  json doc;
+  StrictJsonBuilder builder(doc);
+  json::sax_parse(text.begin(), text.end(), &builder, json::input_format_t::json, true, false);
+  if (builder.too_deep) {
     d.error("", "not a manifest: values nested more than " + std::to_string(kMaxJsonDepth) +
                     " levels deep");
     return std::nullopt;
-  } catch (const json::exception& e) {
-    // parse_error for syntax, out_of_range for numbers beyond a double ("1e400").
-    std::string what = e.what();
-    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    d.error("", "not valid JSON: " + what);
+  }
+  if (!builder.error.empty()) {
+    d.error("", "not valid JSON: " + builder.error);
     return std::nullopt;
   }
+  for (const std::string& path : builder.duplicates) {
+    d.error(path, "key appears more than once in its object; each key may appear once");
+  }
+  if (!builder.duplicates.empty()) return std::nullopt;
+  return doc;
 }
 
 // Reads one expanded document into a Manifest, reporting every problem with its JSON pointer.
@@ -309,23 +340,27 @@ class ManifestReader {
       mismatch(path, "an array of " + expected_item, v);
       return out;
     }
-    std::map<std::string, size_t> seen;
+    std::unordered_map<std::string, size_t> seen;
+    seen.reserve(v.size());
+    out.reserve(v.size());
     for (size_t i = 0; i < v.size(); ++i) {
-      std::string item_path = pointer_join(path, i);
-      auto s = string(v[i], item_path, expected_item);
-      if (!s) continue;
+      if (!v[i].is_string()) {
+        mismatch(pointer_join(path, i), expected_item, v[i]);
+        continue;
+      }
+      const std::string& s = v[i].get_ref<const std::string&>();
       if (check) {
-        std::string why = check(*s);
+        std::string why = check(s);
         if (!why.empty()) {
-          d_.error(item_path, "expected " + why + ", got " + describe(v[i]));
+          d_.error(pointer_join(path, i), "expected " + why + ", got " + describe(v[i]));
           continue;
         }
       }
-      if (auto [it, inserted] = seen.emplace(*s, i); !inserted) {
-        d_.error(item_path, "listed twice (also at " + pointer_join(path, it->second) + ")");
+      if (auto [it, inserted] = seen.emplace(s, i); !inserted) {
+        d_.error(pointer_join(path, i), "listed twice (also at " + pointer_join(path, it->second) + ")");
         continue;
       }
-      out.push_back(*s);
+      out.push_back(s);
     }
     return out;
   }
@@ -627,7 +662,7 @@ class ManifestReader {
       mismatch("/network/egress", "an array of egress rules", egress);
       return;
     }
-    std::map<std::string, size_t> destinations;
+    std::unordered_map<std::string, size_t> destinations;
     for (size_t i = 0; i < egress.size(); ++i) {
       std::string path = pointer_join("/network/egress", i);
       const json& r = egress[i];
