@@ -56,7 +56,8 @@ static __always_inline int is_v4_mapped(const __u32 *a) {
 
 static __always_inline void report_net(struct enc_state *st, __u64 cgid, __u32 event, __u32 hook,
                                        __u32 reason, __u32 family, __u32 type, __u32 protocol,
-                                       __u16 port, const __u32 *addr, int v6, __u32 rule_index) {
+                                       __u16 port, const __u32 *addr, int v6, __u32 rule_index,
+                                       __u32 rule) {
   struct enc_net_event *e = reserve_record(st, cgid, event, sizeof(*e));
   if (!e) return;
   e->hook = hook;
@@ -65,6 +66,8 @@ static __always_inline void report_net(struct enc_state *st, __u64 cgid, __u32 e
   e->type = type;
   e->protocol = protocol;
   e->rule_index = rule_index;
+  e->rule = rule;
+  e->pad2 = 0;
   e->port = port;
   e->pad = 0;
   __builtin_memset(e->addr, 0, sizeof(e->addr));
@@ -74,6 +77,43 @@ static __always_inline void report_net(struct enc_state *st, __u64 cgid, __u32 e
     __builtin_memcpy(e->addr, addr, 4);
   }
   bpf_ringbuf_submit(e, 0);
+}
+
+/* Any port-53 destination goes to the enclosure's resolver: the original destination is kept
+ * in the socket's storage so that recvmsg can make replies appear to come from it. */
+static __always_inline int redirect_dns(struct bpf_sock_addr *ctx, struct enc_config *cfg, int v6) {
+  struct bpf_sock *sk = ctx->sk;
+  if (!sk) return 0;
+  struct enc_dns_origin *origin = bpf_sk_storage_get(&dns_origins, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!origin) return 0;
+  origin->port = (__u16)ctx->user_port;
+  if (!v6) {
+    origin->family = AF_INET;
+    origin->addr[0] = ctx->user_ip4;
+    ctx->user_ip4 = cfg->dns_ip4;
+    ctx->user_port = cfg->dns_port4;
+    return 1;
+  }
+  origin->family = AF_INET6;
+  origin->addr[0] = ctx->user_ip6[0];
+  origin->addr[1] = ctx->user_ip6[1];
+  origin->addr[2] = ctx->user_ip6[2];
+  origin->addr[3] = ctx->user_ip6[3];
+  if (is_v4_mapped(origin->addr)) {
+    /* An IPv4 destination through an IPv6 socket: the IPv4 resolver, mapped. */
+    ctx->user_ip6[0] = 0;
+    ctx->user_ip6[1] = 0;
+    ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+    ctx->user_ip6[3] = cfg->dns_ip4;
+    ctx->user_port = cfg->dns_port4;
+  } else {
+    ctx->user_ip6[0] = cfg->dns_ip6[0];
+    ctx->user_ip6[1] = cfg->dns_ip6[1];
+    ctx->user_ip6[2] = cfg->dns_ip6[2];
+    ctx->user_ip6[3] = cfg->dns_ip6[3];
+    ctx->user_port = cfg->dns_port6;
+  }
+  return 1;
 }
 
 /* Shared decision of the four sock_addr hooks. Returns 1 to admit, 0 to refuse (EPERM). */
@@ -87,6 +127,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 hook, int v6,
   __u32 protocol = ctx->protocol;
   __u8 proto = rule_protocol(type, protocol);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
+  if ((cfg->flags & ENC_DNS_REDIRECT) && port == 53 && proto && redirect_dns(ctx, cfg, v6)) return 1;
   __u32 addr[4] = {};
   int family_v6 = v6;
   const struct enc_ports *p = 0;
@@ -107,16 +148,30 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 hook, int v6,
       }
     }
   }
+  /* A composition rule that fired denies all network, or this destination. */
+  __u64 fired = st->rules_fired;
+  __u64 denying = fired & (cfg->rules_deny_network | (p ? p->denied_by : 0));
+  if (denying) {
+    __sync_fetch_and_add(&st->net_denied, 1);
+    report_net(st, cgid, ENC_EV_NET_DENY, hook, ENC_NET_RULE, family_v6 ? AF_INET6 : AF_INET, type, protocol, port,
+               addr, v6, p ? p->rule_index : ~0u, lowest_bit(denying));
+    return 0;
+  }
   if (p && port_admitted(p, port)) {
     if (is_connect) {
       report_net(st, cgid, ENC_EV_CONNECT, hook, 0, family_v6 ? AF_INET6 : AF_INET, type, protocol,
-                 port, addr, v6, p->rule_index);
+                 port, addr, v6, p->rule_index, 0);
+    }
+    /* Connecting here fires composition rules (before connect returns). */
+    if (p->triggers & ~fired) {
+      fire_rules(st, cgid, p->triggers, ENC_TRIGGER_CONNECT, -1, p->rule_index, family_v6 ? AF_INET6 : AF_INET,
+                 port, addr, 0);
     }
     return 1;
   }
   __sync_fetch_and_add(&st->net_denied, 1);
   report_net(st, cgid, ENC_EV_NET_DENY, hook, p ? ENC_NET_PORT : ENC_NET_NO_RULE,
-             family_v6 ? AF_INET6 : AF_INET, type, protocol, port, addr, v6, p ? p->rule_index : ~0u);
+             family_v6 ? AF_INET6 : AF_INET, type, protocol, port, addr, v6, p ? p->rule_index : ~0u, 0);
   return 0;
 }
 
@@ -131,6 +186,46 @@ int enc_sendmsg4(struct bpf_sock_addr *ctx) { return decide(ctx, ENC_HOOK_SENDMS
 
 SEC("cgroup/sendmsg6")
 int enc_sendmsg6(struct bpf_sock_addr *ctx) { return decide(ctx, ENC_HOOK_SENDMSG6, 1, 0); }
+
+/* Replies of the enclosure's resolver appear to come from the destination the agent chose. */
+static __always_inline int restore_dns_source(struct bpf_sock_addr *ctx, int v6) {
+  __u64 cgid = bpf_get_current_cgroup_id();
+  struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
+  if (!cfg || !(cfg->flags & ENC_DNS_REDIRECT) || !ctx->sk) return 1;
+  struct enc_dns_origin *origin = bpf_sk_storage_get(&dns_origins, ctx->sk, 0, 0);
+  if (!origin) return 1;
+  if (!v6) {
+    if (ctx->user_ip4 != cfg->dns_ip4 || (__u16)ctx->user_port != cfg->dns_port4) return 1;
+    if (origin->family != AF_INET) return 1;
+    ctx->user_ip4 = origin->addr[0];
+    ctx->user_port = origin->port;
+    return 1;
+  }
+  __u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1], a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+  int from_v4 = a0 == 0 && a1 == 0 && a2 == bpf_htonl(0x0000ffff) && a3 == cfg->dns_ip4 &&
+                (__u16)ctx->user_port == cfg->dns_port4;
+  int from_v6 = a0 == cfg->dns_ip6[0] && a1 == cfg->dns_ip6[1] && a2 == cfg->dns_ip6[2] &&
+                a3 == cfg->dns_ip6[3] && (__u16)ctx->user_port == cfg->dns_port6;
+  if ((!from_v4 && !from_v6) || origin->family != AF_INET6) return 1;
+  ctx->user_ip6[0] = origin->addr[0];
+  ctx->user_ip6[1] = origin->addr[1];
+  ctx->user_ip6[2] = origin->addr[2];
+  ctx->user_ip6[3] = origin->addr[3];
+  ctx->user_port = origin->port;
+  return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int enc_recvmsg4(struct bpf_sock_addr *ctx) { return restore_dns_source(ctx, 0); }
+
+SEC("cgroup/recvmsg6")
+int enc_recvmsg6(struct bpf_sock_addr *ctx) { return restore_dns_source(ctx, 1); }
+
+SEC("cgroup/getpeername4")
+int enc_getpeername4(struct bpf_sock_addr *ctx) { return restore_dns_source(ctx, 0); }
+
+SEC("cgroup/getpeername6")
+int enc_getpeername6(struct bpf_sock_addr *ctx) { return restore_dns_source(ctx, 1); }
 
 /* inet and inet6 sockets only (other families never reach this hook; seccomp limits them to
  * unix and netlink route): TCP, MPTCP and UDP; no raw sockets, no ICMP "ping" sockets, no SCTP. */
@@ -149,7 +244,7 @@ int enc_sock_create(struct bpf_sock *sk) {
     __sync_fetch_and_add(&st->net_denied, 1);
     __u32 none[4] = {};
     report_net(st, cgid, ENC_EV_NET_DENY, ENC_HOOK_SOCK_CREATE, ENC_NET_SOCKET_TYPE, sk->family, type,
-               protocol, 0, none, 0, ~0u);
+               protocol, 0, none, 0, ~0u, 0);
   }
   return 0;
 }
@@ -188,6 +283,14 @@ int enc_skb_egress(struct __sk_buff *skb) {
       __u16 dport_be = 0;
       if (bpf_skb_load_bytes(skb, l4_off + 2, &dport_be, 2)) return 0;
       port = bpf_ntohs(dport_be);
+      /* Traffic to the enclosure's own resolver (after redirection). */
+      if (cfg->flags & ENC_DNS_REDIRECT) {
+        int to_v4 = !v6 && addr[0] == cfg->dns_ip4 && dport_be == cfg->dns_port4;
+        int to_mapped = v6 && is_v4_mapped(addr) && addr[3] == cfg->dns_ip4 && dport_be == cfg->dns_port4;
+        int to_v6 = v6 && addr[0] == cfg->dns_ip6[0] && addr[1] == cfg->dns_ip6[1] && addr[2] == cfg->dns_ip6[2] &&
+                    addr[3] == cfg->dns_ip6[3] && dport_be == cfg->dns_port6;
+        if (to_v4 || to_mapped || to_v6) goto admitted;
+      }
       if (!v6) {
         p = lookup4(cgid, l4, addr[0]);
       } else if (is_v4_mapped(addr)) {
@@ -201,11 +304,12 @@ int enc_skb_egress(struct __sk_buff *skb) {
       /* One record per power of two drops: a flood cannot drown the stream. */
       if ((dropped & (dropped + 1)) == 0) {
         report_net(st, cgid, ENC_EV_EGRESS_DROP, ENC_HOOK_SKB_EGRESS, ENC_NET_NO_RULE, v6 ? AF_INET6 : AF_INET,
-                   0, l4, port, addr, v6, ~0u);
+                   0, l4, port, addr, v6, ~0u, 0);
       }
       return 0;
     }
   }
+admitted:;
   __u64 total = __sync_fetch_and_add(&st->egress_bytes, skb->len) + skb->len;
   if ((cfg->flags & ENC_EGRESS_BUDGET) && total > cfg->egress_bytes_budget) {
     report_budget(st, cgid, ENC_BUDGET_EGRESS_BYTES, -1, cfg->egress_bytes_budget, total);

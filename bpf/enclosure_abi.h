@@ -24,6 +24,10 @@
 #define ENC_EGRESS_BUDGET (1u << 5)  /* count egress bytes against egress_bytes_budget */
 #define ENC_COST_BUDGET (1u << 6)    /* tool prices against cost_budget_micro */
 #define ENC_TOOL_CALLS_BUDGET (1u << 7)
+#define ENC_DNS_REDIRECT (1u << 8)   /* port 53 goes to the enclosure's resolver */
+#define ENC_READ_TRIGGERS (1u << 9)  /* composition rules triggered by reading a tree */
+
+#define ENC_MAX_RULES 64 /* composition rules: one bit each */
 
 /* Budgets the kernel enforces (enc_budget_event.budget, bits of enc_state.exceeded). */
 enum enc_budget {
@@ -41,6 +45,14 @@ enum enc_event_type {
   ENC_EV_BUDGET = 4,      /* a kernel-enforced budget was exceeded */
   ENC_EV_OPEN = 5,        /* file-access log */
   ENC_EV_EGRESS_DROP = 6, /* a packet to an address no rule admits was dropped */
+  ENC_EV_RULE = 7,        /* a composition rule fired */
+};
+
+/* enc_rule_event.trigger */
+enum enc_trigger {
+  ENC_TRIGGER_READ = 1,
+  ENC_TRIGGER_EXEC = 2,
+  ENC_TRIGGER_CONNECT = 3,
 };
 
 /* enc_net_event.hook */
@@ -59,6 +71,7 @@ enum enc_net_reason {
   ENC_NET_PORT = 2,          /* a rule for the address, not for the port */
   ENC_NET_SOCKET_TYPE = 3,   /* raw, ping or another protocol than tcp/udp */
   ENC_NET_BUDGET = 4,        /* egress_bytes exhausted */
+  ENC_NET_RULE = 5,          /* a composition rule that fired denies it */
 };
 
 struct enc_config {
@@ -69,7 +82,14 @@ struct enc_config {
   __u64 cost_budget_micro;
   __u64 egress_bytes_budget;
   __u32 syscall_batch; /* per-CPU calls counted before they are added to the total */
-  __u32 pad;
+  __u32 dns_ip4;       /* the resolver (network byte order): 127.0.0.1 */
+  __u32 dns_ip6[4];    /* ::1 */
+  __u16 dns_port4;     /* network byte order */
+  __u16 dns_port6;
+  __u32 nrules;
+  __u64 rules_deny_network; /* composition rules (bits) that deny all network */
+  __u64 tool_denied_by[ENC_MAX_TOOLS]; /* rules that deny this tool */
+  __u64 tool_triggers[ENC_MAX_TOOLS];  /* rules that an exec of this tool fires */
   __u64 tool_max_calls[ENC_MAX_TOOLS]; /* ~0ULL: unlimited */
   __u64 tool_cost_micro[ENC_MAX_TOOLS];
 };
@@ -86,6 +106,7 @@ struct enc_state {
   __u64 net_denied;
   __u64 exec_denied;   /* execs refused by the exec program (the loader run directly) */
   __u64 exceeded;      /* bit (1 << enc_budget) once a budget is exceeded */
+  __u64 rules_fired;   /* composition rules (bits) that fired */
   __u64 tool_counts[ENC_MAX_TOOLS];
 };
 
@@ -112,7 +133,17 @@ struct enc_port_range {
 struct enc_ports {
   __u32 rule_index; /* /network/egress/N of the most specific rule */
   __u32 nranges;
+  __u64 triggers;   /* composition rules a connect admitted here fires */
+  __u64 denied_by;  /* composition rules that deny this destination once fired */
   struct enc_port_range ranges[ENC_MAX_PORT_RANGES];
+};
+
+/* The destination a socket's DNS traffic was redirected from (socket storage). */
+struct enc_dns_origin {
+  __u32 family;
+  __u16 port; /* network byte order */
+  __u16 pad;
+  __u32 addr[4];
 };
 
 struct enc_tool_key {
@@ -136,6 +167,7 @@ struct enc_header {
 /* enc_exec_event.refused */
 enum enc_exec_refusal {
   ENC_EXEC_LOADER = 1, /* the dynamic loader run directly (it would run any readable ELF) */
+  ENC_EXEC_RULE = 2,   /* a composition rule that fired denies this tool */
 };
 
 struct enc_script_key {
@@ -151,6 +183,8 @@ struct enc_exec_event {
   __u32 killed;  /* over a budget, or refused: SIGKILLed by the program */
   __u32 refused; /* enc_exec_refusal, 0 when not refused */
   __u32 script;  /* executed as a #! script */
+  __u32 rule;    /* for ENC_EXEC_RULE: the composition rule */
+  __u32 pad;
   __u64 tool_count; /* this tool's calls so far */
   __u64 tool_calls; /* all tool calls so far */
   __u64 cost_micro;
@@ -169,6 +203,22 @@ struct enc_net_event {
   __u16 port;     /* host byte order */
   __u16 pad;
   __u8 addr[16];  /* IPv4 in the first 4 bytes */
+  __u32 rule;     /* for ENC_NET_RULE: the composition rule */
+  __u32 pad2;
+};
+
+struct enc_rule_event {
+  struct enc_header h;
+  __u32 rule;     /* index in the manifest's rules */
+  __u32 trigger;  /* enc_trigger */
+  __s32 tool;     /* ENC_TRIGGER_EXEC */
+  __u32 egress_rule; /* ENC_TRIGGER_CONNECT */
+  __u16 port;
+  __u16 pad;
+  __u8 addr[16];
+  __u32 family;
+  __u32 pad2;
+  char path[ENC_PATH_MAX]; /* ENC_TRIGGER_READ: the name of the file opened */
 };
 
 struct enc_budget_event {

@@ -2,6 +2,8 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -48,7 +50,9 @@ LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   // layer is loaded at all.
   n.exec = true;
   n.sys_enter = plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls;
-  n.sys_exit = plan.audit.files;
+  bool read_triggers = std::any_of(plan.rules.begin(), plan.rules.end(),
+                                   [](const policy::Rule& r) { return !r.after.read.empty(); });
+  n.sys_exit = plan.audit.files || read_triggers;
   return n;
 }
 
@@ -82,6 +86,10 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   bpf_program__set_autoload(skel_->progs.enc_sendmsg4, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_sendmsg6, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_sock_create, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_recvmsg4, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_recvmsg6, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_getpeername4, needs.egress);
+  bpf_program__set_autoload(skel_->progs.enc_getpeername6, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_skb_egress, needs.egress || needs.egress_bytes);
   bpf_program__set_autoload(skel_->progs.enc_exec, needs.exec);
   bpf_program__set_autoload(skel_->progs.enc_sys_enter, needs.sys_enter);
@@ -96,8 +104,10 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
 
   nlohmann::json programs = nlohmann::json::object();
   if (needs.egress) {
-    programs["network"] = {"cgroup/connect4", "cgroup/connect6", "cgroup/sendmsg4", "cgroup/sendmsg6",
-                           "cgroup/sock_create", "cgroup_skb/egress"};
+    programs["network"] = {"cgroup/connect4",    "cgroup/connect6",     "cgroup/sendmsg4",
+                           "cgroup/sendmsg6",    "cgroup/sock_create",  "cgroup_skb/egress",
+                           "cgroup/recvmsg4",    "cgroup/recvmsg6",     "cgroup/getpeername4",
+                           "cgroup/getpeername6"};
   }
   if (needs.egress_bytes) programs["budgets.egress_bytes"] = "cgroup_skb/egress";
   if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
@@ -113,7 +123,8 @@ EnclosureBpf::~EnclosureBpf() {
 }
 
 void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
-                             const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders) {
+                             const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders,
+                             std::optional<std::pair<uint16_t, uint16_t>> dns_ports) {
   auto update = [&](bpf_map* map, const void* key, size_t key_size, const void* value, size_t value_size,
                     const std::string& what) {
     if (bpf_map__update_elem(map, key, key_size, value, value_size, BPF_ANY) != 0) {
@@ -191,43 +202,154 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(), zero_hist.size() * sizeof(uint64_t),
            "syscall histogram");
   }
+  // Composition rules: one bit each; what fires them and what they deny.
+  if (plan.rules.size() > ENC_MAX_RULES) {
+    throw BpfError("bpf: the manifest has " + std::to_string(plan.rules.size()) + " composition rules; the eBPF "
+                   "layer tracks at most " + std::to_string(ENC_MAX_RULES));
+  }
+  const auto& egress_rules = plan.network.egress_rules;
+  std::vector<uint64_t>& triggers = egress_triggers_[cgid];
+  std::vector<uint64_t>& denied_by = egress_denied_by_[cgid];
+  triggers.assign(egress_rules.size(), 0);
+  denied_by.assign(egress_rules.size(), 0);
+  auto tool_index = [&](const std::string& name) -> std::optional<size_t> {
+    for (const policy::ToolEntry& t : plan.tools) {
+      if (t.name == name) return t.index;
+    }
+    return std::nullopt;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> read_trigger_bits;
+  cfg.nrules = static_cast<__u32>(plan.rules.size());
+  for (size_t i = 0; i < plan.rules.size(); ++i) {
+    const policy::Rule& r = plan.rules[i];
+    uint64_t bit = 1ULL << i;
+    if (r.deny.network) cfg.rules_deny_network |= bit;
+    for (const std::string& t : r.deny.tools) {
+      if (auto idx = tool_index(t)) cfg.tool_denied_by[*idx] |= bit;
+    }
+    for (const std::string& t : r.after.exec) {
+      if (auto idx = tool_index(t)) cfg.tool_triggers[*idx] |= bit;
+    }
+    for (const policy::ConnectTrigger& c : r.after.connect) {
+      for (size_t e = 0; e < egress_rules.size(); ++e) {
+        if ((c.egress_index && *c.egress_index == e) || (!c.egress_index && egress_rules[e].host == c.host)) {
+          triggers[e] |= bit;
+        }
+      }
+    }
+    for (const std::string& h : r.deny.hosts) {
+      for (size_t e = 0; e < egress_rules.size(); ++e) {
+        if (egress_rules[e].host == h) denied_by[e] |= bit;
+      }
+    }
+    for (const std::string& path : r.after.read) {
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0) {
+        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + r.id + "): the trigger path " + path +
+                       " cannot be resolved on the host: " + std::strerror(errno));
+      }
+      read_trigger_bits[{kernel_dev(st.st_dev), st.st_ino}] |= bit;
+    }
+  }
+  for (const auto& [dev_ino, bits] : read_trigger_bits) {
+    enc_tool_key key{cgid, dev_ino.first, dev_ino.second};
+    update(skel_->maps.read_triggers, &key, sizeof key, &bits, sizeof bits, "composition rule trigger");
+    cfg.flags |= ENC_READ_TRIGGERS;
+  }
+
   // Egress: each block carries the ports of every block that contains it, because an LPM trie
   // answers with the most specific match only.
-  const auto& cidrs = plan.network.cidrs;
-  for (const policy::CidrEgress& e : cidrs) {
-    std::vector<policy::PortRange> ports;
-    for (const policy::CidrEgress& f : cidrs) {
-      if (f.protocol == e.protocol && f.cidr.contains(e.cidr)) ports.insert(ports.end(), f.ports.begin(), f.ports.end());
-    }
-    ports = policy::merge_port_ranges(ports);
-    if (ports.size() > ENC_MAX_PORT_RANGES) {
-      throw BpfError("bpf: /network/egress/" + std::to_string(e.rule_index) + " (" + e.cidr.to_string() +
-                     ") has " + std::to_string(ports.size()) + " separate port ranges (with the rules that "
-                     "contain it); the eBPF layer takes at most " + std::to_string(ENC_MAX_PORT_RANGES));
-    }
-    enc_ports value{};
-    value.rule_index = static_cast<__u32>(e.rule_index);
-    value.nranges = static_cast<__u32>(ports.size());
-    for (size_t i = 0; i < ports.size(); ++i) value.ranges[i] = {ports[i].first, ports[i].last};
-    __u8 proto = e.protocol == policy::Protocol::udp ? 17 : 6;
-    if (!e.cidr.v6) {
-      enc_lpm4_key key{};
-      key.prefixlen = 72 + e.cidr.prefix;
-      key.cgroup_id = cgid;
-      key.protocol = proto;
-      std::memcpy(key.addr, e.cidr.addr.data(), 4);
-      update(skel_->maps.egress4, &key, sizeof key, &value, sizeof value, "egress rule " + e.cidr.to_string());
-    } else {
-      enc_lpm6_key key{};
-      key.prefixlen = 72 + e.cidr.prefix;
-      key.cgroup_id = cgid;
-      key.protocol = proto;
-      std::memcpy(key.addr, e.cidr.addr.data(), 16);
-      update(skel_->maps.egress6, &key, sizeof key, &value, sizeof value, "egress rule " + e.cidr.to_string());
-    }
+  static_cidrs_[cgid] = plan.network.cidrs;
+  for (const policy::CidrEgress& e : plan.network.cidrs) {
+    write_egress(cgid, e.cidr, e.protocol, e.ports, e.rule_index, true);
+  }
+  if (dns_ports) {
+    cfg.flags |= ENC_DNS_REDIRECT;
+    cfg.dns_ip4 = htonl(INADDR_LOOPBACK);
+    std::memcpy(cfg.dns_ip6, &in6addr_loopback, sizeof cfg.dns_ip6);
+    cfg.dns_port4 = htons(dns_ports->first);
+    cfg.dns_port6 = htons(dns_ports->second);
   }
   // The configuration last: the programs act on an enclosure only once it exists.
   update(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
+}
+
+void EnclosureBpf::write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,
+                                std::vector<policy::PortRange> ports, size_t rule_index, bool merge_static) {
+  if (merge_static) {
+    for (const policy::CidrEgress& f : static_cidrs_[cgid]) {
+      if (f.protocol == protocol && f.cidr.contains(cidr)) ports.insert(ports.end(), f.ports.begin(), f.ports.end());
+    }
+  }
+  ports = policy::merge_port_ranges(ports);
+  if (ports.size() > ENC_MAX_PORT_RANGES) {
+    throw BpfError("bpf: /network/egress/" + std::to_string(rule_index) + " (" + cidr.to_string() + ") has " +
+                   std::to_string(ports.size()) + " separate port ranges (with the rules that contain it); the eBPF "
+                   "layer takes at most " + std::to_string(ENC_MAX_PORT_RANGES));
+  }
+  enc_ports value{};
+  value.rule_index = static_cast<__u32>(rule_index);
+  value.nranges = static_cast<__u32>(ports.size());
+  const std::vector<uint64_t>& triggers = egress_triggers_[cgid];
+  const std::vector<uint64_t>& denied_by = egress_denied_by_[cgid];
+  if (rule_index < triggers.size()) value.triggers = triggers[rule_index];
+  if (rule_index < denied_by.size()) value.denied_by = denied_by[rule_index];
+  if (merge_static) {
+    for (const policy::CidrEgress& f : static_cidrs_[cgid]) {
+      if (f.protocol == protocol && f.cidr.contains(cidr) && f.rule_index < denied_by.size()) {
+        value.denied_by |= denied_by[f.rule_index];
+      }
+    }
+  }
+  for (size_t i = 0; i < ports.size(); ++i) value.ranges[i] = {ports[i].first, ports[i].last};
+  __u8 proto = protocol == policy::Protocol::udp ? 17 : 6;
+  int rc;
+  if (!cidr.v6) {
+    enc_lpm4_key key{};
+    key.prefixlen = 72 + cidr.prefix;
+    key.cgroup_id = cgid;
+    key.protocol = proto;
+    std::memcpy(key.addr, cidr.addr.data(), 4);
+    rc = bpf_map__update_elem(skel_->maps.egress4, &key, sizeof key, &value, sizeof value, BPF_ANY);
+  } else {
+    enc_lpm6_key key{};
+    key.prefixlen = 72 + cidr.prefix;
+    key.cgroup_id = cgid;
+    key.protocol = proto;
+    std::memcpy(key.addr, cidr.addr.data(), 16);
+    rc = bpf_map__update_elem(skel_->maps.egress6, &key, sizeof key, &value, sizeof value, BPF_ANY);
+  }
+  if (rc != 0) throw BpfError("bpf: configure egress rule " + cidr.to_string() + ": " + std::strerror(errno));
+}
+
+void EnclosureBpf::admit(uint64_t cgid, const policy::Cidr& address, policy::Protocol protocol,
+                         const std::vector<policy::PortRange>& ports, size_t rule_index) {
+  write_egress(cgid, address, protocol, ports, rule_index, true);
+}
+
+void EnclosureBpf::revoke(uint64_t cgid, const policy::Cidr& address, policy::Protocol protocol) {
+  for (const policy::CidrEgress& f : static_cidrs_[cgid]) {
+    if (f.protocol == protocol && f.cidr == address) {
+      write_egress(cgid, f.cidr, f.protocol, f.ports, f.rule_index, true);
+      return;
+    }
+  }
+  __u8 proto = protocol == policy::Protocol::udp ? 17 : 6;
+  if (!address.v6) {
+    enc_lpm4_key key{};
+    key.prefixlen = 72 + address.prefix;
+    key.cgroup_id = cgid;
+    key.protocol = proto;
+    std::memcpy(key.addr, address.addr.data(), 4);
+    bpf_map__delete_elem(skel_->maps.egress4, &key, sizeof key, 0);
+  } else {
+    enc_lpm6_key key{};
+    key.prefixlen = 72 + address.prefix;
+    key.cgroup_id = cgid;
+    key.protocol = proto;
+    std::memcpy(key.addr, address.addr.data(), 16);
+    bpf_map__delete_elem(skel_->maps.egress6, &key, sizeof key, 0);
+  }
 }
 
 void EnclosureBpf::attach_cgroup(int cgroup_fd) {
@@ -242,6 +364,10 @@ void EnclosureBpf::attach_cgroup(int cgroup_fd) {
     attach(skel_->progs.enc_sendmsg4, "cgroup/sendmsg4");
     attach(skel_->progs.enc_sendmsg6, "cgroup/sendmsg6");
     attach(skel_->progs.enc_sock_create, "cgroup/sock_create");
+    attach(skel_->progs.enc_recvmsg4, "cgroup/recvmsg4");
+    attach(skel_->progs.enc_recvmsg6, "cgroup/recvmsg6");
+    attach(skel_->progs.enc_getpeername4, "cgroup/getpeername4");
+    attach(skel_->progs.enc_getpeername6, "cgroup/getpeername6");
   }
   if (needs_.egress || needs_.egress_bytes) attach(skel_->progs.enc_skb_egress, "cgroup_skb/egress");
 }
@@ -263,6 +389,9 @@ void EnclosureBpf::forget(uint64_t cgid) {
   bpf_map__delete_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, 0);
   bpf_map__delete_elem(skel_->maps.histograms, &cgid, sizeof cgid, 0);
   bpf_map__delete_elem(skel_->maps.reported_costs, &cgid, sizeof cgid, 0);
+  static_cidrs_.erase(cgid);
+  egress_triggers_.erase(cgid);
+  egress_denied_by_.erase(cgid);
 }
 
 int EnclosureBpf::ring_fd() const { return ring_buffer__epoll_fd(ring_); }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -61,8 +62,17 @@ class EnclosureBpf {
   // Writes one enclosure's configuration, zeroed counters, egress tries and tool inodes.
   // `script_tools` are the indices of tools that are #! scripts (recognised by path);
   // `loaders` are the tools' ELF interpreters, which may not be run as programs.
+  // `dns_ports` (IPv4 and IPv6 port of the enclosure's resolver on 127.0.0.1 and ::1), when
+  // given, sends every port-53 destination there.
   void configure(uint64_t cgroup_id, const policy::EnforcementPlan& plan,
-                 const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders);
+                 const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders,
+                 std::optional<std::pair<uint16_t, uint16_t>> dns_ports = std::nullopt);
+
+  // Admits one address (answered by the resolver) for `ports` of `protocol`, on top of what
+  // the static CIDR rules already admit there; revoke() restores the static state.
+  void admit(uint64_t cgroup_id, const policy::Cidr& address, policy::Protocol protocol,
+             const std::vector<policy::PortRange>& ports, size_t rule_index);
+  void revoke(uint64_t cgroup_id, const policy::Cidr& address, policy::Protocol protocol);
   // Attaches the cgroup programs to the enclosure's cgroup (a v2 directory fd).
   void attach_cgroup(int cgroup_fd);
   // Attaches the tracing programs (host-wide; they filter by cgroup id first).
@@ -90,6 +100,13 @@ class EnclosureBpf {
   std::function<void(const void*, size_t)> sink_;
   nlohmann::json report_;
   int ncpus_ = 1;
+  std::map<uint64_t, std::vector<policy::CidrEgress>> static_cidrs_;
+  // Per enclosure, per egress rule: composition rules a connect there fires / that deny it.
+  std::map<uint64_t, std::vector<uint64_t>> egress_triggers_;
+  std::map<uint64_t, std::vector<uint64_t>> egress_denied_by_;
+
+  void write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,
+                    std::vector<policy::PortRange> ports, size_t rule_index, bool merge_static);
 };
 
 }  // namespace bpf

@@ -56,6 +56,7 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
       x.initial = e.initial != 0;
       x.killed = e.killed != 0;
       x.refused = e.refused;
+      x.rule = e.rule;
       x.script = e.script != 0;
       x.tool_count = e.tool_count;
       x.tool_calls = e.tool_calls;
@@ -80,6 +81,7 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
       x.type = e.type;
       x.protocol = e.protocol;
       x.rule_index = e.rule_index;
+      x.rule = e.rule;
       x.port = e.port;
       if (e.hook != ENC_HOOK_SOCK_CREATE) {
         char buf[INET6_ADDRSTRLEN] = {};
@@ -110,6 +112,28 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
       x.flags = e.flags;
       x.syscall = e.syscall;
       x.path_unreadable = e.path_unreadable != 0;
+      x.path = bounded_string(e.path, sizeof e.path);
+      r.body = std::move(x);
+      return r;
+    }
+    case ENC_EV_RULE: {
+      enc_rule_event e{};
+      e.h.type = h.type;
+      if (!read_record(data, size, e, error)) return std::nullopt;
+      if (e.rule >= ENC_MAX_RULES || e.trigger < ENC_TRIGGER_READ || e.trigger > ENC_TRIGGER_CONNECT) {
+        error = "rule record with rule " + std::to_string(e.rule) + " and trigger " + std::to_string(e.trigger);
+        return std::nullopt;
+      }
+      RuleRecord x;
+      x.rule = e.rule;
+      x.trigger = e.trigger;
+      x.tool = e.tool >= 0 && e.tool < ENC_MAX_TOOLS ? e.tool : -1;
+      x.egress_rule = e.egress_rule;
+      x.port = e.port;
+      if (e.trigger == ENC_TRIGGER_CONNECT) {
+        char buf[INET6_ADDRSTRLEN] = {};
+        if (inet_ntop(e.family == 10 ? AF_INET6 : AF_INET, e.addr, buf, sizeof buf)) x.address = buf;
+      }
       x.path = bounded_string(e.path, sizeof e.path);
       r.body = std::move(x);
       return r;

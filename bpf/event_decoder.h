@@ -16,6 +16,7 @@ struct ExecRecord {
   bool initial = false;
   bool killed = false;
   uint32_t refused = 0;  // enc_exec_refusal
+  uint32_t rule = 0;     // for a refusal by a composition rule
   bool script = false;
   uint64_t tool_count = 0;
   uint64_t tool_calls = 0;
@@ -33,8 +34,19 @@ struct NetRecord {
   uint32_t type = 0;
   uint32_t protocol = 0;
   uint32_t rule_index = ~0u;
+  uint32_t rule = 0;     // for reason ENC_NET_RULE: the composition rule
   uint16_t port = 0;
   std::string address;  // printable ("127.0.0.1", "::1"), empty for socket refusals
+};
+
+struct RuleRecord {
+  uint32_t rule = 0;     // index in the manifest's rules
+  uint32_t trigger = 0;  // enc_trigger
+  int32_t tool = -1;
+  uint32_t egress_rule = ~0u;
+  uint16_t port = 0;
+  std::string address;
+  std::string path;      // the name of the file whose opening fired the rule
 };
 
 struct BudgetRecord {
@@ -59,7 +71,7 @@ struct DecodedRecord {
   uint64_t ktime_ns = 0;
   uint32_t pid = 0;
   uint32_t tid = 0;
-  std::variant<ExecRecord, NetRecord, BudgetRecord, OpenRecord> body;
+  std::variant<ExecRecord, NetRecord, BudgetRecord, OpenRecord, RuleRecord> body;
 };
 
 // nullopt with `error` set for a record that is too short, of an unknown type, or whose header

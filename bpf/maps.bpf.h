@@ -97,6 +97,23 @@ struct {
   __type(value, struct enc_script_key);
 } script_scratch SEC(".maps");
 
+/* Composition rule triggers on files: (enclosure, device, inode) of a trigger tree's root ->
+ * the rules (bits) that opening anything at or beneath it fires. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, MAX_ENCLOSURES * 4);
+  __type(key, struct enc_tool_key);
+  __type(value, __u64);
+} read_triggers SEC(".maps");
+
+/* Where each redirected socket's DNS traffic was really going, for the replies' source. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct enc_dns_origin);
+} dns_origins SEC(".maps");
+
 /* Syscalls counted on this CPU and not yet added to enc_state.syscalls. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -148,7 +165,8 @@ static __always_inline struct enc_state *state_of(__u64 cgid) {
  * attempt, and the loss when the ring buffer is full. */
 static __always_inline void *reserve_record(struct enc_state *st, __u64 cgid, __u32 type, __u32 size) {
   __u64 seq = __sync_fetch_and_add(&st->records, 1);
-  int decision = type == ENC_EV_NET_DENY || type == ENC_EV_BUDGET || type == ENC_EV_EGRESS_DROP;
+  int decision = type == ENC_EV_NET_DENY || type == ENC_EV_BUDGET || type == ENC_EV_EGRESS_DROP ||
+                 type == ENC_EV_RULE;
   struct enc_header *h = decision ? bpf_ringbuf_reserve(&decisions, size, 0) : bpf_ringbuf_reserve(&events, size, 0);
   if (!h) {
     __sync_fetch_and_add(&st->lost, 1);
@@ -180,6 +198,40 @@ static __always_inline int report_budget(struct enc_state *st, __u64 cgid, __u32
     bpf_ringbuf_submit(e, 0);
   }
   return 1;
+}
+
+/* The index of the lowest set bit (BPF has no count-trailing-zeros instruction). */
+static __always_inline __u32 lowest_bit(__u64 x) {
+  for (__u32 i = 0; i < 64; i++) {
+    if (x & (1ULL << i)) return i;
+  }
+  return 64;
+}
+
+/* Fires composition rules `bits` (those not fired yet) and reports each. */
+static __always_inline void fire_rules(struct enc_state *st, __u64 cgid, __u64 bits, __u32 trigger, __s32 tool,
+                                       __u32 egress_rule, __u32 family, __u16 port, const __u32 *addr,
+                                       const char *path_kernel) {
+  __u64 before = __sync_fetch_and_or(&st->rules_fired, bits);
+  __u64 fresh = bits & ~before;
+  for (int i = 0; i < ENC_MAX_RULES; i++) {
+    if (!(fresh & (1ULL << i))) continue;
+    struct enc_rule_event *e = reserve_record(st, cgid, ENC_EV_RULE, sizeof(*e));
+    if (!e) continue;
+    e->rule = i;
+    e->trigger = trigger;
+    e->tool = tool;
+    e->egress_rule = egress_rule;
+    e->port = port;
+    e->pad = 0;
+    e->family = family;
+    e->pad2 = 0;
+    __builtin_memset(e->addr, 0, sizeof(e->addr));
+    if (addr) __builtin_memcpy(e->addr, addr, 16);
+    e->path[0] = 0;
+    if (path_kernel) bpf_probe_read_kernel_str(e->path, sizeof(e->path), path_kernel);
+    bpf_ringbuf_submit(e, 0);
+  }
 }
 
 #endif /* ENCLOSURE_MAPS_BPF_H */

@@ -80,11 +80,48 @@ int BPF_PROG(enc_sys_enter, struct pt_regs *regs, long id) {
   return 0;
 }
 
+/* A successful open of a file at or beneath a trigger tree fires its composition rules, before
+ * the call returns: the file is identified by the device and inode of it and its ancestors (what
+ * was really opened, whatever path, symlink or directory fd the agent used). */
+static __always_inline void check_read_triggers(struct enc_state *st, __u64 cgid, long fd) {
+  struct task_struct *task = bpf_get_current_task_btf();
+  struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+  unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+  if (fd < 0 || fd >= max) return;
+  struct file *f = 0;
+  if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f) return;
+  struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+  __u64 bits = 0;
+  struct enc_tool_key key = {};
+  key.cgroup_id = cgid;
+  for (int i = 0; i < 48 && d; i++) {
+    key.dev = BPF_CORE_READ(d, d_sb, s_dev);
+    key.ino = BPF_CORE_READ(d, d_inode, i_ino);
+    __u64 *b = bpf_map_lookup_elem(&read_triggers, &key);
+    if (b) bits |= *b;
+    struct dentry *parent = BPF_CORE_READ(d, d_parent);
+    if (parent == d) break;
+    d = parent;
+  }
+  if (bits & ~st->rules_fired) {
+    const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+    fire_rules(st, cgid, bits, ENC_TRIGGER_READ, -1, ~0u, 0, 0, 0, (const char *)name);
+  }
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(enc_sys_exit, struct pt_regs *regs, long ret) {
   __u64 cgid = bpf_get_current_cgroup_id();
   struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
-  if (!cfg || !(cfg->flags & ENC_AUDIT_FILES)) return 0;
+  if (!cfg) return 0;
+  if ((cfg->flags & ENC_READ_TRIGGERS) && ret >= 0) {
+    long nr = regs->orig_ax;
+    if (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2 || nr == NR_CREAT) {
+      struct enc_state *st = state_of(cgid);
+      if (st) check_read_triggers(st, cgid, ret);
+    }
+  }
+  if (!(cfg->flags & ENC_AUDIT_FILES)) return 0;
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   if (regs->orig_ax != NR_OPEN && regs->orig_ax != NR_OPENAT && regs->orig_ax != NR_OPENAT2 &&
       regs->orig_ax != NR_CREAT) {

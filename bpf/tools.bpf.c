@@ -63,7 +63,21 @@ int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm
       bpf_send_signal(SIGKILL);
     }
   }
-  if (tool >= 0 && tool < ENC_MAX_TOOLS && (cfg->flags & ENC_COUNT_TOOLS)) {
+  __u32 rule = 0;
+  if (tool >= 0 && tool < ENC_MAX_TOOLS && !initial) {
+    /* A composition rule that fired denies this tool: the new image dies before it runs. */
+    __u64 denying = st->rules_fired & cfg->tool_denied_by[tool];
+    if (denying) {
+      refused = ENC_EXEC_RULE;
+      rule = lowest_bit(denying);
+      killed = 1;
+      __sync_fetch_and_add(&st->exec_denied, 1);
+      bpf_send_signal(SIGKILL);
+    } else if (cfg->tool_triggers[tool] & ~st->rules_fired) {
+      fire_rules(st, cgid, cfg->tool_triggers[tool], ENC_TRIGGER_EXEC, tool, ~0u, 0, 0, 0, 0);
+    }
+  }
+  if (tool >= 0 && tool < ENC_MAX_TOOLS && (cfg->flags & ENC_COUNT_TOOLS) && !refused) {
     if (initial) {
       /* The command given to `enclosure run` does not count against any budget. */
       tool_count = st->tool_counts[tool];
@@ -100,6 +114,8 @@ int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm
   e->killed = killed;
   e->refused = refused;
   e->script = script;
+  e->rule = rule;
+  e->pad = 0;
   e->tool_count = tool_count;
   e->tool_calls = calls;
   e->cost_micro = cost;

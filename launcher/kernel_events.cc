@@ -26,6 +26,10 @@ std::string errno_name(int err) {
   return name ? name : "E" + std::to_string(err);
 }
 
+std::string rule_id(const policy::EnforcementPlan& plan, uint32_t index) {
+  return index < plan.rules.size() ? plan.rules[index].id : "rule " + std::to_string(index);
+}
+
 const char* reason_text(uint32_t reason) {
   switch (reason) {
     case ENC_NET_NO_RULE:
@@ -36,6 +40,8 @@ const char* reason_text(uint32_t reason) {
       return "only tcp and udp sockets are allowed (no raw, ping or other protocols)";
     case ENC_NET_BUDGET:
       return "budgets.egress_bytes is exhausted";
+    case ENC_NET_RULE:
+      return "a composition rule that fired denies it";
     default:
       return "refused";
   }
@@ -79,6 +85,17 @@ std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r, const policy
     if (x->killed) f["killed"] = x->refused ? "refused" : "over budget";
     if (x->initial) f["initial"] = true;
     out.push_back({"exec", pid, f});
+    if (x->refused == ENC_EXEC_RULE) {
+      nlohmann::json d = {{"section", "rules"},
+                          {"rule", rule_id(plan, x->rule)},
+                          {"origin", "/rules/" + std::to_string(x->rule)},
+                          {"tool", tool},
+                          {"reason", "composition rule " + rule_id(plan, x->rule) + " denies this tool"},
+                          {"action", "process killed before its first instruction"},
+                          {"kseq", r.kseq}};
+      set_bytes(d, "path", x->filename);
+      out.push_back({"deny", pid, d});
+    }
     if (x->refused == ENC_EXEC_LOADER) {
       nlohmann::json d = {{"section", "tools"},
                           {"origin", "/tools"},
@@ -89,7 +106,7 @@ std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r, const policy
       set_bytes(d, "path", x->filename);
       out.push_back({"deny", pid, d});
     }
-    if (!tool.empty() && !x->initial) {
+    if (!tool.empty() && !x->initial && !x->refused) {
       nlohmann::json t = {{"tool", tool},
                           {"calls", x->tool_count},
                           {"total_calls", x->tool_calls},
@@ -113,6 +130,13 @@ std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r, const policy
     if (n->rule_index != ~0u) f["rule"] = "/network/egress/" + std::to_string(n->rule_index);
     if (n->admitted) {
       out.push_back({"connect", pid, f});
+    } else if (n->reason == ENC_NET_RULE) {
+      f["section"] = "rules";
+      f["rule"] = rule_id(plan, n->rule);
+      f["origin"] = "/rules/" + std::to_string(n->rule);
+      f["reason"] = reason_text(n->reason);
+      f["action"] = "EPERM";
+      out.push_back({"deny", pid, f});
     } else {
       f["section"] = "network";
       f["origin"] = n->rule_index != ~0u ? "/network/egress/" + std::to_string(n->rule_index) : "/network/egress";
@@ -124,6 +148,34 @@ std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r, const policy
     nlohmann::json f = budget_fields(*b, plan);
     f["kseq"] = r.kseq;
     out.push_back({"budget", pid, f});
+  } else if (const auto* ru = std::get_if<bpf::RuleRecord>(&r.body)) {
+    nlohmann::json f = {{"rule", rule_id(plan, ru->rule)}, {"origin", "/rules/" + std::to_string(ru->rule)},
+                        {"kseq", r.kseq}};
+    if (ru->rule < plan.rules.size()) {
+      const policy::RuleDenial& d = plan.rules[ru->rule].deny;
+      nlohmann::json denies = nlohmann::json::array();
+      if (d.network) denies.push_back("network");
+      if (d.write) denies.push_back("write");
+      if (d.exec) denies.push_back("exec");
+      for (const std::string& t : d.tools) denies.push_back("tool:" + t);
+      for (const std::string& h : d.hosts) denies.push_back("host:" + h);
+      f["denies"] = denies;
+    }
+    switch (ru->trigger) {
+      case ENC_TRIGGER_READ:
+        f["trigger"] = "read";
+        set_bytes(f, "file", ru->path);
+        break;
+      case ENC_TRIGGER_EXEC:
+        f["trigger"] = "exec";
+        f["tool"] = tool_name(plan, ru->tool);
+        break;
+      default:
+        f["trigger"] = "connect";
+        f["destination"] = ru->address + ":" + std::to_string(ru->port);
+        if (ru->egress_rule != ~0u) f["egress_rule"] = "/network/egress/" + std::to_string(ru->egress_rule);
+    }
+    out.push_back({"rule", pid, f});
   } else if (const auto* o = std::get_if<bpf::OpenRecord>(&r.body)) {
     nlohmann::json f = {{"flags", bpf::open_flags_text(o->flags)}, {"kseq", r.kseq}};
     set_bytes(f, "path", o->path);

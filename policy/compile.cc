@@ -335,6 +335,7 @@ CompileResult compile(const Manifest& m) {
   plan.network.mode = n.mode;
   plan.network.new_namespace = n.mode == NetworkMode::none;
   plan.network.dns = n.dns;
+  plan.network.egress_rules = n.egress;
   std::vector<PortRange> tcp_ports;
   std::map<std::pair<Cidr, Protocol>, size_t> cidr_index;
   for (size_t i = 0; i < n.egress.size(); ++i) {

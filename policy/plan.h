@@ -116,6 +116,7 @@ struct NetworkPlan {
                                   // yields the IPv4 block it maps to
   std::vector<HostEgress> hosts;
   bool dns = false;
+  std::vector<EgressRule> egress_rules;  // as the manifest lists them (/network/egress/N)
 };
 
 // ---- the whole plan ------------------------------------------------------------------------------
