@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -144,6 +145,7 @@ RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
     }
   }
   v2_path_ = parent + "/" + name;
+  watchdog_.announce(v2_path_);
   if (::mkdir(v2_path_.c_str(), 0755) != 0) throw_errno("cgroup: mkdir " + v2_path_);
   try {
     v2_fd_.reset(::open(v2_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -154,6 +156,7 @@ RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
     auto v1_dir = [&](const char* controller) {
       std::string own = layout.v1_own.at(controller);
       std::string dir = layout.v1_mount.at(controller) + (own == "/" ? "" : own) + "/" + name;
+      watchdog_.announce(dir);
       if (::mkdir(dir.c_str(), 0755) != 0) throw_errno("cgroup: mkdir " + dir);
       v1_paths_[controller] = dir;
       return dir;
@@ -322,29 +325,47 @@ void RunCgroup::remove_directories(const std::vector<std::string>& dirs) {
 
 CleanupWatchdog::CleanupWatchdog(std::vector<std::string> directories) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("cleanup watchdog: pipe2");
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("cleanup watchdog: socketpair");
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("cleanup watchdog: fork");
   if (pid == 0) {
-    // In the watchdog: keep only the read end; survive the launcher's process group and
-    // terminal signals; wake on EOF, i.e. when the launcher is gone.
-    ::close(fds[1]);
-    if (::dup2(fds[0], 3) < 0) _exit(1);
+    // In the watchdog: keep only its end; survive the launcher's process group and terminal
+    // signals; collect announced directories until EOF, i.e. until the launcher is gone.
+    ::close(fds[0]);
+    if (::dup2(fds[1], 3) < 0) _exit(1);
     ::close_range(4, ~0U, 0);
     ::setsid();
     for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU}) {
       ::signal(s, SIG_IGN);
     }
     ::prctl(PR_SET_NAME, "enclosure-wdog");
-    char byte;
-    while (::read(3, &byte, 1) < 0 && errno == EINTR) {
+    std::string pending;
+    char buf[4096];
+    while (true) {
+      ssize_t n = ::read(3, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      pending.append(buf, static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        directories.push_back(pending.substr(0, nl));
+        pending.erase(0, nl + 1);
+      }
     }
+    // Children before parents would not matter here: every directory is a leaf.
     RunCgroup::remove_directories(directories);
     _exit(0);
   }
-  ::close(fds[0]);
-  keepalive_.reset(fds[1]);
+  ::close(fds[1]);
+  keepalive_.reset(fds[0]);
   pid_ = pid;
+}
+
+void CleanupWatchdog::announce(const std::string& directory) {
+  std::string line = directory + "\n";
+  if (!write_all(keepalive_.get(), line.data(), line.size())) {
+    throw_errno("cleanup watchdog: announce " + directory);
+  }
 }
 
 CleanupWatchdog::~CleanupWatchdog() {

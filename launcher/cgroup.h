@@ -46,6 +46,24 @@ struct CgroupPlacement {
 // Decides, without creating anything, where pids and memory limits would go.
 CgroupPlacement place_limits(const CgroupLayout& layout);
 
+// Forks a small process outside the enclosure that removes the run's cgroups when the launcher
+// exits for any reason, SIGKILL included: it reads the directories announced to it over a
+// socket whose other end only the launcher holds, and removes them on EOF. Directories are
+// announced before they are created, so no moment exists where one could be left behind.
+class CleanupWatchdog {
+ public:
+  explicit CleanupWatchdog(std::vector<std::string> directories = {});
+  ~CleanupWatchdog();
+  CleanupWatchdog(const CleanupWatchdog&) = delete;
+  CleanupWatchdog& operator=(const CleanupWatchdog&) = delete;
+
+  void announce(const std::string& directory);
+
+ private:
+  UniqueFd keepalive_;
+  pid_t pid_ = -1;
+};
+
 class RunCgroup {
  public:
   // Creates the run's cgroup(s) named `name` and applies `limits`. Throws LaunchError naming
@@ -88,6 +106,7 @@ class RunCgroup {
  private:
   std::string read_file(const std::string& dir, const char* name) const;
 
+  CleanupWatchdog watchdog_;  // first member: started before any directory exists
   CgroupPlacement placement_;
   std::string v2_path_;
   UniqueFd v2_fd_;
@@ -96,21 +115,6 @@ class RunCgroup {
   CgroupLimits limits_;
   UniqueFd oom_event_;
   bool removed_ = false;
-};
-
-// Forks a small process outside the enclosure that removes the run's cgroups when the launcher
-// exits for any reason, SIGKILL included: it waits for EOF on a pipe whose write end only the
-// launcher holds. Must be started before any BPF object exists (it closes inherited fds anyway).
-class CleanupWatchdog {
- public:
-  explicit CleanupWatchdog(std::vector<std::string> directories);
-  ~CleanupWatchdog();
-  CleanupWatchdog(const CleanupWatchdog&) = delete;
-  CleanupWatchdog& operator=(const CleanupWatchdog&) = delete;
-
- private:
-  UniqueFd keepalive_;
-  pid_t pid_ = -1;
 };
 
 }  // namespace launcher

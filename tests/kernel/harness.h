@@ -157,6 +157,8 @@ class LoopbackListener {
   size_t connections() const { return connections_; }
   size_t datagrams() const { return datagrams_; }
   size_t bytes() const { return bytes_; }
+  // The i-th connection collect() accepted (still open; the listener closes it on destruction).
+  int accepted_fd(size_t i) const { return i < accepted_.size() ? accepted_[i] : -1; }
   std::string describe() const;  // "tcp 127.0.0.1:4242: 1 connections, 0 datagrams, 5 bytes"
 
  private:
