@@ -21,6 +21,8 @@ uint32_t action_for(policy::SeccompVerdict v) {
       return SCMP_ACT_NOTIFY;
     case policy::SeccompVerdict::enosys:
       return SCMP_ACT_ERRNO(ENOSYS);
+    case policy::SeccompVerdict::gate:
+      return SCMP_ACT_NOTIFY;
   }
   return SCMP_ACT_KILL_PROCESS;
 }

@@ -3,6 +3,7 @@
 #include <seccomp.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "policy/diagnostics.h"
@@ -146,6 +147,189 @@ const FilteredSyscall* find_filtered(const std::string& name) {
   return nullptr;
 }
 
+// Whether a condition holds for the argument value `x` (as the kernel filter compares it).
+bool holds(const SeccompCondition& c, uint64_t x) {
+  switch (c.op) {
+    case SeccompOp::eq:
+      return x == c.value;
+    case SeccompOp::ne:
+      return x != c.value;
+    case SeccompOp::gt:
+      return x > c.value;
+    case SeccompOp::masked_eq:
+      return (x & c.mask) == c.value;
+  }
+  return false;
+}
+
+// Whether every value that satisfies `a` satisfies `b` (both on one argument); false when
+// unsure.
+bool condition_implies(const SeccompCondition& a, const SeccompCondition& b) {
+  if (a.arg != b.arg) return false;
+  if (a == b) return true;
+  if (a.op == SeccompOp::eq) return holds(b, a.value);
+  if (a.op == SeccompOp::masked_eq && b.op == SeccompOp::masked_eq) {
+    return (b.mask & ~a.mask) == 0 && (a.value & b.mask) == b.value;
+  }
+  if (a.op == SeccompOp::gt && b.op == SeccompOp::gt) return a.value >= b.value;
+  return false;
+}
+
+// Whether every argument vector satisfying all of `a` satisfies all of `b`.
+bool conditions_imply(const std::vector<SeccompCondition>& a,
+                      const std::vector<SeccompCondition>& b) {
+  for (const SeccompCondition& need : b) {
+    bool found = false;
+    for (const SeccompCondition& have : a) found = found || condition_implies(have, need);
+    if (!found) return false;
+  }
+  return true;
+}
+
+// One condition equivalent to both `a` and `b` on one argument; nullopt when nothing satisfies
+// both, or when no single comparison states the pair (the caller then admits nothing there,
+// which only narrows).
+std::optional<SeccompCondition> merge_conditions(const SeccompCondition& a,
+                                                 const SeccompCondition& b) {
+  if (a == b) return a;
+  if (a.op == SeccompOp::eq) return holds(b, a.value) ? std::optional(a) : std::nullopt;
+  if (b.op == SeccompOp::eq) return holds(a, b.value) ? std::optional(b) : std::nullopt;
+  if (a.op == SeccompOp::masked_eq && b.op == SeccompOp::masked_eq) {
+    if ((a.value & ~a.mask) || (b.value & ~b.mask)) return std::nullopt;  // never holds
+    if ((a.value ^ b.value) & a.mask & b.mask) return std::nullopt;       // disagree
+    return SeccompCondition{a.arg, SeccompOp::masked_eq, a.mask | b.mask, a.value | b.value};
+  }
+  if (a.op == SeccompOp::gt && b.op == SeccompOp::gt) return a.value > b.value ? a : b;
+  return std::nullopt;
+}
+
+// The conditions under which both `a` and `b` hold, as one rule; nullopt as above.
+std::optional<std::vector<SeccompCondition>> intersect(const std::vector<SeccompCondition>& a,
+                                                       const std::vector<SeccompCondition>& b) {
+  std::map<unsigned, SeccompCondition> by_arg;
+  for (const SeccompCondition& c : a) by_arg.emplace(c.arg, c);
+  for (const SeccompCondition& c : b) {
+    auto it = by_arg.find(c.arg);
+    if (it == by_arg.end()) {
+      by_arg.emplace(c.arg, c);
+      continue;
+    }
+    std::optional<SeccompCondition> merged = merge_conditions(it->second, c);
+    if (!merged) return std::nullopt;
+    it->second = *merged;
+  }
+  std::vector<SeccompCondition> out;
+  for (const auto& [arg, c] : by_arg) out.push_back(c);
+  return out;
+}
+
+// compile_seccomp for a manifest whose profile is an imported OCI file: the file's rules, with
+// the enclosure's argument filters and clone3 answer kept on top (an imported profile cannot
+// widen them), then the manifest's deny and allow lists.
+SeccompProfile compile_imported_seccomp(const Syscalls& s) {
+  const SeccompProfile& in = *s.imported;
+  SeccompProfile p;
+  p.name = s.profile;
+  p.action = s.action;
+  p.default_verdict = in.default_verdict;
+  const bool allow_list = in.default_verdict == SeccompVerdict::deny;
+  std::map<std::string, std::string> denied_by_manifest, allowed_by_manifest;
+  for (size_t i = 0; i < s.deny.size(); ++i) {
+    denied_by_manifest[s.deny[i]] = pointer_join("/syscalls/deny", i);
+  }
+  for (size_t i = 0; i < s.allow.size(); ++i) {
+    allowed_by_manifest[s.allow[i]] = pointer_join("/syscalls/allow", i);
+  }
+  auto decided = [&](const std::string& name) {
+    return denied_by_manifest.count(name) || allowed_by_manifest.count(name);
+  };
+  // An equal rule is added once; the same comparisons with two verdicts keep the refusal.
+  auto add_rule = [&](SeccompRule rule) {
+    for (SeccompRule& r : p.rules) {
+      if (r.syscall != rule.syscall || r.conditions != rule.conditions) continue;
+      if (r.verdict == SeccompVerdict::allow && rule.verdict != SeccompVerdict::allow) {
+        r.verdict = rule.verdict;
+        r.origin = rule.origin;
+      }
+      return;
+    }
+    if (rule.verdict == SeccompVerdict::deny && !p.origins.count(rule.syscall)) {
+      p.origins[rule.syscall] = rule.origin;
+    }
+    p.rules.push_back(std::move(rule));
+  };
+  auto refused_outright = [&](const std::string& name) {
+    for (const SeccompRule& r : in.rules) {
+      if (r.syscall == name && r.verdict != SeccompVerdict::allow && r.conditions.empty()) return true;
+    }
+    return false;
+  };
+  auto filter_origin = [](const FilteredSyscall& f) {
+    return std::string("/syscalls/profile (argument filter: ") + f.description + ")";
+  };
+  const std::string clone3_origin = "/syscalls/profile (clone3: libc uses clone)";
+
+  for (const SeccompRule& r : in.rules) {
+    if (decided(r.syscall) || r.syscall == "clone3") continue;
+    const FilteredSyscall* f = find_filtered(r.syscall);
+    if (!allow_list || !f || r.verdict != SeccompVerdict::allow) {
+      add_rule(r);
+      continue;
+    }
+    // An allow-list admits a filtered call: only where the filter admits it too.
+    std::vector<std::vector<SeccompCondition>> admitted = admitted_arguments(f->filter, r.syscall);
+    if (r.conditions.empty()) {
+      for (auto& conditions : admitted) {
+        add_rule({r.syscall, SeccompVerdict::allow, conditions, filter_origin(*f)});
+      }
+    } else if (std::any_of(admitted.begin(), admitted.end(),
+                           [&](const auto& b) { return conditions_imply(r.conditions, b); })) {
+      add_rule(r);
+    } else {
+      for (const auto& b : admitted) {
+        if (auto both = intersect(r.conditions, b)) {
+          add_rule({r.syscall, SeccompVerdict::allow, *both, r.origin + " and " + filter_origin(*f)});
+        }
+      }
+    }
+    p.origins[r.syscall] = filter_origin(*f);
+  }
+  if (!allow_list) {
+    for (const FilteredSyscall& f : filtered_syscalls()) {
+      std::string name = f.syscall;
+      if (decided(name) || refused_outright(name)) continue;
+      for (auto& conditions : refused_arguments(f.filter, name)) {
+        add_rule({name, SeccompVerdict::deny, conditions, filter_origin(f)});
+      }
+    }
+  }
+  if (!decided("clone3")) {
+    // Its flags are out of the filter's reach: ENOSYS (libc falls back to clone, filtered),
+    // unless the file refuses it outright itself.
+    bool file_allows = false;
+    for (const SeccompRule& r : in.rules) {
+      if (r.syscall == "clone3" && r.verdict == SeccompVerdict::allow) file_allows = true;
+    }
+    if (refused_outright("clone3") || (allow_list && !file_allows)) {
+      for (const SeccompRule& r : in.rules) {
+        if (r.syscall == "clone3") add_rule(r);
+      }
+    } else {
+      add_rule({"clone3", SeccompVerdict::enosys, {}, clone3_origin});
+    }
+  }
+  for (const auto& [name, origin] : denied_by_manifest) {
+    if (!allow_list) add_rule({name, SeccompVerdict::deny, {}, origin});
+    p.origins[name] = origin;
+  }
+  if (allow_list) {
+    for (const auto& [name, origin] : allowed_by_manifest) {
+      add_rule({name, SeccompVerdict::allow, {}, origin});
+    }
+  }
+  return p;
+}
+
 size_t depth(const std::string& path) {
   return path == "/" ? 0 : static_cast<size_t>(std::count(path.begin(), path.end(), '/'));
 }
@@ -153,6 +337,7 @@ size_t depth(const std::string& path) {
 }  // namespace
 
 SeccompProfile compile_seccomp(const Syscalls& s) {
+  if (s.imported) return compile_imported_seccomp(s);
   SeccompProfile p;
   p.name = s.profile;
   p.action = s.action;
@@ -245,6 +430,78 @@ std::vector<std::string> allowed_syscalls(const SeccompProfile& profile) {
     }
   }
   return {out.begin(), out.end()};
+}
+
+namespace {
+
+// System calls that change the file system without opening a file for writing.
+const char* const kWriteClassSyscalls[] = {
+    "creat",     "rename",    "renameat", "renameat2", "unlink",    "unlinkat", "mkdir",
+    "mkdirat",   "rmdir",     "link",     "linkat",    "symlink",   "symlinkat", "truncate",
+    "chmod",     "fchmodat",  "chown",    "lchown",    "fchownat",  "utime",    "utimes",
+    "utimensat", "futimesat", "mknod",    "mknodat",   "setxattr",  "lsetxattr", "removexattr",
+    "lremovexattr", "openat2"};
+constexpr uint64_t kOpenWriteMask = 03 /* O_ACCMODE */ | 0100 /* O_CREAT */ | 01000 /* O_TRUNC */ |
+                                    020000000 /* __O_TMPFILE */;
+
+}  // namespace
+
+void add_rule_gates(SeccompProfile& p, const std::vector<Rule>& rules) {
+  for (size_t i = 0; i < rules.size(); ++i) {
+    if (rules[i].deny.write) p.write_denied_by.push_back(i);
+    if (rules[i].deny.exec) p.exec_denied_by.push_back(i);
+  }
+  // A call the profile denies outright stays denied; a gate is added only for calls it lets
+  // through (outright or with argument filters).
+  std::set<std::string> outright_denied;
+  for (const SeccompRule& r : p.rules) {
+    if (r.verdict != SeccompVerdict::allow && r.conditions.empty()) outright_denied.insert(r.syscall);
+  }
+  bool allow_list = p.default_verdict == SeccompVerdict::deny;
+  std::set<std::string> allowed_outright;
+  for (const SeccompRule& r : p.rules) {
+    if (r.verdict == SeccompVerdict::allow && r.conditions.empty()) allowed_outright.insert(r.syscall);
+  }
+  auto gate = [&](const std::string& name, const char* kind, std::vector<std::vector<SeccompCondition>> when) {
+    if (outright_denied.count(name)) return;
+    if (allow_list && !allowed_outright.count(name)) return;  // denied by the allow-list already
+    p.gates[name] = kind;
+    std::string origin = std::string("/rules (deny ") + kind + " once a rule fires)";
+    if (allow_list) {
+      // Replace the outright allowance by one for the calls the gate does not cover; the rest
+      // falls to the profile's default (a notification), where the supervisor decides.
+      p.rules.erase(std::remove_if(p.rules.begin(), p.rules.end(),
+                                   [&](const SeccompRule& r) {
+                                     return r.syscall == name && r.verdict == SeccompVerdict::allow;
+                                   }),
+                    p.rules.end());
+      if (!when.empty()) {
+        unsigned arg = when[0][0].arg;
+        p.rules.push_back({name, SeccompVerdict::allow, {{arg, SeccompOp::masked_eq, kOpenWriteMask, 0}}, origin});
+      }
+      return;
+    }
+    if (when.empty()) {
+      p.rules.push_back({name, SeccompVerdict::gate, {}, origin});
+    } else {
+      for (auto& conditions : when) p.rules.push_back({name, SeccompVerdict::gate, conditions, origin});
+    }
+  };
+  if (!p.write_denied_by.empty()) {
+    // open and openat: only opens for writing (access mode, O_CREAT, O_TRUNC, O_TMPFILE).
+    for (const auto& [name, arg] : {std::pair<const char*, unsigned>{"open", 1}, {"openat", 2}}) {
+      std::vector<std::vector<SeccompCondition>> when;
+      for (uint64_t bit : {01ULL, 02ULL, 0100ULL, 01000ULL, 020000000ULL}) {
+        when.push_back({{arg, SeccompOp::masked_eq, bit, bit}});
+      }
+      gate(name, "write", when);
+    }
+    for (const char* name : kWriteClassSyscalls) gate(name, "write", {});
+  }
+  if (!p.exec_denied_by.empty()) {
+    gate("execve", "exec", {});
+    gate("execveat", "exec", {});
+  }
 }
 
 const std::vector<LandlockGrant>& builtin_landlock_grants() {
@@ -366,6 +623,7 @@ CompileResult compile(const Manifest& m) {
   }
 
   plan.seccomp = compile_seccomp(m.syscalls);
+  add_rule_gates(plan.seccomp, m.rules);
   for (size_t i = 0; i < m.tools.size(); ++i) {
     const Tool& t = m.tools[i];
     plan.tools.push_back({i, t.name, t.path, t.max_calls, t.cost_micro_usd});

@@ -64,7 +64,9 @@ struct LandlockPlan {
 enum class SeccompVerdict {
   allow,
   deny,   // user notification: the supervisor logs it, answers EPERM (or kills, per action)
-  enosys  // answered ENOSYS without a record (clone3: libc falls back to clone)
+  enosys, // answered ENOSYS without a record (clone3: libc falls back to clone)
+  gate    // user notification decided by composition rules: allowed until a rule that denies
+          // it fires (the decision reads no memory of the caller, so it cannot be raced)
 };
 
 enum class SeccompOp { eq, ne, gt, masked_eq };
@@ -91,6 +93,11 @@ struct SeccompProfile {
   SyscallAction action = SyscallAction::errno_eperm;
   // Why a system call is denied, by name, for the `deny` event ("/syscalls/deny/0").
   std::map<std::string, std::string> origins;
+  // Calls gated by composition rules: name -> "write" or "exec", and the rules (indices) that
+  // deny that class once fired.
+  std::map<std::string, std::string> gates;
+  std::vector<size_t> write_denied_by;
+  std::vector<size_t> exec_denied_by;
 };
 
 // ---- network -----------------------------------------------------------------------------------
