@@ -159,6 +159,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 hook, int v6,
   }
   if (p && port_admitted(p, port)) {
     if (is_connect) {
+      __sync_fetch_and_add(&st->connects, 1);
       report_net(st, cgid, ENC_EV_CONNECT, hook, 0, family_v6 ? AF_INET6 : AF_INET, type, protocol,
                  port, addr, v6, p->rule_index, 0);
     }

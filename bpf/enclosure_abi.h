@@ -26,6 +26,7 @@
 #define ENC_TOOL_CALLS_BUDGET (1u << 7)
 #define ENC_DNS_REDIRECT (1u << 8)   /* port 53 goes to the enclosure's resolver */
 #define ENC_READ_TRIGGERS (1u << 9)  /* composition rules triggered by reading a tree */
+#define ENC_COUNT_OPENS (1u << 10)   /* count successful opens (behaviour baselines) */
 
 #define ENC_MAX_RULES 64 /* composition rules: one bit each */
 
@@ -107,6 +108,8 @@ struct enc_state {
   __u64 exec_denied;   /* execs refused by the exec program (the loader run directly) */
   __u64 exceeded;      /* bit (1 << enc_budget) once a budget is exceeded */
   __u64 rules_fired;   /* composition rules (bits) that fired */
+  __u64 opens;         /* successful opens, with ENC_COUNT_OPENS */
+  __u64 connects;      /* admitted connects */
   __u64 tool_counts[ENC_MAX_TOOLS];
 };
 

@@ -49,10 +49,10 @@ LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   // Exec tracing counts tools and records every exec for the audit trail whenever the eBPF
   // layer is loaded at all.
   n.exec = true;
-  n.sys_enter = plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls;
+  n.sys_enter = plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls || plan.baseline.has_value();
   bool read_triggers = std::any_of(plan.rules.begin(), plan.rules.end(),
                                    [](const policy::Rule& r) { return !r.after.read.empty(); });
-  n.sys_exit = plan.audit.files || read_triggers;
+  n.sys_exit = plan.audit.files || read_triggers || plan.baseline.has_value();
   return n;
 }
 
@@ -143,7 +143,9 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     cfg.syscall_batch = static_cast<__u32>(std::clamp<uint64_t>(slack / (ncpus_ + 1), 1, 64));
   }
   if (plan.audit.files) cfg.flags |= ENC_AUDIT_FILES;
-  if (plan.audit.syscalls) cfg.flags |= ENC_AUDIT_SYSCALLS;
+  // A behaviour baseline compares per-window counts of opens and the set of syscalls seen.
+  if (plan.audit.syscalls || plan.baseline) cfg.flags |= ENC_AUDIT_SYSCALLS;
+  if (plan.baseline) cfg.flags |= ENC_COUNT_OPENS;
   if (b.egress_bytes) {
     cfg.flags |= ENC_EGRESS_BUDGET;
     cfg.egress_bytes_budget = *b.egress_bytes;
@@ -197,7 +199,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   std::vector<uint64_t> zero_batches(static_cast<size_t>(ncpus_), 0);
   update(skel_->maps.syscall_batches, &cgid, sizeof cgid, zero_batches.data(),
          zero_batches.size() * sizeof(uint64_t), "syscall batches");
-  if (plan.audit.syscalls) {
+  if (plan.audit.syscalls || plan.baseline) {
     std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
     update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(), zero_hist.size() * sizeof(uint64_t),
            "syscall histogram");

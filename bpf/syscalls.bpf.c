@@ -114,11 +114,14 @@ int BPF_PROG(enc_sys_exit, struct pt_regs *regs, long ret) {
   __u64 cgid = bpf_get_current_cgroup_id();
   struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
   if (!cfg) return 0;
-  if ((cfg->flags & ENC_READ_TRIGGERS) && ret >= 0) {
+  if ((cfg->flags & (ENC_READ_TRIGGERS | ENC_COUNT_OPENS)) && ret >= 0) {
     long nr = regs->orig_ax;
     if (nr == NR_OPEN || nr == NR_OPENAT || nr == NR_OPENAT2 || nr == NR_CREAT) {
       struct enc_state *st = state_of(cgid);
-      if (st) check_read_triggers(st, cgid, ret);
+      if (st) {
+        if (cfg->flags & ENC_COUNT_OPENS) __sync_fetch_and_add(&st->opens, 1);
+        if (cfg->flags & ENC_READ_TRIGGERS) check_read_triggers(st, cgid, ret);
+      }
     }
   }
   if (!(cfg->flags & ENC_AUDIT_FILES)) return 0;
