@@ -15,6 +15,7 @@
 
 #include "bpf/enclosure_bpf.h"
 #include "launcher/cgroup.h"
+#include "launcher/collector_sink.h"
 #include "launcher/commands.h"
 #include "launcher/error.h"
 #include "launcher/event.h"
@@ -45,8 +46,13 @@ struct RunOptions {
   std::vector<std::string> events;
   std::string grace = "2s";
   size_t ring_buffer_bytes = 0;
+  bool audit_required = false;
+  size_t collector_buffer_lines = 100000;
   std::vector<std::string> command;
 };
+
+// How long the launcher waits at exit for the collector to acknowledge the last events.
+constexpr int kFlushTimeoutMs = 5000;
 
 // The tool the command names: by absolute path, by tool name, or by the basename of a tool's
 // path (so `-- python3 x.py` finds /usr/bin/python3).
@@ -93,7 +99,8 @@ std::vector<std::string> build_environment(const policy::Process& process) {
 }
 
 void print_summary(const RunIdentity& id, const RunOutcome& o) {
-  bool intervened = o.denials > 0 || o.ended_by == "budget" || o.ended_by == "violation";
+  bool intervened = o.denials > 0 || o.ended_by == "budget" || o.ended_by == "violation" ||
+                    o.ended_by == "audit_unavailable";
   if (!intervened) return;
   std::string line = "enclosure: run " + id.run_id + ":";
   if (o.denials > 0) {
@@ -102,6 +109,7 @@ void print_summary(const RunIdentity& id, const RunOutcome& o) {
   }
   if (o.ended_by == "budget") line += " terminated: budget " + o.budget + " exceeded;";
   if (o.ended_by == "violation") line += " terminated on the first violation (on_violation: kill);";
+  if (o.ended_by == "audit_unavailable") line += " terminated: " + o.message + ";";
   line += " exit " + std::to_string(o.exit_code) + "\n";
   write_all(STDERR_FILENO, line.data(), line.size());
 }
@@ -200,13 +208,31 @@ int run(const RunOptions& opt) {
   // Events.
   RunIdentity identity{new_run_id(), plan.manifest_name, plan.manifest_revision, plan.digest};
   EventStream events(identity);
+  bool has_collector = false;
   for (const std::string& dest : opt.events) {
+    if (dest.rfind("unix:", 0) == 0) {
+      CollectorSinkOptions collector;
+      collector.socket_path = dest.substr(5);
+      collector.max_lines = opt.collector_buffer_lines;
+      if (collector.socket_path.empty()) {
+        std::cerr << "enclosure run: --events unix:PATH: the socket path is missing\n";
+        return kLaunchError;
+      }
+      // Throws LaunchError (exit 125) when the collector cannot be reached.
+      events.add_sink(std::make_unique<CollectorSink>(collector, identity.run_id));
+      has_collector = true;
+      continue;
+    }
     auto sink = open_fd_sink(dest, error);
     if (!sink) {
       std::cerr << "enclosure run: " << error << "\n";
       return kLaunchError;
     }
     events.add_sink(std::move(sink));
+  }
+  if (opt.audit_required && !has_collector) {
+    std::cerr << "enclosure run: --audit-required needs a collector: --events unix:PATH\n";
+    return kLaunchError;
   }
 
   // The run's cgroup, and a watchdog that removes it if the launcher is killed.
@@ -277,21 +303,33 @@ int run(const RunOptions& opt) {
   }
   spec.sync_fd = sync_read.get();
   spec.channel_fd = channel_child.get();
+  // The metering channel: a pipe whose write end is fd 3 of the agent.
+  int meter[2];
+  if (::pipe2(meter, O_CLOEXEC) != 0) throw_errno("run: pipe2 for the metering channel");
+  UniqueFd meter_read(meter[0]), meter_write(meter[1]);
+  if (::fcntl(meter_read.get(), F_SETFL, O_NONBLOCK) != 0)
+    throw_errno("run: metering pipe O_NONBLOCK");
+  spec.meter_fd = meter_write.get();
+  spec.envp.push_back("ENCLOSURE_METER_FD=" + std::to_string(kMeterFd));
 
   // The start event: the whole expanded manifest and what enforces each section.
   nlohmann::json layers = {
-      {"filesystem", nlohmann::json::array({"mount namespace: tmpfs root, binds, masks, pivot_root"})},
+      {"filesystem",
+       nlohmann::json::array({"mount namespace: tmpfs root, binds, masks, pivot_root"})},
       {"tools", nlohmann::json::array({"mount namespace: only granted files exist"})},
       {"network", plan.network.mode == policy::NetworkMode::none
                       ? nlohmann::json::array({"network namespace: empty, loopback only"})
                       : nlohmann::json::array()},
-      {"syscalls", spec.seccomp ? nlohmann::json::array({"seccomp: " + plan.seccomp.name +
-                                                         " profile, native ABI only, user notification"})
-                                : nlohmann::json::array()},
-      {"process", nlohmann::json::array({"pid, mount, ipc, uts, cgroup namespaces" +
-                                             std::string(user_namespace ? ", user namespace" : ""),
-                                         "no capabilities, bounding set empty, securebits locked",
-                                         "no_new_privs", "setsid", "fds 0-2 only", "RLIMIT_CORE 0"})},
+      {"syscalls", spec.seccomp
+                       ? nlohmann::json::array({"seccomp: " + plan.seccomp.name +
+                                                " profile, native ABI only, user notification"})
+                       : nlohmann::json::array()},
+      {"process",
+       nlohmann::json::array(
+           {"pid, mount, ipc, uts, cgroup namespaces" +
+                std::string(user_namespace ? ", user namespace" : ""),
+            "no capabilities, bounding set empty, securebits locked", "no_new_privs", "setsid",
+            "fds 0-2 and the metering pipe (fd 3, ENCLOSURE_METER_FD) only", "RLIMIT_CORE 0"})},
       {"budgets", {{"wall_clock", "supervisor timerfd, then SIGTERM, grace, cgroup.kill"}}}};
   if (spec.landlock_abi > 0) {
     layers["filesystem"].push_back("landlock abi " + std::to_string(spec.landlock_abi));
@@ -311,6 +349,9 @@ int run(const RunOptions& opt) {
     if (plan.budgets.cost_micro_usd) layers["budgets"]["cost_usd"] = "bpf sched_process_exec prices + metered reports";
     if (plan.budgets.egress_bytes) layers["budgets"]["egress_bytes"] = "bpf cgroup_skb/egress byte counter, drop";
     if (plan.audit.files) layers["audit"] = {"bpf tp_btf/sys_enter + sys_exit: every open"};
+  }
+  if (plan.budgets.cost_micro_usd && !layers["budgets"].contains("cost_usd")) {
+    layers["budgets"]["cost_usd"] = "supervisor: metered reports";
   }
   if (cgroup) {
     if (plan.budgets.cpu_time_ns) layers["budgets"]["cpu_time"] = "cgroup cpu.stat, RLIMIT_CPU backstop";
@@ -337,6 +378,16 @@ int run(const RunOptions& opt) {
                {"host", host_report(host)},
                {"cgroup", cgroup_report},
                {"enforcement", {{"layers", layers}, {"degraded", degraded}, {"bpf", bpf_report}}}});
+  if (opt.audit_required) {
+    // The agent starts only once its start record is in the audit log.
+    for (const auto& sink : events.sinks()) {
+      if (!sink->flush(kFlushTimeoutMs)) {
+        std::cerr << "enclosure run: --audit-required: " << sink->describe()
+                  << " did not acknowledge the start record; the agent was not started\n";
+        return kLaunchError;
+      }
+    }
+  }
   for (const auto& d : degraded) {
     std::cerr << "enclosure: WARNING: running without " << d["feature"].get<std::string>() << " for "
               << d["origin"].get<std::string>() << " (allowed degraded): " << d["reason"].get<std::string>()
@@ -353,6 +404,7 @@ int run(const RunOptions& opt) {
   SpawnedInit init = spawn_enclosure(spec, cgroup ? cgroup->v2_fd() : -1);
   channel_child.reset();
   sync_read.reset();
+  meter_write.reset();
   try {
     if (user_namespace) set_up_user_namespace(init.pid, uid, gid);
     if (cgroup) cgroup->enter_v1(init.pid);
@@ -375,6 +427,8 @@ int run(const RunOptions& opt) {
   config.initial_command = initial;
   config.bpf = kernel_layer.get();
   config.cgroup_id = cgroup ? cgroup->v2_id() : 0;
+  config.meter_fd = meter_read.get();
+  config.audit_required = opt.audit_required;
   Supervisor supervisor(config, events, cgroup.get(), std::move(init), std::move(channel_parent));
   RunOutcome outcome = supervisor.run();
 
@@ -389,7 +443,21 @@ int run(const RunOptions& opt) {
                                 {"events", events.counts()}};
   if (!outcome.budget.empty()) exit_fields["budget"] = outcome.budget;
   if (!outcome.message.empty()) exit_fields["message"] = outcome.message;
+  nlohmann::json delivery = nlohmann::json::array();
+  for (const auto& sink : events.sinks()) {
+    nlohmann::json r = sink->report();
+    if (!r.is_null()) delivery.push_back(r);
+  }
+  if (!delivery.empty()) exit_fields["delivery"] = delivery;
   events.emit("exit", ::getpid(), exit_fields);
+  for (const auto& sink : events.sinks()) {
+    if (!sink->flush(kFlushTimeoutMs)) {
+      nlohmann::json r = sink->report();
+      std::cerr << "enclosure run: WARNING: " << sink->describe() << ": "
+                << (r.is_object() ? r.value("pending", uint64_t{0}) : 0)
+                << " events were not acknowledged within " << kFlushTimeoutMs / 1000 << "s\n";
+    }
+  }
   kernel_layer.reset();
   cgroup.reset();
   watchdog.reset();
@@ -424,13 +492,21 @@ int command_run(const Args& all_args) {
       "Exit status: the agent's; 128+N when killed by signal N; 124 when a budget ended the run;\n"
       "125 launcher error (invalid manifest, a layer this host cannot enforce); 126 the command\n"
       "is not a tool or cannot be executed; 127 not found.\n\nOptions");
-  options.add_options()("help,h", "show this help")(
-      "manifest,m", po::value(&opt.manifest), "the manifest (required)")(
-      "context", po::value(&opt.context)->composing(), "NAME=VALUE for a context variable (repeatable)")(
+  options.add_options()("help,h", "show this help")("manifest,m", po::value(&opt.manifest),
+                                                    "the manifest (required)")(
+      "context", po::value(&opt.context)->composing(),
+      "NAME=VALUE for a context variable (repeatable)")(
       "context-file", po::value(&opt.context_file), "a JSON object of context values")(
       "events", po::value(&opt.events)->composing(),
-      "where events go: - (stderr), a file (appended), repeatable; without it only a summary line "
-      "is printed, and only when the enclosure intervened")(
+      "where events go: - (stderr), a file (appended), unix:PATH (a collector: enclosure collect); "
+      "repeatable; without it only a summary line is printed, and only when the enclosure "
+      "intervened")(
+      "audit-required",
+      "events must reach the collector: the agent starts only once its start record is "
+      "acknowledged, and the run ends (exit 125) when the collector cannot be reached")(
+      "collector-buffer", po::value(&opt.collector_buffer_lines)->default_value(100000),
+      "events kept for the collector while it is unreachable (also bounded to 64MiB); what does "
+      "not fit is reported to it as one `lost` record")(
       "grace", po::value(&opt.grace)->default_value("2s"),
       "time between SIGTERM and SIGKILL when a budget ends the run")(
       "ring-buffer", po::value<std::string>(),
@@ -447,6 +523,11 @@ int command_run(const Args& all_args) {
   if (vm.count("help")) {
     std::cout << options;
     return 0;
+  }
+  opt.audit_required = vm.count("audit-required") > 0;
+  if (opt.collector_buffer_lines == 0) {
+    std::cerr << "enclosure run: --collector-buffer: expected at least 1 line\n";
+    return kLaunchError;
   }
   if (vm.count("ring-buffer")) {
     policy::Parsed<uint64_t> size = policy::parse_size(vm["ring-buffer"].as<std::string>());

@@ -14,5 +14,7 @@ int command_explain(const Args& args);
 int command_diff(const Args& args);
 int command_run(const Args& args);
 int command_doctor(const Args& args);
+int command_collect(const Args& args);
+int command_audit(const Args& args);
 
 }  // namespace launcher

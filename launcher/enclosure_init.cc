@@ -27,13 +27,32 @@ namespace {
 // Written to the exec pipe: an errno from execve, or this for a set-up failure before it.
 constexpr int kAgentSetupFailed = -1;
 
-[[noreturn]] void run_agent(const ChildSpec& spec, const ViewResult& view, int exec_fd) {
+// Moves the metering pipe to kMeterFd (without close-on-exec), first moving out of the way
+// whatever else holds that number. Everything else is close-on-exec by now.
+void place_meter_fd(int meter_fd, int& channel_fd, int& exec_fd) {
+  for (int* fd : {&channel_fd, &exec_fd}) {
+    if (*fd != kMeterFd) continue;
+    int moved = ::fcntl(*fd, F_DUPFD_CLOEXEC, kMeterFd + 1);
+    if (moved < 0)
+      throw_errno("agent: move fd " + std::to_string(kMeterFd) + " out of the meter's way");
+    *fd = moved;
+  }
+  if (meter_fd == kMeterFd) {
+    if (::fcntl(meter_fd, F_SETFD, 0) != 0) throw_errno("agent: metering descriptor");
+  } else if (::dup3(meter_fd, kMeterFd, 0) != kMeterFd) {
+    throw_errno("agent: metering descriptor to fd " + std::to_string(kMeterFd));
+  }
+}
+
+[[noreturn]] void run_agent(const ChildSpec& spec_in, const ViewResult& view, int exec_fd) {
+  ChildSpec spec = spec_in;
   try {
     // A session of its own: no controlling terminal to inject input into.
     if (::setsid() < 0) throw_errno("agent: setsid");
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("agent: PR_SET_PDEATHSIG");
-    // Only 0, 1 and 2 survive execve.
+    // Only 0, 1 and 2 survive execve, and the metering descriptor.
     if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("agent: close_range");
+    if (spec.meter_fd >= 0) place_meter_fd(spec.meter_fd, spec.channel_fd, exec_fd);
     struct rlimit core {0, 0};
     if (::setrlimit(RLIMIT_CORE, &core) != 0) throw_errno("agent: RLIMIT_CORE");
     if (spec.cpu_limit_seconds) {
@@ -104,7 +123,7 @@ void close_fds_except(std::initializer_list<int> keep) {
 
 [[noreturn]] void run_enclosure_init(const ChildSpec& spec) {
   int channel = spec.channel_fd;
-  close_fds_except({spec.sync_fd, spec.channel_fd});
+  close_fds_except({spec.sync_fd, spec.channel_fd, spec.meter_fd});
   try {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("init: PR_SET_PDEATHSIG");
     // Wait until the supervisor has written our uid map and cgroup membership; EOF means it is
@@ -144,6 +163,8 @@ void close_fds_except(std::initializer_list<int> keep) {
       run_agent(spec, view, exec_pipe[1]);
     }
     ::close(exec_pipe[1]);
+    // The agent holds the metering pipe; pid 1 has no use for it.
+    if (spec.meter_fd >= 0) ::close(spec.meter_fd);
     // pid 1 keeps CAP_KILL alone, to forward signals to an agent under another uid.
     const int keep[] = {CAP_KILL};
     keep_only_capabilities(keep, 1);

@@ -31,7 +31,11 @@ struct ChildSpec {
   std::optional<uint64_t> cpu_limit_seconds;  // RLIMIT_CPU backstop
   int sync_fd = -1;      // read end: one byte from the supervisor once it has set us up
   int channel_fd = -1;   // SEQPACKET socket to the supervisor
+  int meter_fd = -1;     // write end of the metering pipe: fd kMeterFd in the agent, or -1
 };
+
+// The agent's metering descriptor (ENCLOSURE_METER_FD): the only one besides 0-2 it inherits.
+inline constexpr int kMeterFd = 3;
 
 // Exit codes of pid 1 when set-up fails (the channel carries the reason).
 inline constexpr int kSetupFailed = 125;

@@ -149,7 +149,7 @@ nlohmann::ordered_json EventStream::emit(const std::string& type, int64_t pid,
   ++counts_[type];
   std::string line = encode_event(e) + "\n";
   for (auto& sink : sinks_) {
-    if (!sink->write(line)) ++sink_failures_;
+    if (!sink->write_event(e, line)) ++sink_failures_;
   }
   return e;
 }

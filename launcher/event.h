@@ -49,6 +49,12 @@ class EventSink {
   // Takes one complete line (with its newline). Returns false when the line could not be
   // written or queued.
   virtual bool write(const std::string& line) = 0;
+  // Takes one event and its encoded line (with its newline); sinks that need its seq or type
+  // read them here instead of parsing the line again.
+  virtual bool write_event(const nlohmann::ordered_json& event, const std::string& line) {
+    (void)event;
+    return write(line);
+  }
   virtual std::string describe() const = 0;
   // A descriptor the supervisor polls for this sink (acknowledgements, hang-ups), or -1.
   virtual int poll_fd() const { return -1; }
@@ -64,6 +70,8 @@ class EventSink {
     (void)timeout_ms;
     return true;
   }
+  // What the sink did, for the exit event (delivery figures), or null.
+  virtual nlohmann::json report() const { return nullptr; }
 };
 
 // stderr ("-") or a file opened for appending (created 0600); one write(2) per line.
@@ -75,6 +83,7 @@ class EventStream {
 
   void add_sink(std::unique_ptr<EventSink> sink) { sinks_.push_back(std::move(sink)); }
   bool has_sinks() const { return !sinks_.empty(); }
+  const std::vector<std::unique_ptr<EventSink>>& sinks() const { return sinks_; }
 
   // Stamps ts, run, seq, manifest, type and pid, merges `fields`, writes to every sink, and
   // returns the event.

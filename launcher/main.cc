@@ -17,8 +17,12 @@ const std::map<std::string, Command>& commands() {
       {"check", {launcher::command_check, "validate manifests; print name, revision, digest"}},
       {"explain", {launcher::command_explain, "plain-language account of a manifest"}},
       {"diff", {launcher::command_diff, "what a manifest change widens or narrows"}},
-      {"doctor", {launcher::command_doctor, "which kernel layers this host can enforce, and why not"}},
+      {"doctor",
+       {launcher::command_doctor, "which kernel layers this host can enforce, and why not"}},
       {"run", {launcher::command_run, "start an agent inside the enclosure a manifest describes"}},
+      {"collect",
+       {launcher::command_collect, "accept launchers' events; write the hash-chained audit log"}},
+      {"audit", {launcher::command_audit, "verify an audit log, or show it as a timeline per run"}},
   };
   return kCommands;
 }

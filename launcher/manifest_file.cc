@@ -93,7 +93,10 @@ LoadedManifest load_manifest_file(const std::string& path, const policy::Context
     out.errors.push_back(error);
     return out;
   }
-  policy::LoadResult r = policy::load_manifest(*text, context, options);
+  // An OCI seccomp profile that /syscalls/profile names is read here, like the manifest.
+  policy::LoadOptions with_reader = options;
+  if (!with_reader.read_profile) with_reader.read_profile = read_text_file;
+  policy::LoadResult r = policy::load_manifest(*text, context, with_reader);
   for (const policy::Diagnostic& d : r.diagnostics.errors()) {
     out.errors.push_back(policy::format_diagnostic(path, d));
   }

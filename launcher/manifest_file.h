@@ -17,7 +17,9 @@ std::optional<std::string> read_text_file(const std::string& path, std::string& 
 bool collect_context(const std::vector<std::string>& assignments, const std::string& context_file,
                      policy::ContextValues& out, std::string& error);
 
-// Reads and loads a manifest file; diagnostics are formatted as "FILE: /path: message".
+// Reads and loads a manifest file; diagnostics are formatted as "FILE: /path: message". Unless
+// `options` brings its own, the reader of an OCI seccomp profile named by /syscalls/profile is
+// read_text_file.
 struct LoadedManifest {
   std::optional<policy::Manifest> manifest;
   std::vector<std::string> errors;

@@ -96,6 +96,20 @@ Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunC
     if (cgroup_->oom_eventfd() >= 0) add(cgroup_->oom_eventfd());
   }
   if (config_.bpf) add(config_.bpf->ring_fd());
+  if (config_.meter_fd >= 0) {
+    add(config_.meter_fd);
+    meter_open_ = true;
+  }
+  bool sinks_polled = false;
+  for (const auto& sink : events_.sinks()) {
+    if (sink->poll_fd() < 0) continue;
+    add(sink->poll_fd());
+    sinks_polled = true;
+  }
+  if (sinks_polled) {
+    sink_timer_ = make_timer(config_.tick_ns, config_.tick_ns);
+    add(sink_timer_.get());
+  }
 }
 
 Supervisor::~Supervisor() = default;
@@ -146,8 +160,9 @@ void Supervisor::terminate(const std::string& reason, const std::string& budget,
     events_.emit("budget", init_.pid,
                  {{"name", budget}, {"limit", limit}, {"value", value}, {"action", "terminate"}});
   }
-  if (reason == "violation") {
-    // on_violation: kill ends the enclosure at once.
+  if (reason == "violation" || reason == "audit_unavailable") {
+    // on_violation: kill ends the enclosure at once; so does an audit trail that cannot be
+    // delivered under --audit-required: nothing of the agent runs on unrecorded.
     signal_enclosure(SIGKILL);
     return;
   }
@@ -232,6 +247,97 @@ void Supervisor::record_denial(const std::string& what) {
   if (outcome_.denials++ == 0) outcome_.first_denial = what;
   if (config_.plan->on_violation == policy::OnViolation::kill) {
     terminate("violation", "", nullptr, nullptr);
+  }
+}
+
+bool Supervisor::on_meter() {
+  char buf[1 << 16];
+  ssize_t n;
+  do {
+    n = ::read(config_.meter_fd, buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return false;
+  if (n <= 0) {
+    // Every writer is gone: a last line without its newline still counts.
+    meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, config_.meter_fd, nullptr);
+    meter_open_ = false;
+    return false;
+  }
+  meter_lines_.feed(std::string_view(buf, static_cast<size_t>(n)),
+                    [this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
+  return true;
+}
+
+void Supervisor::on_meter_line(const MeterLineSplitter::Line& line) {
+  constexpr uint64_t kRejectionsLogged = 1000;
+  if (!line.oversized && line.text.find_first_not_of(" \t\r") == std::string_view::npos) return;
+  MeterReport report =
+      line.oversized ? MeterReport{std::nullopt, "",
+                                   "line longer than " + std::to_string(kMeterLineMax) + " bytes"}
+                     : parse_meter_line(line.text);
+  if (!report.accepted()) {
+    ++meter_rejected_;
+    if (meter_rejected_ > kRejectionsLogged) return;
+    nlohmann::json f = {{"rejected", report.rejected}};
+    set_bytes(f, "line", line.text.substr(0, 256));
+    if (line.text.size() > 256) f["line_truncated"] = true;
+    if (meter_rejected_ == kRejectionsLogged)
+      f["note"] = "further rejected reports are counted, not logged";
+    events_.emit("cost", init_.pid, f);
+    return;
+  }
+  ++meter_reports_;
+  uint64_t micro = *report.micro_usd;
+  reported_micro_usd_ =
+      reported_micro_usd_ > UINT64_MAX / 2 - micro ? UINT64_MAX / 2 : reported_micro_usd_ + micro;
+  uint64_t tools = 0;
+  if (config_.bpf) {
+    // The kernel's own check of tool prices sees the reported sum from now on.
+    config_.bpf->set_reported_cost(config_.cgroup_id, reported_micro_usd_);
+    tools = config_.bpf->counters(config_.cgroup_id).state.cost_micro;
+  }
+  uint64_t total = tools + reported_micro_usd_;
+  const policy::Budgets& b = config_.plan->budgets;
+  nlohmann::json f = {{"cost_usd", policy::format_usd(micro)},
+                      {"note", report.note},
+                      {"total_reported", policy::format_usd(reported_micro_usd_)},
+                      {"total_tools", policy::format_usd(tools)},
+                      {"total", policy::format_usd(total)}};
+  if (b.cost_micro_usd) f["limit"] = policy::format_usd(*b.cost_micro_usd);
+  events_.emit("cost", init_.pid, f);
+  if (b.cost_micro_usd && total > *b.cost_micro_usd &&
+      !(terminating_ && outcome_.ended_by == "budget")) {
+    events_.emit("budget", init_.pid,
+                 {{"name", "cost_usd"},
+                  {"limit", policy::format_usd(*b.cost_micro_usd)},
+                  {"value", policy::format_usd(total)},
+                  {"tools", policy::format_usd(tools)},
+                  {"reported", policy::format_usd(reported_micro_usd_)},
+                  {"origin", "/budgets/cost_usd"},
+                  {"enforced_by", "supervisor (metered report)"},
+                  {"action", "terminate"}});
+    terminate("budget", "cost_usd", policy::format_usd(*b.cost_micro_usd),
+              policy::format_usd(total), false);
+  }
+}
+
+void Supervisor::on_sink_tick() {
+  drain(sink_timer_.get());
+  for (const auto& sink : events_.sinks())
+    sink->on_tick();
+  check_audit_delivery();
+}
+
+void Supervisor::check_audit_delivery() {
+  if (!config_.audit_required) return;
+  for (const auto& sink : events_.sinks()) {
+    if (sink->healthy()) continue;
+    if (!terminating_ || outcome_.ended_by == "signaled") {
+      outcome_.message = "--audit-required: events cannot be delivered to " + sink->describe();
+      terminate("audit_unavailable", "", nullptr, nullptr, false);
+    }
+    return;
   }
 }
 
@@ -386,9 +492,22 @@ RunOutcome Supervisor::run() {
       } else if (cgroup_ && fd == cgroup_->oom_eventfd()) {
         drain(fd);
         on_tick();
+      } else if (meter_open_ && fd == config_.meter_fd) {
+        on_meter();
+      } else if (sink_timer_ && fd == sink_timer_.get()) {
+        on_sink_tick();
+      } else {
+        for (const auto& sink : events_.sinks()) {
+          if (sink->poll_fd() == fd) sink->on_readable();
+        }
+        check_audit_delivery();
       }
     }
   }
+  // Reports still in the pipe count: every writer is gone with pid 1.
+  while (meter_open_ && on_meter()) {
+  }
+  meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
   // Pid 1 is gone, and with it the pid namespace. Collect its status and the last messages.
   on_channel();
   if (config_.bpf) {
@@ -404,7 +523,9 @@ RunOutcome Supervisor::run() {
   }
   outcome_.duration_ns = elapsed_ns();
 
-  if (outcome_.ended_by == "budget") {
+  if (outcome_.ended_by == "audit_unavailable") {
+    outcome_.exit_code = 125;
+  } else if (outcome_.ended_by == "budget") {
     outcome_.exit_code = 124;
   } else if (setup_code_) {
     outcome_.ended_by = "setup_error";
@@ -459,7 +580,9 @@ RunOutcome Supervisor::run() {
       if (t.index < ENC_MAX_TOOLS) per_tool[t.name] = c.state.tool_counts[t.index];
     }
     figures["tool_calls"]["by_tool"] = per_tool;
-    figures["cost_usd"] = {{"tools", policy::format_usd(c.state.cost_micro)}};
+    figures["cost_usd"] = {{"tools", policy::format_usd(c.state.cost_micro)},
+                           {"reported", policy::format_usd(reported_micro_usd_)},
+                           {"total", policy::format_usd(c.state.cost_micro + reported_micro_usd_)}};
     if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
     if (config_.plan->network.mode == policy::NetworkMode::filtered || b.egress_bytes) {
       figures["egress_bytes"] = {{"value", c.state.egress_bytes}, {"dropped_packets", c.state.egress_dropped}};
@@ -473,6 +596,12 @@ RunOutcome Supervisor::run() {
                                 {"network_denials", c.state.net_denied},
                                 {"execs", c.state.execs}};
   }
+  if (!figures.contains("cost_usd")) {
+    figures["cost_usd"] = {{"reported", policy::format_usd(reported_micro_usd_)}};
+    if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
+  }
+  figures["cost_usd"]["reports"] = meter_reports_;
+  figures["cost_usd"]["rejected_reports"] = meter_rejected_;
   if (outcome_.figures.contains("absent")) figures["absent"] = outcome_.figures["absent"];
   outcome_.figures = figures;
   return outcome_;

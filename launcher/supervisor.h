@@ -1,6 +1,8 @@
 // The supervisor: one epoll loop outside the enclosure over the pidfd of its pid 1, the child
 // channel, a signalfd (SIGINT, SIGTERM, SIGHUP forwarded), a timerfd for the wall clock, a
-// periodic timerfd for cpu.stat, pids and memory, the OOM eventfd and the seccomp listener.
+// periodic timerfd for cpu.stat, pids and memory, the OOM eventfd, the seccomp listener, the
+// metering pipe (reported cost) and the event sinks' descriptors (collector acknowledgements,
+// reconnection on a periodic tick).
 // On a budget it sends SIGTERM to every process, waits the grace period, then kills the cgroup.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include "launcher/cgroup.h"
 #include "launcher/event.h"
 #include "launcher/fd.h"
+#include "launcher/meter.h"
 #include "launcher/spawn.h"
 #include "policy/plan.h"
 
@@ -26,11 +29,14 @@ struct SupervisorConfig {
   nlohmann::json initial_command;     // path, argv, tool: for the exec event
   bpf::EnclosureBpf* bpf = nullptr;   // the eBPF layer, when loaded
   uint64_t cgroup_id = 0;             // the enclosure's key in its maps
+  int meter_fd = -1;                  // read end of the metering pipe (non-blocking), or -1
+  bool audit_required = false;        // a sink that cannot deliver ends the run (exit 125)
 };
 
 struct RunOutcome {
   int exit_code = 125;
-  std::string ended_by;          // exited, signaled, budget, violation, setup_error, exec_error
+  std::string ended_by;          // exited, signaled, budget, violation, audit_unavailable,
+                                 // setup_error, exec_error
   std::string budget;            // the budget that ended the run, if any
   std::string message;           // set-up or exec error text
   uint64_t denials = 0;
@@ -57,6 +63,10 @@ class Supervisor {
   void on_tick();
   void on_notification();
   void on_ring();
+  bool on_meter();  // true when it read something
+  void on_meter_line(const MeterLineSplitter::Line& line);
+  void on_sink_tick();
+  void check_audit_delivery();
   void check_kernel_counters();
   void report_unrecorded_budgets();
   void terminate(const std::string& reason, const std::string& budget, const nlohmann::json& limit,
@@ -76,6 +86,7 @@ class Supervisor {
   UniqueFd wall_timer_;
   UniqueFd tick_timer_;
   UniqueFd grace_timer_;
+  UniqueFd sink_timer_;
   std::unique_ptr<class SeccompListener> listener_;
   uint64_t start_ns_ = 0;
 
@@ -96,6 +107,13 @@ class Supervisor {
   uint64_t malformed_records_ = 0;
   uint64_t exceeded_seen_ = 0;   // budgets the kernel flagged, seen by the supervisor
   uint64_t budget_records_ = 0;  // budgets whose kernel record arrived
+
+  // Reported usage (the metering pipe).
+  bool meter_open_ = false;
+  MeterLineSplitter meter_lines_;
+  uint64_t reported_micro_usd_ = 0;
+  uint64_t meter_reports_ = 0;
+  uint64_t meter_rejected_ = 0;
 };
 
 }  // namespace launcher

@@ -180,7 +180,8 @@ bool conditions_imply(const std::vector<SeccompCondition>& a,
                       const std::vector<SeccompCondition>& b) {
   for (const SeccompCondition& need : b) {
     bool found = false;
-    for (const SeccompCondition& have : a) found = found || condition_implies(have, need);
+    for (const SeccompCondition& have : a)
+      found = found || condition_implies(have, need);
     if (!found) return false;
   }
   return true;
@@ -207,7 +208,8 @@ std::optional<SeccompCondition> merge_conditions(const SeccompCondition& a,
 std::optional<std::vector<SeccompCondition>> intersect(const std::vector<SeccompCondition>& a,
                                                        const std::vector<SeccompCondition>& b) {
   std::map<unsigned, SeccompCondition> by_arg;
-  for (const SeccompCondition& c : a) by_arg.emplace(c.arg, c);
+  for (const SeccompCondition& c : a)
+    by_arg.emplace(c.arg, c);
   for (const SeccompCondition& c : b) {
     auto it = by_arg.find(c.arg);
     if (it == by_arg.end()) {
@@ -219,7 +221,8 @@ std::optional<std::vector<SeccompCondition>> intersect(const std::vector<Seccomp
     it->second = *merged;
   }
   std::vector<SeccompCondition> out;
-  for (const auto& [arg, c] : by_arg) out.push_back(c);
+  for (const auto& [arg, c] : by_arg)
+    out.push_back(c);
   return out;
 }
 
@@ -260,7 +263,8 @@ SeccompProfile compile_imported_seccomp(const Syscalls& s) {
   };
   auto refused_outright = [&](const std::string& name) {
     for (const SeccompRule& r : in.rules) {
-      if (r.syscall == name && r.verdict != SeccompVerdict::allow && r.conditions.empty()) return true;
+      if (r.syscall == name && r.verdict != SeccompVerdict::allow && r.conditions.empty())
+        return true;
     }
     return false;
   };
@@ -288,7 +292,8 @@ SeccompProfile compile_imported_seccomp(const Syscalls& s) {
     } else {
       for (const auto& b : admitted) {
         if (auto both = intersect(r.conditions, b)) {
-          add_rule({r.syscall, SeccompVerdict::allow, *both, r.origin + " and " + filter_origin(*f)});
+          add_rule(
+              {r.syscall, SeccompVerdict::allow, *both, r.origin + " and " + filter_origin(*f)});
         }
       }
     }

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "policy/compile.h"
+#include "policy/oci_seccomp.h"
 #include "policy/syscall_table.h"
 #include "policy/units.h"
 
@@ -28,6 +29,34 @@ json budget_entry(const char* name, const std::optional<uint64_t>& value, std::s
     j["text"] = "unlimited";
   }
   return j;
+}
+
+// What an imported OCI profile states, by verdict: calls it decides outright and calls it
+// decides under argument conditions.
+json imported_profile_json(const Syscalls& s) {
+  const SeccompProfile& in = *s.imported;
+  bool allow_list = in.default_verdict == SeccompVerdict::deny;
+  std::set<std::string> outright, conditional, enosys;
+  for (const SeccompRule& r : in.rules) {
+    if (r.verdict == SeccompVerdict::enosys) {
+      enosys.insert(r.syscall);
+    } else if (r.conditions.empty()) {
+      outright.insert(r.syscall);
+    } else {
+      conditional.insert(r.syscall);
+    }
+  }
+  json kept = json::array();
+  for (const ImportAdjustment& a : imported_profile_adjustments(s)) {
+    kept.push_back({{"syscall", a.syscall}, {"kept", a.kept}});
+  }
+  return {{"path", s.profile},
+          {"digest", s.imported_digest},
+          {"kind", allow_list ? "allow-list" : "deny-list"},
+          {allow_list ? "allowed" : "denied", outright},
+          {allow_list ? "allowed_with_conditions" : "denied_with_conditions", conditional},
+          {"enosys", enosys},
+          {"kept_by_enclosure", kept}};
 }
 
 }  // namespace
@@ -101,7 +130,9 @@ json explain_json(const Manifest& m) {
               {"deny", m.syscalls.deny},
               {"allow", m.syscalls.allow}};
   json groups = json::array();
-  if (m.syscalls.profile == "strict") {
+  if (m.syscalls.is_imported()) {
+    sys["imported"] = imported_profile_json(m.syscalls);
+  } else if (m.syscalls.profile == "strict") {
     for (const char* g : strict_profile_allowed_groups()) {
       groups.push_back({{"group", g},
                         {"verdict", "allowed"},
@@ -278,7 +309,36 @@ std::string explain_text(const Manifest& m) {
   }
 
   o << "\nSystem calls\n";
-  if (m.syscalls.profile == "strict") {
+  if (m.syscalls.is_imported()) {
+    const json& imp = j["syscalls"]["imported"];
+    bool allow_list = imp["kind"] == "allow-list";
+    auto names = [&](const char* label, const json& list) {
+      if (list.empty()) return;
+      o << "    " << label << ":";
+      for (const auto& n : list)
+        o << " " << n.get<std::string>();
+      o << "\n";
+    };
+    o << "  profile imported from " << m.syscalls.profile << " (OCI seccomp, "
+      << m.syscalls.imported_digest << "): "
+      << (allow_list ? "an allow-list: calls it does not list are denied\n"
+                     : "a deny-list: calls it does not list are allowed\n");
+    if (allow_list) {
+      names("allowed", imp["allowed"]);
+      names("allowed for some arguments", imp["allowed_with_conditions"]);
+    } else {
+      names("denied", imp["denied"]);
+      names("denied for some arguments", imp["denied_with_conditions"]);
+    }
+    names("answered ENOSYS", imp["enosys"]);
+    if (!imp["kept_by_enclosure"].empty()) {
+      o << "  the imported profile lets these through, but the enclosure keeps its own filter:\n";
+      for (const auto& k : imp["kept_by_enclosure"]) {
+        o << "    " << k["syscall"].get<std::string>() << ": " << k["kept"].get<std::string>()
+          << "\n";
+      }
+    }
+  } else if (m.syscalls.profile == "strict") {
     o << "  profile strict: only these groups are allowed\n";
   } else {
     o << "  profile default: everything except these groups\n";

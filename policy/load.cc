@@ -8,7 +8,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "policy/compile.h"
 #include "policy/digest.h"
+#include "policy/oci_seccomp.h"
 #include "policy/path.h"
 #include "policy/syscall_table.h"
 #include "policy/units.h"
@@ -34,7 +36,7 @@ const std::map<std::string, std::vector<std::string>>& accepted_keys() {
       {"/tools/*", {"name", "path", "max_calls", "cost_usd"}},
       {"/network", {"mode", "egress", "dns"}},
       {"/network/egress/*", {"host", "cidr", "ports", "protocol"}},
-      {"/syscalls", {"profile", "deny", "allow", "action"}},
+      {"/syscalls", {"profile", "profile_digest", "deny", "allow", "action"}},
       {"/budgets",
        {"wall_clock", "cpu_time", "tool_calls", "syscalls", "processes", "memory", "egress_bytes",
         "cost_usd"}},
@@ -197,7 +199,8 @@ std::optional<json> parse_json_strict(std::string_view text, Diagnostics& d) {
 // Reads one expanded document into a Manifest, reporting every problem with its JSON pointer.
 class ManifestReader {
  public:
-  ManifestReader(Diagnostics& d, bool template_mode) : d_(d), template_(template_mode) {}
+  ManifestReader(Diagnostics& d, bool template_mode, const LoadOptions& options)
+      : d_(d), template_(template_mode), options_(options) {}
 
   void read(const json& doc, Manifest& m) {
     if (!keys(doc, "", "")) return;
@@ -743,19 +746,97 @@ class ManifestReader {
     }
   }
 
+  // /syscalls/profile naming an OCI seccomp file: read through the caller's reader, parsed
+  // strictly, converted (errors point into the file under /syscalls/profile).
+  void read_imported_profile(const std::string& path, Syscalls& s) {
+    if (!options_.read_profile) {
+      d_.error("/syscalls/profile", "cannot read the profile file \"" + path +
+                                        "\": no file reader was given to the parser");
+      return;
+    }
+    std::string error;
+    std::optional<std::string> text = options_.read_profile(path, error);
+    if (!text) {
+      d_.error("/syscalls/profile", "cannot read the OCI seccomp profile: " + error);
+      return;
+    }
+    Diagnostics parse;
+    std::optional<json> doc = parse_json_strict(*text, parse);
+    for (const Diagnostic& e : parse.errors()) {
+      std::string message = e.message;
+      if (message.rfind("not a manifest: ", 0) == 0)
+        message = "not a seccomp profile: " + message.substr(16);
+      d_.error("/syscalls/profile" + e.path, "in " + path + ": " + message);
+    }
+    if (!doc) return;
+    OciImport imported = import_oci_seccomp(*doc, path, "/syscalls/profile", d_);
+    if (!imported.profile) return;
+    s.profile = path;
+    s.imported = std::make_shared<const SeccompProfile>(std::move(*imported.profile));
+    s.imported_digest = manifest_digest(*doc);
+    imported_kill_ = imported.first_kill;
+  }
+
   void read_syscalls(const json& v, Syscalls& s) {
     if (!keys(v, "/syscalls", "/syscalls")) return;
     if (v.contains("profile")) {
-      if (auto p = enum_string(v["profile"], "/syscalls/profile", {"default", "strict"})) {
-        s.profile = *p;
+      const json& p = v["profile"];
+      if (p.is_string() && p.get<std::string>().rfind('/', 0) == 0) {
+        std::string why = check_absolute_path(p.get<std::string>());
+        if (why.empty()) {
+          read_imported_profile(p.get<std::string>(), s);
+        } else {
+          mismatch("/syscalls/profile", why, p);
+        }
+      } else if (p.is_string() && (p == "default" || p == "strict")) {
+        s.profile = p.get<std::string>();
+      } else {
+        mismatch("/syscalls/profile",
+                 "\"default\", \"strict\" or the absolute path of an OCI seccomp profile (JSON)",
+                 p);
+      }
+    }
+    if (v.contains("profile_digest")) {
+      const json& pd = v["profile_digest"];
+      bool profile_is_path = v.contains("profile") && v["profile"].is_string() &&
+                             v["profile"].get<std::string>().rfind('/', 0) == 0;
+      auto well_formed = [](const std::string& t) {
+        return t.size() == 71 && t.rfind("sha256:", 0) == 0 &&
+               std::all_of(t.begin() + 7, t.end(),
+                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+      };
+      if (!pd.is_string() || !well_formed(pd.get<std::string>())) {
+        mismatch("/syscalls/profile_digest", "\"sha256:\" and 64 lower-case hex digits", pd);
+      } else if (!profile_is_path) {
+        d_.error("/syscalls/profile_digest",
+                 "pins the content of a profile file, but /syscalls/profile names none");
+      } else if (s.is_imported() && pd.get<std::string>() != s.imported_digest) {
+        d_.error("/syscalls/profile_digest",
+                 "the profile file " + s.profile + " has digest " + s.imported_digest + ", not " +
+                     pd.get<std::string>() + " (it changed since the manifest pinned it)");
       }
     }
     auto known = [](const std::string& name) -> std::string {
       if (known_syscall(name)) return {};
       return "a system call name of this architecture (as in syscalls(2))";
     };
+    // The launcher itself makes these calls between loading the filter and starting the
+    // command (handing the listener to the supervisor, reporting a failed exec): a profile
+    // that denies them could never start anything.
+    auto deniable = [&](const std::string& name) -> std::string {
+      std::string why = known(name);
+      if (!why.empty()) return why;
+      for (const char* needed : {"execve", "sendmsg", "close", "write", "exit_group"}) {
+        if (name == needed) {
+          return std::string("a system call other than ") + needed +
+                 ", which the launcher needs to start the command (to stop the agent from running "
+                 "programs later, use a composition rule that denies \"exec\")";
+        }
+      }
+      return {};
+    };
     if (v.contains("deny"))
-      s.deny = string_list(v["deny"], "/syscalls/deny", "system call names", known);
+      s.deny = string_list(v["deny"], "/syscalls/deny", "system call names", deniable);
     if (v.contains("allow"))
       s.allow = string_list(v["allow"], "/syscalls/allow", "system call names", known);
     for (size_t i = 0; i < s.allow.size(); ++i) {
@@ -771,6 +852,33 @@ class ManifestReader {
       if (auto a = enum_string(v["action"], "/syscalls/action", {"errno", "kill"})) {
         s.action = *a == "kill" ? SyscallAction::kill : SyscallAction::errno_eperm;
       }
+    }
+    if (s.is_imported()) {
+      // The launcher's own calls before the agent starts must pass (policy/oci_seccomp.h).
+      SeccompProfile compiled = compile_seccomp(s);
+      std::string missing;
+      for (const std::string& name : launcher_start_syscalls()) {
+        bool outright = compiled.default_verdict == SeccompVerdict::allow;
+        for (const SeccompRule& r : compiled.rules) {
+          if (r.syscall != name) continue;
+          if (r.verdict == SeccompVerdict::allow && r.conditions.empty()) outright = true;
+          if (r.verdict != SeccompVerdict::allow) outright = false;
+        }
+        if (!outright) missing += (missing.empty() ? "" : ", ") + name;
+      }
+      if (!missing.empty()) {
+        d_.error("/syscalls/profile",
+                 "in " + s.profile + ": the enclosure needs " + missing +
+                     " allowed outright to start the agent (after loading the filter it hands the "
+                     "filter's listener to its supervisor with sendmsg, then calls execve); allow "
+                     "them in the file or under /syscalls/allow");
+      }
+    }
+    if (!imported_kill_.empty() && s.action != SyscallAction::kill) {
+      d_.error(imported_kill_, "in " + s.profile +
+                                   ": the profile kills here, but the enclosure answers every "
+                                   "denial as /syscalls/action says, and that is \"errno\"; set "
+                                   "\"action\": \"kill\" (or use SCMP_ACT_ERRNO in the file)");
     }
   }
 
@@ -1032,6 +1140,8 @@ class ManifestReader {
  private:
   Diagnostics& d_;
   bool template_;
+  const LoadOptions& options_;
+  std::string imported_kill_;  // pointer of the imported profile's first kill action
 };
 
 // Cross-section checks: contradictions and references between sections.
@@ -1329,11 +1439,13 @@ LoadResult load_manifest(std::string_view text, const ContextValues& context,
     }
   }
 
-  ManifestReader reader(d, options.allow_unresolved && !m.unresolved.empty());
+  ManifestReader reader(d, options.allow_unresolved && !m.unresolved.empty(), options);
   reader.read(doc, m);
   if (!d.ok()) return result;
   check_consistency(m, d);
   if (!d.ok()) return result;
+  // The digest covers an imported profile's content: its own digest joins the document.
+  if (m.syscalls.is_imported()) doc["syscalls"]["profile_digest"] = m.syscalls.imported_digest;
 
   m.document = doc;
   m.canonical = canonical_json(doc);

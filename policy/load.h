@@ -1,7 +1,9 @@
 // policy::load: manifest text + context values -> a validated Manifest, or every error at once.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "policy/context.h"
@@ -14,6 +16,11 @@ struct LoadOptions {
   // Accept context variables that have neither a value nor a default, keeping their ${name}
   // placeholders (a template, for check/explain/diff). `run` loads with this off.
   bool allow_unresolved = false;
+  // Reads the OCI seccomp profile that /syscalls/profile names by absolute path: its text, or
+  // nullopt with `error` set. Policy makes no syscalls, so the caller supplies this (the
+  // launcher reads the file); without it such a manifest is refused.
+  std::function<std::optional<std::string>(const std::string& path, std::string& error)>
+      read_profile = nullptr;
 };
 
 struct LoadResult {

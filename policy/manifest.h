@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -77,11 +78,21 @@ struct Network {
 
 enum class SyscallAction { errno_eperm, kill };
 
+struct SeccompProfile;  // policy/plan.h
+
 struct Syscalls {
-  std::string profile = "default";  // "default" or "strict"
+  // "default", "strict", or the absolute path of an OCI runtime-spec seccomp profile (JSON).
+  std::string profile = "default";
   std::vector<std::string> deny;
   std::vector<std::string> allow;
   SyscallAction action = SyscallAction::errno_eperm;
+  // Set when `profile` names an OCI file: its rules as the file states them (policy/oci_seccomp.h),
+  // before the argument filters, clone3 and the deny/allow lists, which compile_seccomp applies
+  // on top. `imported_digest` is "sha256:" + SHA-256 of the file's canonical JSON; the expanded
+  // document carries it as /syscalls/profile_digest, so the manifest digest covers the content.
+  std::shared_ptr<const SeccompProfile> imported;
+  std::string imported_digest;
+  bool is_imported() const { return imported != nullptr; }
 };
 
 struct Budgets {

@@ -9,14 +9,19 @@
 #   ebpf:      getppid inside without and with a syscall budget; a host process while an
 #              enclosure with a syscall budget runs and while none does; connect() to a loopback
 #              listener bare and enclosed (filtered egress); events/s from the ring buffer to JSONL
+#   collector: events/s from 4 launchers into one `enclosure collect` audit log: 4 protocol
+#              clients (open records, batched; deny records, durable) with --fsync durable and
+#              --fsync interval; and 4 real runs with audit.files flooding opens, end to end
 #   policy:    parse + validate + compile of a manifest with 1,000 egress rules and 1,000 paths
 #
-# Environment: RUNS (launch repetitions, default 30), LOOP (syscall iterations, default 2000000).
+# Environment: RUNS (launch repetitions, default 30), LOOP (syscall iterations, default 2000000),
+# COLLECTOR_EVENTS (records per collector client, default 50000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 RUNS=${RUNS:-30}
 LOOP=${LOOP:-2000000}
+COLLECTOR_EVENTS=${COLLECTOR_EVENTS:-50000}
 
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -177,6 +182,113 @@ def t(s):
 span = t(ts[-1]) - t(ts[0])
 print("| events/s from the ring buffer to a JSONL file (%d open events) | | %.0f | |" % (len(ts), len(ts) / span))
 PY
+  echo
+  echo "## Collector: 4 launchers into one audit log (events/s)"
+  echo
+  # Four clients speaking the collector protocol (hello, start, COLLECTOR_EVENTS records, exit),
+  # all at once; the clock stops at the last acknowledgement. `open` records are batched and
+  # fsync'd every second; `deny` records are durable: fsync'd before they are acknowledged
+  # (--fsync durable), or like the others (--fsync interval).
+  cat > "$work/collector_client.py" <<'PY'
+import json, multiprocessing, os, socket, sys, time
+path, n, kind, clients = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def client(i, barrier, out):
+    run = "%032x" % (os.getpid() * 16 + i)
+    m = {"name": "bench", "revision": None, "digest": "sha256:0"}
+    def rec(seq, t, **f):
+        d = {"ts": "2026-01-01T00:00:00.000000000Z", "run": run, "seq": seq, "type": t, "pid": 1, "manifest": m}
+        d.update(f)
+        return json.dumps(d, separators=(",", ":"))
+    lines = [rec(0, "start")]
+    for seq in range(1, n + 1):
+        if kind == "open":
+            lines.append(rec(seq, "open", path="/usr/lib/os-release", flags="O_RDONLY|O_CLOEXEC", result=3, ok=True))
+        else:
+            lines.append(rec(seq, "deny", section="syscalls", syscall="ptrace", origin="/syscalls/deny/0", action="EPERM"))
+    lines.append(rec(n + 1, "exit", ended_by="exited", exit_code=0))
+    data = ("\n".join(lines) + "\n").encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    f = s.makefile("rb")
+    s.sendall((json.dumps({"hello": "enclosure-audit/1", "run": run, "token": "%064x" % (i + 1)}) + "\n").encode())
+    f.readline()
+    barrier.wait()
+    t0 = time.monotonic()
+    s.sendall(data)
+    last = -1
+    while last < n + 1:
+        last = json.loads(f.readline())["ack"]
+    out.put((t0, time.monotonic()))
+barrier = multiprocessing.Barrier(clients)
+out = multiprocessing.Queue()
+ps = [multiprocessing.Process(target=client, args=(i, barrier, out)) for i in range(clients)]
+for p in ps: p.start()
+times = [out.get() for _ in ps]
+for p in ps: p.join()
+span = max(t[1] for t in times) - min(t[0] for t in times)
+print("%.0f" % (clients * (n + 2) / span))
+PY
+  # Starts a collector on $work/collector.sock writing $work/audit/audit.log (fresh).
+  start_collector() {
+    rm -rf "$work/audit" "$work/collector.sock"
+    mkdir -p "$work/audit"
+    "$ENCLOSURE" collect --listen "unix:$work/collector.sock" --audit-log "$work/audit/audit.log" "$@" 2>/dev/null &
+    collector=$!
+    for _ in $(seq 100); do [ -S "$work/collector.sock" ] && break; sleep 0.05; done
+  }
+  stop_collector() { kill -TERM "$collector" 2>/dev/null || true; wait "$collector" 2>/dev/null || true; }
+  echo "| records ($COLLECTOR_EVENTS per client) | --fsync durable | --fsync interval |"
+  echo "|---|---:|---:|"
+  for kind in open deny; do
+    row=""
+    for policy in durable interval; do
+      start_collector --fsync "$policy"
+      row="$row | $(python3 "$work/collector_client.py" "$work/collector.sock" "$COLLECTOR_EVENTS" "$kind" 4)"
+      stop_collector
+    done
+    echo "| $kind (4 clients)$row |"
+  done
+  # End to end: 4 enclosures with audit.files, each opening a file 50,000 times, into the
+  # collector and, for comparison, into JSONL files. Records the kernel could not deliver (ring
+  # buffer full) are `lost` events; the rate counts open records that reached the sink.
+  e2e() {
+    local t0 t1 dest pids=()
+    t0=$(date +%s.%N)
+    for i in 1 2 3 4; do
+      dest=$1
+      [[ $dest == unix:* ]] || dest="$1$i.jsonl"
+      "$ENCLOSURE" run -m "$work/manifest-audit.json" --events "$dest" -- syscall_loop openat 50000 >/dev/null &
+      pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    t1=$(date +%s.%N)
+    python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$t1"
+  }
+  count_opens() {
+    python3 - "$@" <<'PY'
+import json, sys
+opens = lost = 0
+for f in sys.argv[1:]:
+    for line in open(f):
+        r = json.loads(line)
+        opens += r.get("type") == "open"
+        if r.get("type") == "lost":
+            lost += r.get("count", 0)
+print(opens, lost)
+PY
+  }
+  start_collector
+  span=$(e2e "unix:$work/collector.sock" | tail -1)
+  stop_collector
+  read -r opens lost < <(count_opens "$work"/audit/audit.log*)
+  rm -f "$work"/e2e-*.jsonl
+  fspan=$(e2e "$work/e2e-" | tail -1)
+  read -r fopens flost < <(count_opens "$work"/e2e-*)
+  echo
+  echo "| 4 runs, audit.files, 4 x 50,000 opens | open records | lost (kernel ring buffer) | s | records/s |"
+  echo "|---|---:|---:|---:|---:|"
+  echo "| into the collector | $opens | $lost | $span | $(python3 -c "print('%.0f' % ($opens / $span))") |"
+  echo "| into JSONL files | $fopens | $flost | $fspan | $(python3 -c "print('%.0f' % ($fopens / $fspan))") |"
   echo
   echo "## Policy"
   echo

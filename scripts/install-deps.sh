@@ -13,6 +13,8 @@ packages=(
   bpftool
   # tests and examples
   python3 iproute2 util-linux procps git
+  # deployment tests: systemd-analyze verify, the Kubernetes YAML, the man page, the .deb
+  systemd python3-yaml groff-base dpkg-dev
   # benchmarks (side by side)
   bubblewrap firejail hyperfine
 )

@@ -1,0 +1,104 @@
+# bash completion for enclosure(1). Installed as share/bash-completion/completions/enclosure;
+# to try it from a checkout: source scripts/enclosure-completion.bash
+_enclosure() {
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null 2>&1; then
+        _init_completion -n = || return
+    else
+        cur=${COMP_WORDS[COMP_CWORD]}
+        prev=${COMP_WORDS[COMP_CWORD - 1]}
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+    fi
+
+    local commands="run check explain diff doctor export learn collect audit daemon"
+    if ((cword == 1)); then
+        COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
+        return
+    fi
+
+    local command=${words[1]} i
+    # After `--` (run, learn): the agent's command and its arguments.
+    for ((i = 2; i < cword; i++)); do
+        if [[ ${words[i]} == -- ]]; then
+            if ((i + 1 == cword)); then
+                COMPREPLY=($(compgen -c -- "$cur"))
+            else
+                COMPREPLY=($(compgen -f -- "$cur"))
+            fi
+            return
+        fi
+    done
+
+    local options="-h --help"
+    case $command in
+        run)
+            options+=" -m --manifest --context --context-file --events --audit-required"
+            options+=" --collector-buffer --grace --ring-buffer --"
+            ;;
+        check) options+=" --context --context-file -q --quiet" ;;
+        explain) options+=" --context --context-file --json" ;;
+        diff) options+=" --fail-on-widen --context --context-file --json" ;;
+        doctor) options+=" -m --manifest --context --json" ;;
+        export) options+=" --format -o --output --context --context-file" ;;
+        learn) options+=" -o --output -m --manifest --headroom --profile --timeout --dns-upstream --" ;;
+        collect)
+            options+=" --listen --audit-log --metrics --metrics-allow-remote --socket-mode"
+            options+=" --rotate-size --fsync"
+            ;;
+        daemon) options+=" --socket" ;;
+        audit)
+            if ((cword == 2)); then
+                COMPREPLY=($(compgen -W "verify show --help" -- "$cur"))
+                return
+            fi
+            case ${words[2]} in
+                verify) options+=" --require-closed --all --json" ;;
+                show) options+=" --run --type --since --json" ;;
+            esac
+            ;;
+        *) return ;;
+    esac
+
+    case $prev in
+        -m | --manifest | --context-file | -o | --output | --profile | --audit-log)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return
+            ;;
+        --format)
+            COMPREPLY=($(compgen -W "oci-seccomp" -- "$cur"))
+            return
+            ;;
+        --events)
+            COMPREPLY=($(compgen -W "- unix:" -- "$cur") $(compgen -f -- "$cur"))
+            return
+            ;;
+        --listen)
+            COMPREPLY=($(compgen -W "unix:" -- "$cur"))
+            return
+            ;;
+        --socket)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return
+            ;;
+        --fsync)
+            COMPREPLY=($(compgen -W "durable interval" -- "$cur"))
+            return
+            ;;
+        --type)
+            COMPREPLY=($(compgen -W "start exec tool_call open connect dns deny budget rule anomaly cost lost exit" -- "$cur"))
+            return
+            ;;
+        --context | --grace | --ring-buffer | --collector-buffer | --headroom | --timeout | \
+            --dns-upstream | --metrics | --socket-mode | --rotate-size | --run | --since)
+            return
+            ;;
+    esac
+
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$options" -- "$cur"))
+    else
+        COMPREPLY=($(compgen -f -- "$cur"))
+    fi
+}
+complete -o filenames -o bashdefault -F _enclosure enclosure

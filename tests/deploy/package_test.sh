@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# `cmake --install` into a DESTDIR puts the binary, the systemd units (naming the installed
+# binary), the schema, the examples, the man page and the bash completion in place; `cpack -G DEB`
+# builds a .deb whose `dpkg-deb -c` lists the same files and whose Depends names the package of
+# every library the binary links. Usage: package_test.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+expected=(
+  usr/bin/enclosure
+  usr/lib/systemd/system/enclosure-daemon.service
+  usr/lib/systemd/system/enclosure-collector.service
+  usr/lib/systemd/system/enclosure-collector.socket
+  usr/lib/systemd/system/enclosed-agent@.service
+  usr/share/enclosure/manifest.schema.json
+  usr/share/enclosure/examples/coding-agent.json
+  usr/share/enclosure/examples/systemd/enclosed-agent@.service
+  usr/share/enclosure/examples/kubernetes/agent.yaml
+  usr/share/enclosure/examples/kubernetes/enclosure-node.yaml
+  usr/share/man/man1/enclosure.1
+  usr/share/bash-completion/completions/enclosure
+)
+
+# 1. cmake --install into a DESTDIR, prefix /usr.
+root=$tmp/root
+DESTDIR=$root cmake --install "$build" --prefix /usr >"$tmp/install.log" 2>&1 || {
+  cat "$tmp/install.log"
+  fail "cmake --install failed"
+}
+for f in "${expected[@]}"; do
+  [ -f "$root/$f" ] || fail "cmake --install: $f is missing"
+done
+[ -x "$root/usr/bin/enclosure" ] && "$root/usr/bin/enclosure" --version >/dev/null ||
+  fail "the installed enclosure does not run"
+for unit in "$root"/usr/lib/systemd/system/*; do
+  grep -q '^ExecStart=/usr/bin/enclosure ' "$unit" || [[ $unit == *.socket ]] ||
+    fail "$(basename "$unit"): ExecStart does not name /usr/bin/enclosure"
+done
+# Under another prefix the units name that prefix's binary.
+DESTDIR=$tmp/opt cmake --install "$build" --prefix /opt/enclosure >/dev/null 2>&1 ||
+  fail "cmake --install --prefix /opt/enclosure failed"
+grep -q '^ExecStart=/opt/enclosure/bin/enclosure run ' \
+  "$tmp/opt/opt/enclosure/lib/systemd/system/enclosed-agent@.service" ||
+  fail "installed under /opt/enclosure, enclosed-agent@.service does not name /opt/enclosure/bin/enclosure"
+
+# 2. cpack -G DEB.
+cpack -G DEB --config "$build/CPackConfig.cmake" -B "$tmp/package" >"$tmp/cpack.log" 2>&1 || {
+  cat "$tmp/cpack.log"
+  fail "cpack -G DEB failed"
+}
+deb=$(find "$tmp/package" -maxdepth 1 -name 'enclosure_*.deb' | head -1)
+if [ -z "$deb" ]; then
+  fail "cpack produced no enclosure_*.deb"
+else
+  dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./||' >"$tmp/contents"
+  for f in "${expected[@]}"; do
+    grep -qxF "$f" "$tmp/contents" || fail "the .deb does not contain $f"
+  done
+  if grep -Eq '(^|/)(tests?|_CPack_Packages)/|unit_tests|kernel_tests' "$tmp/contents"; then
+    fail "the .deb contains build or test files: $(grep -E 'tests?/|unit_tests' "$tmp/contents" | head -3)"
+  fi
+  [ "$(dpkg-deb -f "$deb" Package)" = enclosure ] || fail "Package: $(dpkg-deb -f "$deb" Package)"
+  depends=$(dpkg-deb -f "$deb" Depends)
+  depends_names=$(tr ',' '\n' <<<"$depends" | awk '{print $1}')
+  for p in libseccomp2 libbpf1 libcap2 libboost-program-options1.74.0 libssl3 libldns3; do
+    grep -qxF "$p" <<<"$depends_names" || fail "Depends lacks $p: $depends"
+  done
+  dpkg-deb -x "$deb" "$tmp/extracted"
+  grep -q '^ExecStart=/usr/bin/enclosure run ' \
+    "$tmp/extracted/usr/lib/systemd/system/enclosed-agent@.service" ||
+    fail "the .deb's enclosed-agent@.service does not name /usr/bin/enclosure"
+  # Every library the binary links directly comes from a package that Depends names.
+  ldconfig -p >"$tmp/ldconfig"
+  for lib in $(objdump -p "$tmp/extracted/usr/bin/enclosure" | awk '/NEEDED/{print $2}'); do
+    path=$(awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}' "$tmp/ldconfig")
+    [ -n "$path" ] || { fail "$lib: not found by ldconfig"; continue; }
+    # dpkg knows a file by the path its package ships, /lib or /usr/lib (merged /usr).
+    real=$(readlink -f "$path")
+    package=""
+    for candidate in "$path" "$real" "${real#/usr}" "/usr${real}"; do
+      package=$(dpkg -S "$candidate" 2>/dev/null | head -1 | cut -d: -f1 || true)
+      [ -n "$package" ] && break
+    done
+    [ -n "$package" ] || { fail "$lib: no package owns $path"; continue; }
+    grep -qxF "$package" <<<"$depends_names" || fail "$lib comes from $package, which Depends lacks"
+  done
+fi
+
+echo "package: ${#expected[@]} files checked, $failures failure(s)"
+[ "$failures" -eq 0 ]
