@@ -8,9 +8,12 @@
 namespace launcher {
 
 bool send_message(int sock, const nlohmann::json& body, int fd) {
-  std::string text = body.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  return send_prepared(sock, body.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace), fd);
+}
+
+bool send_prepared(int sock, const std::string& text, int fd) {
   struct iovec iov {};
-  iov.iov_base = text.data();
+  iov.iov_base = const_cast<char*>(text.data());
   iov.iov_len = text.size();
   struct msghdr msg {};
   msg.msg_iov = &iov;

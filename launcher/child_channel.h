@@ -18,6 +18,9 @@ struct ChannelMessage {
 };
 
 bool send_message(int sock, const nlohmann::json& body, int fd = -1);
+// The same with the packet's text prepared by the caller: allocates nothing and makes only the
+// sendmsg call (for the moment after the seccomp filter is loaded, see enclosure_init.cc).
+bool send_prepared(int sock, const std::string& text, int fd);
 // nullopt on EOF or error (errno tells which; EAGAIN when nothing is waiting).
 std::optional<ChannelMessage> receive_message(int sock);
 

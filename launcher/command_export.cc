@@ -1,6 +1,6 @@
 // enclosure export --format oci-seccomp [-o OUT] FILE: the compiled system call profile as an
 // OCI runtime-spec seccomp object.
-#include "launcher/command_export.h"
+#include "launcher/commands.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -16,5 +16,7 @@ int command_run(const Args& args);
 int command_doctor(const Args& args);
 int command_collect(const Args& args);
 int command_audit(const Args& args);
+int command_export(const Args& args);
+int command_learn(const Args& args);
 
 }  // namespace launcher

@@ -73,20 +73,26 @@ void place_meter_fd(int meter_fd, int& channel_fd, int& exec_fd) {
     }
     std::optional<SeccompFilter> filter;
     if (spec.seccomp) filter.emplace(spec.plan->seccomp);
-    drop_privileges(spec.uid, spec.gid, spec.user_namespace);
-    if (ruleset) ruleset->restrict_self();
-    if (filter) {
-      // Last step before execve: from here on every denied call waits for the supervisor.
-      UniqueFd listener = filter->load();
-      if (!send_message(spec.channel_fd, {{"type", "seccomp_listener"}}, listener.get())) {
-        throw_errno("agent: hand the seccomp listener to the supervisor");
-      }
-    }
+    // Everything execve needs is prepared before the filter is loaded: from then on the process
+    // makes exactly sendmsg, close, execve and, on failure, write and exit_group (calls a
+    // profile may not deny; policy::load refuses it), and allocates nothing.
     std::vector<char*> argv, envp;
     for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     for (const std::string& e : spec.envp) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
+    const std::string handoff = nlohmann::json{{"type", "seccomp_listener"}}.dump();
+    drop_privileges(spec.uid, spec.gid, spec.user_namespace);
+    if (ruleset) ruleset->restrict_self();
+    if (filter) {
+      // Last step before execve: from here on every denied call waits for the supervisor.
+      UniqueFd listener = filter->load();
+      if (!send_prepared(spec.channel_fd, handoff, listener.get())) {
+        int code = kAgentSetupFailed;
+        write_all(exec_fd, &code, sizeof code);
+        _exit(kSetupFailed);
+      }
+    }
     ::execve(spec.exec_path.c_str(), argv.data(), envp.data());
     int err = errno;
     write_all(exec_fd, &err, sizeof err);

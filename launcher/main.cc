@@ -23,6 +23,10 @@ const std::map<std::string, Command>& commands() {
       {"collect",
        {launcher::command_collect, "accept launchers' events; write the hash-chained audit log"}},
       {"audit", {launcher::command_audit, "verify an audit log, or show it as a timeline per run"}},
+      {"export",
+       {launcher::command_export,
+        "the manifest's syscall profile for runc, crun or Docker (oci-seccomp)"}},
+      {"learn", {launcher::command_learn, "observe a run and write a least-privilege manifest"}},
   };
   return kCommands;
 }
