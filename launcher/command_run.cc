@@ -1,5 +1,5 @@
 // enclosure run -m FILE [--context NAME=VALUE]... [--context-file FILE] [--events DEST]...
-//               [--grace DURATION] -- CMD [ARG]...
+//               [--grace DURATION] [--dns-upstream ADDR:PORT] [--dns-grace DURATION] -- CMD [ARG]...
 // Starts CMD (one of the manifest's tools) inside the enclosure and supervises it.
 #include <boost/program_options.hpp>
 #include <fcntl.h>
@@ -16,6 +16,8 @@
 #include "bpf/enclosure_bpf.h"
 #include "launcher/cgroup.h"
 #include "launcher/collector_sink.h"
+#include "launcher/dns_admissions.h"
+#include "launcher/dns_resolver.h"
 #include "launcher/commands.h"
 #include "launcher/error.h"
 #include "launcher/event.h"
@@ -48,6 +50,8 @@ struct RunOptions {
   size_t ring_buffer_bytes = 0;
   bool audit_required = false;
   size_t collector_buffer_lines = 100000;
+  std::string dns_upstream;
+  std::string dns_grace = "10s";
   std::vector<std::string> command;
 };
 
@@ -142,6 +146,15 @@ int run(const RunOptions& opt) {
       return kLaunchError;
     }
     grace_ns = *grace.value;
+  }
+  uint64_t dns_grace_ns = 0;
+  if (opt.dns_grace != "0" && opt.dns_grace != "0s") {
+    policy::Parsed<uint64_t> g = policy::parse_duration(opt.dns_grace);
+    if (!g) {
+      std::cerr << "enclosure run: --dns-grace " << opt.dns_grace << ": expected " << g.error << "\n";
+      return kLaunchError;
+    }
+    dns_grace_ns = *g.value;
   }
 
   // The command must be a tool, and its file must be there and executable.
@@ -254,6 +267,8 @@ int run(const RunOptions& opt) {
 
   // The eBPF layer: loaded (verified) for this run, configured for its cgroup, attached.
   std::unique_ptr<bpf::EnclosureBpf> kernel_layer;
+  std::unique_ptr<DnsAdmissions> admissions;
+  std::unique_ptr<DnsResolver> resolver;
   nlohmann::json bpf_report;
   if (needs_bpf && !degraded_layers.count("bpf")) {
     if (!cgroup) throw LaunchError("bpf: the eBPF layer needs the run's cgroup: " + host.cgroup_v2.detail);
@@ -261,7 +276,19 @@ int run(const RunOptions& opt) {
     if (opt.ring_buffer_bytes) needs.ring_bytes = opt.ring_buffer_bytes;
     try {
       kernel_layer = std::make_unique<bpf::EnclosureBpf>(needs);
-      kernel_layer->configure(cgroup->v2_id(), plan, script_tools, interpreters);
+      std::optional<std::pair<uint16_t, uint16_t>> dns_ports;
+      if (plan.network.dns && plan.network.mode == policy::NetworkMode::filtered) {
+        // The enclosure's resolver: every port-53 destination of the enclosure is sent to it,
+        // and the addresses it answers become reachable for the allowing rule's ports.
+        admissions = std::make_unique<DnsAdmissions>(*kernel_layer, cgroup->v2_id(), plan.network, dns_grace_ns);
+        ResolverConfig rc;
+        rc.hosts = plan.network.hosts;
+        rc.upstream = opt.dns_upstream;
+        DnsAdmissions* table = admissions.get();
+        resolver = std::make_unique<DnsResolver>(rc, [table](const DnsAdmission& a) { table->admit(a); });
+        dns_ports = std::make_pair(resolver->port4(), resolver->port6());
+      }
+      kernel_layer->configure(cgroup->v2_id(), plan, script_tools, interpreters, dns_ports);
       kernel_layer->attach_cgroup(cgroup->v2_fd());
       kernel_layer->attach_tracing();
     } catch (const bpf::BpfError& e) {
@@ -270,6 +297,7 @@ int run(const RunOptions& opt) {
       return kLaunchError;
     }
     bpf_report = kernel_layer->report();
+    if (resolver) resolver->start();
   }
 
   // Everything pid 1 needs, copied into its address space by clone3.
@@ -342,6 +370,12 @@ int run(const RunOptions& opt) {
     nlohmann::json programs = bpf_report["programs"];
     if (programs.contains("network")) {
       layers["network"].push_back("bpf: " + programs["network"].dump());
+    }
+    if (resolver) {
+      layers["network"].push_back(
+          "resolver on 127.0.0.1:" + std::to_string(resolver->port4()) + " and [::1]:" +
+          std::to_string(resolver->port6()) + " (upstream " + resolver->upstream() +
+          "): port 53 redirected to it; answered addresses admitted for TTL + " + opt.dns_grace);
     }
     layers["tools"].push_back("bpf tp_btf/sched_process_exec: exec and tool_call events, counts, prices");
     if (plan.budgets.syscalls) layers["budgets"]["syscalls"] = "bpf tp_btf/sys_enter per-cgroup counter, SIGKILL";
@@ -429,6 +463,8 @@ int run(const RunOptions& opt) {
   config.cgroup_id = cgroup ? cgroup->v2_id() : 0;
   config.meter_fd = meter_read.get();
   config.audit_required = opt.audit_required;
+  config.resolver = resolver.get();
+  config.admissions = admissions.get();
   Supervisor supervisor(config, events, cgroup.get(), std::move(init), std::move(channel_parent));
   RunOutcome outcome = supervisor.run();
 
@@ -458,6 +494,8 @@ int run(const RunOptions& opt) {
                 << " events were not acknowledged within " << kFlushTimeoutMs / 1000 << "s\n";
     }
   }
+  resolver.reset();
+  admissions.reset();
   kernel_layer.reset();
   cgroup.reset();
   watchdog.reset();
@@ -511,7 +549,12 @@ int command_run(const Args& all_args) {
       "time between SIGTERM and SIGKILL when a budget ends the run")(
       "ring-buffer", po::value<std::string>(),
       "size of the eBPF event ring buffer (default 4MiB); records that do not fit are counted and "
-      "reported as `lost` events");
+      "reported as `lost` events")(
+      "dns-upstream", po::value(&opt.dns_upstream),
+      "the resolver the enclosure's resolver asks, ADDR[:PORT] or [V6]:PORT (default: the first "
+      "nameserver of /etc/resolv.conf); used when the manifest sets /network/dns")(
+      "dns-grace", po::value(&opt.dns_grace)->default_value("10s"),
+      "how long an answered address stays reachable after its TTL ran out");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);

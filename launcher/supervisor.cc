@@ -19,6 +19,8 @@
 
 #include "bpf/enclosure_abi.h"
 #include "launcher/child_channel.h"
+#include "launcher/dns_admissions.h"
+#include "launcher/dns_resolver.h"
 #include "launcher/kernel_events.h"
 #include "launcher/error.h"
 #include "launcher/seccomp_notify.h"
@@ -96,6 +98,7 @@ Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunC
     if (cgroup_->oom_eventfd() >= 0) add(cgroup_->oom_eventfd());
   }
   if (config_.bpf) add(config_.bpf->ring_fd());
+  if (config_.resolver) add(config_.resolver->event_fd());
   if (config_.meter_fd >= 0) {
     add(config_.meter_fd);
     meter_open_ = true;
@@ -188,6 +191,11 @@ void Supervisor::on_ring() {
         }
         if (outcome_.figures.contains("absent")) e.fields["absent"] = outcome_.figures["absent"];
       }
+      if (config_.admissions && e.fields.contains("address") && (e.type == "connect" || e.type == "deny")) {
+        std::vector<std::string> names = config_.admissions->names_of(e.fields["address"].get<std::string>());
+        if (names.size() == 1) e.fields["name"] = names[0];
+        if (names.size() > 1) e.fields["names"] = names;
+      }
       events_.emit(e.type, e.pid, e.fields);
       if (e.type == "deny") {
         record_denial(e.fields.value("destination", e.fields.value("protocol", std::string("network"))) + " (" +
@@ -201,6 +209,13 @@ void Supervisor::on_ring() {
       }
     }
   });
+}
+
+void Supervisor::on_dns() {
+  for (nlohmann::json& e : config_.resolver->take_events()) {
+    e.erase("type");
+    events_.emit("dns", init_.pid, e);
+  }
 }
 
 void Supervisor::check_kernel_counters() {
@@ -393,6 +408,9 @@ void Supervisor::on_signal() {
 void Supervisor::on_tick() {
   drain(tick_timer_.get());
   check_kernel_counters();
+  if (config_.admissions) {
+    for (const nlohmann::json& e : config_.admissions->expire(monotonic_ns())) events_.emit("dns", init_.pid, e);
+  }
   const policy::Budgets& b = config_.plan->budgets;
   if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
   if (b.cpu_time_ns) {
@@ -487,6 +505,8 @@ RunOutcome Supervisor::run() {
         } else {
           on_notification();
         }
+      } else if (config_.resolver && fd == config_.resolver->event_fd()) {
+        on_dns();
       } else if (config_.bpf && fd == config_.bpf->ring_fd()) {
         on_ring();
       } else if (cgroup_ && fd == cgroup_->oom_eventfd()) {
@@ -510,6 +530,7 @@ RunOutcome Supervisor::run() {
   meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
   // Pid 1 is gone, and with it the pid namespace. Collect its status and the last messages.
   on_channel();
+  if (config_.resolver) on_dns();
   if (config_.bpf) {
     on_ring();
     check_kernel_counters();

@@ -31,6 +31,8 @@ struct SupervisorConfig {
   uint64_t cgroup_id = 0;             // the enclosure's key in its maps
   int meter_fd = -1;                  // read end of the metering pipe (non-blocking), or -1
   bool audit_required = false;        // a sink that cannot deliver ends the run (exit 125)
+  class DnsResolver* resolver = nullptr;      // the enclosure's resolver, when /network/dns
+  class DnsAdmissions* admissions = nullptr;  // its admitted addresses
 };
 
 struct RunOutcome {
@@ -63,6 +65,7 @@ class Supervisor {
   void on_tick();
   void on_notification();
   void on_ring();
+  void on_dns();
   bool on_meter();  // true when it read something
   void on_meter_line(const MeterLineSplitter::Line& line);
   void on_sink_tick();

@@ -1,0 +1,341 @@
+// Egress by domain name: the enclosure's resolver answers only names an egress host rule
+// allows (others get REFUSED and never reach the upstream), port-53 traffic to any address is
+// redirected to it, answered addresses become reachable for the rule's ports until TTL + grace.
+// The upstream is an authoritative responder started by the test on 127.0.0.1.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <stdbool.h>  // before ldns, whose common.h would otherwise #define bool
+#include <ldns/ldns.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "harness.h"
+
+using harness::base_manifest;
+using harness::LoopbackListener;
+using harness::run_enclosure;
+using harness::RunResult;
+using harness::TempDir;
+using nlohmann::json;
+
+namespace {
+
+// A tiny authoritative server for *.test.example on 127.0.0.1 (UDP and TCP), recording every
+// name it was asked.
+class TestZoneServer {
+ public:
+  struct Record {
+    std::string type;  // "A", "AAAA", "CNAME"
+    std::string data;
+    uint32_t ttl;
+  };
+
+  TestZoneServer() {
+    udp_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    tcp_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(udp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+    socklen_t len = sizeof a;
+    ::getsockname(udp_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    int one = 1;
+    ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(tcp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(tcp_, 8) != 0) port_ = 0;
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~TestZoneServer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    ::close(udp_);
+    ::close(tcp_);
+  }
+  uint16_t port() const { return port_; }
+  void add(const std::string& name, Record r) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    zone_[name].push_back(std::move(r));
+  }
+  std::set<std::string> asked() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return asked_;
+  }
+
+ private:
+  std::vector<uint8_t> respond(const uint8_t* data, size_t size) {
+    ldns_pkt* q = nullptr;
+    if (ldns_wire2pkt(&q, data, size) != LDNS_STATUS_OK) return {};
+    ldns_rr* question = ldns_rr_list_rr(ldns_pkt_question(q), 0);
+    char* owner = ldns_rdf2str(ldns_rr_owner(question));
+    std::string name(owner);
+    std::free(owner);
+    if (!name.empty() && name.back() == '.') name.pop_back();
+    ldns_rr_type qtype = ldns_rr_get_type(question);
+    ldns_pkt* r = ldns_pkt_clone(q);
+    ldns_pkt_set_qr(r, true);
+    ldns_pkt_set_aa(r, true);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      asked_.insert(name);
+      // Follow CNAMEs inside the zone, adding every record on the way.
+      std::string current = name;
+      for (int hop = 0; hop < 8; ++hop) {
+        auto it = zone_.find(current);
+        if (it == zone_.end()) break;
+        std::string next;
+        for (const Record& rec : it->second) {
+          bool wanted = rec.type == "CNAME" || (rec.type == "A" && qtype == LDNS_RR_TYPE_A) ||
+                        (rec.type == "AAAA" && qtype == LDNS_RR_TYPE_AAAA);
+          if (!wanted) continue;
+          std::string text = current + ". " + std::to_string(rec.ttl) + " IN " + rec.type + " " + rec.data;
+          ldns_rr* rr = nullptr;
+          if (ldns_rr_new_frm_str(&rr, text.c_str(), 0, nullptr, nullptr) == LDNS_STATUS_OK) {
+            ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
+          }
+          if (rec.type == "CNAME") next = rec.data.back() == '.' ? rec.data.substr(0, rec.data.size() - 1) : rec.data;
+        }
+        if (next.empty()) break;
+        current = next;
+      }
+      if (ldns_pkt_ancount(r) == 0 && zone_.find(name) == zone_.end()) ldns_pkt_set_rcode(r, LDNS_RCODE_NXDOMAIN);
+    }
+    uint8_t* wire = nullptr;
+    size_t wire_size = 0;
+    std::vector<uint8_t> out;
+    if (ldns_pkt2wire(&wire, r, &wire_size) == LDNS_STATUS_OK) out.assign(wire, wire + wire_size);
+    std::free(wire);
+    ldns_pkt_free(r);
+    ldns_pkt_free(q);
+    return out;
+  }
+
+  void serve() {
+    while (!stop_) {
+      struct pollfd p[2] = {{udp_, POLLIN, 0}, {tcp_, POLLIN, 0}};
+      if (::poll(p, 2, 100) <= 0) continue;
+      if (p[0].revents & POLLIN) {
+        uint8_t buf[4096];
+        sockaddr_in from{};
+        socklen_t len = sizeof from;
+        ssize_t n = ::recvfrom(udp_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n > 0) {
+          auto out = respond(buf, static_cast<size_t>(n));
+          ::sendto(udp_, out.data(), out.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+        }
+      }
+      if (p[1].revents & POLLIN) {
+        int c = ::accept4(tcp_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        uint8_t prefix[2];
+        if (::recv(c, prefix, 2, MSG_WAITALL) == 2) {
+          size_t size = (size_t(prefix[0]) << 8) | prefix[1];
+          std::vector<uint8_t> q(size);
+          if (::recv(c, q.data(), size, MSG_WAITALL) == static_cast<ssize_t>(size)) {
+            auto out = respond(q.data(), size);
+            uint8_t op[2] = {uint8_t(out.size() >> 8), uint8_t(out.size() & 0xff)};
+            (void)!::send(c, op, 2, 0);
+            (void)!::send(c, out.data(), out.size(), 0);
+          }
+        }
+        ::close(c);
+      }
+    }
+  }
+
+  int udp_ = -1, tcp_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mutex_;
+  std::map<std::string, std::vector<Record>> zone_;
+  std::set<std::string> asked_;
+};
+
+json dns_manifest(uint16_t port) {
+  json m = base_manifest("dns", {"/usr/bin/python3"});
+  m["network"] = {{"mode", "filtered"},
+                  {"dns", true},
+                  {"egress",
+                   {{{"host", "api.test.example"}, {"ports", {port}}},
+                    {{"host", "alias.test.example"}, {"ports", {port}}},
+                    {{"host", "*.wild.test.example"}, {"ports", {port}}}}}};
+  return m;
+}
+
+harness::RunOptions upstream(const TestZoneServer& zone, const std::string& grace = "10s") {
+  harness::RunOptions o;
+  o.extra_args = {"--dns-upstream", "127.0.0.1:" + std::to_string(zone.port()), "--dns-grace", grace};
+  return o;
+}
+
+// The agent's helpers for DNS: resolve through libc, raw queries over UDP/TCP to any address.
+const char* kDnsPrelude =
+    "import socket, struct, time\n"
+    "def resolve(name):\n"
+    "    return sorted({a[4][0] for a in socket.getaddrinfo(name, 0, socket.AF_INET, socket.SOCK_STREAM)})\n"
+    "def query(name):\n"
+    "    q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0)\n"
+    "    for label in name.split('.'): q += bytes([len(label)]) + label.encode()\n"
+    "    return q + b'\\0' + struct.pack('>HH', 1, 1)\n"
+    "def rcode_udp(server, name):\n"
+    "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)\n"
+    "    s.sendto(query(name), (server, 53)); data, src = s.recvfrom(4096)\n"
+    "    return [data[3] & 15, src[0], src[1]]\n"
+    "def rcode_tcp(server, name):\n"
+    "    s = socket.create_connection((server, 53), timeout=3); q = query(name)\n"
+    "    s.sendall(struct.pack('>H', len(q)) + q); n = struct.unpack('>H', s.recv(2))[0]\n"
+    "    return (s.recv(n)[3]) & 15\n"
+    "def connect(addr, port):\n"
+    "    socket.create_connection((addr, port), timeout=3).close()\n";
+
+}  // namespace
+
+TEST(Dns, AllowedNameResolvesAndItsAddressBecomesReachable) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+  ASSERT_TRUE(listener.ok());
+  zone.add("api.test.example", {"A", "127.0.0.1", 300});
+  std::string body = std::string(kDnsPrelude) +
+                     "t('before', lambda: connect('127.0.0.1', int(A[0])))\n"
+                     "t('resolve', lambda: resolve('api.test.example'))\n"
+                     "t('after', lambda: connect('127.0.0.1', int(A[0])))\n"
+                     "t('other_port', lambda: connect('127.0.0.1', int(A[0]) + 1))\n";
+  RunResult r = run_enclosure(dir, dns_manifest(listener.port()),
+                              harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["before"], "EPERM") << r.describe();  // never answered: not admitted
+  EXPECT_EQ(res["resolve"], json::array({"127.0.0.1"})) << r.describe();
+  EXPECT_EQ(res["after"], "ok") << r.describe();
+  EXPECT_EQ(res["other_port"], "EPERM") << r.describe();
+  bool answered = false;
+  for (const json& e : r.of_type("dns")) {
+    answered = answered || (e.value("name", "") == "api.test.example" && e.value("result", "") == "answered");
+  }
+  EXPECT_TRUE(answered) << r.describe();
+  bool named = false;
+  for (const json& e : r.of_type("connect")) named = named || e.value("name", "") == "api.test.example";
+  EXPECT_TRUE(named) << "the connect event should carry the name the address was admitted for\n" << r.describe();
+  listener.collect();
+  EXPECT_EQ(listener.connections(), 1u);
+}
+
+TEST(Dns, NameNoRuleAllowsIsRefusedAndNeverForwarded) {
+  TempDir dir;
+  TestZoneServer zone;
+  zone.add("secret.test.example", {"A", "127.0.0.1", 300});
+  std::string body = std::string(kDnsPrelude) + "t('resolve', lambda: resolve('secret.test.example'))\n"
+                                                "t('rcode', lambda: rcode_udp('127.0.0.1', 'secret.test.example'))\n";
+  RunResult r = run_enclosure(dir, dns_manifest(1), harness::python_agent(body), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_NE(res["resolve"], json::array({"127.0.0.1"})) << r.describe();
+  EXPECT_EQ(res["rcode"][0], 5) << r.describe();  // REFUSED
+  EXPECT_EQ(zone.asked().count("secret.test.example"), 0u) << "the upstream was asked a refused name";
+  bool refused = false;
+  for (const json& e : r.of_type("dns")) {
+    refused = refused || (e.value("name", "") == "secret.test.example" && e.value("result", "") == "refused");
+  }
+  EXPECT_TRUE(refused) << r.describe();
+}
+
+TEST(Dns, QueriesToAnyResolverAddressAreAnsweredByTheEnclosuresResolver) {
+  TempDir dir;
+  TestZoneServer zone;
+  zone.add("api.test.example", {"A", "127.0.0.1", 300});
+  // 127.0.0.53 has no resolver on this host: an answer can only come from the redirection,
+  // and it must appear to come from the address asked.
+  std::string body = std::string(kDnsPrelude) + "t('udp', lambda: rcode_udp('127.0.0.53', 'api.test.example'))\n"
+                                                "t('tcp', lambda: rcode_tcp('127.0.0.53', 'api.test.example'))\n"
+                                                "t('tcp_refused', lambda: rcode_tcp('127.0.0.9', 'nope.example'))\n";
+  RunResult r = run_enclosure(dir, dns_manifest(1), harness::python_agent(body), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["udp"], json::array({0, "127.0.0.53", 53})) << r.describe();
+  EXPECT_EQ(res["tcp"], 0) << r.describe();
+  EXPECT_EQ(res["tcp_refused"], 5) << r.describe();
+}
+
+TEST(Dns, CnameToANameNoRuleAllowsIsRefused) {
+  TempDir dir;
+  TestZoneServer zone;
+  zone.add("alias.test.example", {"CNAME", "evil.other.example.", 300});
+  zone.add("evil.other.example", {"A", "127.0.0.1", 300});
+  std::string body = std::string(kDnsPrelude) + "t('rcode', lambda: rcode_udp('127.0.0.1', 'alias.test.example'))\n"
+                                                "t('connect', lambda: connect('127.0.0.1', int(A[0])))\n";
+  RunResult r = run_enclosure(dir, dns_manifest(4242), harness::python_agent(body, {"4242"}), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["rcode"][0], 5) << r.describe();
+  EXPECT_EQ(res["connect"], "EPERM") << r.describe();
+}
+
+TEST(Dns, AdmissionExpiresAfterTtlPlusGraceUntilResolvedAgain) {
+  TempDir dir;
+  TestZoneServer zone;
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+  ASSERT_TRUE(listener.ok());
+  zone.add("api.test.example", {"A", "127.0.0.1", 1});
+  std::string body = std::string(kDnsPrelude) +
+                     "t('resolve', lambda: resolve('api.test.example'))\n"
+                     "t('fresh', lambda: connect('127.0.0.1', int(A[0])))\n"
+                     "time.sleep(2.5)\n"
+                     "t('expired', lambda: connect('127.0.0.1', int(A[0])))\n"
+                     "t('again', lambda: resolve('api.test.example'))\n"
+                     "t('renewed', lambda: connect('127.0.0.1', int(A[0])))\n";
+  RunResult r = run_enclosure(dir, dns_manifest(listener.port()),
+                              harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone, "500ms"));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["fresh"], "ok") << r.describe();
+  EXPECT_EQ(res["expired"], "EPERM") << r.describe();
+  EXPECT_EQ(res["renewed"], "ok") << r.describe();
+}
+
+TEST(Dns, AaaaAnswersAdmitTheIpv6Address) {
+  TempDir dir;
+  TestZoneServer zone;
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "::1");
+  ASSERT_TRUE(listener.ok());
+  zone.add("api.test.example", {"AAAA", "::1", 300});
+  std::string body = std::string(kDnsPrelude) +
+                     "t('before', lambda: socket.create_connection(('::1', int(A[0])), timeout=3).close())\n"
+                     "t('resolve', lambda: sorted({a[4][0] for a in socket.getaddrinfo('api.test.example', 0, "
+                     "socket.AF_INET6, socket.SOCK_STREAM)}))\n"
+                     "t('after', lambda: socket.create_connection(('::1', int(A[0])), timeout=3).close())\n";
+  RunResult r = run_enclosure(dir, dns_manifest(listener.port()),
+                              harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["before"], "EPERM") << r.describe();
+  EXPECT_EQ(res["resolve"], json::array({"::1"})) << r.describe();
+  EXPECT_EQ(res["after"], "ok") << r.describe();
+  bool aaaa = false;
+  for (const json& e : r.of_type("dns")) aaaa = aaaa || e.value("query_type", "") == "AAAA";
+  EXPECT_TRUE(aaaa) << r.describe();
+}
+
+TEST(Dns, DnsOverTlsToAnotherResolverIsDenied) {
+  TempDir dir;
+  TestZoneServer zone;
+  // Port 853 is not 53: nothing redirects it, and no rule grants it (allowed, it would be
+  // ECONNREFUSED: nothing listens there).
+  std::string body = std::string(kDnsPrelude) + "t('dot', lambda: connect('127.0.0.1', 853))\n";
+  RunResult r = run_enclosure(dir, dns_manifest(1), harness::python_agent(body), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["dot"], "EPERM") << r.describe();
+  bool denied = false;
+  for (const json& e : r.of_type("deny")) denied = denied || e.value("port", 0) == 853;
+  EXPECT_TRUE(denied) << r.describe();
+}
