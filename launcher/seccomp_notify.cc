@@ -70,6 +70,13 @@ void SeccompListener::fail(const SeccompNotice& notice, int err) {
   seccomp_notify_respond(fd_.get(), resp_);  // ENOENT: the caller died meanwhile; nothing to do
 }
 
+void SeccompListener::allow(const SeccompNotice& notice) {
+  std::memset(resp_, 0, sizeof *resp_);
+  resp_->id = notice.id;
+  resp_->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  seccomp_notify_respond(fd_.get(), resp_);
+}
+
 bool SeccompListener::kill_caller(const SeccompNotice& notice) {
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, notice.pid, 0)));
   if (!pidfd) return false;

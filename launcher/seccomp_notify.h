@@ -39,6 +39,9 @@ class SeccompListener {
   std::optional<SeccompNotice> receive();
   // Answers the call with -err; it never runs.
   void fail(const SeccompNotice& notice, int err);
+  // Lets the call run as the caller made it (SECCOMP_USER_NOTIF_FLAG_CONTINUE). Only for calls
+  // decided without reading the caller's memory: the kernel re-reads nothing on our behalf.
+  void allow(const SeccompNotice& notice);
   // SIGKILLs the calling process, unless the notification is no longer valid (the pid may have
   // been reused). Returns true when a signal was sent.
   bool kill_caller(const SeccompNotice& notice);

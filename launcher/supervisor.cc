@@ -11,6 +11,7 @@
 
 #include <seccomp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -439,9 +440,87 @@ void Supervisor::on_tick() {
   }
 }
 
+namespace {
+
+bool condition_holds(const policy::SeccompCondition& c, const std::array<uint64_t, 6>& args) {
+  uint64_t v = c.arg < 6 ? args[c.arg] : 0;
+  switch (c.op) {
+    case policy::SeccompOp::eq:
+      return v == c.value;
+    case policy::SeccompOp::ne:
+      return v != c.value;
+    case policy::SeccompOp::gt:
+      return v > c.value;
+    case policy::SeccompOp::masked_eq:
+      return (v & c.mask) == c.value;
+  }
+  return false;
+}
+
+// The profile's own verdict on a call, from its rules (without the composition-rule gates):
+// true when a deny rule matches these arguments, or when an allow-list has no allow rule for it.
+bool profile_denies(const policy::SeccompProfile& p, const std::string& name, const std::array<uint64_t, 6>& args) {
+  bool allowed = false;
+  for (const policy::SeccompRule& r : p.rules) {
+    if (r.syscall != name || r.verdict == policy::SeccompVerdict::gate) continue;
+    bool holds = std::all_of(r.conditions.begin(), r.conditions.end(),
+                             [&](const policy::SeccompCondition& c) { return condition_holds(c, args); });
+    if (!holds) continue;
+    if (r.verdict == policy::SeccompVerdict::deny) return true;
+    if (r.verdict == policy::SeccompVerdict::allow) allowed = true;
+  }
+  if (p.default_verdict != policy::SeccompVerdict::deny) return false;
+  // An allow-list: a gated call was allowed outright before the gate replaced its allowance.
+  return !allowed && !p.gates.count(name);
+}
+
+}  // namespace
+
+// A call gated by composition rules: allowed (continued) until a rule that denies its class has
+// fired in the kernel; then EPERM, with a deny event naming the rule. Returns false when the
+// call is not a gated one.
+bool Supervisor::decide_gate(const SeccompNotice& n) {
+  const policy::SeccompProfile& profile = config_.plan->seccomp;
+  auto gate = profile.gates.find(n.syscall);
+  if (n.foreign_abi || gate == profile.gates.end() || profile_denies(profile, n.syscall, n.args)) return false;
+  const std::vector<size_t>& denied_by = gate->second == "write" ? profile.write_denied_by : profile.exec_denied_by;
+  uint64_t fired = config_.bpf ? config_.bpf->counters(config_.cgroup_id).state.rules_fired : 0;
+  const policy::Rule* rule = nullptr;
+  size_t index = 0;
+  for (size_t i : denied_by) {
+    if (i < 64 && (fired & (1ULL << i))) {
+      rule = &config_.plan->rules[i];
+      index = i;
+      break;
+    }
+  }
+  if (!rule) {
+    listener_->allow(n);
+    return true;
+  }
+  nlohmann::json args = nlohmann::json::array();
+  for (uint64_t a : n.args) args.push_back(hex(a));
+  events_.emit("deny", n.pid,
+               {{"section", "rules"},
+                {"rule", rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id},
+                {"origin", "/rules/" + std::to_string(index)},
+                {"denies", gate->second},
+                {"syscall", n.syscall},
+                {"nr", n.nr},
+                {"args", args},
+                {"reason", "composition rule " + (rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id) +
+                               " fired and denies " + gate->second},
+                {"action", "EPERM"}});
+  record_denial(n.syscall + " (/rules/" + std::to_string(index) + ")");
+  ++seccomp_denials_;
+  listener_->fail(n, EPERM);
+  return true;
+}
+
 void Supervisor::on_notification() {
   std::optional<SeccompNotice> n = listener_->receive();
   if (!n) return;
+  if (decide_gate(*n)) return;
   const policy::SeccompProfile& profile = config_.plan->seccomp;
   nlohmann::json args = nlohmann::json::array();
   for (uint64_t a : n->args) args.push_back(hex(a));

@@ -64,6 +64,7 @@ class Supervisor {
   void on_signal();
   void on_tick();
   void on_notification();
+  bool decide_gate(const struct SeccompNotice& notice);
   void on_ring();
   void on_dns();
   bool on_meter();  // true when it read something
