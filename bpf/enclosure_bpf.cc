@@ -53,6 +53,7 @@ LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   bool read_triggers = std::any_of(plan.rules.begin(), plan.rules.end(),
                                    [](const policy::Rule& r) { return !r.after.read.empty(); });
   n.sys_exit = plan.audit.files || read_triggers || plan.baseline.has_value();
+  n.behaviour = plan.baseline.has_value();
   return n;
 }
 
@@ -144,8 +145,8 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   }
   if (plan.audit.files) cfg.flags |= ENC_AUDIT_FILES;
   // A behaviour baseline compares per-window counts of opens and the set of syscalls seen.
-  if (plan.audit.syscalls || plan.baseline) cfg.flags |= ENC_AUDIT_SYSCALLS;
-  if (plan.baseline) cfg.flags |= ENC_COUNT_OPENS;
+  if (plan.audit.syscalls || needs_.behaviour) cfg.flags |= ENC_AUDIT_SYSCALLS;
+  if (needs_.behaviour) cfg.flags |= ENC_COUNT_OPENS;
   if (b.egress_bytes) {
     cfg.flags |= ENC_EGRESS_BUDGET;
     cfg.egress_bytes_budget = *b.egress_bytes;
@@ -199,7 +200,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   std::vector<uint64_t> zero_batches(static_cast<size_t>(ncpus_), 0);
   update(skel_->maps.syscall_batches, &cgid, sizeof cgid, zero_batches.data(),
          zero_batches.size() * sizeof(uint64_t), "syscall batches");
-  if (plan.audit.syscalls || plan.baseline) {
+  if (plan.audit.syscalls || needs_.behaviour) {
     std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
     update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(), zero_hist.size() * sizeof(uint64_t),
            "syscall histogram");

@@ -36,6 +36,9 @@ struct LayerNeeds {
   bool exec = false;      // sched_process_exec: tool calls, exec events
   bool sys_enter = false; // syscall budget, histogram, file-access log
   bool sys_exit = false;  // file-access log
+  // Behaviour counters (successful opens, the syscall histogram) for a baseline, or for the
+  // observation run of `enclosure learn`, which must measure exactly what a baseline checks.
+  bool behaviour = false;
   size_t ring_bytes = 1 << 22;
 
   static LayerNeeds of(const policy::EnforcementPlan& plan);

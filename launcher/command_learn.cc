@@ -3,6 +3,8 @@
 // Runs CMD observed (every exec, open, connect, DNS name and syscall recorded, broad read access,
 // any destination), then writes a least-privilege manifest and a behaviour profile.
 #include <boost/program_options.hpp>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -168,6 +170,8 @@ int command_learn(const Args& all_args) {
   run_args.push_back("--");
   run_args.push_back(command_path);
   run_args.insert(run_args.end(), command.begin() + 1, command.end());
+  struct timespec started {};
+  clock_gettime(CLOCK_REALTIME, &started);
   int status = command_run(run_args);
 
   // What the run did.
@@ -237,6 +241,22 @@ int command_learn(const Args& all_args) {
       if (b.contains("processes")) o.peak_processes = b["processes"].value("peak_sampled", uint64_t{0});
       if (b.contains("cpu_usec")) o.cpu_ns = b["cpu_usec"].get<uint64_t>() * 1000;
       if (b.contains("memory_peak_bytes")) o.peak_memory_bytes = b["memory_peak_bytes"].get<uint64_t>();
+    }
+  }
+  // Directories born during the run (statx birth time): a learned write grant must name the
+  // ancestor that existed before, or the next run could not create them.
+  for (const policy::ObservedOpen& f : o.opens) {
+    if (!f.write || !f.ok) continue;
+    for (std::string dir = f.directory ? f.path : policy::parent_path(f.path); dir != "/";
+         dir = policy::parent_path(dir)) {
+      struct statx stx {};
+      if (::statx(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) != 0 ||
+          !(stx.stx_mask & STATX_BTIME))
+        break;
+      bool born_during = stx.stx_btime.tv_sec > started.tv_sec ||
+                         (stx.stx_btime.tv_sec == started.tv_sec && stx.stx_btime.tv_nsec >= static_cast<uint32_t>(started.tv_nsec));
+      if (!born_during) break;
+      o.created_dirs.insert(dir);
     }
   }
   for (const auto& [second, counts] : windows) {

@@ -9,7 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <optional>
 #include <set>
 
@@ -26,6 +30,7 @@
 #include "launcher/manifest_file.h"
 #include "launcher/spawn.h"
 #include "launcher/supervisor.h"
+#include "policy/baseline.h"
 #include "policy/compile.h"
 #include "policy/path.h"
 #include "policy/units.h"
@@ -52,6 +57,7 @@ struct RunOptions {
   size_t collector_buffer_lines = 100000;
   std::string dns_upstream;
   std::string dns_grace = "10s";
+  bool observe = false;  // `enclosure learn`: any program of the granted tree may run
   std::vector<std::string> command;
 };
 
@@ -104,7 +110,7 @@ std::vector<std::string> build_environment(const policy::Process& process) {
 
 void print_summary(const RunIdentity& id, const RunOutcome& o) {
   bool intervened = o.denials > 0 || o.ended_by == "budget" || o.ended_by == "violation" ||
-                    o.ended_by == "audit_unavailable";
+                    o.ended_by == "audit_unavailable" || o.ended_by == "anomaly";
   if (!intervened) return;
   std::string line = "enclosure: run " + id.run_id + ":";
   if (o.denials > 0) {
@@ -113,6 +119,7 @@ void print_summary(const RunIdentity& id, const RunOutcome& o) {
   }
   if (o.ended_by == "budget") line += " terminated: budget " + o.budget + " exceeded;";
   if (o.ended_by == "violation") line += " terminated on the first violation (on_violation: kill);";
+  if (o.ended_by == "anomaly") line += " terminated: " + o.message + " (baseline action: kill);";
   if (o.ended_by == "audit_unavailable") line += " terminated: " + o.message + ";";
   line += " exit " + std::to_string(o.exit_code) + "\n";
   write_all(STDERR_FILENO, line.data(), line.size());
@@ -138,6 +145,27 @@ int run(const RunOptions& opt) {
     return kLaunchError;
   }
   policy::EnforcementPlan& plan = *compiled.plan;
+  if (opt.observe) {
+    // The observation run of `enclosure learn`: every readable file is also executable, so that
+    // the programs the command starts can be observed rather than refused.
+    for (policy::LandlockGrant& g : plan.landlock.grants) {
+      if (g.access & policy::kLandlockRead) g.access |= policy::kLandlockExecute;
+    }
+  }
+  std::optional<policy::BaselineProfile> baseline;
+  if (plan.baseline) {
+    std::ifstream in(plan.baseline->profile);
+    std::stringstream text;
+    text << in.rdbuf();
+    policy::Diagnostics diagnostics;
+    if (in) baseline = policy::parse_baseline_profile(text.str(), diagnostics);
+    if (!baseline) {
+      std::cerr << "enclosure run: /baseline/profile: " << plan.baseline->profile << ": "
+                << (in ? "not a behaviour profile written by enclosure learn" : std::strerror(errno)) << "\n";
+      for (const policy::Diagnostic& d : diagnostics.errors()) std::cerr << "  " << d.path << ": " << d.message << "\n";
+      return kLaunchError;
+    }
+  }
   uint64_t grace_ns = 0;
   if (opt.grace != "0" && opt.grace != "0s") {
     policy::Parsed<uint64_t> grace = policy::parse_duration(opt.grace);
@@ -172,7 +200,7 @@ int run(const RunOptions& opt) {
     std::cerr << "enclosure run: tool \"" << tool->name << "\": " << tool->path << " " << exe.error << "\n";
     return kNotExecutable;
   }
-  if (exe.kind == ExecutableInfo::Kind::script && !plan.tool_by_path(exe.interpreter)) {
+  if (exe.kind == ExecutableInfo::Kind::script && !plan.tool_by_path(exe.interpreter) && !opt.observe) {
     std::cerr << "enclosure run: tool \"" << tool->name << "\" is a script for " << exe.interpreter
               << ", which is not one of the manifest's tools; a script's interpreter must be a tool\n";
     return kNotExecutable;
@@ -274,6 +302,7 @@ int run(const RunOptions& opt) {
     if (!cgroup) throw LaunchError("bpf: the eBPF layer needs the run's cgroup: " + host.cgroup_v2.detail);
     bpf::LayerNeeds needs = bpf::LayerNeeds::of(plan);
     if (opt.ring_buffer_bytes) needs.ring_bytes = opt.ring_buffer_bytes;
+    if (opt.observe) needs.behaviour = needs.sys_enter = needs.sys_exit = true;
     try {
       kernel_layer = std::make_unique<bpf::EnclosureBpf>(needs);
       std::optional<std::pair<uint16_t, uint16_t>> dns_ports;
@@ -284,6 +313,7 @@ int run(const RunOptions& opt) {
         ResolverConfig rc;
         rc.hosts = plan.network.hosts;
         rc.upstream = opt.dns_upstream;
+        rc.answer_all = opt.observe;
         DnsAdmissions* table = admissions.get();
         resolver = std::make_unique<DnsResolver>(rc, [table](const DnsAdmission& a) { table->admit(a); });
         dns_ports = std::make_pair(resolver->port4(), resolver->port6());
@@ -464,6 +494,8 @@ int run(const RunOptions& opt) {
   config.meter_fd = meter_read.get();
   config.audit_required = opt.audit_required;
   config.resolver = resolver.get();
+  config.observe = opt.observe;
+  config.baseline = baseline;
   config.admissions = admissions.get();
   Supervisor supervisor(config, events, cgroup.get(), std::move(init), std::move(channel_parent));
   RunOutcome outcome = supervisor.run();
@@ -555,9 +587,14 @@ int command_run(const Args& all_args) {
       "nameserver of /etc/resolv.conf); used when the manifest sets /network/dns")(
       "dns-grace", po::value(&opt.dns_grace)->default_value("10s"),
       "how long an answered address stays reachable after its TTL ran out");
+  // Used by `enclosure learn` only; not shown in the help.
+  po::options_description hidden;
+  hidden.add_options()("observe", po::bool_switch(&opt.observe));
+  po::options_description all;
+  all.add(options).add(hidden);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
+    po::store(po::command_line_parser(args).options(all).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "enclosure run: " << e.what() << "\n" << options;

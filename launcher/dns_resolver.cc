@@ -276,7 +276,7 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
   nlohmann::json event = {{"type", "dns"}, {"name", q->name}, {"query_type", q->type_name},
                           {"transport", tcp ? "tcp" : "udp"}};
   std::vector<size_t> rules = matching_rules(q->name);
-  if (rules.empty()) {
+  if (rules.empty() && !config_.answer_all) {
     // Never forwarded: the name itself would carry data out through the upstream's logs.
     event["result"] = "refused";
     event["reason"] = "no egress host rule allows this name";
@@ -299,7 +299,7 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
   }
   DnsQuestion asked = *q;
   asked.id = upstream_id;
-  auto allowed = [this](const std::string& name) { return !matching_rules(name).empty(); };
+  auto allowed = [this](const std::string& name) { return config_.answer_all || !matching_rules(name).empty(); };
   std::optional<DnsAnswer> a = read_dns_answer(reply.data(), reply.size(), asked, allowed, error);
   if (!a || a->id != upstream_id) {
     event["result"] = "error";

@@ -31,6 +31,7 @@ struct ResolverConfig {
   std::vector<policy::HostEgress> hosts;
   std::string upstream;  // "ADDR:PORT" or "[V6]:PORT"; empty: the first nameserver of /etc/resolv.conf
   int upstream_timeout_ms = 2000;
+  bool answer_all = false;  // `enclosure learn`'s observation run: every name is answered
 };
 
 class DnsResolver {

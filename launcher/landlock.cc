@@ -110,6 +110,9 @@ LandlockRuleset::LandlockRuleset(const policy::LandlockPlan& plan, const ViewRes
   nlohmann::json grants = nlohmann::json::array();
   auto add_path = [&](const std::string& path, uint64_t rights, const std::string& origin) {
     UniqueFd target(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    // A granted path the host does not have is absent from the view too (the mount view
+    // reports it in `absent`): there is nothing to grant, and skipping a grant never widens.
+    if (!target && errno == ENOENT) return;
     if (!target) throw_errno("landlock: open " + path + " for " + origin);
     struct stat st {};
     if (::fstat(target.get(), &st) != 0) throw_errno("landlock: stat " + path);

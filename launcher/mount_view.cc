@@ -275,6 +275,12 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
         UniqueFd target = make_target(root.get(), real, dir, what);
         UniqueFd tree = clone_tree(item.host.fd.get(), dir, attrs, what);
         attach(tree.get(), target.get(), what);
+        if (real == "/") {
+          // The grant covers the view's root: every later step must go into the granted tree
+          // mounted there, not into the tmpfs it now hides (where it would be invisible).
+          root.reset(::open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC));
+          if (!root) throw_errno(what + ": reopen the view's root");
+        }
         break;
       }
       case policy::MountKind::tmpfs: {

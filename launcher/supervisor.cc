@@ -100,6 +100,11 @@ Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunC
   }
   if (config_.bpf) add(config_.bpf->ring_fd());
   if (config_.resolver) add(config_.resolver->event_fd());
+  if (config_.bpf && (config_.observe || config_.baseline)) {
+    uint64_t window_ns = (config_.baseline ? config_.baseline->window_ms : 1000) * 1'000'000ULL;
+    window_timer_ = make_timer(window_ns, window_ns);
+    add(window_timer_.get());
+  }
   if (config_.meter_fd >= 0) {
     add(config_.meter_fd);
     meter_open_ = true;
@@ -164,7 +169,7 @@ void Supervisor::terminate(const std::string& reason, const std::string& budget,
     events_.emit("budget", init_.pid,
                  {{"name", budget}, {"limit", limit}, {"value", value}, {"action", "terminate"}});
   }
-  if (reason == "violation" || reason == "audit_unavailable") {
+  if (reason == "violation" || reason == "audit_unavailable" || reason == "anomaly") {
     // on_violation: kill ends the enclosure at once; so does an audit trail that cannot be
     // delivered under --audit-required: nothing of the agent runs on unrecorded.
     signal_enclosure(SIGKILL);
@@ -216,6 +221,59 @@ void Supervisor::on_dns() {
   for (nlohmann::json& e : config_.resolver->take_events()) {
     e.erase("type");
     events_.emit("dns", init_.pid, e);
+  }
+}
+
+// One window of behaviour: the counts since the last window, as `enclosure learn` records them
+// (a `window` event) and as a baseline checks them (`anomaly` events).
+void Supervisor::on_window() {
+  drain(window_timer_.get());
+  bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+  policy::BaselineWindow w;
+  uint64_t syscalls = 0;
+  for (const auto& [nr, count] : c.histogram) {
+    syscalls += count;
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    w.syscalls.insert(name ? name : "nr " + std::to_string(nr));
+    std::free(name);
+  }
+  std::map<std::string, uint64_t> totals = {
+      {"syscalls", syscalls}, {"opens", c.state.opens}, {"connects", c.state.connects}, {"execs", c.state.execs}};
+  for (const auto& [metric, total] : totals) {
+    uint64_t before = window_totals_.count(metric) ? window_totals_[metric] : 0;
+    w.counts[metric] = total >= before ? total - before : 0;
+  }
+  window_totals_ = totals;
+  uint64_t window_ms = config_.baseline ? config_.baseline->window_ms : 1000;
+  if (config_.observe) {
+    nlohmann::json f = {{"window_ms", window_ms}};
+    for (const auto& [metric, count] : w.counts) f[metric] = count;
+    events_.emit("window", init_.pid, f);
+  }
+  if (!config_.baseline) return;
+  const policy::Baseline& rule = *config_.plan->baseline;
+  for (const policy::Anomaly& a : policy::check_baseline_window(*config_.baseline, rule.tolerance, w, anomalies_reported_)) {
+    ++anomalies_;
+    nlohmann::json f = {{"what", a.what}, {"window_ms", window_ms}, {"origin", "/baseline"},
+                        {"profile", rule.profile},
+                        {"action", rule.action == policy::BaselineAction::kill ? "terminate" : "alert"}};
+    if (a.what == "rate") {
+      f["metric"] = a.metric;
+      f["value"] = a.value;
+      f["profile_peak"] = a.peak;
+      f["limit"] = a.limit;
+      f["tolerance"] = rule.tolerance;
+    } else {
+      f["syscall"] = a.metric;
+      f["reason"] = "a system call never seen while learning";
+    }
+    events_.emit("anomaly", init_.pid, f);
+    if (rule.action == policy::BaselineAction::kill && !terminating_) {
+      outcome_.message = "behaviour anomaly: " + (a.what == "rate" ? a.metric + " rate " + std::to_string(a.value) +
+                                                                         " per window above the profile's peak x tolerance"
+                                                                   : "syscall " + a.metric + " never seen while learning");
+      terminate("anomaly", "", nullptr, nullptr, false);
+    }
   }
 }
 
@@ -584,6 +642,8 @@ RunOutcome Supervisor::run() {
         } else {
           on_notification();
         }
+      } else if (window_timer_ && fd == window_timer_.get()) {
+        on_window();
       } else if (config_.resolver && fd == config_.resolver->event_fd()) {
         on_dns();
       } else if (config_.bpf && fd == config_.bpf->ring_fd()) {
@@ -614,6 +674,7 @@ RunOutcome Supervisor::run() {
     on_ring();
     check_kernel_counters();
     report_unrecorded_budgets();
+    if (window_timer_) on_window();  // the last, partial window
   }
   siginfo_t info{};
   ::waitid(P_PIDFD, static_cast<id_t>(init_.pidfd.get()), &info, WEXITED);
@@ -649,16 +710,19 @@ RunOutcome Supervisor::run() {
   if (b.wall_clock_ns) figures["wall_clock"]["limit"] = policy::format_duration(*b.wall_clock_ns);
   if (cgroup_) {
     if (auto usec = cgroup_->cpu_usage_usec()) {
+      figures["cpu_usec"] = *usec;
       figures["cpu_time"] = {{"value", elapsed_text(*usec * 1000)}};
       if (b.cpu_time_ns) figures["cpu_time"]["limit"] = policy::format_duration(*b.cpu_time_ns);
     }
     if (auto peak = cgroup_->memory_peak_bytes()) {
+      figures["memory_peak_bytes"] = *peak;
       figures["memory"] = {{"peak", policy::format_size(*peak)}};
       if (b.memory_bytes) figures["memory"]["limit"] = policy::format_size(*b.memory_bytes);
     }
+    figures["processes"] = {{"peak_sampled", peak_processes_}};
     if (b.processes) {
-      figures["processes"] = {{"limit", *b.processes}, {"peak_sampled", peak_processes_},
-                              {"fork_refusals", pids_hits_seen_}};
+      figures["processes"]["limit"] = *b.processes;
+      figures["processes"]["fork_refusals"] = pids_hits_seen_;
     }
   }
   if (config_.bpf) {
@@ -703,6 +767,7 @@ RunOutcome Supervisor::run() {
   figures["cost_usd"]["reports"] = meter_reports_;
   figures["cost_usd"]["rejected_reports"] = meter_rejected_;
   if (outcome_.figures.contains("absent")) figures["absent"] = outcome_.figures["absent"];
+  if (config_.baseline) figures["anomalies"] = anomalies_;
   outcome_.figures = figures;
   return outcome_;
 }

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +20,7 @@
 #include "launcher/fd.h"
 #include "launcher/meter.h"
 #include "launcher/spawn.h"
+#include "policy/baseline.h"
 #include "policy/plan.h"
 
 namespace launcher {
@@ -33,11 +36,13 @@ struct SupervisorConfig {
   bool audit_required = false;        // a sink that cannot deliver ends the run (exit 125)
   class DnsResolver* resolver = nullptr;      // the enclosure's resolver, when /network/dns
   class DnsAdmissions* admissions = nullptr;  // its admitted addresses
+  bool observe = false;  // `enclosure learn`: a `window` event per window of counts
+  std::optional<policy::BaselineProfile> baseline;  // /baseline: anomalies per window
 };
 
 struct RunOutcome {
   int exit_code = 125;
-  std::string ended_by;          // exited, signaled, budget, violation, audit_unavailable,
+  std::string ended_by;          // exited, signaled, budget, violation, anomaly, audit_unavailable,
                                  // setup_error, exec_error
   std::string budget;            // the budget that ended the run, if any
   std::string message;           // set-up or exec error text
@@ -67,6 +72,7 @@ class Supervisor {
   bool decide_gate(const struct SeccompNotice& notice);
   void on_ring();
   void on_dns();
+  void on_window();
   bool on_meter();  // true when it read something
   void on_meter_line(const MeterLineSplitter::Line& line);
   void on_sink_tick();
@@ -91,6 +97,10 @@ class Supervisor {
   UniqueFd tick_timer_;
   UniqueFd grace_timer_;
   UniqueFd sink_timer_;
+  UniqueFd window_timer_;
+  std::map<std::string, uint64_t> window_totals_;  // counts at the end of the last window
+  std::set<std::string> anomalies_reported_;
+  uint64_t anomalies_ = 0;
   std::unique_ptr<class SeccompListener> listener_;
   uint64_t start_ns_ = 0;
 

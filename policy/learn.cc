@@ -92,7 +92,9 @@ LearnResult learn_manifest(const Observation& o, const LearnOptions& options,
         out.flagged.push_back(f.path);
       continue;
     }
-    if (path_is_under(f.path, "/tmp")) {
+    // Scratch files under /tmp become a private tmpfs; the working directory (bound from the
+    // host while learning) stays a real grant even when it lies under /tmp.
+    if (path_is_under(f.path, "/tmp") && !(o.cwd != "/" && path_is_under(f.path, o.cwd))) {
       tmpfs.insert("/tmp");
       continue;
     }
@@ -105,6 +107,9 @@ LearnResult learn_manifest(const Observation& o, const LearnOptions& options,
       continue;
     }
     std::string dir = f.directory ? f.path : parent_path(f.path);
+    // A directory the run created did not exist before it: the grant goes to the nearest
+    // ancestor that did, where the creating happened.
+    while (f.write && dir != "/" && o.created_dirs.count(dir)) dir = parent_path(dir);
     std::string grant = too_wide(dir) ? f.path : dir;
     if (grant == "/" || too_wide(grant)) continue;
     (f.write ? writes : reads).insert(grant);
@@ -126,8 +131,7 @@ LearnResult learn_manifest(const Observation& o, const LearnOptions& options,
       covered = covered || path_is_under(cwd, g);
     for (const std::string& g : write_list)
       covered = covered || path_is_under(cwd, g);
-    for (const std::string& g : tmpfs)
-      covered = covered || path_is_under(cwd, g);
+    // (a tmpfs does not cover it: it would be a fresh, empty directory)
     if (!covered) {
       if (too_wide(cwd) || looks_secret(cwd)) {
         cwd = "/";

@@ -11,7 +11,7 @@ _enclosure() {
         cword=$COMP_CWORD
     fi
 
-    local commands="run check explain diff doctor export learn collect audit daemon"
+    local commands="run check explain diff doctor export learn collect audit"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
         return
@@ -34,7 +34,7 @@ _enclosure() {
     case $command in
         run)
             options+=" -m --manifest --context --context-file --events --audit-required"
-            options+=" --collector-buffer --grace --ring-buffer --"
+            options+=" --collector-buffer --grace --ring-buffer --dns-upstream --dns-grace --"
             ;;
         check) options+=" --context --context-file -q --quiet" ;;
         explain) options+=" --context --context-file --json" ;;
@@ -46,7 +46,6 @@ _enclosure() {
             options+=" --listen --audit-log --metrics --metrics-allow-remote --socket-mode"
             options+=" --rotate-size --fsync"
             ;;
-        daemon) options+=" --socket" ;;
         audit)
             if ((cword == 2)); then
                 COMPREPLY=($(compgen -W "verify show --help" -- "$cur"))
@@ -77,10 +76,6 @@ _enclosure() {
             COMPREPLY=($(compgen -W "unix:" -- "$cur"))
             return
             ;;
-        --socket)
-            COMPREPLY=($(compgen -f -- "$cur"))
-            return
-            ;;
         --fsync)
             COMPREPLY=($(compgen -W "durable interval" -- "$cur"))
             return
@@ -90,7 +85,7 @@ _enclosure() {
             return
             ;;
         --context | --grace | --ring-buffer | --collector-buffer | --headroom | --timeout | \
-            --dns-upstream | --metrics | --socket-mode | --rotate-size | --run | --since)
+            --dns-upstream | --dns-grace | --metrics | --socket-mode | --rotate-size | --run | --since)
             return
             ;;
     esac

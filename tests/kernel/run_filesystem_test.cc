@@ -471,3 +471,41 @@ t("listing", lambda: sorted(os.listdir(d)))
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("tasks/beta/out.txt")));
 }
+
+// A grant of "/" covers the view's root: the steps after it (tmpfs, write grants, hide, the
+// enclosure's own /proc) must still take effect on top of it, not vanish beneath it.
+TEST(RunFilesystem, GrantOfTheWholeHostStillAppliesEveryLaterStep) {
+  TempDir dir;
+  std::string hidden = dir.write("secret.txt", "hidden\n");
+  std::string visible = dir.write("visible.txt", "visible\n");
+  dir.write("work/keep", "");
+  ::chmod(dir.file("work").c_str(), 0777);  // the agent runs as uid 65534
+  nlohmann::json m = base_manifest("fs-root", {"/usr/bin/python3"});
+  m["filesystem"] = {{"read", {"/"}}, {"write", {dir.file("work")}}, {"tmpfs", {"/var/tmp"}}, {"hide", {hidden}}};
+  std::string body =
+      "D = A[0]\n"
+      "t('visible', lambda: open(D + '/visible.txt').read())\n"
+      "t('hidden', lambda: open(D + '/secret.txt').read())\n"
+      "t('write', lambda: open(D + '/work/out', 'w').write('x'))\n"
+      "t('ro', lambda: open(D + '/new', 'w'))\n"
+      "t('tmpfs', lambda: open('/var/tmp/' + os.path.basename(D), 'w').write('y'))\n"
+      "t('proc_pids', lambda: sorted(int(p) for p in os.listdir('/proc') if p.isdigit())[0])\n";
+  harness::RunResult r = run_enclosure(dir, m, python_agent(body, {dir.path()}));
+  nlohmann::json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["visible"], "visible\n") << r.describe();
+  EXPECT_NE(res["hidden"], "hidden\n") << r.describe();
+  EXPECT_EQ(res["write"], 1) << r.describe();
+  EXPECT_EQ(res["ro"], "EROFS") << r.describe();
+  EXPECT_EQ(res["tmpfs"], 1) << r.describe();
+  EXPECT_EQ(res["proc_pids"], 1) << "the enclosure's own /proc (its pid namespace) must cover the host's\n"
+                                 << r.describe();
+  EXPECT_FALSE(std::filesystem::exists("/var/tmp/" + std::filesystem::path(dir.path()).filename().string()))
+      << "a write to the tmpfs reached the host";
+
+  // A mount point the read-only host tree does not have cannot be made: a clear error.
+  m["filesystem"]["tmpfs"] = {dir.file("no-such-dir")};
+  harness::RunResult refused = run_enclosure(dir, m, python_agent("", {dir.path()}));
+  EXPECT_EQ(refused.exit_code, 125) << refused.describe();
+  EXPECT_NE(refused.err.find("create it on the host"), std::string::npos) << refused.describe();
+}

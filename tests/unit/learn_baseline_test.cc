@@ -123,6 +123,22 @@ TEST(Learn, BaseKeepsMetadataAndWhatTheRunDidNotExercise) {
   EXPECT_EQ(loaded.manifest->network.egress[0].cidr_text, "10.0.0.0/8");
 }
 
+TEST(Learn, WorkingDirectoryUnderTmpStaysARealGrant) {
+  Observation o = sample();
+  o.cwd = "/tmp/job";
+  o.opens = {{"/tmp/job/data/a.txt", false, false, true},
+             {"/tmp/job/out/new/report.md", true, false, true},
+             {"/tmp/scratch.txt", true, false, true}};
+  o.created_dirs = {"/tmp/job/out", "/tmp/job/out/new"};
+  policy::LearnResult r = policy::learn_manifest(o, {2.0, "agent", "2026-11-28"}, std::nullopt);
+  const nlohmann::json& fs = r.manifest["filesystem"];
+  // Scratch under /tmp is a tmpfs; the job's files are real grants; directories the run
+  // created are granted through the ancestor that existed.
+  EXPECT_EQ(fs["tmpfs"], nlohmann::json::array({"/tmp"})) << fs.dump();
+  EXPECT_EQ(fs["write"], nlohmann::json::array({"/tmp/job"})) << fs.dump();
+  EXPECT_EQ(r.manifest["process"]["cwd"], "/tmp/job");
+}
+
 TEST(Learn, SecretLookingPaths) {
   for (const char* p :
        {"/home/a/.ssh/config", "/root/.aws/config", "/home/a/.netrc", "/x/id_rsa", "/x/id_rsa.pub",
