@@ -13,6 +13,8 @@
 #              clients (open records, batched; deny records, durable) with --fsync durable and
 #              --fsync interval; and 4 real runs with audit.files flooding opens, end to end
 #   policy:    parse + validate + compile of a manifest with 1,000 egress rules and 1,000 paths
+#   dns:       latency a query gains through the enclosure's resolver (name check, forward,
+#              answer check, admission) vs straight to the upstream
 #
 # Environment: RUNS (launch repetitions, default 30), LOOP (syscall iterations, default 2000000),
 # COLLECTOR_EVENTS (records per collector client, default 50000).
@@ -26,10 +28,11 @@ COLLECTOR_EVENTS=${COLLECTOR_EVENTS:-50000}
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target enclosure syscall_loop policy_bench >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target enclosure syscall_loop policy_bench dns_bench >/dev/null
 ENCLOSURE=$PWD/$BUILD_DIR/launcher/enclosure
 LOOP_BIN=$PWD/$BUILD_DIR/tests/bench/syscall_loop
 POLICY_BENCH=$PWD/$BUILD_DIR/tests/bench/policy_bench
+DNS_BENCH=$PWD/$BUILD_DIR/tests/bench/dns_bench
 for tool in hyperfine bwrap; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/install-deps.sh" >&2; exit 1; }
 done
@@ -293,4 +296,11 @@ PY
   echo "## Policy"
   echo
   echo "parse + validate + compile, 1,000 egress rules and 1,000 paths: $("$POLICY_BENCH" 50) µs (median of 50)"
+  echo
+  echo "## DNS: the enclosure's resolver (UDP, median of 2,000 queries, µs)"
+  echo
+  echo "| straight to the upstream | through the resolver | added |"
+  echo "|---:|---:|---:|"
+  read -r direct through added < <("$DNS_BENCH" 2000)
+  echo "| $direct | $through | $added |"
 } | tee "$report"
