@@ -34,6 +34,9 @@ void DnsAdmissions::admit(const DnsAdmission& a) {
   uint64_t now = monotonic_now_ns();
   uint64_t expires = now + static_cast<uint64_t>(a.ttl) * 1'000'000'000ULL + grace_ns_;
   std::lock_guard<std::mutex> lock(mutex_);
+  // Named even when no host rule admits it (learn's observation run answers every name, and
+  // a static CIDR rule admits the address): connect and deny events carry the name.
+  history_[address_without_prefix(a.address)].insert(a.name);
   for (auto& [protocol, grant] : by_protocol) {
     Entry& e = entries_[{a.address, protocol}];
     bool live = e.expires_ns > now;
@@ -47,7 +50,6 @@ void DnsAdmissions::admit(const DnsAdmission& a) {
     e.ports = ports;
     e.expires_ns = std::max(live ? e.expires_ns : 0, expires);
     e.names.insert(a.name);
-    history_[address_without_prefix(a.address)].insert(a.name);
     bpf_.admit(cgroup_id_, a.address, protocol, e.ports, e.rule_index);
   }
 }

@@ -60,7 +60,7 @@ HostFeatures probe_host(bool with_bpf) {
     h.cgroup_v2 = {false, "no cgroup2 file system is mounted"};
   } else if (::access(h.cgroups.v2_own_dir().c_str(), W_OK) != 0) {
     h.cgroup_v2 = {false, "cannot create cgroups under " + h.cgroups.v2_own_dir() +
-                              " (not root and not delegated; `enclosure daemon` provides them)"};
+                              " (not root, and not delegated to this user)"};
   } else {
     h.cgroup_v2 = {true, "cgroup2 at " + h.cgroups.v2_mount + ", run cgroups under " + h.cgroups.v2_own_dir()};
   }
@@ -99,7 +99,7 @@ HostFeatures probe_host(bool with_bpf) {
     h.bpf_program_types[name] = {rc == 1, rc == 1 ? "loads" : (h.root ? "does not load" : "needs root")};
   }
   if (!h.root) {
-    h.bpf = {false, "needs root (or `enclosure daemon`)"};
+    h.bpf = {false, "needs root"};
   } else {
     try {
       bpf::GetppidProbe probe(::getpid());

@@ -179,6 +179,9 @@ LearnResult learn_manifest(const Observation& o, const LearnOptions& options,
   std::map<std::pair<std::string, Protocol>, std::set<uint16_t>> by_destination;
   std::set<std::string> named;
   for (const ObservedConnect& c : o.connects) {
+    // DNS queries went to the enclosure's resolver (port 53 is redirected there): with
+    // `dns: true` the learned manifest gets the same, and no rule for the resolver it named.
+    if (c.port == 53 && !o.dns_names.empty()) continue;
     std::string dest = c.name.empty() ? c.address : c.name;
     if (!c.name.empty()) named.insert(c.name);
     by_destination[{dest, c.protocol}].insert(c.port);

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""Checks examples/kubernetes/: every YAML document parses; the node DaemonSet is unprivileged with
-exactly the capabilities it justifies; each agent pod's manifest (from its ConfigMap) passes
+"""Checks examples/kubernetes/: every YAML document parses; every container that runs `enclosure`
+runs a command the binary has (`enclosure --help`); the node DaemonSet runs the collector,
+unprivileged and without capabilities; each agent pod's manifest (from its ConfigMap) passes
 `enclosure check`, and the pod's command is a valid `enclosure run` invocation: the binary is the
 one its init container copies, -m names the file the ConfigMap volume puts there, --events goes to
-standard error, and the command after -- is one of the manifest's tools.
+standard error, and the command after -- is one of the manifest's tools. The launcher in the agent
+container has what it needs to build the enclosure itself (this release has no node daemon): uid 0
+in the node's user namespace (no hostUsers: false), privileged (the node's cgroup namespace and a
+writable cgroup tree, all the capabilities it uses), seccomp and AppArmor Unconfined; and the agent
+inside does not run as uid 0 (the manifest's process.user).
 
 Usage: kubernetes_test.py ENCLOSURE_BINARY SOURCE_DIR"""
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -125,6 +131,32 @@ def mounted_file(container, volumes, path):
     return None, None
 
 
+def enclosure_commands(enclosure):
+    """The commands `enclosure --help` lists."""
+    out = subprocess.run([enclosure, "--help"], capture_output=True, text=True).stdout
+    commands = set(re.findall(r"^  ([a-z]+) ", out, re.M))
+    check(commands, "enclosure --help lists no commands")
+    return commands
+
+
+def check_enclosure_commands(where, spec, commands, enclosure):
+    """Every container that runs enclosure runs a command it has, with options it knows."""
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        cmd = c.get("command", []) + c.get("args", [])
+        if len(cmd) < 2 or os.path.basename(cmd[0]) != "enclosure":
+            continue
+        if not check(cmd[1] in commands, f"{where}: {c['name']}: enclosure has no command {cmd[1]!r}"):
+            continue
+        help_text = subprocess.run([enclosure, cmd[1], "--help"], capture_output=True,
+                                   text=True).stdout
+        for w in cmd[2:]:
+            if w == "--":
+                break
+            if w.startswith("--"):
+                check(w.split("=")[0] in help_text,
+                      f"{where}: {c['name']}: `enclosure {cmd[1]}` has no option {w}")
+
+
 def check_daemonset(where, spec):
     containers = {c["name"]: c for c in spec["containers"]}
     for name, c in containers.items():
@@ -136,21 +168,9 @@ def check_daemonset(where, spec):
               f"{where}: {name}: capabilities must drop ALL")
     host_paths = {v["name"]: v["hostPath"]["path"] for v in spec.get("volumes", [])
                   if "hostPath" in v}
-    daemon = containers.get("daemon")
     collector = containers.get("collector")
-    if check(daemon is not None, f"{where}: no daemon container"):
-        caps = daemon["securityContext"]["capabilities"].get("add", [])
-        check(sorted(caps) == ["BPF", "NET_ADMIN", "PERFMON"],
-              f"{where}: daemon capabilities {caps}, expected exactly BPF, PERFMON, NET_ADMIN")
-        cmd = daemon["command"]
-        check(os.path.basename(cmd[0]) == "enclosure" and cmd[1:] ==
-              ["daemon", "--socket", "/run/enclosure/daemon.sock"],
-              f"{where}: daemon command {cmd}")
-        mounts = {m["mountPath"]: m["name"] for m in daemon.get("volumeMounts", [])}
-        check(host_paths.get(mounts.get("/run/enclosure")) == "/run/enclosure",
-              f"{where}: daemon does not mount the node's /run/enclosure")
-        check(host_paths.get(mounts.get("/sys/fs/cgroup")) == "/sys/fs/cgroup",
-              f"{where}: daemon does not mount the node's cgroup tree")
+    check(sorted(containers) == ["collector"],
+          f"{where}: containers {sorted(containers)}, expected the collector alone")
     if check(collector is not None, f"{where}: no collector container"):
         check(not collector["securityContext"]["capabilities"].get("add"),
               f"{where}: the collector needs no capability")
@@ -168,6 +188,29 @@ def check_daemonset(where, spec):
               f"{where}: the audit log {log} is not on a hostPath volume")
 
 
+def check_launcher_privileges(at, spec, container):
+    """What `enclosure run` needs to build the enclosure itself, as root on the node."""
+    pod_sc = spec.get("securityContext", {})
+    sc = container.get("securityContext", {})
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    check(uid == 0, f"{at}: the launcher must run as uid 0 (runAsUser: 0), not {uid}")
+    check(sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True,
+          f"{at}: runAsNonRoot contradicts the launcher's uid 0")
+    check(spec.get("hostUsers", True) is not False,
+          f"{at}: hostUsers: false puts the launcher in a user namespace, where the kernel grants "
+          "neither BPF nor writes to the node's cgroup tree")
+    check(sc.get("privileged") is True,
+          f"{at}: privileged must be true (the node's cgroup namespace and a writable "
+          "/sys/fs/cgroup for the run's cgroup, and the capabilities the launcher uses)")
+    check(sc.get("allowPrivilegeEscalation") is not False,
+          f"{at}: Kubernetes refuses allowPrivilegeEscalation: false with privileged: true")
+    check(sc.get("seccompProfile", {}).get("type") == "Unconfined",
+          f"{at}: seccompProfile must be Unconfined (the default profile refuses unshare, mount, bpf)")
+    check(sc.get("appArmorProfile", {}).get("type") == "Unconfined",
+          f"{at}: appArmorProfile must be Unconfined (the default profile refuses mount)")
+    check("procMount" not in sc, f"{at}: procMount needs hostUsers: false")
+
+
 def check_agent_pod(where, ns, spec, configmaps, enclosure, help_text):
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     found = 0
@@ -177,6 +220,7 @@ def check_agent_pod(where, ns, spec, configmaps, enclosure, help_text):
             continue
         found += 1
         at = f"{where}: container {c['name']}"
+        check_launcher_privileges(at, spec, c)
         options, agent = parse_run(cmd[2:], at)
         for option in options:
             check(option in help_text, f"{at}: {option} is not in `enclosure run --help`")
@@ -231,6 +275,10 @@ def check_agent_pod(where, ns, spec, configmaps, enclosure, help_text):
         if check(agent, f"{at}: no command after --"):
             tool = tool_for(agent[0], manifest.get("tools", []))
             check(tool is not None, f"{at}: {agent[0]!r} is not one of the manifest's tools")
+        # The launcher is root; the agent must not be (process.user, else it keeps uid 0).
+        user = manifest.get("process", {}).get("user")
+        check(isinstance(user, dict) and user.get("uid", 0) != 0,
+              f"{at}: {key} sets no non-root /process/user; the agent would run as uid 0")
     return found
 
 
@@ -240,6 +288,9 @@ def main():
     configmaps = {(d["metadata"].get("namespace", "default"), d["metadata"]["name"]): d
                   for _, d in docs if d["kind"] == "ConfigMap"}
     help_text = run_help(enclosure)
+    commands = enclosure_commands(enclosure)
+    for where, ns, spec in pod_specs(docs):
+        check_enclosure_commands(where, spec, commands, enclosure)
     daemonsets = agents = 0
     for where, doc in docs:
         if doc["kind"] == "DaemonSet":

@@ -12,7 +12,6 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 expected=(
   usr/bin/enclosure
-  usr/lib/systemd/system/enclosure-daemon.service
   usr/lib/systemd/system/enclosure-collector.service
   usr/lib/systemd/system/enclosure-collector.socket
   usr/lib/systemd/system/enclosed-agent@.service
@@ -36,10 +35,19 @@ for f in "${expected[@]}"; do
 done
 [ -x "$root/usr/bin/enclosure" ] && "$root/usr/bin/enclosure" --version >/dev/null ||
   fail "the installed enclosure does not run"
+commands=$("$root/usr/bin/enclosure" --help 2>/dev/null || true)
 for unit in "$root"/usr/lib/systemd/system/*; do
   grep -q '^ExecStart=/usr/bin/enclosure ' "$unit" || [[ $unit == *.socket ]] ||
     fail "$(basename "$unit"): ExecStart does not name /usr/bin/enclosure"
+  # ... and a command the installed binary has.
+  sub=$(sed -n 's|^ExecStart=/usr/bin/enclosure \([a-z]*\).*|\1|p' "$unit")
+  [ -z "$sub" ] || grep -q "^  $sub " <<<"$commands" ||
+    fail "$(basename "$unit"): enclosure has no command $sub"
 done
+# No unit for a daemon this release does not have.
+[ ! -e "$root/usr/lib/systemd/system/enclosure-daemon.service" ] &&
+  [ ! -e "$root/usr/share/enclosure/examples/systemd/enclosure-daemon.service" ] ||
+  fail "cmake --install installs enclosure-daemon.service, for a command enclosure does not have"
 # Under another prefix the units name that prefix's binary.
 DESTDIR=$tmp/opt cmake --install "$build" --prefix /opt/enclosure >/dev/null 2>&1 ||
   fail "cmake --install --prefix /opt/enclosure failed"
