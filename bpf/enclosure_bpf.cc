@@ -1,8 +1,8 @@
 #include "bpf/enclosure_bpf.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -17,7 +17,9 @@
 namespace bpf {
 namespace {
 
-std::string libbpf_error(int err) { return std::strerror(err < 0 ? -err : err); }
+std::string libbpf_error(int err) {
+  return std::strerror(err < 0 ? -err : err);
+}
 
 // libbpf's own messages explain verifier failures; keep the last lines for our error text.
 thread_local std::string g_libbpf_log;
@@ -49,7 +51,8 @@ LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   // Exec tracing counts tools and records every exec for the audit trail whenever the eBPF
   // layer is loaded at all.
   n.exec = true;
-  n.sys_enter = plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls || plan.baseline.has_value();
+  n.sys_enter =
+      plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls || plan.baseline.has_value();
   bool read_triggers = std::any_of(plan.rules.begin(), plan.rules.end(),
                                    [](const policy::Rule& r) { return !r.after.read.empty(); });
   n.sys_exit = plan.audit.files || read_triggers || plan.baseline.has_value();
@@ -73,13 +76,15 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   if (ncpus_ <= 0) fail("count possible CPUs", ncpus_);
   skel_->rodata->nr_cpus = static_cast<__u32>(ncpus_);
   size_t ring = 4096;
-  while (ring < needs.ring_bytes) ring <<= 1;
+  while (ring < needs.ring_bytes)
+    ring <<= 1;
   if (int err = bpf_map__set_max_entries(skel_->maps.events, static_cast<__u32>(ring)); err) {
     fail("size the ring buffer", err);
   }
   // Decisions (denials, budgets) have a ring of their own, at least 64 KiB.
   size_t decisions = std::max<size_t>(ring, 64 * 1024);
-  if (int err = bpf_map__set_max_entries(skel_->maps.decisions, static_cast<__u32>(decisions)); err) {
+  if (int err = bpf_map__set_max_entries(skel_->maps.decisions, static_cast<__u32>(decisions));
+      err) {
     fail("size the decisions ring buffer", err);
   }
   bpf_program__set_autoload(skel_->progs.enc_connect4, needs.egress);
@@ -98,36 +103,41 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   if (int err = enclosure_bpf__load(skel_); err) fail("load (verify) the enclosure programs", err);
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.decisions), ring_callback, &sink_, nullptr);
   if (!ring_) fail("open the decisions ring buffer", errno);
-  if (int err = ring_buffer__add(ring_, bpf_map__fd(skel_->maps.events), ring_callback, &sink_); err) {
+  if (int err = ring_buffer__add(ring_, bpf_map__fd(skel_->maps.events), ring_callback, &sink_);
+      err) {
     fail("open the events ring buffer", err);
   }
   libbpf_set_print(previous);
 
   nlohmann::json programs = nlohmann::json::object();
   if (needs.egress) {
-    programs["network"] = {"cgroup/connect4",    "cgroup/connect6",     "cgroup/sendmsg4",
-                           "cgroup/sendmsg6",    "cgroup/sock_create",  "cgroup_skb/egress",
-                           "cgroup/recvmsg4",    "cgroup/recvmsg6",     "cgroup/getpeername4",
+    programs["network"] = {"cgroup/connect4",    "cgroup/connect6",    "cgroup/sendmsg4",
+                           "cgroup/sendmsg6",    "cgroup/sock_create", "cgroup_skb/egress",
+                           "cgroup/recvmsg4",    "cgroup/recvmsg6",    "cgroup/getpeername4",
                            "cgroup/getpeername6"};
   }
   if (needs.egress_bytes) programs["budgets.egress_bytes"] = "cgroup_skb/egress";
   if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
   if (needs.sys_enter) programs["syscalls"] = "tp_btf/sys_enter";
   if (needs.sys_exit) programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
-  report_ = {{"programs", programs}, {"ring_buffer_bytes", ring}, {"decisions_ring_buffer_bytes", decisions}};
+  report_ = {{"programs", programs},
+             {"ring_buffer_bytes", ring},
+             {"decisions_ring_buffer_bytes", decisions}};
 }
 
 EnclosureBpf::~EnclosureBpf() {
   if (ring_) ring_buffer__free(ring_);
-  for (bpf_link* l : links_) bpf_link__destroy(l);
+  for (bpf_link* l : links_)
+    bpf_link__destroy(l);
   if (skel_) enclosure_bpf__destroy(skel_);
 }
 
 void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
-                             const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders,
+                             const std::vector<size_t>& script_tools,
+                             const std::vector<std::string>& loaders,
                              std::optional<std::pair<uint16_t, uint16_t>> dns_ports) {
-  auto update = [&](bpf_map* map, const void* key, size_t key_size, const void* value, size_t value_size,
-                    const std::string& what) {
+  auto update = [&](bpf_map* map, const void* key, size_t key_size, const void* value,
+                    size_t value_size, const std::string& what) {
     if (bpf_map__update_elem(map, key, key_size, value, value_size, BPF_ANY) != 0) {
       throw BpfError("bpf: configure " + what + ": " + std::strerror(errno));
     }
@@ -160,8 +170,10 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     cfg.tool_calls_budget = *b.tool_calls;
   }
   if (plan.tools.size() > ENC_MAX_TOOLS) {
-    throw BpfError("bpf: the manifest has " + std::to_string(plan.tools.size()) + " tools; the eBPF "
-                   "layer counts at most " + std::to_string(ENC_MAX_TOOLS));
+    throw BpfError("bpf: the manifest has " + std::to_string(plan.tools.size()) +
+                   " tools; the eBPF "
+                   "layer counts at most " +
+                   std::to_string(ENC_MAX_TOOLS));
   }
   cfg.ntools = static_cast<__u32>(plan.tools.size());
   for (const policy::ToolEntry& t : plan.tools) {
@@ -172,7 +184,8 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     enc_tool_key key{cgid, kernel_dev(st.st_dev), st.st_ino};
     __u32 idx = static_cast<__u32>(t.index);
     // Two tools that are the same file count as the first of them.
-    if (bpf_map__lookup_elem(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0) continue;
+    if (bpf_map__lookup_elem(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0)
+      continue;
     idx = static_cast<__u32>(t.index);
     update(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
   }
@@ -202,13 +215,15 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
          zero_batches.size() * sizeof(uint64_t), "syscall batches");
   if (plan.audit.syscalls || needs_.behaviour) {
     std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
-    update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(), zero_hist.size() * sizeof(uint64_t),
-           "syscall histogram");
+    update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(),
+           zero_hist.size() * sizeof(uint64_t), "syscall histogram");
   }
   // Composition rules: one bit each; what fires them and what they deny.
   if (plan.rules.size() > ENC_MAX_RULES) {
-    throw BpfError("bpf: the manifest has " + std::to_string(plan.rules.size()) + " composition rules; the eBPF "
-                   "layer tracks at most " + std::to_string(ENC_MAX_RULES));
+    throw BpfError("bpf: the manifest has " + std::to_string(plan.rules.size()) +
+                   " composition rules; the eBPF "
+                   "layer tracks at most " +
+                   std::to_string(ENC_MAX_RULES));
   }
   const auto& egress_rules = plan.network.egress_rules;
   std::vector<uint64_t>& triggers = egress_triggers_[cgid];
@@ -235,7 +250,8 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     }
     for (const policy::ConnectTrigger& c : r.after.connect) {
       for (size_t e = 0; e < egress_rules.size(); ++e) {
-        if ((c.egress_index && *c.egress_index == e) || (!c.egress_index && egress_rules[e].host == c.host)) {
+        if ((c.egress_index && *c.egress_index == e) ||
+            (!c.egress_index && egress_rules[e].host == c.host)) {
           triggers[e] |= bit;
         }
       }
@@ -248,15 +264,16 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     for (const std::string& path : r.after.read) {
       struct stat st {};
       if (::stat(path.c_str(), &st) != 0) {
-        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + r.id + "): the trigger path " + path +
-                       " cannot be resolved on the host: " + std::strerror(errno));
+        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + r.id + "): the trigger path " +
+                       path + " cannot be resolved on the host: " + std::strerror(errno));
       }
       read_trigger_bits[{kernel_dev(st.st_dev), st.st_ino}] |= bit;
     }
   }
   for (const auto& [dev_ino, bits] : read_trigger_bits) {
     enc_tool_key key{cgid, dev_ino.first, dev_ino.second};
-    update(skel_->maps.read_triggers, &key, sizeof key, &bits, sizeof bits, "composition rule trigger");
+    update(skel_->maps.read_triggers, &key, sizeof key, &bits, sizeof bits,
+           "composition rule trigger");
     cfg.flags |= ENC_READ_TRIGGERS;
   }
 
@@ -278,17 +295,21 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
 }
 
 void EnclosureBpf::write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,
-                                std::vector<policy::PortRange> ports, size_t rule_index, bool merge_static) {
+                                std::vector<policy::PortRange> ports, size_t rule_index,
+                                bool merge_static) {
   if (merge_static) {
     for (const policy::CidrEgress& f : static_cidrs_[cgid]) {
-      if (f.protocol == protocol && f.cidr.contains(cidr)) ports.insert(ports.end(), f.ports.begin(), f.ports.end());
+      if (f.protocol == protocol && f.cidr.contains(cidr))
+        ports.insert(ports.end(), f.ports.begin(), f.ports.end());
     }
   }
   ports = policy::merge_port_ranges(ports);
   if (ports.size() > ENC_MAX_PORT_RANGES) {
-    throw BpfError("bpf: /network/egress/" + std::to_string(rule_index) + " (" + cidr.to_string() + ") has " +
-                   std::to_string(ports.size()) + " separate port ranges (with the rules that contain it); the eBPF "
-                   "layer takes at most " + std::to_string(ENC_MAX_PORT_RANGES));
+    throw BpfError("bpf: /network/egress/" + std::to_string(rule_index) + " (" + cidr.to_string() +
+                   ") has " + std::to_string(ports.size()) +
+                   " separate port ranges (with the rules that contain it); the eBPF "
+                   "layer takes at most " +
+                   std::to_string(ENC_MAX_PORT_RANGES));
   }
   enc_ports value{};
   value.rule_index = static_cast<__u32>(rule_index);
@@ -304,7 +325,8 @@ void EnclosureBpf::write_egress(uint64_t cgid, const policy::Cidr& cidr, policy:
       }
     }
   }
-  for (size_t i = 0; i < ports.size(); ++i) value.ranges[i] = {ports[i].first, ports[i].last};
+  for (size_t i = 0; i < ports.size(); ++i)
+    value.ranges[i] = {ports[i].first, ports[i].last};
   __u8 proto = protocol == policy::Protocol::udp ? 17 : 6;
   int rc;
   if (!cidr.v6) {
@@ -322,7 +344,8 @@ void EnclosureBpf::write_egress(uint64_t cgid, const policy::Cidr& cidr, policy:
     std::memcpy(key.addr, cidr.addr.data(), 16);
     rc = bpf_map__update_elem(skel_->maps.egress6, &key, sizeof key, &value, sizeof value, BPF_ANY);
   }
-  if (rc != 0) throw BpfError("bpf: configure egress rule " + cidr.to_string() + ": " + std::strerror(errno));
+  if (rc != 0)
+    throw BpfError("bpf: configure egress rule " + cidr.to_string() + ": " + std::strerror(errno));
 }
 
 void EnclosureBpf::admit(uint64_t cgid, const policy::Cidr& address, policy::Protocol protocol,
@@ -358,7 +381,9 @@ void EnclosureBpf::revoke(uint64_t cgid, const policy::Cidr& address, policy::Pr
 void EnclosureBpf::attach_cgroup(int cgroup_fd) {
   auto attach = [&](bpf_program* p, const char* name) {
     bpf_link* link = bpf_program__attach_cgroup(p, cgroup_fd);
-    if (!link) throw BpfError(std::string("bpf: attach ") + name + " to the enclosure's cgroup: " + std::strerror(errno));
+    if (!link)
+      throw BpfError(std::string("bpf: attach ") + name +
+                     " to the enclosure's cgroup: " + std::strerror(errno));
     links_.push_back(link);
   };
   if (needs_.egress) {
@@ -372,7 +397,8 @@ void EnclosureBpf::attach_cgroup(int cgroup_fd) {
     attach(skel_->progs.enc_getpeername4, "cgroup/getpeername4");
     attach(skel_->progs.enc_getpeername6, "cgroup/getpeername6");
   }
-  if (needs_.egress || needs_.egress_bytes) attach(skel_->progs.enc_skb_egress, "cgroup_skb/egress");
+  if (needs_.egress || needs_.egress_bytes)
+    attach(skel_->progs.enc_skb_egress, "cgroup_skb/egress");
 }
 
 void EnclosureBpf::attach_tracing() {
@@ -397,7 +423,9 @@ void EnclosureBpf::forget(uint64_t cgid) {
   egress_denied_by_.erase(cgid);
 }
 
-int EnclosureBpf::ring_fd() const { return ring_buffer__epoll_fd(ring_); }
+int EnclosureBpf::ring_fd() const {
+  return ring_buffer__epoll_fd(ring_);
+}
 
 void EnclosureBpf::drain(const std::function<void(const void* data, size_t size)>& sink) {
   sink_ = sink;
@@ -411,14 +439,16 @@ EnclosureCounters EnclosureBpf::counters(uint64_t cgid) const {
   std::vector<uint64_t> batches(static_cast<size_t>(ncpus_), 0);
   if (bpf_map__lookup_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, batches.data(),
                            batches.size() * sizeof(uint64_t), 0) == 0) {
-    for (uint64_t v : batches) c.syscalls_pending += v;
+    for (uint64_t v : batches)
+      c.syscalls_pending += v;
   }
   std::vector<uint64_t> hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
-  if (bpf_map__lookup_elem(skel_->maps.histograms, &cgid, sizeof cgid, hist.data(), hist.size() * sizeof(uint64_t),
-                           0) == 0) {
+  if (bpf_map__lookup_elem(skel_->maps.histograms, &cgid, sizeof cgid, hist.data(),
+                           hist.size() * sizeof(uint64_t), 0) == 0) {
     for (int nr = 0; nr < ENC_SYSCALL_SLOTS; ++nr) {
       uint64_t sum = 0;
-      for (int cpu = 0; cpu < ncpus_; ++cpu) sum += hist[static_cast<size_t>(cpu) * ENC_SYSCALL_SLOTS + nr];
+      for (int cpu = 0; cpu < ncpus_; ++cpu)
+        sum += hist[static_cast<size_t>(cpu) * ENC_SYSCALL_SLOTS + nr];
       if (sum) c.histogram.emplace_back(nr, sum);
     }
   }
@@ -426,7 +456,8 @@ EnclosureCounters EnclosureBpf::counters(uint64_t cgid) const {
 }
 
 void EnclosureBpf::set_reported_cost(uint64_t cgid, uint64_t micro_usd) {
-  bpf_map__update_elem(skel_->maps.reported_costs, &cgid, sizeof cgid, &micro_usd, sizeof micro_usd, BPF_ANY);
+  bpf_map__update_elem(skel_->maps.reported_costs, &cgid, sizeof cgid, &micro_usd, sizeof micro_usd,
+                       BPF_ANY);
 }
 
 }  // namespace bpf

@@ -31,11 +31,11 @@ class BpfError : public std::runtime_error {
 
 // Which programs to load and attach.
 struct LayerNeeds {
-  bool egress = false;    // network mode filtered: cgroup sock_addr, sock_create, skb egress
+  bool egress = false;        // network mode filtered: cgroup sock_addr, sock_create, skb egress
   bool egress_bytes = false;  // cgroup_skb/egress for budgets.egress_bytes alone
-  bool exec = false;      // sched_process_exec: tool calls, exec events
-  bool sys_enter = false; // syscall budget, histogram, file-access log
-  bool sys_exit = false;  // file-access log
+  bool exec = false;          // sched_process_exec: tool calls, exec events
+  bool sys_enter = false;     // syscall budget, histogram, file-access log
+  bool sys_exit = false;      // file-access log
   // Behaviour counters (successful opens, the syscall histogram) for a baseline, or for the
   // observation run of `enclosure learn`, which must measure exactly what a baseline checks.
   bool behaviour = false;
@@ -48,7 +48,7 @@ struct LayerNeeds {
 // Kernel counters of one enclosure.
 struct EnclosureCounters {
   enc_state state{};
-  uint64_t syscalls_pending = 0;  // in per-CPU batches, not yet in state.syscalls
+  uint64_t syscalls_pending = 0;                    // in per-CPU batches, not yet in state.syscalls
   std::vector<std::pair<int, uint64_t>> histogram;  // syscall number, count (non-zero only)
   uint64_t syscalls() const { return state.syscalls + syscalls_pending; }
 };

@@ -8,7 +8,8 @@
 namespace launcher {
 
 bool send_message(int sock, const nlohmann::json& body, int fd) {
-  return send_prepared(sock, body.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace), fd);
+  return send_prepared(sock, body.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace),
+                       fd);
 }
 
 bool send_prepared(int sock, const std::string& text, int fd) {

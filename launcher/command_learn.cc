@@ -2,10 +2,10 @@
 //                 [--dns-upstream ADDR:PORT] -- CMD [ARG]...
 // Runs CMD observed (every exec, open, connect, DNS name and syscall recorded, broad read access,
 // any destination), then writes a least-privilege manifest and a behaviour profile.
-#include <boost/program_options.hpp>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <boost/program_options.hpp>
 
 #include <cerrno>
 #include <cmath>
@@ -48,7 +48,8 @@ std::string join_path(const std::string& cwd, const std::string& path) {
     segments.push_back(s);
   }
   std::string out;
-  for (const std::string& s : segments) out += "/" + s;
+  for (const std::string& s : segments)
+    out += "/" + s;
   return out.empty() ? "/" : out;
 }
 
@@ -56,22 +57,23 @@ std::string join_path(const std::string& cwd, const std::string& path) {
 // destination (names answered by the resolver in observe mode), every record switched on.
 nlohmann::json observation_manifest(const std::string& cwd, const std::string& command_path,
                                     const std::string& timeout) {
-  nlohmann::json m = {{"apiVersion", "enclosure/v1"},
-                      {"metadata", {{"name", "learn"}, {"reason", "observation run of enclosure learn"}}},
-                      {"filesystem", {{"read", {"/"}}, {"tmpfs", {"/tmp"}}}},
-                      {"tools", {{{"name", "command"}, {"path", command_path}}}},
-                      {"process", {{"cwd", cwd}, {"env", {{"pass", {"PATH", "LANG", "TERM", "HOME"}}}}}},
-                      {"network",
-                       {{"mode", "filtered"},
-                        {"dns", true},
-                        {"egress",
-                         {{{"cidr", "0.0.0.0/0"}, {"ports", {"1-65535"}}, {"protocol", "tcp"}},
-                          {{"cidr", "0.0.0.0/0"}, {"ports", {"1-65535"}}, {"protocol", "udp"}},
-                          {{"cidr", "::/0"}, {"ports", {"1-65535"}}, {"protocol", "tcp"}},
-                          {{"cidr", "::/0"}, {"ports", {"1-65535"}}, {"protocol", "udp"}}}}}},
-                      {"syscalls", {{"profile", "default"}}},
-                      {"budgets", {{"wall_clock", timeout}}},
-                      {"audit", {{"files", true}, {"syscalls", true}}}};
+  nlohmann::json m = {
+      {"apiVersion", "enclosure/v1"},
+      {"metadata", {{"name", "learn"}, {"reason", "observation run of enclosure learn"}}},
+      {"filesystem", {{"read", {"/"}}, {"tmpfs", {"/tmp"}}}},
+      {"tools", {{{"name", "command"}, {"path", command_path}}}},
+      {"process", {{"cwd", cwd}, {"env", {{"pass", {"PATH", "LANG", "TERM", "HOME"}}}}}},
+      {"network",
+       {{"mode", "filtered"},
+        {"dns", true},
+        {"egress",
+         {{{"cidr", "0.0.0.0/0"}, {"ports", {"1-65535"}}, {"protocol", "tcp"}},
+          {{"cidr", "0.0.0.0/0"}, {"ports", {"1-65535"}}, {"protocol", "udp"}},
+          {{"cidr", "::/0"}, {"ports", {"1-65535"}}, {"protocol", "tcp"}},
+          {{"cidr", "::/0"}, {"ports", {"1-65535"}}, {"protocol", "udp"}}}}}},
+      {"syscalls", {{"profile", "default"}}},
+      {"budgets", {{"wall_clock", timeout}}},
+      {"audit", {{"files", true}, {"syscalls", true}}}};
   if (cwd != "/" && policy::check_absolute_path(cwd).empty()) m["filesystem"]["write"] = {cwd};
   return m;
 }
@@ -99,16 +101,21 @@ int command_learn(const Args& all_args) {
       "Paths are collapsed to directories (never \"/\", /etc or a home directory as a whole);\n"
       "paths that look like credentials are left out and named in metadata.reason. Review the\n"
       "result (`enclosure explain OUT`, `enclosure diff BASE OUT`) before approving it.\n"
-      "Exit status: 0, the command's own status when it failed, 125 on a launcher error.\n\nOptions");
+      "Exit status: 0, the command's own status when it failed, 125 on a launcher "
+      "error.\n\nOptions");
   std::string out, base_path, profile_path, timeout = "10m", upstream;
   double headroom = 2.0;
-  options.add_options()("help,h", "show this help")("output,o", po::value(&out), "the manifest to write")(
-      "manifest,m", po::value(&base_path), "a base manifest: its metadata is kept, and sections the run "
-                                           "does not exercise keep its grants")(
-      "headroom", po::value(&headroom)->default_value(2.0), "budgets = observed x headroom")(
-      "profile", po::value(&profile_path), "where to write the behaviour profile (default OUT.profile.json)")(
+  options.add_options()("help,h", "show this help")("output,o", po::value(&out),
+                                                    "the manifest to write")(
+      "manifest,m", po::value(&base_path),
+      "a base manifest: its metadata is kept, and sections the run "
+      "does not exercise keep its grants")("headroom", po::value(&headroom)->default_value(2.0),
+                                           "budgets = observed x headroom")(
+      "profile", po::value(&profile_path),
+      "where to write the behaviour profile (default OUT.profile.json)")(
       "timeout", po::value(&timeout)->default_value("10m"), "wall clock of the observed run")(
-      "dns-upstream", po::value(&upstream), "upstream resolver ADDR[:PORT] (default: /etc/resolv.conf)");
+      "dns-upstream", po::value(&upstream),
+      "upstream resolver ADDR[:PORT] (default: /etc/resolv.conf)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -134,7 +141,8 @@ int command_learn(const Args& all_args) {
   if (!base_path.empty()) {
     LoadedManifest loaded = load_manifest_file(base_path, {}, {.allow_unresolved = false});
     if (!loaded.manifest) {
-      for (const std::string& e : loaded.errors) std::cerr << e << "\n";
+      for (const std::string& e : loaded.errors)
+        std::cerr << e << "\n";
       return 125;
     }
     base = loaded.manifest;
@@ -203,8 +211,10 @@ int command_learn(const Args& all_args) {
       std::string flags = e.value("flags", "");
       policy::ObservedOpen f;
       f.path = join_path(cwd, e.value("path", ""));
-      f.write = flags.find("O_WRONLY") != std::string::npos || flags.find("O_RDWR") != std::string::npos ||
-                flags.find("O_CREAT") != std::string::npos || flags.find("O_TRUNC") != std::string::npos;
+      f.write = flags.find("O_WRONLY") != std::string::npos ||
+                flags.find("O_RDWR") != std::string::npos ||
+                flags.find("O_CREAT") != std::string::npos ||
+                flags.find("O_TRUNC") != std::string::npos;
       f.directory = flags.find("O_DIRECTORY") != std::string::npos;
       f.ok = e.value("ok", false);
       if (!e.contains("dirfd")) o.opens.push_back(f);
@@ -213,7 +223,8 @@ int command_learn(const Args& all_args) {
       policy::ObservedConnect c;
       c.address = e.value("address", "");
       c.port = static_cast<uint16_t>(e.value("port", 0));
-      c.protocol = e.value("protocol", "tcp") == "udp" ? policy::Protocol::udp : policy::Protocol::tcp;
+      c.protocol =
+          e.value("protocol", "tcp") == "udp" ? policy::Protocol::udp : policy::Protocol::tcp;
       c.name = e.value("name", "");
       o.connects.push_back(c);
       ++windows[second]["connects"];
@@ -238,9 +249,11 @@ int command_learn(const Args& all_args) {
         }
         o.syscall_count = std::max(o.syscall_count, total);
       }
-      if (b.contains("processes")) o.peak_processes = b["processes"].value("peak_sampled", uint64_t{0});
+      if (b.contains("processes"))
+        o.peak_processes = b["processes"].value("peak_sampled", uint64_t{0});
       if (b.contains("cpu_usec")) o.cpu_ns = b["cpu_usec"].get<uint64_t>() * 1000;
-      if (b.contains("memory_peak_bytes")) o.peak_memory_bytes = b["memory_peak_bytes"].get<uint64_t>();
+      if (b.contains("memory_peak_bytes"))
+        o.peak_memory_bytes = b["memory_peak_bytes"].get<uint64_t>();
     }
   }
   // Directories born during the run (statx birth time): a learned write grant must name the
@@ -254,7 +267,8 @@ int command_learn(const Args& all_args) {
           !(stx.stx_mask & STATX_BTIME))
         break;
       bool born_during = stx.stx_btime.tv_sec > started.tv_sec ||
-                         (stx.stx_btime.tv_sec == started.tv_sec && stx.stx_btime.tv_nsec >= static_cast<uint32_t>(started.tv_nsec));
+                         (stx.stx_btime.tv_sec == started.tv_sec &&
+                          stx.stx_btime.tv_nsec >= static_cast<uint32_t>(started.tv_nsec));
       if (!born_during) break;
       o.created_dirs.insert(dir);
     }
@@ -264,11 +278,12 @@ int command_learn(const Args& all_args) {
       if (metric != "syscalls") o.profile.peaks[metric] = std::max(o.profile.peaks[metric], count);
     }
   }
-  for (const char* metric : {"opens", "connects", "execs"}) o.profile.peaks.emplace(metric, 0);
+  for (const char* metric : {"opens", "connects", "execs"})
+    o.profile.peaks.emplace(metric, 0);
   std::error_code ec;
   if (!exited) {
-    std::cerr << "enclosure learn: the observed run did not complete (exit " << status << "); events are in "
-              << events_file << "\n";
+    std::cerr << "enclosure learn: the observed run did not complete (exit " << status
+              << "); events are in " << events_file << "\n";
     return status == 0 ? 125 : status;
   }
   char date[32];
@@ -277,18 +292,20 @@ int command_learn(const Args& all_args) {
   policy::LearnOptions opts{headroom, base ? base->metadata.name : "learned", date};
   policy::LearnResult learned = policy::learn_manifest(o, opts, base);
   // The profile next to the manifest, named by it.
-  learned.manifest["baseline"] = {{"profile", policy::check_absolute_path(profile_path).empty()
-                                                  ? profile_path
-                                                  : join_path(cwd, profile_path)},
-                                  {"tolerance", 3.0},
-                                  {"action", "alert"}};
+  learned.manifest["baseline"] = {
+      {"profile", policy::check_absolute_path(profile_path).empty() ? profile_path
+                                                                    : join_path(cwd, profile_path)},
+      {"tolerance", 3.0},
+      {"action", "alert"}};
   std::ofstream(out) << learned.manifest.dump(2) << "\n";
   std::ofstream(profile_path) << learned.profile.dump(2) << "\n";
   std::cerr << "enclosure learn: wrote " << out << " and " << profile_path << " (" << o.execs.size()
-            << " programs, " << o.opens.size() << " opens, " << o.connects.size() << " connections, "
-            << o.syscalls.size() << " syscalls observed)\n";
-  for (const std::string& f : learned.flagged) std::cerr << "  left out (looks like a secret): " << f << "\n";
-  for (const std::string& n : learned.notes) std::cerr << "  " << n << "\n";
+            << " programs, " << o.opens.size() << " opens, " << o.connects.size()
+            << " connections, " << o.syscalls.size() << " syscalls observed)\n";
+  for (const std::string& f : learned.flagged)
+    std::cerr << "  left out (looks like a secret): " << f << "\n";
+  for (const std::string& n : learned.notes)
+    std::cerr << "  " << n << "\n";
   std::filesystem::remove_all(work, ec);
   return status;
 }

@@ -1,28 +1,29 @@
 // enclosure run -m FILE [--context NAME=VALUE]... [--context-file FILE] [--events DEST]...
-//               [--grace DURATION] [--dns-upstream ADDR:PORT] [--dns-grace DURATION] -- CMD [ARG]...
+//               [--grace DURATION] [--dns-upstream ADDR:PORT] [--dns-grace DURATION] -- CMD
+//               [ARG]...
 // Starts CMD (one of the manifest's tools) inside the enclosure and supervises it.
-#include <boost/program_options.hpp>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <boost/program_options.hpp>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "bpf/enclosure_bpf.h"
 #include "launcher/cgroup.h"
 #include "launcher/collector_sink.h"
+#include "launcher/commands.h"
 #include "launcher/dns_admissions.h"
 #include "launcher/dns_resolver.h"
-#include "launcher/commands.h"
 #include "launcher/error.h"
 #include "launcher/event.h"
 #include "launcher/executable.h"
@@ -66,8 +67,8 @@ constexpr int kFlushTimeoutMs = 5000;
 
 // The tool the command names: by absolute path, by tool name, or by the basename of a tool's
 // path (so `-- python3 x.py` finds /usr/bin/python3).
-const policy::ToolEntry* find_command_tool(const policy::EnforcementPlan& plan, const std::string& cmd,
-                                           std::string& error) {
+const policy::ToolEntry* find_command_tool(const policy::EnforcementPlan& plan,
+                                           const std::string& cmd, std::string& error) {
   if (cmd.find('/') != std::string::npos) {
     if (cmd[0] != '/') {
       error = "the command \"" + cmd + "\" must be a tool name or the absolute path of a tool";
@@ -92,7 +93,8 @@ const policy::ToolEntry* find_command_tool(const policy::EnforcementPlan& plan, 
     if (found) return found;
   }
   std::string names;
-  for (const policy::ToolEntry& t : plan.tools) names += "\n  " + t.name + " (" + t.path + ")";
+  for (const policy::ToolEntry& t : plan.tools)
+    names += "\n  " + t.name + " (" + t.path + ")";
   error = "the command \"" + cmd + "\" is not one of the manifest's tools:" + names;
   return nullptr;
 }
@@ -102,9 +104,11 @@ std::vector<std::string> build_environment(const policy::Process& process) {
   for (const std::string& name : process.env_pass) {
     if (const char* v = ::getenv(name.c_str())) env[name] = v;
   }
-  for (const auto& [k, v] : process.env_set) env[k] = v;
+  for (const auto& [k, v] : process.env_set)
+    env[k] = v;
   std::vector<std::string> out;
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  for (const auto& [k, v] : env)
+    out.push_back(k + "=" + v);
   return out;
 }
 
@@ -134,7 +138,8 @@ int run(const RunOptions& opt) {
   }
   LoadedManifest loaded = load_manifest_file(opt.manifest, context, {.allow_unresolved = false});
   if (!loaded.manifest) {
-    for (const std::string& e : loaded.errors) std::cerr << e << "\n";
+    for (const std::string& e : loaded.errors)
+      std::cerr << e << "\n";
     std::cerr << "enclosure run: the manifest is invalid; the agent was not started\n";
     return kLaunchError;
   }
@@ -161,8 +166,11 @@ int run(const RunOptions& opt) {
     if (in) baseline = policy::parse_baseline_profile(text.str(), diagnostics);
     if (!baseline) {
       std::cerr << "enclosure run: /baseline/profile: " << plan.baseline->profile << ": "
-                << (in ? "not a behaviour profile written by enclosure learn" : std::strerror(errno)) << "\n";
-      for (const policy::Diagnostic& d : diagnostics.errors()) std::cerr << "  " << d.path << ": " << d.message << "\n";
+                << (in ? "not a behaviour profile written by enclosure learn"
+                       : std::strerror(errno))
+                << "\n";
+      for (const policy::Diagnostic& d : diagnostics.errors())
+        std::cerr << "  " << d.path << ": " << d.message << "\n";
       return kLaunchError;
     }
   }
@@ -179,7 +187,8 @@ int run(const RunOptions& opt) {
   if (opt.dns_grace != "0" && opt.dns_grace != "0s") {
     policy::Parsed<uint64_t> g = policy::parse_duration(opt.dns_grace);
     if (!g) {
-      std::cerr << "enclosure run: --dns-grace " << opt.dns_grace << ": expected " << g.error << "\n";
+      std::cerr << "enclosure run: --dns-grace " << opt.dns_grace << ": expected " << g.error
+                << "\n";
       return kLaunchError;
     }
     dns_grace_ns = *g.value;
@@ -193,16 +202,20 @@ int run(const RunOptions& opt) {
   }
   ExecutableInfo exe = inspect_executable(tool->path);
   if (exe.kind == ExecutableInfo::Kind::missing) {
-    std::cerr << "enclosure run: tool \"" << tool->name << "\": " << tool->path << ": " << exe.error << "\n";
+    std::cerr << "enclosure run: tool \"" << tool->name << "\": " << tool->path << ": " << exe.error
+              << "\n";
     return kNotFound;
   }
   if (exe.kind == ExecutableInfo::Kind::not_executable) {
-    std::cerr << "enclosure run: tool \"" << tool->name << "\": " << tool->path << " " << exe.error << "\n";
+    std::cerr << "enclosure run: tool \"" << tool->name << "\": " << tool->path << " " << exe.error
+              << "\n";
     return kNotExecutable;
   }
-  if (exe.kind == ExecutableInfo::Kind::script && !plan.tool_by_path(exe.interpreter) && !opt.observe) {
-    std::cerr << "enclosure run: tool \"" << tool->name << "\" is a script for " << exe.interpreter
-              << ", which is not one of the manifest's tools; a script's interpreter must be a tool\n";
+  if (exe.kind == ExecutableInfo::Kind::script && !plan.tool_by_path(exe.interpreter) &&
+      !opt.observe) {
+    std::cerr
+        << "enclosure run: tool \"" << tool->name << "\" is a script for " << exe.interpreter
+        << ", which is not one of the manifest's tools; a script's interpreter must be a tool\n";
     return kNotExecutable;
   }
   // ELF interpreters of every tool are reachable and executable implicitly.
@@ -214,14 +227,16 @@ int run(const RunOptions& opt) {
     if (info.kind == ExecutableInfo::Kind::script) script_tools.push_back(t.index);
     if (info.kind != ExecutableInfo::Kind::elf || info.interpreter.empty()) continue;
     if (!policy::check_absolute_path(info.interpreter).empty()) continue;
-    if (std::find(interpreters.begin(), interpreters.end(), info.interpreter) != interpreters.end()) continue;
+    if (std::find(interpreters.begin(), interpreters.end(), info.interpreter) != interpreters.end())
+      continue;
     interpreters.push_back(info.interpreter);
     steps.push_back({policy::MountKind::tool, info.interpreter,
                      "/tools/" + std::to_string(t.index) + "/path (ELF interpreter)"});
   }
-  std::stable_sort(steps.begin(), steps.end(), [](const policy::MountStep& a, const policy::MountStep& b) {
-    return policy::path_segments(a.path).size() < policy::path_segments(b.path).size();
-  });
+  std::stable_sort(
+      steps.begin(), steps.end(), [](const policy::MountStep& a, const policy::MountStep& b) {
+        return policy::path_segments(a.path).size() < policy::path_segments(b.path).size();
+      });
 
   // What this host can enforce; a missing layer stops the run unless the manifest allows it.
   bool needs_bpf = std::any_of(plan.requirements.begin(), plan.requirements.end(),
@@ -240,7 +255,8 @@ int run(const RunOptions& opt) {
       return kLaunchError;
     }
     degraded_layers.insert(r.layer);
-    degraded.push_back({{"layer", r.layer}, {"feature", r.feature}, {"origin", r.origin}, {"reason", why}});
+    degraded.push_back(
+        {{"layer", r.layer}, {"feature", r.feature}, {"origin", r.origin}, {"reason", why}});
   }
   bool user_namespace = !host.root;
   uid_t uid = plan.process.user ? plan.process.user->uid : ::getuid();
@@ -299,7 +315,8 @@ int run(const RunOptions& opt) {
   std::unique_ptr<DnsResolver> resolver;
   nlohmann::json bpf_report;
   if (needs_bpf && !degraded_layers.count("bpf")) {
-    if (!cgroup) throw LaunchError("bpf: the eBPF layer needs the run's cgroup: " + host.cgroup_v2.detail);
+    if (!cgroup)
+      throw LaunchError("bpf: the eBPF layer needs the run's cgroup: " + host.cgroup_v2.detail);
     bpf::LayerNeeds needs = bpf::LayerNeeds::of(plan);
     if (opt.ring_buffer_bytes) needs.ring_bytes = opt.ring_buffer_bytes;
     if (opt.observe) needs.behaviour = needs.sys_enter = needs.sys_exit = true;
@@ -309,13 +326,15 @@ int run(const RunOptions& opt) {
       if (plan.network.dns && plan.network.mode == policy::NetworkMode::filtered) {
         // The enclosure's resolver: every port-53 destination of the enclosure is sent to it,
         // and the addresses it answers become reachable for the allowing rule's ports.
-        admissions = std::make_unique<DnsAdmissions>(*kernel_layer, cgroup->v2_id(), plan.network, dns_grace_ns);
+        admissions = std::make_unique<DnsAdmissions>(*kernel_layer, cgroup->v2_id(), plan.network,
+                                                     dns_grace_ns);
         ResolverConfig rc;
         rc.hosts = plan.network.hosts;
         rc.upstream = opt.dns_upstream;
         rc.answer_all = opt.observe;
         DnsAdmissions* table = admissions.get();
-        resolver = std::make_unique<DnsResolver>(rc, [table](const DnsAdmission& a) { table->admit(a); });
+        resolver =
+            std::make_unique<DnsResolver>(rc, [table](const DnsAdmission& a) { table->admit(a); });
         dns_ports = std::make_pair(resolver->port4(), resolver->port6());
       }
       kernel_layer->configure(cgroup->v2_id(), plan, script_tools, interpreters, dns_ports);
@@ -323,7 +342,8 @@ int run(const RunOptions& opt) {
       kernel_layer->attach_tracing();
     } catch (const bpf::BpfError& e) {
       std::cerr << "enclosure run: refusing to start: the eBPF layer failed: " << e.what() << "\n"
-                << "  To run without it, the manifest must list \"bpf\" under /enforcement/allow_degraded.\n";
+                << "  To run without it, the manifest must list \"bpf\" under "
+                   "/enforcement/allow_degraded.\n";
       return kLaunchError;
     }
     bpf_report = kernel_layer->report();
@@ -332,7 +352,8 @@ int run(const RunOptions& opt) {
 
   // Everything pid 1 needs, copied into its address space by clone3.
   int channel[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) != 0) throw_errno("run: socketpair");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) != 0)
+    throw_errno("run: socketpair");
   UniqueFd channel_parent(channel[0]), channel_child(channel[1]);
   int sync[2];
   if (::pipe2(sync, O_CLOEXEC) != 0) throw_errno("run: pipe2");
@@ -357,7 +378,8 @@ int run(const RunOptions& opt) {
   bool bpf_egress = kernel_layer && plan.network.mode == policy::NetworkMode::filtered;
   if (bpf_egress) plan.landlock.restrict_tcp_connect = false;
   if (plan.budgets.cpu_time_ns) {
-    spec.cpu_limit_seconds = *plan.budgets.cpu_time_ns / 1'000'000'000ULL + 1 + grace_ns / 1'000'000'000ULL + 1;
+    spec.cpu_limit_seconds =
+        *plan.budgets.cpu_time_ns / 1'000'000'000ULL + 1 + grace_ns / 1'000'000'000ULL + 1;
   }
   spec.sync_fd = sync_read.get();
   spec.channel_fd = channel_child.get();
@@ -403,24 +425,32 @@ int run(const RunOptions& opt) {
     }
     if (resolver) {
       layers["network"].push_back(
-          "resolver on 127.0.0.1:" + std::to_string(resolver->port4()) + " and [::1]:" +
-          std::to_string(resolver->port6()) + " (upstream " + resolver->upstream() +
+          "resolver on 127.0.0.1:" + std::to_string(resolver->port4()) +
+          " and [::1]:" + std::to_string(resolver->port6()) + " (upstream " + resolver->upstream() +
           "): port 53 redirected to it; answered addresses admitted for TTL + " + opt.dns_grace);
     }
-    layers["tools"].push_back("bpf tp_btf/sched_process_exec: exec and tool_call events, counts, prices");
-    if (plan.budgets.syscalls) layers["budgets"]["syscalls"] = "bpf tp_btf/sys_enter per-cgroup counter, SIGKILL";
-    if (plan.budgets.tool_calls) layers["budgets"]["tool_calls"] = "bpf sched_process_exec counter, SIGKILL";
-    if (plan.budgets.cost_micro_usd) layers["budgets"]["cost_usd"] = "bpf sched_process_exec prices + metered reports";
-    if (plan.budgets.egress_bytes) layers["budgets"]["egress_bytes"] = "bpf cgroup_skb/egress byte counter, drop";
+    layers["tools"].push_back(
+        "bpf tp_btf/sched_process_exec: exec and tool_call events, counts, prices");
+    if (plan.budgets.syscalls)
+      layers["budgets"]["syscalls"] = "bpf tp_btf/sys_enter per-cgroup counter, SIGKILL";
+    if (plan.budgets.tool_calls)
+      layers["budgets"]["tool_calls"] = "bpf sched_process_exec counter, SIGKILL";
+    if (plan.budgets.cost_micro_usd)
+      layers["budgets"]["cost_usd"] = "bpf sched_process_exec prices + metered reports";
+    if (plan.budgets.egress_bytes)
+      layers["budgets"]["egress_bytes"] = "bpf cgroup_skb/egress byte counter, drop";
     if (plan.audit.files) layers["audit"] = {"bpf tp_btf/sys_enter + sys_exit: every open"};
   }
   if (plan.budgets.cost_micro_usd && !layers["budgets"].contains("cost_usd")) {
     layers["budgets"]["cost_usd"] = "supervisor: metered reports";
   }
   if (cgroup) {
-    if (plan.budgets.cpu_time_ns) layers["budgets"]["cpu_time"] = "cgroup cpu.stat, RLIMIT_CPU backstop";
-    if (plan.budgets.processes && cgroup_report.contains("pids")) layers["budgets"]["processes"] = cgroup_report["pids"]["via"];
-    if (plan.budgets.memory_bytes && cgroup_report.contains("memory")) layers["budgets"]["memory"] = cgroup_report["memory"]["via"];
+    if (plan.budgets.cpu_time_ns)
+      layers["budgets"]["cpu_time"] = "cgroup cpu.stat, RLIMIT_CPU backstop";
+    if (plan.budgets.processes && cgroup_report.contains("pids"))
+      layers["budgets"]["processes"] = cgroup_report["pids"]["via"];
+    if (plan.budgets.memory_bytes && cgroup_report.contains("memory"))
+      layers["budgets"]["memory"] = cgroup_report["memory"]["via"];
   }
   nlohmann::json user = {{"uid", ::getuid()}, {"gid", ::getgid()}};
   if (const char* name = ::getenv("USER")) set_bytes(user, "name", name);
@@ -453,15 +483,16 @@ int run(const RunOptions& opt) {
     }
   }
   for (const auto& d : degraded) {
-    std::cerr << "enclosure: WARNING: running without " << d["feature"].get<std::string>() << " for "
-              << d["origin"].get<std::string>() << " (allowed degraded): " << d["reason"].get<std::string>()
-              << "\n";
+    std::cerr << "enclosure: WARNING: running without " << d["feature"].get<std::string>()
+              << " for " << d["origin"].get<std::string>()
+              << " (allowed degraded): " << d["reason"].get<std::string>() << "\n";
   }
 
   // Signals that the supervisor forwards are read through its signalfd.
   sigset_t forwarded;
   sigemptyset(&forwarded);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, s);
+  for (int s : {SIGINT, SIGTERM, SIGHUP})
+    sigaddset(&forwarded, s);
   sigprocmask(SIG_BLOCK, &forwarded, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -503,12 +534,10 @@ int run(const RunOptions& opt) {
   if (cgroup && !cgroup->kill_and_wait(5000)) {
     std::cerr << "enclosure run: WARNING: processes of the run's cgroup did not exit within 5s\n";
   }
-  nlohmann::json exit_fields = {{"ended_by", outcome.ended_by},
-                                {"exit_code", outcome.exit_code},
-                                {"duration_ns", outcome.duration_ns},
-                                {"denials", outcome.denials},
-                                {"budgets", outcome.figures},
-                                {"events", events.counts()}};
+  nlohmann::json exit_fields = {
+      {"ended_by", outcome.ended_by},       {"exit_code", outcome.exit_code},
+      {"duration_ns", outcome.duration_ns}, {"denials", outcome.denials},
+      {"budgets", outcome.figures},         {"events", events.counts()}};
   if (!outcome.budget.empty()) exit_fields["budget"] = outcome.budget;
   if (!outcome.message.empty()) exit_fields["message"] = outcome.message;
   nlohmann::json delivery = nlohmann::json::array();
@@ -532,7 +561,8 @@ int run(const RunOptions& opt) {
   cgroup.reset();
   watchdog.reset();
   if (outcome.ended_by == "setup_error" || outcome.ended_by == "exec_error") {
-    std::cerr << "enclosure run: " << (outcome.ended_by == "exec_error" ? "cannot execute " + tool->path + ": " : "")
+    std::cerr << "enclosure run: "
+              << (outcome.ended_by == "exec_error" ? "cannot execute " + tool->path + ": " : "")
               << outcome.message << "\n";
   }
   print_summary(identity, outcome);

@@ -27,7 +27,8 @@ void DnsAdmissions::admit(const DnsAdmission& a) {
   for (size_t index : a.rule_indices) {
     for (const policy::HostEgress& h : network_.hosts) {
       if (h.rule_index != index) continue;
-      auto [it, fresh] = by_protocol.try_emplace(h.protocol, std::vector<policy::PortRange>{}, index);
+      auto [it, fresh] =
+          by_protocol.try_emplace(h.protocol, std::vector<policy::PortRange>{}, index);
       it->second.first.insert(it->second.first.end(), h.ports.begin(), h.ports.end());
     }
   }

@@ -21,7 +21,8 @@ std::string name_of(const ldns_rdf* rdf) {
   std::string s(text);
   std::free(text);
   if (!s.empty() && s.back() == '.') s.pop_back();
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
@@ -56,7 +57,8 @@ std::optional<DnsQuestion> parse_dns_query(const uint8_t* data, size_t size, std
   out.type = static_cast<uint16_t>(ldns_rr_get_type(rr));
   ldns_buffer* buf = ldns_buffer_new(32);
   if (buf && ldns_rr_type2buffer_str(buf, ldns_rr_get_type(rr)) == LDNS_STATUS_OK) {
-    out.type_name.assign(reinterpret_cast<const char*>(ldns_buffer_begin(buf)), ldns_buffer_position(buf));
+    out.type_name.assign(reinterpret_cast<const char*>(ldns_buffer_begin(buf)),
+                         ldns_buffer_position(buf));
   }
   if (buf) ldns_buffer_free(buf);
   if (out.name.empty()) out.name = ".";
@@ -81,7 +83,8 @@ std::vector<uint8_t> dns_error_response(const uint8_t* query, size_t size, uint8
   uint8_t* wire = nullptr;
   size_t wire_size = 0;
   std::vector<uint8_t> out;
-  if (ldns_pkt2wire(&wire, p.get(), &wire_size) == LDNS_STATUS_OK) out.assign(wire, wire + wire_size);
+  if (ldns_pkt2wire(&wire, p.get(), &wire_size) == LDNS_STATUS_OK)
+    out.assign(wire, wire + wire_size);
   std::free(wire);
   return out;
 }
@@ -92,7 +95,8 @@ void set_dns_id(std::vector<uint8_t>& message, uint16_t id) {
   message[1] = static_cast<uint8_t>(id & 0xff);
 }
 
-std::optional<DnsAnswer> read_dns_answer(const uint8_t* data, size_t size, const DnsQuestion& question,
+std::optional<DnsAnswer> read_dns_answer(const uint8_t* data, size_t size,
+                                         const DnsQuestion& question,
                                          const std::function<bool(const std::string&)>& allowed,
                                          std::string& error) {
   Packet p = parse(data, size, error);
@@ -102,7 +106,8 @@ std::optional<DnsAnswer> read_dns_answer(const uint8_t* data, size_t size, const
     return std::nullopt;
   }
   ldns_rr_list* q = ldns_pkt_question(p.get());
-  if (!q || ldns_rr_list_rr_count(q) != 1 || name_of(ldns_rr_owner(ldns_rr_list_rr(q, 0))) != question.name) {
+  if (!q || ldns_rr_list_rr_count(q) != 1 ||
+      name_of(ldns_rr_owner(ldns_rr_list_rr(q, 0))) != question.name) {
     error = "the response is not for the question asked";
     return std::nullopt;
   }

@@ -15,8 +15,8 @@ namespace launcher {
 
 struct DnsQuestion {
   uint16_t id = 0;
-  std::string name;  // lower case, no trailing dot
-  uint16_t type = 0; // 1 A, 28 AAAA, ...
+  std::string name;   // lower case, no trailing dot
+  uint16_t type = 0;  // 1 A, 28 AAAA, ...
   std::string type_name;
 };
 
@@ -32,22 +32,23 @@ void set_dns_id(std::vector<uint8_t>& message, uint16_t id);
 struct DnsAddress {
   policy::Cidr address;  // /32 or /128
   uint32_t ttl = 0;
-  std::string owner;     // the name the record was for
+  std::string owner;  // the name the record was for
 };
 
 struct DnsAnswer {
   uint16_t id = 0;
   uint8_t rcode = 0;
   bool truncated = false;
-  std::vector<std::string> chain;      // the question's name, then each CNAME target
-  std::vector<DnsAddress> addresses;   // A and AAAA records of names in the chain
-  std::string refused_name;            // set when a name of the chain is not allowed
+  std::vector<std::string> chain;     // the question's name, then each CNAME target
+  std::vector<DnsAddress> addresses;  // A and AAAA records of names in the chain
+  std::string refused_name;           // set when a name of the chain is not allowed
 };
 
 // Reads an upstream response to `question`. `allowed(name)` says whether a name may be
 // resolved; a CNAME to a name it refuses makes refused_name non-empty (the caller answers
 // REFUSED and admits nothing). nullopt when the bytes are not a response to that question.
-std::optional<DnsAnswer> read_dns_answer(const uint8_t* data, size_t size, const DnsQuestion& question,
+std::optional<DnsAnswer> read_dns_answer(const uint8_t* data, size_t size,
+                                         const DnsQuestion& question,
                                          const std::function<bool(const std::string&)>& allowed,
                                          std::string& error);
 

@@ -46,10 +46,12 @@ UniqueFd bind_socket(int family, int type, uint16_t& port) {
     len = sizeof *a;
   }
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    throw_errno(std::string("dns: bind the resolver on ") + (family == AF_INET ? "127.0.0.1" : "::1"));
+    throw_errno(std::string("dns: bind the resolver on ") +
+                (family == AF_INET ? "127.0.0.1" : "::1"));
   }
   if (type == SOCK_STREAM && ::listen(fd.get(), 64) != 0) throw_errno("dns: listen");
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw_errno("dns: getsockname");
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    throw_errno("dns: getsockname");
   port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                  : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
   return fd;
@@ -66,7 +68,8 @@ bool parse_upstream(const std::string& text, std::vector<uint8_t>& out) {
       if (text[close + 1] != ':') return false;
       port = text.substr(close + 2);
     }
-  } else if (size_t colon = text.rfind(':'); colon != std::string::npos && text.find(':') == colon) {
+  } else if (size_t colon = text.rfind(':');
+             colon != std::string::npos && text.find(':') == colon) {
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
@@ -144,7 +147,9 @@ DnsResolver::~DnsResolver() {
   }
 }
 
-void DnsResolver::start() { thread_ = std::thread([this] { loop(); }); }
+void DnsResolver::start() {
+  thread_ = std::thread([this] { loop(); });
+}
 
 std::vector<nlohmann::json> DnsResolver::take_events() {
   uint64_t v;
@@ -196,10 +201,12 @@ void DnsResolver::serve_udp(int fd) {
   std::vector<uint8_t> buf(kMaxMessage);
   sockaddr_storage from{};
   socklen_t len = sizeof from;
-  ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
+  ssize_t n = ::recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr*>(&from), &len);
   if (n <= 0) return;
   std::vector<uint8_t> reply = answer(buf.data(), static_cast<size_t>(n), false);
-  if (!reply.empty()) ::sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+  if (!reply.empty())
+    ::sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
 }
 
 void DnsResolver::serve_tcp(int listener) {
@@ -214,19 +221,24 @@ void DnsResolver::serve_tcp(int listener) {
     if (size == 0 || !read_exact(conn.get(), query.data(), size, 2000)) return;
     std::vector<uint8_t> reply = answer(query.data(), size, true);
     if (reply.empty()) return;
-    uint8_t out_prefix[2] = {static_cast<uint8_t>(reply.size() >> 8), static_cast<uint8_t>(reply.size() & 0xff)};
-    if (!write_all(conn.get(), out_prefix, 2) || !write_all(conn.get(), reply.data(), reply.size())) return;
+    uint8_t out_prefix[2] = {static_cast<uint8_t>(reply.size() >> 8),
+                             static_cast<uint8_t>(reply.size() & 0xff)};
+    if (!write_all(conn.get(), out_prefix, 2) || !write_all(conn.get(), reply.data(), reply.size()))
+      return;
   }
 }
 
-std::vector<uint8_t> DnsResolver::ask_upstream(const std::vector<uint8_t>& query, bool tcp, std::string& error) {
+std::vector<uint8_t> DnsResolver::ask_upstream(const std::vector<uint8_t>& query, bool tcp,
+                                               std::string& error) {
   const auto* addr = reinterpret_cast<const sockaddr*>(upstream_addr_.data());
   UniqueFd fd(::socket(addr->sa_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0));
   if (!fd) {
     error = std::string("socket: ") + std::strerror(errno);
     return {};
   }
-  struct timeval tv {config_.upstream_timeout_ms / 1000, (config_.upstream_timeout_ms % 1000) * 1000};
+  struct timeval tv {
+    config_.upstream_timeout_ms / 1000, (config_.upstream_timeout_ms % 1000) * 1000
+  };
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(fd.get(), addr, static_cast<socklen_t>(upstream_addr_.size())) != 0) {
@@ -235,7 +247,8 @@ std::vector<uint8_t> DnsResolver::ask_upstream(const std::vector<uint8_t>& query
   }
   std::vector<uint8_t> reply(kMaxMessage);
   if (tcp) {
-    uint8_t prefix[2] = {static_cast<uint8_t>(query.size() >> 8), static_cast<uint8_t>(query.size() & 0xff)};
+    uint8_t prefix[2] = {static_cast<uint8_t>(query.size() >> 8),
+                         static_cast<uint8_t>(query.size() & 0xff)};
     if (!write_all(fd.get(), prefix, 2) || !write_all(fd.get(), query.data(), query.size())) {
       error = "send to " + upstream_text_ + " failed";
       return {};
@@ -259,7 +272,8 @@ std::vector<uint8_t> DnsResolver::ask_upstream(const std::vector<uint8_t>& query
   }
   ssize_t n = ::recv(fd.get(), reply.data(), reply.size(), 0);
   if (n <= 0) {
-    error = "no answer from " + upstream_text_ + (n < 0 ? std::string(": ") + std::strerror(errno) : "");
+    error = "no answer from " + upstream_text_ +
+            (n < 0 ? std::string(": ") + std::strerror(errno) : "");
     return {};
   }
   reply.resize(static_cast<size_t>(n));
@@ -270,10 +284,15 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
   std::string error;
   std::optional<DnsQuestion> q = parse_dns_query(query, size, error);
   if (!q) {
-    push_event({{"type", "dns"}, {"result", "malformed"}, {"error", error}, {"transport", tcp ? "tcp" : "udp"}});
+    push_event({{"type", "dns"},
+                {"result", "malformed"},
+                {"error", error},
+                {"transport", tcp ? "tcp" : "udp"}});
     return dns_error_response(query, size, kRcodeRefused);
   }
-  nlohmann::json event = {{"type", "dns"}, {"name", q->name}, {"query_type", q->type_name},
+  nlohmann::json event = {{"type", "dns"},
+                          {"name", q->name},
+                          {"query_type", q->type_name},
                           {"transport", tcp ? "tcp" : "udp"}};
   std::vector<size_t> rules = matching_rules(q->name);
   if (rules.empty() && !config_.answer_all) {
@@ -284,7 +303,8 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
     return dns_error_response(query, size, kRcodeRefused);
   }
   nlohmann::json rule_paths = nlohmann::json::array();
-  for (size_t r : rules) rule_paths.push_back("/network/egress/" + std::to_string(r));
+  for (size_t r : rules)
+    rule_paths.push_back("/network/egress/" + std::to_string(r));
   event["rules"] = rule_paths;
   // Upstream sees a fresh id; the client gets its own back.
   std::vector<uint8_t> forwarded(query, query + size);
@@ -299,7 +319,9 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
   }
   DnsQuestion asked = *q;
   asked.id = upstream_id;
-  auto allowed = [this](const std::string& name) { return config_.answer_all || !matching_rules(name).empty(); };
+  auto allowed = [this](const std::string& name) {
+    return config_.answer_all || !matching_rules(name).empty();
+  };
   std::optional<DnsAnswer> a = read_dns_answer(reply.data(), reply.size(), asked, allowed, error);
   if (!a || a->id != upstream_id) {
     event["result"] = "error";
@@ -327,12 +349,14 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
       }
     }
     admit_({addr.address, rules, addr.ttl, q->name});
-    answers.push_back({{"address", address_text(addr.address)}, {"ttl", addr.ttl}, {"owner", addr.owner}});
+    answers.push_back(
+        {{"address", address_text(addr.address)}, {"ttl", addr.ttl}, {"owner", addr.owner}});
   }
   event["result"] = "answered";
   event["rcode"] = a->rcode;
   event["answers"] = answers;
-  if (a->chain.size() > 1) event["cnames"] = std::vector<std::string>(a->chain.begin() + 1, a->chain.end());
+  if (a->chain.size() > 1)
+    event["cnames"] = std::vector<std::string>(a->chain.begin() + 1, a->chain.end());
   push_event(event);
   set_dns_id(reply, q->id);
   return reply;

@@ -21,15 +21,16 @@
 namespace launcher {
 
 struct DnsAdmission {
-  policy::Cidr address;             // /32 or /128 (IPv4-mapped answers as IPv4)
-  std::vector<size_t> rule_indices; // egress host rules that allowed the name asked
+  policy::Cidr address;              // /32 or /128 (IPv4-mapped answers as IPv4)
+  std::vector<size_t> rule_indices;  // egress host rules that allowed the name asked
   uint32_t ttl = 0;
-  std::string name;                 // the name asked
+  std::string name;  // the name asked
 };
 
 struct ResolverConfig {
   std::vector<policy::HostEgress> hosts;
-  std::string upstream;  // "ADDR:PORT" or "[V6]:PORT"; empty: the first nameserver of /etc/resolv.conf
+  std::string
+      upstream;  // "ADDR:PORT" or "[V6]:PORT"; empty: the first nameserver of /etc/resolv.conf
   int upstream_timeout_ms = 2000;
   bool answer_all = false;  // `enclosure learn`'s observation run: every name is answered
 };
@@ -59,7 +60,8 @@ class DnsResolver {
   void serve_tcp(int listener);
   // The response bytes for one query (already checked, forwarded or refused).
   std::vector<uint8_t> answer(const uint8_t* query, size_t size, bool tcp);
-  std::vector<uint8_t> ask_upstream(const std::vector<uint8_t>& query, bool tcp, std::string& error);
+  std::vector<uint8_t> ask_upstream(const std::vector<uint8_t>& query, bool tcp,
+                                    std::string& error);
   void push_event(nlohmann::json event);
 
   ResolverConfig config_;

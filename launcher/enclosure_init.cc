@@ -53,10 +53,14 @@ void place_meter_fd(int meter_fd, int& channel_fd, int& exec_fd) {
     // Only 0, 1 and 2 survive execve, and the metering descriptor.
     if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("agent: close_range");
     if (spec.meter_fd >= 0) place_meter_fd(spec.meter_fd, spec.channel_fd, exec_fd);
-    struct rlimit core {0, 0};
+    struct rlimit core {
+      0, 0
+    };
     if (::setrlimit(RLIMIT_CORE, &core) != 0) throw_errno("agent: RLIMIT_CORE");
     if (spec.cpu_limit_seconds) {
-      struct rlimit cpu {*spec.cpu_limit_seconds, *spec.cpu_limit_seconds};
+      struct rlimit cpu {
+        *spec.cpu_limit_seconds, *spec.cpu_limit_seconds
+      };
       if (::setrlimit(RLIMIT_CPU, &cpu) != 0) throw_errno("agent: RLIMIT_CPU");
     }
     if (::chdir(spec.cwd.c_str()) != 0) {
@@ -77,9 +81,11 @@ void place_meter_fd(int meter_fd, int& channel_fd, int& exec_fd) {
     // makes exactly sendmsg, close, execve and, on failure, write and exit_group (calls a
     // profile may not deny; policy::load refuses it), and allocates nothing.
     std::vector<char*> argv, envp;
-    for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : spec.argv)
+      argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    for (const std::string& e : spec.envp) envp.push_back(const_cast<char*>(e.c_str()));
+    for (const std::string& e : spec.envp)
+      envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     const std::string handoff = nlohmann::json{{"type", "seccomp_listener"}}.dump();
     drop_privileges(spec.uid, spec.gid, spec.user_namespace);
@@ -98,7 +104,8 @@ void place_meter_fd(int meter_fd, int& channel_fd, int& exec_fd) {
     write_all(exec_fd, &err, sizeof err);
     _exit(err == ENOENT ? 127 : 126);
   } catch (const LaunchError& e) {
-    send_message(spec.channel_fd, {{"type", "setup_error"}, {"message", e.what()}, {"code", kSetupFailed}});
+    send_message(spec.channel_fd,
+                 {{"type", "setup_error"}, {"message", e.what()}, {"code", kSetupFailed}});
     int code = kAgentSetupFailed;
     write_all(exec_fd, &code, sizeof code);
     _exit(kSetupFailed);
@@ -153,7 +160,8 @@ void close_fds_except(std::initializer_list<int> keep) {
     if (::pipe2(exec_pipe, O_CLOEXEC) != 0) throw_errno("init: pipe2");
     sigset_t forwarded;
     sigemptyset(&forwarded);
-    for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&forwarded, s);
+    for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+      sigaddset(&forwarded, s);
     sigprocmask(SIG_BLOCK, &forwarded, nullptr);
     pid_t agent = ::fork();
     if (agent < 0) throw_errno("init: fork the agent");
@@ -181,7 +189,8 @@ void close_fds_except(std::initializer_list<int> keep) {
     } while (n < 0 && errno == EINTR);
     ::close(exec_pipe[0]);
     if (n == sizeof report && report != kAgentSetupFailed) {
-      send_message(channel, {{"type", "exec_error"}, {"errno", report}, {"message", std::strerror(report)}});
+      send_message(channel,
+                   {{"type", "exec_error"}, {"errno", report}, {"message", std::strerror(report)}});
     } else if (n == 0) {
       send_message(channel, {{"type", "exec_ok"}, {"ns_pid", agent}});
     }
@@ -212,7 +221,8 @@ void close_fds_except(std::initializer_list<int> keep) {
       }
     }
   } catch (const LaunchError& e) {
-    send_message(channel, {{"type", "setup_error"}, {"message", e.what()}, {"code", e.exit_code()}});
+    send_message(channel,
+                 {{"type", "setup_error"}, {"message", e.what()}, {"code", e.exit_code()}});
     _exit(e.exit_code());
   } catch (const std::exception& e) {
     send_message(channel, {{"type", "setup_error"}, {"message", e.what()}, {"code", kSetupFailed}});

@@ -20,12 +20,15 @@ std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
   return s;
 }
 
 // libbpf prints its own diagnostics to stderr; probes are expected to fail on some hosts.
-int quiet_libbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
+int quiet_libbpf(enum libbpf_print_level, const char*, va_list) {
+  return 0;
+}
 
 }  // namespace
 
@@ -42,18 +45,21 @@ HostFeatures probe_host(bool with_bpf) {
                                                          "without Landlock, or it is not in lsm=)"};
   std::string why;
   h.seccomp_notify.available = seccomp_notify_supported(why);
-  h.seccomp_notify.detail = h.seccomp_notify.available ? "seccomp filter with user notification" : why;
+  h.seccomp_notify.detail =
+      h.seccomp_notify.available ? "seccomp filter with user notification" : why;
 
   std::string max_userns = slurp("/proc/sys/user/max_user_namespaces");
   std::string unpriv = slurp("/proc/sys/kernel/unprivileged_userns_clone");
   h.user_namespaces.available = !max_userns.empty() && max_userns != "0" && unpriv != "0";
-  h.user_namespaces.detail = h.user_namespaces.available
-                                 ? "max_user_namespaces=" + max_userns
-                                 : "user namespaces disabled (max_user_namespaces=" + max_userns +
-                                       (unpriv.empty() ? "" : ", unprivileged_userns_clone=" + unpriv) + ")";
+  h.user_namespaces.detail =
+      h.user_namespaces.available
+          ? "max_user_namespaces=" + max_userns
+          : "user namespaces disabled (max_user_namespaces=" + max_userns +
+                (unpriv.empty() ? "" : ", unprivileged_userns_clone=" + unpriv) + ")";
   h.namespaces.available = h.root || h.user_namespaces.available;
-  h.namespaces.detail = h.root ? "as root" : (h.namespaces.available ? "inside a user namespace"
-                                                                     : "needs root or user namespaces");
+  h.namespaces.detail = h.root ? "as root"
+                               : (h.namespaces.available ? "inside a user namespace"
+                                                         : "needs root or user namespaces");
 
   h.cgroups = discover_cgroups();
   if (h.cgroups.v2_mount.empty()) {
@@ -62,7 +68,8 @@ HostFeatures probe_host(bool with_bpf) {
     h.cgroup_v2 = {false, "cannot create cgroups under " + h.cgroups.v2_own_dir() +
                               " (not root, and not delegated to this user)"};
   } else {
-    h.cgroup_v2 = {true, "cgroup2 at " + h.cgroups.v2_mount + ", run cgroups under " + h.cgroups.v2_own_dir()};
+    h.cgroup_v2 = {
+        true, "cgroup2 at " + h.cgroups.v2_mount + ", run cgroups under " + h.cgroups.v2_own_dir()};
   }
   CgroupPlacement place = place_limits(h.cgroups);
   auto controller = [&](const std::string& where, const char* name) -> Feature {
@@ -70,14 +77,17 @@ HostFeatures probe_host(bool with_bpf) {
     if (where == "v2") return {true, std::string("cgroup v2 ") + name + " controller"};
     if (where == "v1") {
       std::string dir = h.cgroups.v1_mount.at(name) + h.cgroups.v1_own.at(name);
-      if (::access(dir.c_str(), W_OK) != 0) return {false, std::string("cgroup v1 ") + name + " at " + dir + " is not writable"};
-      return {true, std::string("cgroup v1 ") + name + " controller at " + h.cgroups.v1_mount.at(name)};
+      if (::access(dir.c_str(), W_OK) != 0)
+        return {false, std::string("cgroup v1 ") + name + " at " + dir + " is not writable"};
+      return {true,
+              std::string("cgroup v1 ") + name + " controller at " + h.cgroups.v1_mount.at(name)};
     }
     return {false, std::string("no ") + name + " controller in cgroup v2 or v1"};
   };
   h.cgroup_pids = controller(place.pids, "pids");
   h.cgroup_memory = controller(place.memory, "memory");
-  h.cgroup_cpu = h.cgroup_v2.available ? Feature{true, "cgroup v2 cpu.stat"} : Feature{false, "no writable cgroup"};
+  h.cgroup_cpu = h.cgroup_v2.available ? Feature{true, "cgroup v2 cpu.stat"}
+                                       : Feature{false, "no writable cgroup"};
 
   if (!with_bpf) {
     h.bpf = {false, "not probed"};
@@ -96,7 +106,8 @@ HostFeatures probe_host(bool with_bpf) {
   };
   for (const auto& [name, type] : types) {
     int rc = h.root ? libbpf_probe_bpf_prog_type(type, nullptr) : -1;
-    h.bpf_program_types[name] = {rc == 1, rc == 1 ? "loads" : (h.root ? "does not load" : "needs root")};
+    h.bpf_program_types[name] = {rc == 1,
+                                 rc == 1 ? "loads" : (h.root ? "does not load" : "needs root")};
   }
   if (!h.root) {
     h.bpf = {false, "needs root"};
@@ -106,8 +117,9 @@ HostFeatures probe_host(bool with_bpf) {
       bool cgroup_hooks = h.bpf_program_types["cgroup_sock_addr"].available &&
                           h.bpf_program_types["cgroup_sock"].available &&
                           h.bpf_program_types["cgroup_skb"].available;
-      h.bpf = cgroup_hooks ? Feature{true, "tp_btf tracing and cgroup socket/skb programs load and attach"}
-                           : Feature{false, "cgroup socket or skb programs do not load here"};
+      h.bpf = cgroup_hooks
+                  ? Feature{true, "tp_btf tracing and cgroup socket/skb programs load and attach"}
+                  : Feature{false, "cgroup socket or skb programs do not load here"};
     } catch (const std::exception& e) {
       h.bpf = {false, std::string("tp_btf programs do not load or attach: ") + e.what()};
     }
@@ -116,7 +128,7 @@ HostFeatures probe_host(bool with_bpf) {
   bool lsm_listed = ("," + lsms + ",").find(",bpf,") != std::string::npos;
   bool lsm_loads = h.bpf_program_types["lsm"].available;
   h.bpf_lsm = {lsm_listed && lsm_loads,
-               !lsm_listed ? "bpf is not in the active LSM list (" + lsms + ")"
+               !lsm_listed  ? "bpf is not in the active LSM list (" + lsms + ")"
                : !lsm_loads ? "BPF LSM programs do not load here (kernel lockdown?)"
                             : "BPF LSM programs load"};
   libbpf_set_print(previous);
@@ -152,9 +164,12 @@ bool requirement_met(const HostFeatures& h, const policy::Requirement& r, std::s
 }
 
 nlohmann::json host_report(const HostFeatures& h) {
-  auto feature = [](const Feature& f) { return nlohmann::json{{"available", f.available}, {"detail", f.detail}}; };
+  auto feature = [](const Feature& f) {
+    return nlohmann::json{{"available", f.available}, {"detail", f.detail}};
+  };
   nlohmann::json types = nlohmann::json::object();
-  for (const auto& [name, f] : h.bpf_program_types) types[name] = feature(f);
+  for (const auto& [name, f] : h.bpf_program_types)
+    types[name] = feature(f);
   return {{"root", h.root},
           {"kernel", h.kernel},
           {"namespaces", feature(h.namespaces)},

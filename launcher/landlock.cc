@@ -26,10 +26,10 @@ constexpr uint64_t kFsMakeSock = 1ULL << 9;
 constexpr uint64_t kFsMakeFifo = 1ULL << 10;
 constexpr uint64_t kFsMakeBlock = 1ULL << 11;
 constexpr uint64_t kFsMakeSym = 1ULL << 12;
-constexpr uint64_t kFsRefer = 1ULL << 13;     // ABI 2
-constexpr uint64_t kFsTruncate = 1ULL << 14;  // ABI 3
-constexpr uint64_t kFsIoctlDev = 1ULL << 15;  // ABI 5
-constexpr uint64_t kNetConnectTcp = 1ULL << 1;  // ABI 4
+constexpr uint64_t kFsRefer = 1ULL << 13;           // ABI 2
+constexpr uint64_t kFsTruncate = 1ULL << 14;        // ABI 3
+constexpr uint64_t kFsIoctlDev = 1ULL << 15;        // ABI 5
+constexpr uint64_t kNetConnectTcp = 1ULL << 1;      // ABI 4
 constexpr uint64_t kScopeAbstractUnix = 1ULL << 0;  // ABI 6
 constexpr uint64_t kScopeSignal = 1ULL << 1;        // ABI 6
 constexpr unsigned kCreateRulesetVersion = 1U << 0;
@@ -52,7 +52,8 @@ struct NetPortAttr {
   uint64_t port;
 };
 
-constexpr uint64_t kFileRights = kFsExecute | kFsWriteFile | kFsReadFile | kFsTruncate | kFsIoctlDev;
+constexpr uint64_t kFileRights =
+    kFsExecute | kFsWriteFile | kFsReadFile | kFsTruncate | kFsIoctlDev;
 constexpr size_t kMaxTcpPortRules = 4096;
 
 uint64_t handled_fs(int abi) {
@@ -92,7 +93,8 @@ LandlockRuleset::LandlockRuleset(const policy::LandlockPlan& plan, const ViewRes
   size_t attr_size = sizeof(uint64_t);
   bool tcp = plan.restrict_tcp_connect && abi >= 4;
   size_t tcp_rules = 0;
-  for (const policy::PortRange& r : plan.tcp_connect_ports) tcp_rules += r.last - r.first + 1u;
+  for (const policy::PortRange& r : plan.tcp_connect_ports)
+    tcp_rules += r.last - r.first + 1u;
   if (tcp && tcp_rules > kMaxTcpPortRules) tcp = false;
   if (abi >= 4) {
     attr_size = 2 * sizeof(uint64_t);
@@ -149,15 +151,17 @@ LandlockRuleset::LandlockRuleset(const policy::LandlockPlan& plan, const ViewRes
   report_ = {{"abi", abi},
              {"handled_access_fs", attr.handled_access_fs},
              {"rules", grants.size()},
-             {"tcp_connect", tcp ? "restricted to the egress ports" : (plan.restrict_tcp_connect
-                                                                           ? (abi < 4 ? "not available (abi < 4)"
-                                                                                      : "not applied (port ranges too wide)")
-                                                                           : "not restricted")},
+             {"tcp_connect",
+              tcp ? "restricted to the egress ports"
+                  : (plan.restrict_tcp_connect ? (abi < 4 ? "not available (abi < 4)"
+                                                          : "not applied (port ranges too wide)")
+                                               : "not restricted")},
              {"scoped", scoped ? "abstract unix sockets and signals" : "no (abi < 6)"}};
 }
 
 void LandlockRuleset::restrict_self() {
-  if (::syscall(SYS_landlock_restrict_self, fd_.get(), 0) != 0) throw_errno("landlock: restrict_self");
+  if (::syscall(SYS_landlock_restrict_self, fd_.get(), 0) != 0)
+    throw_errno("landlock: restrict_self");
   fd_.reset();
 }
 

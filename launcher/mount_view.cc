@@ -20,11 +20,10 @@ namespace {
 // Entries of a fresh /proc that reveal or change host state; masked with an empty file or an
 // empty read-only directory (the lists Docker and runc use, plus kallsyms and kmsg). The whole
 // /proc is mounted read-only, which covers /proc/sys, /proc/sysrq-trigger and the rest.
-const char* const kProcMaskedFiles[] = {"kcore",         "keys",          "latency_stats",
-                                         "timer_list",    "timer_stats",   "sched_debug",
-                                         "kallsyms",      "sysrq-trigger", "kmsg",
-                                         "config.gz",     "kpagecount",    "kpageflags",
-                                         "kpagecgroup",   "vmallocinfo",   "slabinfo"};
+const char* const kProcMaskedFiles[] = {
+    "kcore",       "keys",       "latency_stats", "timer_list",  "timer_stats",
+    "sched_debug", "kallsyms",   "sysrq-trigger", "kmsg",        "config.gz",
+    "kpagecount",  "kpageflags", "kpagecgroup",   "vmallocinfo", "slabinfo"};
 const char* const kProcMaskedDirs[] = {"acpi", "asound", "scsi"};
 const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
@@ -33,14 +32,17 @@ int pivot_root(const char* new_root, const char* put_old) {
 }
 
 // A new, detached mount of a pseudo file system.
-UniqueFd new_fs_mount(const char* fstype, const std::vector<std::pair<std::string, std::string>>& options,
+UniqueFd new_fs_mount(const char* fstype,
+                      const std::vector<std::pair<std::string, std::string>>& options,
                       unsigned attrs, const std::string& what) {
   UniqueFd fs(::fsopen(fstype, FSOPEN_CLOEXEC));
   if (!fs) throw_errno(what + ": fsopen " + fstype);
   for (const auto& [key, value] : options) {
-    int rc = value.empty() ? ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
-                           : ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
-    if (rc != 0) throw_errno(what + ": " + fstype + " option " + key + (value.empty() ? "" : "=" + value));
+    int rc = value.empty()
+                 ? ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
+                 : ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
+    if (rc != 0)
+      throw_errno(what + ": " + fstype + " option " + key + (value.empty() ? "" : "=" + value));
   }
   if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
     throw_errno(what + ": create " + fstype);
@@ -52,7 +54,8 @@ UniqueFd new_fs_mount(const char* fstype, const std::vector<std::pair<std::strin
 
 // A private copy of the mount(s) at `source_fd`, with `attrs` set on every mount of the copy.
 UniqueFd clone_tree(int source_fd, bool recursive, unsigned attrs, const std::string& what) {
-  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+  unsigned flags =
+      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
   UniqueFd tree(::open_tree(source_fd, "", flags));
   if (!tree) throw_errno(what + ": open_tree");
   struct mount_attr attr {};
@@ -65,7 +68,8 @@ UniqueFd clone_tree(int source_fd, bool recursive, unsigned attrs, const std::st
 }
 
 void attach(int tree_fd, int target_fd, const std::string& what) {
-  if (::move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+  if (::move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
+      0) {
     throw_errno(what + ": move_mount");
   }
 }
@@ -88,18 +92,21 @@ UniqueFd make_target(int root_fd, const std::string& path, bool dir, const std::
         }
         throw_errno(what + ": mkdir " + walked);
       }
-      UniqueFd next(::openat(cur.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
+      UniqueFd next(
+          ::openat(cur.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
       if (!next) {
         if (errno == ENOTDIR || errno == ELOOP) {
-          throw LaunchError(what + ": " + walked + " is not a directory in the view (a symlink or "
-                                   "file is in the way)");
+          throw LaunchError(what + ": " + walked +
+                            " is not a directory in the view (a symlink or "
+                            "file is in the way)");
         }
         throw_errno(what + ": open " + walked);
       }
       cur = std::move(next);
       continue;
     }
-    UniqueFd created(::openat(cur.get(), name.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0444));
+    UniqueFd created(
+        ::openat(cur.get(), name.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0444));
     if (!created && errno != EEXIST && errno != EACCES && errno != EISDIR && errno != EROFS) {
       throw_errno(what + ": create mount point " + walked);
     }
@@ -153,7 +160,9 @@ const Mounted* covering(const std::vector<Mounted>& mounted, const std::string& 
   return best;
 }
 
-std::string describe(const policy::MountStep& s) { return s.origin + " (" + s.path + ")"; }
+std::string describe(const policy::MountStep& s) {
+  return s.origin + " (" + s.path + ")";
+}
 
 }  // namespace
 
@@ -171,7 +180,8 @@ std::string ViewResult::view_path(const std::string& manifest_path) const {
   return best->second + rest;
 }
 
-ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const ViewOptions& options) {
+ViewResult build_mount_view(const std::vector<policy::MountStep>& steps,
+                            const ViewOptions& options) {
   ViewResult result;
   // Nothing done below may propagate back to the host's mount table.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
@@ -182,8 +192,8 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
   // mount shadows none of them.
   const char* staging_dir = ::access("/tmp", F_OK) == 0 ? "/tmp" : "/mnt";
   {
-    UniqueFd staging = new_fs_mount("tmpfs", {{"mode", "0700"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                                    "mount view: staging");
+    UniqueFd staging = new_fs_mount("tmpfs", {{"mode", "0700"}},
+                                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "mount view: staging");
     if (::move_mount(staging.get(), "", AT_FDCWD, staging_dir, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
       throw_errno(std::string("mount view: staging tmpfs on ") + staging_dir);
     }
@@ -193,8 +203,8 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
     throw_errno("mount view: mkdir newroot/oldroot");
   }
   {
-    UniqueFd root_mount = new_fs_mount("tmpfs", {{"mode", "0755"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                                       "mount view: root");
+    UniqueFd root_mount = new_fs_mount("tmpfs", {{"mode", "0755"}},
+                                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "mount view: root");
     if (::move_mount(root_mount.get(), "", AT_FDCWD, "newroot", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
       throw_errno("mount view: root tmpfs");
     }
@@ -241,7 +251,8 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
     items.push_back({step, std::move(r)});
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
-    size_t da = policy::path_segments(a.host.real).size(), db = policy::path_segments(b.host.real).size();
+    size_t da = policy::path_segments(a.host.real).size(),
+           db = policy::path_segments(b.host.real).size();
     if (da != db) return da < db;
     return (a.step.kind != policy::MountKind::mask) && (b.step.kind == policy::MountKind::mask);
   });
@@ -251,19 +262,22 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
     const policy::MountStep& step = item.step;
     const std::string& real = item.host.real;
     std::string what = "mount view: " + describe(step);
-    for (const auto& [location, target] : item.host.links) ensure_symlink(root.get(), location, target, what);
+    for (const auto& [location, target] : item.host.links)
+      ensure_symlink(root.get(), location, target, what);
     const Mounted* above = covering(mounted, real);
     if (above && above->real == real && above->kind == step.kind) continue;  // same object twice
     if (above && above->real == real) {
-      throw LaunchError(what + ": " + real + " is granted twice with different access (through a "
-                               "symlink); grant it once");
+      throw LaunchError(what + ": " + real +
+                        " is granted twice with different access (through a "
+                        "symlink); grant it once");
     }
     switch (step.kind) {
       case policy::MountKind::bind_read:
       case policy::MountKind::bind_write:
       case policy::MountKind::tool: {
         if (step.kind == policy::MountKind::tool && above &&
-            (above->kind == policy::MountKind::bind_read || above->kind == policy::MountKind::bind_write)) {
+            (above->kind == policy::MountKind::bind_read ||
+             above->kind == policy::MountKind::bind_write)) {
           continue;  // already reachable through a grant
         }
         if (above && above->kind == policy::MountKind::mask) {
@@ -297,14 +311,14 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
         bool dir = is_dir(item.host.fd.get());
         UniqueFd target = make_target(root.get(), real, dir, what);
         if (dir) {
-          UniqueFd m = new_fs_mount("tmpfs", {{"mode", "0555"}, {"size", "4k"}},
-                                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                                    what);
+          UniqueFd m = new_fs_mount(
+              "tmpfs", {{"mode", "0555"}, {"size", "4k"}},
+              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
           attach(m.get(), target.get(), what);
         } else {
-          UniqueFd tree = clone_tree(empty_file.get(), false,
-                                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                                     what);
+          UniqueFd tree = clone_tree(
+              empty_file.get(), false,
+              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
           attach(tree.get(), target.get(), what);
         }
         break;
@@ -317,24 +331,26 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
   {
     std::string what = "mount view: /proc";
     UniqueFd target = make_target(root.get(), "/proc", true, what);
-    UniqueFd m = new_fs_mount("proc", {},
-                              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                              what);
+    UniqueFd m = new_fs_mount(
+        "proc", {}, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        what);
     attach(m.get(), target.get(), what);
     UniqueFd proc(::openat(root.get(), "proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!proc) throw_errno(what + ": open");
     for (const char* name : kProcMaskedFiles) {
       UniqueFd f(::openat(proc.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
       if (!f) continue;  // not in this kernel
-      UniqueFd tree = clone_tree(empty_file.get(), false,
-                                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+      UniqueFd tree = clone_tree(
+          empty_file.get(), false,
+          MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
       attach(tree.get(), f.get(), what + "/" + name);
     }
     for (const char* name : kProcMaskedDirs) {
       UniqueFd d(::openat(proc.get(), name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
       if (!d) continue;
-      UniqueFd m2 = new_fs_mount("tmpfs", {{"mode", "0555"}, {"size", "4k"}},
-                                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
+      UniqueFd m2 = new_fs_mount(
+          "tmpfs", {{"mode", "0555"}, {"size", "4k"}},
+          MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
       attach(m2.get(), d.get(), what + "/" + name);
     }
   }
@@ -353,12 +369,14 @@ ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const V
         throw LaunchError(what + ": the host has no " + node);
       }
       UniqueFd t = make_target(root.get(), node, false, what);
-      UniqueFd tree = clone_tree(source.fd.get(), false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what + "/" + name);
+      UniqueFd tree = clone_tree(source.fd.get(), false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                                 what + "/" + name);
       attach(tree.get(), t.get(), what + "/" + name);
     }
     UniqueFd pts_target = make_target(root.get(), "/dev/pts", true, what);
-    UniqueFd pts = new_fs_mount("devpts", {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}},
-                                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what + "/pts");
+    UniqueFd pts =
+        new_fs_mount("devpts", {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}},
+                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what + "/pts");
     attach(pts.get(), pts_target.get(), what + "/pts");
     UniqueFd shm_target = make_target(root.get(), "/dev/shm", true, what);
     UniqueFd shm = new_fs_mount("tmpfs",

@@ -35,10 +35,13 @@ std::string abi_name(uint32_t arch, int nr) {
 }  // namespace
 
 SeccompListener::SeccompListener(UniqueFd fd) : fd_(std::move(fd)) {
-  if (seccomp_notify_alloc(&req_, &resp_) != 0) throw LaunchError("seccomp: seccomp_notify_alloc failed");
+  if (seccomp_notify_alloc(&req_, &resp_) != 0)
+    throw LaunchError("seccomp: seccomp_notify_alloc failed");
 }
 
-SeccompListener::~SeccompListener() { seccomp_notify_free(req_, resp_); }
+SeccompListener::~SeccompListener() {
+  seccomp_notify_free(req_, resp_);
+}
 
 std::optional<SeccompNotice> SeccompListener::receive() {
   // The kernel refuses a receive buffer that is not zeroed (libseccomp 2.5.4 does not clear it).
@@ -49,7 +52,8 @@ std::optional<SeccompNotice> SeccompListener::receive() {
   n.pid = static_cast<pid_t>(req_->pid);
   n.arch = req_->data.arch;
   n.nr = req_->data.nr;
-  for (int i = 0; i < 6; ++i) n.args[static_cast<size_t>(i)] = req_->data.args[i];
+  for (int i = 0; i < 6; ++i)
+    n.args[static_cast<size_t>(i)] = req_->data.args[i];
   n.abi = abi_name(n.arch, n.nr);
   n.foreign_abi = n.abi != "x86_64";
   uint32_t scmp_arch = n.arch == AUDIT_ARCH_X86_64 && n.foreign_abi ? SCMP_ARCH_X32 : n.arch;

@@ -22,8 +22,8 @@
 #include "launcher/child_channel.h"
 #include "launcher/dns_admissions.h"
 #include "launcher/dns_resolver.h"
-#include "launcher/kernel_events.h"
 #include "launcher/error.h"
+#include "launcher/kernel_events.h"
 #include "launcher/seccomp_notify.h"
 #include "policy/units.h"
 
@@ -45,7 +45,8 @@ UniqueFd make_timer(uint64_t first_ns, uint64_t interval_ns) {
   if (first_ns == 0) spec.it_value.tv_nsec = 1;
   spec.it_interval.tv_sec = static_cast<time_t>(interval_ns / 1'000'000'000ULL);
   spec.it_interval.tv_nsec = static_cast<long>(interval_ns % 1'000'000'000ULL);
-  if (::timerfd_settime(fd.get(), 0, &spec, nullptr) != 0) throw_errno("supervisor: timerfd_settime");
+  if (::timerfd_settime(fd.get(), 0, &spec, nullptr) != 0)
+    throw_errno("supervisor: timerfd_settime");
   return fd;
 }
 
@@ -76,13 +77,18 @@ std::string hex(uint64_t v) {
 
 Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunCgroup* cgroup,
                        SpawnedInit init, UniqueFd channel)
-    : config_(config), events_(events), cgroup_(cgroup), init_(std::move(init)), channel_(std::move(channel)) {
+    : config_(config),
+      events_(events),
+      cgroup_(cgroup),
+      init_(std::move(init)),
+      channel_(std::move(channel)) {
   start_ns_ = monotonic_ns();
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw_errno("supervisor: epoll_create1");
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, s);
+  for (int s : {SIGINT, SIGTERM, SIGHUP})
+    sigaddset(&set, s);
   signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signals_) throw_errno("supervisor: signalfd");
   add(init_.pidfd.get());
@@ -130,7 +136,9 @@ void Supervisor::add(int fd, uint32_t ev) {
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &e) != 0) throw_errno("supervisor: epoll_ctl");
 }
 
-uint64_t Supervisor::elapsed_ns() const { return monotonic_ns() - start_ns_; }
+uint64_t Supervisor::elapsed_ns() const {
+  return monotonic_ns() - start_ns_;
+}
 
 pid_t Supervisor::host_pid(pid_t ns_pid) const {
   if (!cgroup_) return ns_pid;
@@ -141,7 +149,8 @@ pid_t Supervisor::host_pid(pid_t ns_pid) const {
       if (line.rfind("NSpid:", 0) != 0) continue;
       std::istringstream in(line.substr(6));
       pid_t v = 0, last = 0;
-      while (in >> v) last = v;
+      while (in >> v)
+        last = v;
       if (last == ns_pid) return p;
       break;
     }
@@ -197,21 +206,25 @@ void Supervisor::on_ring() {
         }
         if (outcome_.figures.contains("absent")) e.fields["absent"] = outcome_.figures["absent"];
       }
-      if (config_.admissions && e.fields.contains("address") && (e.type == "connect" || e.type == "deny")) {
-        std::vector<std::string> names = config_.admissions->names_of(e.fields["address"].get<std::string>());
+      if (config_.admissions && e.fields.contains("address") &&
+          (e.type == "connect" || e.type == "deny")) {
+        std::vector<std::string> names =
+            config_.admissions->names_of(e.fields["address"].get<std::string>());
         if (names.size() == 1) e.fields["name"] = names[0];
         if (names.size() > 1) e.fields["names"] = names;
       }
       events_.emit(e.type, e.pid, e.fields);
       if (e.type == "deny") {
-        record_denial(e.fields.value("destination", e.fields.value("protocol", std::string("network"))) + " (" +
-                      e.fields.value("origin", std::string("/network")) + ")");
+        record_denial(
+            e.fields.value("destination", e.fields.value("protocol", std::string("network"))) +
+            " (" + e.fields.value("origin", std::string("/network")) + ")");
       }
       if (e.type == "budget") {
         uint64_t bit = 1ULL << std::get<bpf::BudgetRecord>(r->body).budget;
         exceeded_seen_ |= bit;
         budget_records_ |= bit;
-        terminate("budget", e.fields.value("name", std::string()), e.fields["limit"], e.fields["value"], false);
+        terminate("budget", e.fields.value("name", std::string()), e.fields["limit"],
+                  e.fields["value"], false);
       }
     }
   });
@@ -237,8 +250,10 @@ void Supervisor::on_window() {
     w.syscalls.insert(name ? name : "nr " + std::to_string(nr));
     std::free(name);
   }
-  std::map<std::string, uint64_t> totals = {
-      {"syscalls", syscalls}, {"opens", c.state.opens}, {"connects", c.state.connects}, {"execs", c.state.execs}};
+  std::map<std::string, uint64_t> totals = {{"syscalls", syscalls},
+                                            {"opens", c.state.opens},
+                                            {"connects", c.state.connects},
+                                            {"execs", c.state.execs}};
   for (const auto& [metric, total] : totals) {
     uint64_t before = window_totals_.count(metric) ? window_totals_[metric] : 0;
     w.counts[metric] = total >= before ? total - before : 0;
@@ -247,16 +262,21 @@ void Supervisor::on_window() {
   uint64_t window_ms = config_.baseline ? config_.baseline->window_ms : 1000;
   if (config_.observe) {
     nlohmann::json f = {{"window_ms", window_ms}};
-    for (const auto& [metric, count] : w.counts) f[metric] = count;
+    for (const auto& [metric, count] : w.counts)
+      f[metric] = count;
     events_.emit("window", init_.pid, f);
   }
   if (!config_.baseline) return;
   const policy::Baseline& rule = *config_.plan->baseline;
-  for (const policy::Anomaly& a : policy::check_baseline_window(*config_.baseline, rule.tolerance, w, anomalies_reported_)) {
+  for (const policy::Anomaly& a :
+       policy::check_baseline_window(*config_.baseline, rule.tolerance, w, anomalies_reported_)) {
     ++anomalies_;
-    nlohmann::json f = {{"what", a.what}, {"window_ms", window_ms}, {"origin", "/baseline"},
-                        {"profile", rule.profile},
-                        {"action", rule.action == policy::BaselineAction::kill ? "terminate" : "alert"}};
+    nlohmann::json f = {
+        {"what", a.what},
+        {"window_ms", window_ms},
+        {"origin", "/baseline"},
+        {"profile", rule.profile},
+        {"action", rule.action == policy::BaselineAction::kill ? "terminate" : "alert"}};
     if (a.what == "rate") {
       f["metric"] = a.metric;
       f["value"] = a.value;
@@ -269,9 +289,10 @@ void Supervisor::on_window() {
     }
     events_.emit("anomaly", init_.pid, f);
     if (rule.action == policy::BaselineAction::kill && !terminating_) {
-      outcome_.message = "behaviour anomaly: " + (a.what == "rate" ? a.metric + " rate " + std::to_string(a.value) +
-                                                                         " per window above the profile's peak x tolerance"
-                                                                   : "syscall " + a.metric + " never seen while learning");
+      outcome_.message = "behaviour anomaly: " +
+                         (a.what == "rate" ? a.metric + " rate " + std::to_string(a.value) +
+                                                 " per window above the profile's peak x tolerance"
+                                           : "syscall " + a.metric + " never seen while learning");
       terminate("anomaly", "", nullptr, nullptr, false);
     }
   }
@@ -307,13 +328,16 @@ void Supervisor::report_unrecorded_budgets() {
     if (!(missing & (1ULL << b))) continue;
     bpf::BudgetRecord rec{b, -1, 0, 0};
     if (b == ENC_BUDGET_SYSCALLS) rec = {b, -1, limits.syscalls.value_or(0), c.syscalls()};
-    if (b == ENC_BUDGET_TOOL_CALLS) rec = {b, -1, limits.tool_calls.value_or(0), c.state.tool_calls};
+    if (b == ENC_BUDGET_TOOL_CALLS)
+      rec = {b, -1, limits.tool_calls.value_or(0), c.state.tool_calls};
     if (b == ENC_BUDGET_COST) rec = {b, -1, limits.cost_micro_usd.value_or(0), c.state.cost_micro};
-    if (b == ENC_BUDGET_EGRESS_BYTES) rec = {b, -1, limits.egress_bytes.value_or(0), c.state.egress_bytes};
+    if (b == ENC_BUDGET_EGRESS_BYTES)
+      rec = {b, -1, limits.egress_bytes.value_or(0), c.state.egress_bytes};
     nlohmann::json f = budget_fields(rec, *config_.plan);
     f["note"] = "its kernel record was lost; reported from the kernel's counters";
     events_.emit("budget", init_.pid, f);
-    if (outcome_.budget.empty() || outcome_.budget == bpf::budget_name(b)) outcome_.budget = f["name"];
+    if (outcome_.budget.empty() || outcome_.budget == bpf::budget_name(b))
+      outcome_.budget = f["name"];
   }
 }
 
@@ -468,13 +492,15 @@ void Supervisor::on_tick() {
   drain(tick_timer_.get());
   check_kernel_counters();
   if (config_.admissions) {
-    for (const nlohmann::json& e : config_.admissions->expire(monotonic_ns())) events_.emit("dns", init_.pid, e);
+    for (const nlohmann::json& e : config_.admissions->expire(monotonic_ns()))
+      events_.emit("dns", init_.pid, e);
   }
   const policy::Budgets& b = config_.plan->budgets;
   if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
   if (b.cpu_time_ns) {
     if (auto usec = cgroup_->cpu_usage_usec(); usec && *usec * 1000 >= *b.cpu_time_ns) {
-      terminate("budget", "cpu_time", policy::format_duration(*b.cpu_time_ns), elapsed_text(*usec * 1000));
+      terminate("budget", "cpu_time", policy::format_duration(*b.cpu_time_ns),
+                elapsed_text(*usec * 1000));
     }
   }
   if (b.memory_bytes) {
@@ -517,12 +543,14 @@ bool condition_holds(const policy::SeccompCondition& c, const std::array<uint64_
 
 // The profile's own verdict on a call, from its rules (without the composition-rule gates):
 // true when a deny rule matches these arguments, or when an allow-list has no allow rule for it.
-bool profile_denies(const policy::SeccompProfile& p, const std::string& name, const std::array<uint64_t, 6>& args) {
+bool profile_denies(const policy::SeccompProfile& p, const std::string& name,
+                    const std::array<uint64_t, 6>& args) {
   bool allowed = false;
   for (const policy::SeccompRule& r : p.rules) {
     if (r.syscall != name || r.verdict == policy::SeccompVerdict::gate) continue;
-    bool holds = std::all_of(r.conditions.begin(), r.conditions.end(),
-                             [&](const policy::SeccompCondition& c) { return condition_holds(c, args); });
+    bool holds =
+        std::all_of(r.conditions.begin(), r.conditions.end(),
+                    [&](const policy::SeccompCondition& c) { return condition_holds(c, args); });
     if (!holds) continue;
     if (r.verdict == policy::SeccompVerdict::deny) return true;
     if (r.verdict == policy::SeccompVerdict::allow) allowed = true;
@@ -540,8 +568,10 @@ bool profile_denies(const policy::SeccompProfile& p, const std::string& name, co
 bool Supervisor::decide_gate(const SeccompNotice& n) {
   const policy::SeccompProfile& profile = config_.plan->seccomp;
   auto gate = profile.gates.find(n.syscall);
-  if (n.foreign_abi || gate == profile.gates.end() || profile_denies(profile, n.syscall, n.args)) return false;
-  const std::vector<size_t>& denied_by = gate->second == "write" ? profile.write_denied_by : profile.exec_denied_by;
+  if (n.foreign_abi || gate == profile.gates.end() || profile_denies(profile, n.syscall, n.args))
+    return false;
+  const std::vector<size_t>& denied_by =
+      gate->second == "write" ? profile.write_denied_by : profile.exec_denied_by;
   uint64_t fired = config_.bpf ? config_.bpf->counters(config_.cgroup_id).state.rules_fired : 0;
   const policy::Rule* rule = nullptr;
   size_t index = 0;
@@ -557,7 +587,8 @@ bool Supervisor::decide_gate(const SeccompNotice& n) {
     return true;
   }
   nlohmann::json args = nlohmann::json::array();
-  for (uint64_t a : n.args) args.push_back(hex(a));
+  for (uint64_t a : n.args)
+    args.push_back(hex(a));
   events_.emit("deny", n.pid,
                {{"section", "rules"},
                 {"rule", rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id},
@@ -566,7 +597,8 @@ bool Supervisor::decide_gate(const SeccompNotice& n) {
                 {"syscall", n.syscall},
                 {"nr", n.nr},
                 {"args", args},
-                {"reason", "composition rule " + (rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id) +
+                {"reason", "composition rule " +
+                               (rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id) +
                                " fired and denies " + gate->second},
                 {"action", "EPERM"}});
   record_denial(n.syscall + " (/rules/" + std::to_string(index) + ")");
@@ -581,7 +613,8 @@ void Supervisor::on_notification() {
   if (decide_gate(*n)) return;
   const policy::SeccompProfile& profile = config_.plan->seccomp;
   nlohmann::json args = nlohmann::json::array();
-  for (uint64_t a : n->args) args.push_back(hex(a));
+  for (uint64_t a : n->args)
+    args.push_back(hex(a));
   std::string origin;
   std::string action;
   if (n->foreign_abi) {
@@ -629,7 +662,8 @@ RunOutcome Supervisor::run() {
         on_signal();
       } else if (wall_timer_ && fd == wall_timer_.get()) {
         drain(fd);
-        terminate("budget", "wall_clock", policy::format_duration(*config_.plan->budgets.wall_clock_ns),
+        terminate("budget", "wall_clock",
+                  policy::format_duration(*config_.plan->budgets.wall_clock_ns),
                   elapsed_text(elapsed_ns()));
       } else if (tick_timer_ && fd == tick_timer_.get()) {
         on_tick();
@@ -749,11 +783,13 @@ RunOutcome Supervisor::run() {
                            {"total", policy::format_usd(c.state.cost_micro + reported_micro_usd_)}};
     if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
     if (config_.plan->network.mode == policy::NetworkMode::filtered || b.egress_bytes) {
-      figures["egress_bytes"] = {{"value", c.state.egress_bytes}, {"dropped_packets", c.state.egress_dropped}};
+      figures["egress_bytes"] = {{"value", c.state.egress_bytes},
+                                 {"dropped_packets", c.state.egress_dropped}};
       if (b.egress_bytes) figures["egress_bytes"]["limit"] = *b.egress_bytes;
     }
     // The kernel's counters are exact even when records were lost.
-    outcome_.denials = seccomp_denials_ + c.state.net_denied + c.state.egress_dropped + c.state.exec_denied;
+    outcome_.denials =
+        seccomp_denials_ + c.state.net_denied + c.state.egress_dropped + c.state.exec_denied;
     figures["kernel_events"] = {{"records", c.state.records},
                                 {"lost", c.state.lost},
                                 {"malformed", malformed_records_},

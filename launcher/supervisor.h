@@ -28,12 +28,12 @@ namespace launcher {
 struct SupervisorConfig {
   const policy::EnforcementPlan* plan = nullptr;
   uint64_t grace_ns = 2'000'000'000ULL;
-  uint64_t tick_ns = 100'000'000ULL;  // cpu, pids and memory sampling period
-  nlohmann::json initial_command;     // path, argv, tool: for the exec event
-  bpf::EnclosureBpf* bpf = nullptr;   // the eBPF layer, when loaded
-  uint64_t cgroup_id = 0;             // the enclosure's key in its maps
-  int meter_fd = -1;                  // read end of the metering pipe (non-blocking), or -1
-  bool audit_required = false;        // a sink that cannot deliver ends the run (exit 125)
+  uint64_t tick_ns = 100'000'000ULL;          // cpu, pids and memory sampling period
+  nlohmann::json initial_command;             // path, argv, tool: for the exec event
+  bpf::EnclosureBpf* bpf = nullptr;           // the eBPF layer, when loaded
+  uint64_t cgroup_id = 0;                     // the enclosure's key in its maps
+  int meter_fd = -1;                          // read end of the metering pipe (non-blocking), or -1
+  bool audit_required = false;                // a sink that cannot deliver ends the run (exit 125)
   class DnsResolver* resolver = nullptr;      // the enclosure's resolver, when /network/dns
   class DnsAdmissions* admissions = nullptr;  // its admitted addresses
   bool observe = false;  // `enclosure learn`: a `window` event per window of counts
@@ -42,14 +42,14 @@ struct SupervisorConfig {
 
 struct RunOutcome {
   int exit_code = 125;
-  std::string ended_by;          // exited, signaled, budget, violation, anomaly, audit_unavailable,
-                                 // setup_error, exec_error
-  std::string budget;            // the budget that ended the run, if any
-  std::string message;           // set-up or exec error text
+  std::string ended_by;  // exited, signaled, budget, violation, anomaly, audit_unavailable,
+                         // setup_error, exec_error
+  std::string budget;    // the budget that ended the run, if any
+  std::string message;   // set-up or exec error text
   uint64_t denials = 0;
-  std::string first_denial;      // "ptrace (/syscalls/deny/0)"
+  std::string first_denial;  // "ptrace (/syscalls/deny/0)"
   uint64_t duration_ns = 0;
-  nlohmann::json figures;        // final budget figures for the exit event
+  nlohmann::json figures;  // final budget figures for the exit event
 };
 
 class Supervisor {

@@ -109,7 +109,8 @@ LearnResult learn_manifest(const Observation& o, const LearnOptions& options,
     std::string dir = f.directory ? f.path : parent_path(f.path);
     // A directory the run created did not exist before it: the grant goes to the nearest
     // ancestor that did, where the creating happened.
-    while (f.write && dir != "/" && o.created_dirs.count(dir)) dir = parent_path(dir);
+    while (f.write && dir != "/" && o.created_dirs.count(dir))
+      dir = parent_path(dir);
     std::string grant = too_wide(dir) ? f.path : dir;
     if (grant == "/" || too_wide(grant)) continue;
     (f.write ? writes : reads).insert(grant);

@@ -45,7 +45,7 @@ struct Observation {
   uint64_t peak_memory_bytes = 0;
   std::string cwd = "/";
   std::set<std::string> created_dirs;  // directories the run itself created (granted via a parent)
-  BaselineProfile profile;  // per-window peaks and syscalls seen
+  BaselineProfile profile;             // per-window peaks and syscalls seen
 };
 
 struct LearnOptions {

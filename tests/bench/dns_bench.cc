@@ -3,10 +3,12 @@
 // checks the answer and admits its addresses (here into a no-op table). The eBPF redirection of
 // port 53 is not part of this figure (it rewrites a socket address once per connect/sendmsg).
 // Prints: "direct_us resolver_us added_us" (medians over N queries).
+#include <stdbool.h>  // before ldns, whose common.h would otherwise #define bool
+
+#include <ldns/ldns.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdbool.h>  // before ldns, whose common.h would otherwise #define bool
-#include <ldns/ldns.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>

@@ -2,10 +2,12 @@
 // allows (others get REFUSED and never reach the upstream), port-53 traffic to any address is
 // redirected to it, answered addresses become reachable for the rule's ports until TTL + grace.
 // The upstream is an authoritative responder started by the test on 127.0.0.1.
+#include <stdbool.h>  // before ldns, whose common.h would otherwise #define bool
+
+#include <ldns/ldns.h>
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <stdbool.h>  // before ldns, whose common.h would otherwise #define bool
-#include <ldns/ldns.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -50,7 +52,8 @@ class TestZoneServer {
     port_ = ntohs(a.sin_port);
     int one = 1;
     ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(tcp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(tcp_, 8) != 0) port_ = 0;
+    if (::bind(tcp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(tcp_, 8) != 0)
+      port_ = 0;
     thread_ = std::thread([this] { serve(); });
   }
   ~TestZoneServer() {
@@ -95,17 +98,20 @@ class TestZoneServer {
           bool wanted = rec.type == "CNAME" || (rec.type == "A" && qtype == LDNS_RR_TYPE_A) ||
                         (rec.type == "AAAA" && qtype == LDNS_RR_TYPE_AAAA);
           if (!wanted) continue;
-          std::string text = current + ". " + std::to_string(rec.ttl) + " IN " + rec.type + " " + rec.data;
+          std::string text =
+              current + ". " + std::to_string(rec.ttl) + " IN " + rec.type + " " + rec.data;
           ldns_rr* rr = nullptr;
           if (ldns_rr_new_frm_str(&rr, text.c_str(), 0, nullptr, nullptr) == LDNS_STATUS_OK) {
             ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
           }
-          if (rec.type == "CNAME") next = rec.data.back() == '.' ? rec.data.substr(0, rec.data.size() - 1) : rec.data;
+          if (rec.type == "CNAME")
+            next = rec.data.back() == '.' ? rec.data.substr(0, rec.data.size() - 1) : rec.data;
         }
         if (next.empty()) break;
         current = next;
       }
-      if (ldns_pkt_ancount(r) == 0 && zone_.find(name) == zone_.end()) ldns_pkt_set_rcode(r, LDNS_RCODE_NXDOMAIN);
+      if (ldns_pkt_ancount(r) == 0 && zone_.find(name) == zone_.end())
+        ldns_pkt_set_rcode(r, LDNS_RCODE_NXDOMAIN);
     }
     uint8_t* wire = nullptr;
     size_t wire_size = 0;
@@ -172,7 +178,8 @@ json dns_manifest(uint16_t port) {
 
 harness::RunOptions upstream(const TestZoneServer& zone, const std::string& grace = "10s") {
   harness::RunOptions o;
-  o.extra_args = {"--dns-upstream", "127.0.0.1:" + std::to_string(zone.port()), "--dns-grace", grace};
+  o.extra_args = {"--dns-upstream", "127.0.0.1:" + std::to_string(zone.port()), "--dns-grace",
+                  grace};
   return o;
 }
 
@@ -180,7 +187,8 @@ harness::RunOptions upstream(const TestZoneServer& zone, const std::string& grac
 const char* kDnsPrelude =
     "import socket, struct, time\n"
     "def resolve(name):\n"
-    "    return sorted({a[4][0] for a in socket.getaddrinfo(name, 0, socket.AF_INET, socket.SOCK_STREAM)})\n"
+    "    return sorted({a[4][0] for a in socket.getaddrinfo(name, 0, socket.AF_INET, "
+    "socket.SOCK_STREAM)})\n"
     "def query(name):\n"
     "    q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0)\n"
     "    for label in name.split('.'): q += bytes([len(label)]) + label.encode()\n"
@@ -210,8 +218,9 @@ TEST(Dns, AllowedNameResolvesAndItsAddressBecomesReachable) {
                      "t('resolve', lambda: resolve('api.test.example'))\n"
                      "t('after', lambda: connect('127.0.0.1', int(A[0])))\n"
                      "t('other_port', lambda: connect('127.0.0.1', int(A[0]) + 1))\n";
-  RunResult r = run_enclosure(dir, dns_manifest(listener.port()),
-                              harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
+  RunResult r =
+      run_enclosure(dir, dns_manifest(listener.port()),
+                    harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
   json res = harness::python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_EQ(res["before"], "EPERM") << r.describe();  // never answered: not admitted
@@ -220,12 +229,15 @@ TEST(Dns, AllowedNameResolvesAndItsAddressBecomesReachable) {
   EXPECT_EQ(res["other_port"], "EPERM") << r.describe();
   bool answered = false;
   for (const json& e : r.of_type("dns")) {
-    answered = answered || (e.value("name", "") == "api.test.example" && e.value("result", "") == "answered");
+    answered = answered ||
+               (e.value("name", "") == "api.test.example" && e.value("result", "") == "answered");
   }
   EXPECT_TRUE(answered) << r.describe();
   bool named = false;
-  for (const json& e : r.of_type("connect")) named = named || e.value("name", "") == "api.test.example";
-  EXPECT_TRUE(named) << "the connect event should carry the name the address was admitted for\n" << r.describe();
+  for (const json& e : r.of_type("connect"))
+    named = named || e.value("name", "") == "api.test.example";
+  EXPECT_TRUE(named) << "the connect event should carry the name the address was admitted for\n"
+                     << r.describe();
   listener.collect();
   EXPECT_EQ(listener.connections(), 1u);
 }
@@ -234,17 +246,20 @@ TEST(Dns, NameNoRuleAllowsIsRefusedAndNeverForwarded) {
   TempDir dir;
   TestZoneServer zone;
   zone.add("secret.test.example", {"A", "127.0.0.1", 300});
-  std::string body = std::string(kDnsPrelude) + "t('resolve', lambda: resolve('secret.test.example'))\n"
-                                                "t('rcode', lambda: rcode_udp('127.0.0.1', 'secret.test.example'))\n";
+  std::string body = std::string(kDnsPrelude) +
+                     "t('resolve', lambda: resolve('secret.test.example'))\n"
+                     "t('rcode', lambda: rcode_udp('127.0.0.1', 'secret.test.example'))\n";
   RunResult r = run_enclosure(dir, dns_manifest(1), harness::python_agent(body), upstream(zone));
   json res = harness::python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_NE(res["resolve"], json::array({"127.0.0.1"})) << r.describe();
   EXPECT_EQ(res["rcode"][0], 5) << r.describe();  // REFUSED
-  EXPECT_EQ(zone.asked().count("secret.test.example"), 0u) << "the upstream was asked a refused name";
+  EXPECT_EQ(zone.asked().count("secret.test.example"), 0u)
+      << "the upstream was asked a refused name";
   bool refused = false;
   for (const json& e : r.of_type("dns")) {
-    refused = refused || (e.value("name", "") == "secret.test.example" && e.value("result", "") == "refused");
+    refused = refused ||
+              (e.value("name", "") == "secret.test.example" && e.value("result", "") == "refused");
   }
   EXPECT_TRUE(refused) << r.describe();
 }
@@ -255,9 +270,10 @@ TEST(Dns, QueriesToAnyResolverAddressAreAnsweredByTheEnclosuresResolver) {
   zone.add("api.test.example", {"A", "127.0.0.1", 300});
   // 127.0.0.53 has no resolver on this host: an answer can only come from the redirection,
   // and it must appear to come from the address asked.
-  std::string body = std::string(kDnsPrelude) + "t('udp', lambda: rcode_udp('127.0.0.53', 'api.test.example'))\n"
-                                                "t('tcp', lambda: rcode_tcp('127.0.0.53', 'api.test.example'))\n"
-                                                "t('tcp_refused', lambda: rcode_tcp('127.0.0.9', 'nope.example'))\n";
+  std::string body = std::string(kDnsPrelude) +
+                     "t('udp', lambda: rcode_udp('127.0.0.53', 'api.test.example'))\n"
+                     "t('tcp', lambda: rcode_tcp('127.0.0.53', 'api.test.example'))\n"
+                     "t('tcp_refused', lambda: rcode_tcp('127.0.0.9', 'nope.example'))\n";
   RunResult r = run_enclosure(dir, dns_manifest(1), harness::python_agent(body), upstream(zone));
   json res = harness::python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
@@ -271,9 +287,11 @@ TEST(Dns, CnameToANameNoRuleAllowsIsRefused) {
   TestZoneServer zone;
   zone.add("alias.test.example", {"CNAME", "evil.other.example.", 300});
   zone.add("evil.other.example", {"A", "127.0.0.1", 300});
-  std::string body = std::string(kDnsPrelude) + "t('rcode', lambda: rcode_udp('127.0.0.1', 'alias.test.example'))\n"
-                                                "t('connect', lambda: connect('127.0.0.1', int(A[0])))\n";
-  RunResult r = run_enclosure(dir, dns_manifest(4242), harness::python_agent(body, {"4242"}), upstream(zone));
+  std::string body = std::string(kDnsPrelude) +
+                     "t('rcode', lambda: rcode_udp('127.0.0.1', 'alias.test.example'))\n"
+                     "t('connect', lambda: connect('127.0.0.1', int(A[0])))\n";
+  RunResult r =
+      run_enclosure(dir, dns_manifest(4242), harness::python_agent(body, {"4242"}), upstream(zone));
   json res = harness::python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_EQ(res["rcode"][0], 5) << r.describe();
@@ -294,7 +312,8 @@ TEST(Dns, AdmissionExpiresAfterTtlPlusGraceUntilResolvedAgain) {
                      "t('again', lambda: resolve('api.test.example'))\n"
                      "t('renewed', lambda: connect('127.0.0.1', int(A[0])))\n";
   RunResult r = run_enclosure(dir, dns_manifest(listener.port()),
-                              harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone, "500ms"));
+                              harness::python_agent(body, {std::to_string(listener.port())}),
+                              upstream(zone, "500ms"));
   json res = harness::python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_EQ(res["fresh"], "ok") << r.describe();
@@ -308,20 +327,23 @@ TEST(Dns, AaaaAnswersAdmitTheIpv6Address) {
   LoopbackListener listener(LoopbackListener::Protocol::tcp, "::1");
   ASSERT_TRUE(listener.ok());
   zone.add("api.test.example", {"AAAA", "::1", 300});
-  std::string body = std::string(kDnsPrelude) +
-                     "t('before', lambda: socket.create_connection(('::1', int(A[0])), timeout=3).close())\n"
-                     "t('resolve', lambda: sorted({a[4][0] for a in socket.getaddrinfo('api.test.example', 0, "
-                     "socket.AF_INET6, socket.SOCK_STREAM)}))\n"
-                     "t('after', lambda: socket.create_connection(('::1', int(A[0])), timeout=3).close())\n";
-  RunResult r = run_enclosure(dir, dns_manifest(listener.port()),
-                              harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
+  std::string body =
+      std::string(kDnsPrelude) +
+      "t('before', lambda: socket.create_connection(('::1', int(A[0])), timeout=3).close())\n"
+      "t('resolve', lambda: sorted({a[4][0] for a in socket.getaddrinfo('api.test.example', 0, "
+      "socket.AF_INET6, socket.SOCK_STREAM)}))\n"
+      "t('after', lambda: socket.create_connection(('::1', int(A[0])), timeout=3).close())\n";
+  RunResult r =
+      run_enclosure(dir, dns_manifest(listener.port()),
+                    harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
   json res = harness::python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_EQ(res["before"], "EPERM") << r.describe();
   EXPECT_EQ(res["resolve"], json::array({"::1"})) << r.describe();
   EXPECT_EQ(res["after"], "ok") << r.describe();
   bool aaaa = false;
-  for (const json& e : r.of_type("dns")) aaaa = aaaa || e.value("query_type", "") == "AAAA";
+  for (const json& e : r.of_type("dns"))
+    aaaa = aaaa || e.value("query_type", "") == "AAAA";
   EXPECT_TRUE(aaaa) << r.describe();
 }
 
@@ -336,6 +358,7 @@ TEST(Dns, DnsOverTlsToAnotherResolverIsDenied) {
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_EQ(res["dot"], "EPERM") << r.describe();
   bool denied = false;
-  for (const json& e : r.of_type("deny")) denied = denied || e.value("port", 0) == 853;
+  for (const json& e : r.of_type("deny"))
+    denied = denied || e.value("port", 0) == 853;
   EXPECT_TRUE(denied) << r.describe();
 }

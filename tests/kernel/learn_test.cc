@@ -31,7 +31,8 @@ std::string example(const std::string& name) {
 
 // Runs `enclosure ARGS...` with DIR as the working directory.
 RunResult enclosure_in(const TempDir& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", dir.path(), enclosure_binary()};
+  std::vector<std::string> argv = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", dir.path(),
+                                   enclosure_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   harness::RunOptions o;
   o.timeout_seconds = 120;
@@ -82,8 +83,10 @@ void learn_check_rerun(const TempDir& dir, const std::vector<std::string>& comma
   json m = read_json(dir.file("learned.json"));
   ASSERT_TRUE(m.is_object()) << learned.err;
   EXPECT_TRUE(std::filesystem::exists(dir.file("learned.json.profile.json")));
-  EXPECT_NE(m["metadata"].value("reason", "").find("enclosure learn"), std::string::npos) << m.dump(2);
-  for (const auto& grants : {m["filesystem"].value("read", json::array()), m["filesystem"].value("write", json::array())}) {
+  EXPECT_NE(m["metadata"].value("reason", "").find("enclosure learn"), std::string::npos)
+      << m.dump(2);
+  for (const auto& grants : {m["filesystem"].value("read", json::array()),
+                             m["filesystem"].value("write", json::array())}) {
     for (const json& g : grants) {
       EXPECT_NE(g, "/") << m.dump(2);
       EXPECT_NE(g, "/root") << m.dump(2);
@@ -94,7 +97,8 @@ void learn_check_rerun(const TempDir& dir, const std::vector<std::string>& comma
   RunResult check = run_command({enclosure_binary(), "check", dir.file("learned.json")});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err << m.dump(2);
 
-  std::vector<std::string> run = {"run", "-m", dir.file("learned.json"), "--events", dir.file("rerun.jsonl"), "--"};
+  std::vector<std::string> run = {
+      "run", "-m", dir.file("learned.json"), "--events", dir.file("rerun.jsonl"), "--"};
   run.insert(run.end(), command.begin(), command.end());
   RunResult rerun = enclosure_in(dir, run);
   EXPECT_EQ(rerun.exit_code, 0) << rerun.err << rerun.out << m.dump(2);
@@ -118,7 +122,9 @@ class LoopbackHttpServer {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 8) != 0) return;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, 8) != 0)
+      return;
     socklen_t len = sizeof a;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
@@ -157,7 +163,8 @@ TEST(Learn, ReportScriptLearnsItsFolderAndRunsAgain) {
   dir.write("data/a.txt", "one two three\n");
   dir.write("data/b.txt", "four five\n");
   learn_check_rerun(dir, {"/usr/bin/python3", "summarize.py"},
-                    {"/usr/bin/python3", "-c", "import sys; print(open(sys.argv[1]).read())"}, "summarized 2 files");
+                    {"/usr/bin/python3", "-c", "import sys; print(open(sys.argv[1]).read())"},
+                    "summarized 2 files");
   json m = read_json(dir.file("learned.json"));
   EXPECT_EQ(m["network"]["mode"], "none") << m.dump(2);
   EXPECT_EQ(m["syscalls"]["profile"], "strict") << m.dump(2);
@@ -174,7 +181,8 @@ TEST(Learn, GitWorkflowLearnsTheProgramsItRuns) {
   learn_check_rerun(dir, {"/bin/sh", "git_workflow.sh"}, {"/bin/sh", "-c", "cat \"$0\""}, "1");
   json m = read_json(dir.file("learned.json"));
   bool git = false;
-  for (const json& t : m["tools"]) git = git || t.value("path", "").find("/git") != std::string::npos;
+  for (const json& t : m["tools"])
+    git = git || t.value("path", "").find("/git") != std::string::npos;
   EXPECT_TRUE(git) << m.dump(2);
 }
 
@@ -185,7 +193,8 @@ TEST(Learn, FetchLearnsTheDestinationAndNothingElse) {
   copy_example(dir, "fetch.py");
   std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/";
   learn_check_rerun(dir, {"/usr/bin/python3", "fetch.py", url},
-                    {"/usr/bin/python3", "-c", "import sys; print(open(sys.argv[1]).read())"}, "fetched 13 bytes");
+                    {"/usr/bin/python3", "-c", "import sys; print(open(sys.argv[1]).read())"},
+                    "fetched 13 bytes");
   json m = read_json(dir.file("learned.json"));
   EXPECT_EQ(m["network"]["mode"], "filtered") << m.dump(2);
   json egress = m["network"]["egress"];
@@ -198,11 +207,13 @@ namespace {
 
 // Learns the quiet report script, then runs `body` under a manifest whose baseline is the
 // learned profile (with `action`).
-std::vector<json> run_against_baseline(const TempDir& dir, const std::string& body, const std::string& action,
-                                       RunResult& result, json& profile) {
+std::vector<json> run_against_baseline(const TempDir& dir, const std::string& body,
+                                       const std::string& action, RunResult& result,
+                                       json& profile) {
   copy_example(dir, "summarize.py");
   dir.write("data/a.txt", "one two three\n");
-  RunResult learned = enclosure_in(dir, {"learn", "-o", dir.file("learned.json"), "--", "/usr/bin/python3", "summarize.py"});
+  RunResult learned = enclosure_in(
+      dir, {"learn", "-o", dir.file("learned.json"), "--", "/usr/bin/python3", "summarize.py"});
   EXPECT_EQ(learned.exit_code, 0) << learned.err;
   profile = read_json(dir.file("learned.json.profile.json"));
   json m = read_json(dir.file("learned.json"));
@@ -211,8 +222,8 @@ std::vector<json> run_against_baseline(const TempDir& dir, const std::string& bo
   m["baseline"]["action"] = action;
   std::ofstream(dir.file("baseline.json")) << m.dump(2);
   std::ofstream(dir.file("burst.py")) << body;
-  result = enclosure_in(dir, {"run", "-m", dir.file("baseline.json"), "--events", dir.file("events.jsonl"), "--",
-                              "/usr/bin/python3", "burst.py"});
+  result = enclosure_in(dir, {"run", "-m", dir.file("baseline.json"), "--events",
+                              dir.file("events.jsonl"), "--", "/usr/bin/python3", "burst.py"});
   return read_events(dir.file("events.jsonl"));
 }
 
@@ -222,25 +233,27 @@ TEST(Baseline, BurstOfOpensAndANewSyscallAreAnomalies) {
   TempDir dir;
   RunResult r;
   json profile;
-  std::vector<json> events = run_against_baseline(
-      dir,
-      "import os\n"
-      "for i in range(4000): os.close(os.open('data/a.txt', os.O_RDONLY))\n"
-      "os.getpriority(os.PRIO_PROCESS, 0)\n"
-      "print('done')\n",
-      "alert", r, profile);
+  std::vector<json> events =
+      run_against_baseline(dir,
+                           "import os\n"
+                           "for i in range(4000): os.close(os.open('data/a.txt', os.O_RDONLY))\n"
+                           "os.getpriority(os.PRIO_PROCESS, 0)\n"
+                           "print('done')\n",
+                           "alert", r, profile);
   ASSERT_TRUE(profile.is_object());
   uint64_t peak = profile["peaks"].value("opens", uint64_t{0});
   ASSERT_GT(peak, 0u);
   ASSERT_LT(peak * 10, 4000u) << "the burst must be at least ten times the learned peak";
-  for (const json& s : profile["syscalls"]) ASSERT_NE(s, "getpriority") << "getpriority must be new";
+  for (const json& s : profile["syscalls"])
+    ASSERT_NE(s, "getpriority") << "getpriority must be new";
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("done"), std::string::npos);
   bool rate = false, syscall = false;
   for (const json& a : of_type(events, "anomaly")) {
     rate = rate || (a.value("what", "") == "rate" && a.value("metric", "") == "opens" &&
                     a.value("value", uint64_t{0}) > peak * 3);
-    syscall = syscall || (a.value("what", "") == "syscall" && a.value("syscall", "") == "getpriority");
+    syscall =
+        syscall || (a.value("what", "") == "syscall" && a.value("syscall", "") == "getpriority");
   }
   EXPECT_TRUE(rate) << r.err;
   EXPECT_TRUE(syscall) << r.err;
@@ -250,25 +263,52 @@ TEST(Baseline, QuietRunHasNoRateAnomaly) {
   TempDir dir;
   RunResult r;
   json profile;
-  std::vector<json> events = run_against_baseline(dir, "import os\nos.close(os.open('data/a.txt', os.O_RDONLY))\n", "kill", r, profile);
+  std::vector<json> events = run_against_baseline(
+      dir, "import os\nos.close(os.open('data/a.txt', os.O_RDONLY))\n", "kill", r, profile);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  for (const json& a : of_type(events, "anomaly")) EXPECT_NE(a.value("what", ""), "rate") << a.dump();
+  for (const json& a : of_type(events, "anomaly"))
+    EXPECT_NE(a.value("what", ""), "rate") << a.dump();
 }
 
 TEST(Baseline, KillActionEndsTheRun) {
   TempDir dir;
   RunResult r;
   json profile;
-  std::vector<json> events = run_against_baseline(
-      dir,
-      "import os, time\n"
-      "for i in range(4000): os.close(os.open('data/a.txt', os.O_RDONLY))\n"
-      "time.sleep(5)\n"
-      "print('survived')\n",
-      "kill", r, profile);
+  std::vector<json> events =
+      run_against_baseline(dir,
+                           "import os, time\n"
+                           "for i in range(4000): os.close(os.open('data/a.txt', os.O_RDONLY))\n"
+                           "time.sleep(5)\n"
+                           "print('survived')\n",
+                           "kill", r, profile);
   EXPECT_EQ(r.out.find("survived"), std::string::npos) << r.out;
   EXPECT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
   std::vector<json> exits = of_type(events, "exit");
   ASSERT_EQ(exits.size(), 1u);
   EXPECT_EQ(exits[0].value("ended_by", ""), "anomaly") << exits[0].dump();
+}
+
+TEST(Learn, WithABaseKeepsItsMetadataAndDiffShowsTheNarrowing) {
+  TempDir dir;
+  copy_example(dir, "summarize.py");
+  dir.write("data/a.txt", "one two\n");
+  json base = harness::base_manifest("report-agent", {"/usr/bin/python3"});
+  base["metadata"]["revision"] = 4;
+  base["metadata"]["approved_by"] = "security@example.com";
+  base["filesystem"]["write"] = {dir.path()};
+  base["process"] = {{"cwd", dir.path()}};
+  std::ofstream(dir.file("base.json")) << base.dump(2);
+  RunResult learned =
+      enclosure_in(dir, {"learn", "-m", dir.file("base.json"), "-o", dir.file("learned.json"), "--",
+                         "/usr/bin/python3", "summarize.py"});
+  ASSERT_EQ(learned.exit_code, 0) << learned.err;
+  json m = read_json(dir.file("learned.json"));
+  ASSERT_TRUE(m.is_object());
+  EXPECT_EQ(m["metadata"]["name"], "report-agent") << m.dump(2);
+  EXPECT_EQ(m["metadata"]["revision"], 5) << m.dump(2);
+  EXPECT_EQ(m["metadata"]["approved_by"], "security@example.com") << m.dump(2);
+  RunResult diff =
+      run_command({enclosure_binary(), "diff", dir.file("base.json"), dir.file("learned.json")});
+  EXPECT_EQ(diff.exit_code, 1) << diff.out << diff.err;  // they differ
+  EXPECT_NE(diff.out.find("narrow"), std::string::npos) << diff.out;
 }

@@ -481,7 +481,8 @@ TEST(RunFilesystem, GrantOfTheWholeHostStillAppliesEveryLaterStep) {
   dir.write("work/keep", "");
   ::chmod(dir.file("work").c_str(), 0777);  // the agent runs as uid 65534
   nlohmann::json m = base_manifest("fs-root", {"/usr/bin/python3"});
-  m["filesystem"] = {{"read", {"/"}}, {"write", {dir.file("work")}}, {"tmpfs", {"/var/tmp"}}, {"hide", {hidden}}};
+  m["filesystem"] = {
+      {"read", {"/"}}, {"write", {dir.file("work")}}, {"tmpfs", {"/var/tmp"}}, {"hide", {hidden}}};
   std::string body =
       "D = A[0]\n"
       "t('visible', lambda: open(D + '/visible.txt').read())\n"
@@ -498,9 +499,11 @@ TEST(RunFilesystem, GrantOfTheWholeHostStillAppliesEveryLaterStep) {
   EXPECT_EQ(res["write"], 1) << r.describe();
   EXPECT_EQ(res["ro"], "EROFS") << r.describe();
   EXPECT_EQ(res["tmpfs"], 1) << r.describe();
-  EXPECT_EQ(res["proc_pids"], 1) << "the enclosure's own /proc (its pid namespace) must cover the host's\n"
-                                 << r.describe();
-  EXPECT_FALSE(std::filesystem::exists("/var/tmp/" + std::filesystem::path(dir.path()).filename().string()))
+  EXPECT_EQ(res["proc_pids"], 1)
+      << "the enclosure's own /proc (its pid namespace) must cover the host's\n"
+      << r.describe();
+  EXPECT_FALSE(
+      std::filesystem::exists("/var/tmp/" + std::filesystem::path(dir.path()).filename().string()))
       << "a write to the tmpfs reached the host";
 
   // A mount point the read-only host tree does not have cannot be made: a clear error.

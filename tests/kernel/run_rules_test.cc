@@ -35,7 +35,8 @@ json rules_manifest(const TempDir& dir, const std::string& denies, uint16_t port
   m["filesystem"]["read"].push_back(dir.path());
   m["process"]["cwd"] = dir.path();
   if (port) {
-    m["network"] = {{"mode", "filtered"}, {"egress", {{{"cidr", "127.0.0.1/32"}, {"ports", {port}}}}}};
+    m["network"] = {{"mode", "filtered"},
+                    {"egress", {{{"cidr", "127.0.0.1/32"}, {"ports", {port}}}}}};
   }
   m["rules"] = {{{"id", "no-" + denies + "-after-pii"},
                  {"after", {{"read", {dir.file("pii")}}}},
@@ -65,7 +66,9 @@ TEST(RunRules, ReadOfTheTreeHoweverNamedDeniesEveryLaterConnect) {
       {"absolute", "open(D + '/pii/data.csv').read()"},
       {"symlink", "open(D + '/public/link').read()"},
       {"relative", "open('pii/data.csv').read()"},
-      {"dirfd", "os.close(os.open('pii/data.csv', os.O_RDONLY, dir_fd=os.open(D, os.O_RDONLY | os.O_DIRECTORY)))"},
+      {"dirfd",
+       "os.close(os.open('pii/data.csv', os.O_RDONLY, dir_fd=os.open(D, os.O_RDONLY | "
+       "os.O_DIRECTORY)))"},
       {"hard_link", "open(D + '/pii/linked').read()"},
   };
   for (const auto& [how, read] : reads) {
@@ -80,7 +83,9 @@ TEST(RunRules, ReadOfTheTreeHoweverNamedDeniesEveryLaterConnect) {
         "def connect(): socket.create_connection(('127.0.0.1', P), timeout=3).close()\n"
         "t('public', lambda: open(D + '/public/readme.txt').read() and None)\n"
         "t('before', connect)\n"
-        "t('read', lambda: " + read + " and None)\n"
+        "t('read', lambda: " +
+        read +
+        " and None)\n"
         "t('after', connect)\n"
         "t('child', lambda: subprocess.run([sys.executable, '-c', 'import socket,sys\\n'\n"
         "  'try:\\n socket.create_connection((\"127.0.0.1\", ' + A[1] + '), timeout=3)\\n'\n"
@@ -138,7 +143,8 @@ TEST(RunRules, DenyWriteAfterTheReadFailsWritesWithEpermAndTheAgentRunsOn) {
       "t('read_still', lambda: open('/tmp/before').read())\n"
       "t('child', lambda: subprocess.run([sys.executable, '-c', 'open(\"/tmp/c\", \"w\")'], "
       "stderr=subprocess.DEVNULL).returncode)\n";
-  RunResult r = run_enclosure(dir, rules_manifest(dir, "write", 0), python_agent(body, {dir.path()}));
+  RunResult r =
+      run_enclosure(dir, rules_manifest(dir, "write", 0), python_agent(body, {dir.path()}));
   json res = python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_EQ(res["before"], "ok") << r.describe();
@@ -162,7 +168,8 @@ TEST(RunRules, DenyExecAfterTheReadFailsExecWithEpermAndTheAgentRunsOn) {
       "t('read', lambda: open('pii/data.csv').read() and None)\n"
       "t('after', lambda: subprocess.run(['/usr/bin/true']).returncode)\n"
       "t('alive', lambda: 'yes')\n";
-  RunResult r = run_enclosure(dir, rules_manifest(dir, "exec", 0), python_agent(body, {dir.path()}));
+  RunResult r =
+      run_enclosure(dir, rules_manifest(dir, "exec", 0), python_agent(body, {dir.path()}));
   json res = python_result(r);
   ASSERT_TRUE(res.is_object()) << r.describe();
   EXPECT_EQ(res["before"], 0) << r.describe();
