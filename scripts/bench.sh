@@ -5,6 +5,8 @@
 #
 #   launch:    /usr/bin/true bare, under `unshare`, `bwrap --unshare-all`, firejail, and
 #              `enclosure run` with a typical manifest
+#   real work: an import-heavy Python script, `git status` on this repository, a C compile:
+#              bare, under bwrap and under enclosure
 #   syscalls:  getppid and openat loops bare, under bwrap and under enclosure
 #   ebpf:      getppid inside without and with a syscall budget; a host process while an
 #              enclosure with a syscall budget runs and while none does; connect() to a loopback
@@ -33,7 +35,7 @@ ENCLOSURE=$PWD/$BUILD_DIR/launcher/enclosure
 LOOP_BIN=$PWD/$BUILD_DIR/tests/bench/syscall_loop
 POLICY_BENCH=$PWD/$BUILD_DIR/tests/bench/policy_bench
 DNS_BENCH=$PWD/$BUILD_DIR/tests/bench/dns_bench
-for tool in hyperfine bwrap; do
+for tool in hyperfine bwrap gcc git; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/install-deps.sh" >&2; exit 1; }
 done
 
@@ -67,6 +69,24 @@ m = json.load(open(work + "/manifest.json"))
 m["audit"] = {"files": True}
 json.dump(m, open(work + "/manifest-audit.json", "w"))
 PY
+
+# Real work: an import-heavy Python script, `git status` on this repository, a C compile.
+REPO=$PWD
+CC1=$(gcc -print-prog-name=cc1)
+AS=$(readlink -f "$(gcc -print-prog-name=as)")
+[ -x "$AS" ] || AS=$(readlink -f "$(command -v as)")
+GCC=$(readlink -f "$(command -v gcc)")
+printf '#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\nint main(void) { char b[64]; snprintf(b, sizeof b, "%%d", rand()); puts(b); return (int)strlen(b) - 1; }\n' > "$work/hello.c"
+cat > "$work/manifest-work.json" <<EOF
+{"apiVersion": "enclosure/v1", "metadata": {"name": "bench-work"},
+ "filesystem": {"read": ["/usr", "/lib", "/lib64", "$REPO", "$work"], "tmpfs": ["/tmp"]},
+ "tools": [{"name": "python3", "path": "/usr/bin/python3"}, {"name": "git", "path": "/usr/bin/git"},
+           {"name": "gcc", "path": "$GCC"}, {"name": "cc1", "path": "$CC1"}, {"name": "as", "path": "$AS"}],
+ "process": {"user": {"uid": 65534, "gid": 65534}, "cwd": "/tmp", "env": {"pass": ["PATH"]}},
+ "network": {"mode": "none"},
+ "budgets": {"wall_clock": "5m", "processes": 64, "memory": "1GiB"}}
+EOF
+PY_IMPORTS="import asyncio, json, email.parser, http.client, xml.etree.ElementTree, decimal, sqlite3, unittest, argparse"
 
 BWRAP=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/lib /lib
        --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp
@@ -110,6 +130,27 @@ report=$BUILD_DIR/bench-report.md
   echo "| bwrap --unshare-all | $bw | 1.00 |"
   [ -n "$fj" ] && echo "| firejail --noprofile --net=none | $fj | $(ratio "$fj" "$bw") |"
   echo "| enclosure run (standalone) | $enc | $(ratio "$enc" "$bw") |"
+  echo
+  echo "## Real work (mean of $RUNS runs, ms; ratio to bare)"
+  echo
+  echo "| work | bare | bwrap | enclosure | bwrap/bare | enclosure/bare |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  BWRAP_WORK=("${BWRAP[@]}" --ro-bind "$REPO" "$REPO")
+  ENC_WORK=("$ENCLOSURE" run -m "$work/manifest-work.json" --)
+  for kind in python git cc; do
+    case $kind in
+      python) label="python3: import asyncio, json, email, http.client, xml, decimal, sqlite3, unittest, argparse"
+              cmd=(/usr/bin/python3 -c "$PY_IMPORTS") ;;
+      git) label="git status on this repository"
+           cmd=(/usr/bin/git -c "safe.directory=*" -C "$REPO" status --short --untracked-files=no) ;;
+      cc) label="gcc -O2 -c of a small C file"
+          cmd=("$GCC" -O2 -c "$work/hello.c" -o /tmp/hello.o) ;;
+    esac
+    b=$(launch_ms "$(q "${cmd[@]}")")
+    w=$(launch_ms "$(q "${BWRAP_WORK[@]}" "${cmd[@]}")")
+    e=$(launch_ms "$(q "${ENC_WORK[@]}" "${cmd[@]}")")
+    echo "| $label | $b | $w | $e | $(ratio "$w" "$b") | $(ratio "$e" "$b") |"
+  done
   echo
   echo "## System call loops ($LOOP iterations, median of 7 interleaved rounds; ratio to bare)"
   echo
