@@ -241,7 +241,7 @@ int run(const RunOptions& opt) {
   // What this host can enforce; a missing layer stops the run unless the manifest allows it.
   bool needs_bpf = std::any_of(plan.requirements.begin(), plan.requirements.end(),
                                [](const policy::Requirement& r) { return r.layer == "bpf"; });
-  HostFeatures host = probe_host(needs_bpf);
+  HostFeatures host = probe_host(needs_bpf, /*probe_tracing=*/false);
   nlohmann::json degraded = nlohmann::json::array();
   std::set<std::string> degraded_layers;
   for (const policy::Requirement& r : plan.requirements) {
@@ -341,13 +341,29 @@ int run(const RunOptions& opt) {
       kernel_layer->attach_cgroup(cgroup->v2_fd());
       kernel_layer->attach_tracing();
     } catch (const bpf::BpfError& e) {
-      std::cerr << "enclosure run: refusing to start: the eBPF layer failed: " << e.what() << "\n"
-                << "  To run without it, the manifest must list \"bpf\" under "
-                   "/enforcement/allow_degraded.\n";
-      return kLaunchError;
+      if (!plan.enforcement.allows("bpf")) {
+        std::cerr << "enclosure run: refusing to start: the eBPF layer failed: " << e.what() << "\n"
+                  << "  To run without it, the manifest must list \"bpf\" under "
+                     "/enforcement/allow_degraded.\n";
+        return kLaunchError;
+      }
+      // Allowed degraded: every section that needed the layer runs without it, and says so.
+      resolver.reset();
+      admissions.reset();
+      kernel_layer.reset();
+      degraded_layers.insert("bpf");
+      for (const policy::Requirement& r : plan.requirements) {
+        if (r.layer != "bpf") continue;
+        degraded.push_back({{"layer", r.layer},
+                            {"feature", r.feature},
+                            {"origin", r.origin},
+                            {"reason", std::string("the eBPF programs failed to load: ") + e.what()}});
+      }
     }
-    bpf_report = kernel_layer->report();
-    if (resolver) resolver->start();
+    if (kernel_layer) {
+      bpf_report = kernel_layer->report();
+      if (resolver) resolver->start();
+    }
   }
 
   // Everything pid 1 needs, copied into its address space by clone3.

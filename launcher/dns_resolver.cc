@@ -24,7 +24,9 @@ constexpr uint8_t kRcodeServfail = 2;
 constexpr uint8_t kRcodeRefused = 5;
 constexpr size_t kMaxMessage = 65535;
 
-UniqueFd bind_socket(int family, int type, uint16_t& port) {
+// Binds a socket on the loopback address of `family` at `port` (0: one the kernel picks).
+// With `in_use`, a port already taken returns an empty fd and sets *in_use instead of throwing.
+UniqueFd bind_socket(int family, int type, uint16_t& port, bool* in_use = nullptr) {
   UniqueFd fd(::socket(family, type | SOCK_CLOEXEC, 0));
   if (!fd) throw_errno("dns: socket");
   int one = 1;
@@ -46,6 +48,10 @@ UniqueFd bind_socket(int family, int type, uint16_t& port) {
     len = sizeof *a;
   }
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    if (in_use && errno == EADDRINUSE) {
+      *in_use = true;
+      return UniqueFd();
+    }
     throw_errno(std::string("dns: bind the resolver on ") +
                 (family == AF_INET ? "127.0.0.1" : "::1"));
   }
@@ -124,10 +130,21 @@ std::string address_text(const policy::Cidr& c) {
 
 DnsResolver::DnsResolver(ResolverConfig config, std::function<void(const DnsAdmission&)> admit)
     : config_(std::move(config)), admit_(std::move(admit)) {
-  udp4_ = bind_socket(AF_INET, SOCK_DGRAM, port4_);
-  tcp4_ = bind_socket(AF_INET, SOCK_STREAM, port4_);
-  udp6_ = bind_socket(AF_INET6, SOCK_DGRAM, port6_);
-  tcp6_ = bind_socket(AF_INET6, SOCK_STREAM, port6_);
+  // UDP and TCP share one port per family (the eBPF redirection has one port per family): the
+  // kernel picks a free UDP port, which may be taken for TCP; then try another.
+  auto bind_pair = [](int family, UniqueFd& udp, UniqueFd& tcp, uint16_t& port) {
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      port = 0;
+      udp = bind_socket(family, SOCK_DGRAM, port);
+      bool in_use = false;
+      tcp = bind_socket(family, SOCK_STREAM, port, &in_use);
+      if (tcp) return;
+    }
+    throw LaunchError(std::string("dns: no port free for both UDP and TCP on ") +
+                      (family == AF_INET ? "127.0.0.1" : "::1") + " after 64 attempts");
+  };
+  bind_pair(AF_INET, udp4_, tcp4_, port4_);
+  bind_pair(AF_INET6, udp6_, tcp6_, port6_);
   upstream_text_ = config_.upstream.empty() ? first_nameserver() : config_.upstream;
   if (!parse_upstream(upstream_text_, upstream_addr_)) {
     throw LaunchError("dns: upstream resolver \"" + upstream_text_ + "\" is not ADDR[:PORT]");

@@ -1,6 +1,8 @@
 #include "launcher/host_features.h"
 
 #include <bpf/libbpf.h>
+
+#include <optional>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -32,7 +34,7 @@ int quiet_libbpf(enum libbpf_print_level, const char*, va_list) {
 
 }  // namespace
 
-HostFeatures probe_host(bool with_bpf) {
+HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
   HostFeatures h;
   h.root = ::geteuid() == 0;
   struct utsname u {};
@@ -113,13 +115,15 @@ HostFeatures probe_host(bool with_bpf) {
     h.bpf = {false, "needs root"};
   } else {
     try {
-      bpf::GetppidProbe probe(::getpid());
+      std::optional<bpf::GetppidProbe> probe;
+      if (probe_tracing) probe.emplace(::getpid());
       bool cgroup_hooks = h.bpf_program_types["cgroup_sock_addr"].available &&
                           h.bpf_program_types["cgroup_sock"].available &&
                           h.bpf_program_types["cgroup_skb"].available;
-      h.bpf = cgroup_hooks
+      h.bpf = !cgroup_hooks ? Feature{false, "cgroup socket or skb programs do not load here"}
+              : probe_tracing
                   ? Feature{true, "tp_btf tracing and cgroup socket/skb programs load and attach"}
-                  : Feature{false, "cgroup socket or skb programs do not load here"};
+                  : Feature{true, "cgroup socket/skb program types load; tracing is proven by loading the enclosure's programs"};
     } catch (const std::exception& e) {
       h.bpf = {false, std::string("tp_btf programs do not load or attach: ") + e.what()};
     }

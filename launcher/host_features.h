@@ -38,7 +38,10 @@ struct HostFeatures {
 
 // `with_bpf` loads probe programs (tens of milliseconds): `doctor` always, `run` only when the
 // plan needs the eBPF layer.
-HostFeatures probe_host(bool with_bpf = true);
+// `probe_tracing`: load and attach a small tp_btf program to prove tracing works here (doctor).
+// `run` passes false: it loads the enclosure's own programs next, which proves the same, and
+// parsing the kernel's BTF twice would double the launch time.
+HostFeatures probe_host(bool with_bpf = true, bool probe_tracing = true);
 
 // Whether `requirement` is met on this host; `why` says what is missing.
 bool requirement_met(const HostFeatures& host, const policy::Requirement& requirement, std::string& why);
