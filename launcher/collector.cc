@@ -1,5 +1,7 @@
 #include "launcher/collector.h"
 
+#include <systemd/sd-daemon.h>
+
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -505,6 +507,10 @@ int Collector::run() {
             << options_.audit_log;
   if (metrics_endpoint_) std::cerr << ", metrics " << metrics_endpoint_->url();
   std::cerr << std::endl;
+  // Readiness for systemd (Type=notify): the socket listens and the log is open. A no-op
+  // without $NOTIFY_SOCKET.
+  std::string status = "STATUS=listening on unix:" + options_.socket_path;
+  sd_notify(0, ("READY=1\n" + status).c_str());
   struct epoll_event evs[64];
   bool stopping = false;
   while (!stopping) {
@@ -540,6 +546,7 @@ int Collector::run() {
   stopped["ts"] = rfc3339_now();
   stopped["type"] = "collector";
   stopped["event"] = "stopped";
+  sd_notify(0, "STOPPING=1");
   stopped["pid"] = ::getpid();
   stopped["open_runs"] = open_runs().size();
   write_collector_record(stopped);

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev clang-format
   # libraries
   libseccomp-dev libbpf-dev libcap-dev libboost-program-options-dev nlohmann-json3-dev
-  libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libldns-dev
+  libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libldns-dev libsystemd-dev
   # BPF skeletons and vmlinux.h
   bpftool
   # tests and examples

@@ -74,7 +74,7 @@ else
   [ "$(dpkg-deb -f "$deb" Package)" = enclosure ] || fail "Package: $(dpkg-deb -f "$deb" Package)"
   depends=$(dpkg-deb -f "$deb" Depends)
   depends_names=$(tr ',' '\n' <<<"$depends" | awk '{print $1}')
-  for p in libseccomp2 libbpf1 libcap2 libboost-program-options1.74.0 libssl3 libldns3; do
+  for p in libseccomp2 libbpf1 libcap2 libboost-program-options1.74.0 libssl3 libldns3 libsystemd0; do
     grep -qxF "$p" <<<"$depends_names" || fail "Depends lacks $p: $depends"
   done
   dpkg-deb -x "$deb" "$tmp/extracted"

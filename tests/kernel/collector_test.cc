@@ -917,3 +917,36 @@ os.write(fd, b'{"cost_usd": 0.25, "note": "ok"}\n')
   EXPECT_EQ((*exit)["budgets"]["cost_usd"]["rejected_reports"], 5);
   EXPECT_EQ((*exit)["budgets"]["cost_usd"]["reports"], 1);
 }
+
+// Under systemd (Type=notify) the collector says when it listens and when it stops.
+TEST(Collector, NotifiesSystemdWhenReadyAndWhenStopping) {
+  TempDir dir;
+  std::string path = dir.file("notify.sock");
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto receive = [fd]() -> std::string {
+    struct pollfd p {
+      fd, POLLIN, 0
+    };
+    if (::poll(&p, 1, 10000) != 1) return "";
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  };
+  ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  CollectorProcess collector(dir);
+  ::unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(collector.ready()) << collector.errors();
+  std::string ready = receive();
+  EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
+  EXPECT_NE(ready.find("STATUS=listening on unix:" + collector.socket()), std::string::npos)
+      << ready;
+  EXPECT_EQ(collector.stop(SIGTERM), 0) << collector.errors();
+  std::string stopping = receive();
+  EXPECT_NE(stopping.find("STOPPING=1"), std::string::npos) << stopping;
+  ::close(fd);
+}
