@@ -455,6 +455,12 @@ EnclosureCounters EnclosureBpf::counters(uint64_t cgid) const {
   return c;
 }
 
+uint64_t EnclosureBpf::rules_fired(uint64_t cgid) const {
+  enc_state state{};
+  bpf_map__lookup_elem(skel_->maps.states, &cgid, sizeof cgid, &state, sizeof state, 0);
+  return state.rules_fired;
+}
+
 void EnclosureBpf::set_reported_cost(uint64_t cgid, uint64_t micro_usd) {
   bpf_map__update_elem(skel_->maps.reported_costs, &cgid, sizeof cgid, &micro_usd, sizeof micro_usd,
                        BPF_ANY);

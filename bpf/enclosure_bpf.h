@@ -89,6 +89,8 @@ class EnclosureBpf {
   void drain(const std::function<void(const void* data, size_t size)>& sink);
 
   EnclosureCounters counters(uint64_t cgroup_id) const;
+  // The composition rules (bits) that have fired: one map lookup, for decisions on the hot path.
+  uint64_t rules_fired(uint64_t cgroup_id) const;
   // Metered usage reported by the agent, so that the kernel's cost check sees the whole sum.
   void set_reported_cost(uint64_t cgroup_id, uint64_t micro_usd);
 

@@ -572,7 +572,7 @@ bool Supervisor::decide_gate(const SeccompNotice& n) {
     return false;
   const std::vector<size_t>& denied_by =
       gate->second == "write" ? profile.write_denied_by : profile.exec_denied_by;
-  uint64_t fired = config_.bpf ? config_.bpf->counters(config_.cgroup_id).state.rules_fired : 0;
+  uint64_t fired = config_.bpf ? config_.bpf->rules_fired(config_.cgroup_id) : 0;
   const policy::Rule* rule = nullptr;
   size_t index = 0;
   for (size_t i : denied_by) {

@@ -362,3 +362,36 @@ TEST(Dns, DnsOverTlsToAnotherResolverIsDenied) {
     denied = denied || e.value("port", 0) == 853;
   EXPECT_TRUE(denied) << r.describe();
 }
+
+TEST(Dns, AComposedRuleDeniesAHostByNameOnceItFires) {
+  TempDir dir;
+  TestZoneServer zone;
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+  ASSERT_TRUE(listener.ok());
+  zone.add("api.test.example", {"A", "127.0.0.1", 300});
+  dir.write("pii/data.csv", "secret\n");
+  json m = dns_manifest(listener.port());
+  m["filesystem"]["read"].push_back(dir.path());
+  m["rules"] = {{{"id", "no-api-after-pii"},
+                 {"after", {{"read", {dir.file("pii")}}}},
+                 {"deny", {"host:api.test.example"}}}};
+  std::string body = std::string(kDnsPrelude) +
+                     "t('resolve', lambda: resolve('api.test.example'))\n"
+                     "t('before', lambda: connect('127.0.0.1', int(A[0])))\n"
+                     "t('read', lambda: open(A[1] + '/pii/data.csv').read())\n"
+                     "t('after', lambda: connect('127.0.0.1', int(A[0])))\n";
+  RunResult r = run_enclosure(
+      dir, m, harness::python_agent(body, {std::to_string(listener.port()), dir.path()}),
+      upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["before"], "ok") << r.describe();
+  EXPECT_EQ(res["read"], "secret\n") << r.describe();
+  EXPECT_EQ(res["after"], "EPERM") << r.describe();
+  bool named = false;
+  for (const json& e : r.of_type("deny")) {
+    named = named || (e.value("rule", "") == "no-api-after-pii" &&
+                      e.value("name", "") == "api.test.example");
+  }
+  EXPECT_TRUE(named) << "the deny event should name the rule and the host\n" << r.describe();
+}

@@ -179,3 +179,55 @@ TEST(RunRules, DenyExecAfterTheReadFailsExecWithEpermAndTheAgentRunsOn) {
   EXPECT_TRUE(has_deny_naming(r, "no-exec-after-pii")) << r.describe();
   EXPECT_EQ(r.exit_code, 0) << r.describe();
 }
+
+TEST(RunRules, ExecOfAToolDeniesTheNetworkFromThenOn) {
+  TempDir dir;
+  make_tree(dir);
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+  ASSERT_TRUE(listener.ok());
+  json m = rules_manifest(dir, "network", listener.port());
+  m["rules"] = {
+      {{"id", "no-network-after-true"}, {"after", {{"exec", {"true"}}}}, {"deny", {"network"}}}};
+  std::string body =
+      "import socket, subprocess\n"
+      "P = int(A[0])\n"
+      "def connect(): socket.create_connection(('127.0.0.1', P), timeout=3).close()\n"
+      "t('before', connect)\n"
+      "t('exec', lambda: subprocess.run(['/usr/bin/true']).returncode)\n"
+      "t('after', connect)\n";
+  RunResult r = run_enclosure(dir, m, python_agent(body, {std::to_string(listener.port())}));
+  json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["before"], "ok") << r.describe();
+  EXPECT_EQ(res["exec"], 0) << r.describe();
+  EXPECT_EQ(res["after"], "EPERM") << r.describe();
+  EXPECT_TRUE(has_rule_event(r, "no-network-after-true")) << r.describe();
+  EXPECT_TRUE(has_deny_naming(r, "no-network-after-true")) << r.describe();
+}
+
+TEST(RunRules, ConnectToAnEgressRuleDeniesATool) {
+  TempDir dir;
+  make_tree(dir);
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+  ASSERT_TRUE(listener.ok());
+  json m = rules_manifest(dir, "network", listener.port());
+  m["rules"] = {
+      {{"id", "no-true-after-upload"}, {"after", {{"connect", {0}}}}, {"deny", {"tool:true"}}}};
+  std::string body =
+      "import socket, subprocess\n"
+      "P = int(A[0])\n"
+      "t('before', lambda: subprocess.run(['/usr/bin/true']).returncode)\n"
+      "t('connect', lambda: socket.create_connection(('127.0.0.1', P), timeout=3).close())\n"
+      "t('after', lambda: subprocess.run(['/usr/bin/true']).returncode)\n"
+      "t('alive', lambda: 'yes')\n";
+  RunResult r = run_enclosure(dir, m, python_agent(body, {std::to_string(listener.port())}));
+  json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["before"], 0) << r.describe();
+  EXPECT_EQ(res["connect"], "ok") << r.describe();
+  // The kernel can refuse a tool only at exec time: the new image is killed before it runs.
+  EXPECT_EQ(res["after"], -9) << r.describe();
+  EXPECT_EQ(res["alive"], "yes") << r.describe();
+  EXPECT_TRUE(has_rule_event(r, "no-true-after-upload")) << r.describe();
+  EXPECT_TRUE(has_deny_naming(r, "no-true-after-upload")) << r.describe();
+}
