@@ -354,10 +354,11 @@ int run(const RunOptions& opt) {
       degraded_layers.insert("bpf");
       for (const policy::Requirement& r : plan.requirements) {
         if (r.layer != "bpf") continue;
-        degraded.push_back({{"layer", r.layer},
-                            {"feature", r.feature},
-                            {"origin", r.origin},
-                            {"reason", std::string("the eBPF programs failed to load: ") + e.what()}});
+        degraded.push_back(
+            {{"layer", r.layer},
+             {"feature", r.feature},
+             {"origin", r.origin},
+             {"reason", std::string("the eBPF programs failed to load: ") + e.what()}});
       }
     }
     if (kernel_layer) {
@@ -429,7 +430,9 @@ int run(const RunOptions& opt) {
       {"budgets", {{"wall_clock", "supervisor timerfd, then SIGTERM, grace, cgroup.kill"}}}};
   if (spec.landlock_abi > 0) {
     layers["filesystem"].push_back("landlock abi " + std::to_string(spec.landlock_abi));
-    layers["tools"].push_back("landlock: EXECUTE only on tools and their ELF interpreters");
+    layers["tools"].push_back(
+        opt.observe ? "observation run (enclosure learn): landlock EXECUTE on every read grant"
+                    : "landlock: EXECUTE only on tools and their ELF interpreters");
     if (plan.landlock.restrict_tcp_connect && spec.landlock_abi >= 4) {
       layers["network"].push_back("landlock: tcp connect only to egress ports (no eBPF layer)");
     }
@@ -443,7 +446,8 @@ int run(const RunOptions& opt) {
       layers["network"].push_back(
           "resolver on 127.0.0.1:" + std::to_string(resolver->port4()) +
           " and [::1]:" + std::to_string(resolver->port6()) + " (upstream " + resolver->upstream() +
-          "): port 53 redirected to it; answered addresses admitted for TTL + " + opt.dns_grace);
+          "): port 53 redirected to it; answered addresses admitted for TTL + " + opt.dns_grace +
+          (opt.observe ? " (observation run: every name is answered)" : ""));
     }
     layers["tools"].push_back(
         "bpf tp_btf/sched_process_exec: exec and tool_call events, counts, prices");
@@ -484,6 +488,7 @@ int run(const RunOptions& opt) {
                {"invoked_by", user},
                {"command", command},
                {"tool", tool->name},
+               {"observation", opt.observe},
                {"agent_user", {{"uid", uid}, {"gid", gid}}},
                {"host", host_report(host)},
                {"cgroup", cgroup_report},

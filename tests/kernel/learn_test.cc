@@ -312,3 +312,32 @@ TEST(Learn, WithABaseKeepsItsMetadataAndDiffShowsTheNarrowing) {
   EXPECT_EQ(diff.exit_code, 1) << diff.out << diff.err;  // they differ
   EXPECT_NE(diff.out.find("narrow"), std::string::npos) << diff.out;
 }
+
+// `run --observe` (used by learn only, not in --help) widens exec to every read grant; the start
+// event says so, so that an auditor never mistakes an observation run for an enforced one.
+TEST(Learn, ObservationRunsAreMarkedInTheStartEvent) {
+  TempDir dir;
+  json m = harness::base_manifest("observe", {"/usr/bin/python3"});
+  std::ofstream(dir.file("m.json")) << m.dump();
+  std::string agent =
+      "import subprocess, sys; sys.exit(subprocess.run(['/usr/bin/env', 'true']).returncode)";
+  for (bool observe : {false, true}) {
+    SCOPED_TRACE(observe ? "observe" : "enforced");
+    std::string events = dir.file(observe ? "observe.jsonl" : "enforced.jsonl");
+    std::vector<std::string> args = {"run", "-m", dir.file("m.json"), "--events", events};
+    if (observe) args.push_back("--observe");
+    args.insert(args.end(), {"--", "/usr/bin/python3", "-c", agent});
+    RunResult r = enclosure_in(dir, args);
+    std::vector<json> start = of_type(read_events(events), "start");
+    ASSERT_EQ(start.size(), 1u) << r.err;
+    EXPECT_EQ(start[0]["observation"], observe) << start[0].dump();
+    std::string tools = start[0]["enforcement"]["layers"]["tools"].dump();
+    if (observe) {
+      EXPECT_EQ(r.exit_code, 0) << r.err;  // /usr/bin/env is not a tool, but readable
+      EXPECT_NE(tools.find("observation run"), std::string::npos) << tools;
+    } else {
+      EXPECT_NE(r.exit_code, 0) << "a program that is not a tool ran\n" << r.err;
+      EXPECT_EQ(tools.find("observation run"), std::string::npos) << tools;
+    }
+  }
+}
