@@ -11,6 +11,7 @@
 
 #include "launcher/audit_chain.h"
 #include "launcher/audit_timeline.h"
+#include "launcher/command_line.h"
 #include "launcher/commands.h"
 #include "launcher/error.h"
 #include "launcher/fd.h"
@@ -80,23 +81,9 @@ bool read_inputs(const std::vector<std::string>& files, std::vector<AuditInput>&
 bool parse_files(const std::string& command, const po::options_description& options,
                  const Args& args, po::variables_map& vm, std::vector<std::string>& files,
                  int& status) {
-  po::options_description hidden;
-  hidden.add_options()("file", po::value(&files));
-  po::positional_options_description positional;
-  positional.add("file", -1);
-  po::options_description all;
-  all.add(options).add(hidden);
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure audit " << command << ": " << e.what() << "\n" << options;
-    status = kUsage;
-    return false;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    status = 0;
+  if (auto done =
+          parse_command_line("audit " + command, args, options, po::value(&files), -1, vm)) {
+    status = *done;
     return false;
   }
   if (files.empty()) {

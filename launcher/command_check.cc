@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "launcher/command_line.h"
 #include "launcher/commands.h"
 #include "launcher/manifest_file.h"
 
@@ -11,11 +12,12 @@ namespace po = boost::program_options;
 namespace launcher {
 
 int command_check(const Args& args) {
-  po::options_description options("Usage: enclosure check [options] FILE...\n\n"
-                                   "Validates manifests. For each valid one prints its name, "
-                                   "revision and digest.\nExit status: 0 when every file is "
-                                   "valid, 2 otherwise. Errors name the JSON path at fault.\n\n"
-                                   "Options");
+  po::options_description options(
+      "Usage: enclosure check [options] FILE...\n\n"
+      "Validates manifests. For each valid one prints its name, "
+      "revision and digest.\nExit status: 0 when every file is "
+      "valid, 2 otherwise. Errors name the JSON path at fault.\n\n"
+      "Options");
   std::vector<std::string> files, context;
   std::string context_file;
   options.add_options()("help,h", "show this help")(
@@ -24,24 +26,9 @@ int command_check(const Args& args) {
       "default is left as a ${NAME} placeholder and the digest is the template's")(
       "context-file", po::value(&context_file), "a JSON object of context values")(
       "quiet,q", "print errors only");
-  po::options_description hidden;
-  hidden.add_options()("file", po::value(&files));
-  po::positional_options_description positional;
-  positional.add("file", -1);
-  po::options_description all;
-  all.add(options).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure check: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return 0;
-  }
+  if (auto done = parse_command_line("check", args, options, po::value(&files), -1, vm))
+    return *done;
   if (files.empty()) {
     std::cerr << "enclosure check: no manifest file given\n" << options;
     return 2;
@@ -57,7 +44,8 @@ int command_check(const Args& args) {
     LoadedManifest loaded = load_manifest_file(file, values, {.allow_unresolved = true});
     if (!loaded.manifest) {
       all_valid = false;
-      for (const std::string& e : loaded.errors) std::cerr << e << "\n";
+      for (const std::string& e : loaded.errors)
+        std::cerr << e << "\n";
       continue;
     }
     if (vm.count("quiet")) continue;
@@ -67,7 +55,8 @@ int command_check(const Args& args) {
               << m.digest;
     if (m.is_template()) {
       std::cout << " (template; no value for:";
-      for (const std::string& n : m.unresolved) std::cout << " " << n;
+      for (const std::string& n : m.unresolved)
+        std::cout << " " << n;
       std::cout << ")";
     }
     std::cout << "\n";

@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "launcher/command_line.h"
 #include "launcher/commands.h"
 #include "launcher/manifest_file.h"
 #include "policy/diff.h"
@@ -26,24 +27,8 @@ int command_diff(const Args& args) {
       "context", po::value(&context)->composing(), "NAME=VALUE, applied to both manifests")(
       "context-file", po::value(&context_file), "a JSON object of context values")(
       "json", "print the changes as JSON");
-  po::options_description hidden;
-  hidden.add_options()("file", po::value(&files));
-  po::positional_options_description positional;
-  positional.add("file", 2);
-  po::options_description all;
-  all.add(options).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure diff: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return 0;
-  }
+  if (auto done = parse_command_line("diff", args, options, po::value(&files), 2, vm)) return *done;
   if (files.size() != 2) {
     std::cerr << "enclosure diff: expected two manifest files, OLD and NEW\n" << options;
     return 2;
@@ -71,11 +56,13 @@ int command_diff(const Args& args) {
   for (const LoadedManifest* l : {&before, &after}) {
     if (!l->manifest) {
       ok = false;
-      for (const std::string& e : l->errors) std::cerr << e << "\n";
+      for (const std::string& e : l->errors)
+        std::cerr << e << "\n";
     }
   }
   if (!ok) return 2;
-  std::vector<policy::DiffEntry> entries = policy::diff_manifests(*before.manifest, *after.manifest);
+  std::vector<policy::DiffEntry> entries =
+      policy::diff_manifests(*before.manifest, *after.manifest);
   if (vm.count("json")) {
     std::cout << policy::diff_json(entries).dump(2) << "\n";
   } else {

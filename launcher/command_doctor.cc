@@ -22,8 +22,8 @@ int command_doctor(const Args& args) {
       "when everything that manifest requires is; 1 otherwise.\n\nOptions");
   std::string manifest;
   std::vector<std::string> context;
-  options.add_options()("help,h", "show this help")(
-      "manifest,m", po::value(&manifest), "check what this manifest requires")(
+  options.add_options()("help,h", "show this help")("manifest,m", po::value(&manifest),
+                                                    "check what this manifest requires")(
       "context", po::value(&context)->composing(), "NAME=VALUE for the manifest's context")(
       "json", "print the report as JSON");
   po::variables_map vm;
@@ -49,7 +49,8 @@ int command_doctor(const Args& args) {
     }
     LoadedManifest loaded = load_manifest_file(manifest, values, {.allow_unresolved = false});
     if (!loaded.manifest) {
-      for (const std::string& e : loaded.errors) std::cerr << e << "\n";
+      for (const std::string& e : loaded.errors)
+        std::cerr << e << "\n";
       return 2;
     }
     requirements = policy::compile(*loaded.manifest).plan->requirements;
@@ -64,7 +65,8 @@ int command_doctor(const Args& args) {
   for (policy::Requirement& r : requirements) {
     if (r.layer == "namespaces") r.layer = "network";
     std::string why;
-    if (!requirement_met(host, r, why)) unmet.push_back({{"origin", r.origin}, {"feature", r.feature}, {"why", why}});
+    if (!requirement_met(host, r, why))
+      unmet.push_back({{"origin", r.origin}, {"feature", r.feature}, {"why", why}});
   }
   if (vm.count("json")) {
     nlohmann::json report = host_report(host);
@@ -84,7 +86,8 @@ int command_doctor(const Args& args) {
   line("cgroup pids limit", host.cgroup_pids);
   line("cgroup memory limit", host.cgroup_memory);
   line("eBPF enforcement layer", host.bpf);
-  for (const auto& [name, f] : host.bpf_program_types) line("bpf program type " + name, f);
+  for (const auto& [name, f] : host.bpf_program_types)
+    line("bpf program type " + name, f);
   line("BPF LSM (optional extra layer)", host.bpf_lsm);
   if (unmet.empty()) {
     std::cout << (manifest.empty() ? "Everything a typical manifest needs is available.\n"
@@ -93,8 +96,8 @@ int command_doctor(const Args& args) {
   }
   std::cout << "Missing:\n";
   for (const auto& u : unmet) {
-    std::cout << "  " << u["origin"].get<std::string>() << " needs " << u["feature"].get<std::string>()
-              << ": " << u["why"].get<std::string>() << "\n";
+    std::cout << "  " << u["origin"].get<std::string>() << " needs "
+              << u["feature"].get<std::string>() << ": " << u["why"].get<std::string>() << "\n";
   }
   return 1;
 }

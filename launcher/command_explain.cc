@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "launcher/command_line.h"
 #include "launcher/commands.h"
 #include "launcher/manifest_file.h"
 #include "policy/explain.h"
@@ -19,28 +20,13 @@ int command_explain(const Args& args) {
       "Exit status: 0, or 2 for an invalid manifest.\n\nOptions");
   std::vector<std::string> context;
   std::string context_file, file;
-  options.add_options()("help,h", "show this help")(
-      "context", po::value(&context)->composing(), "NAME=VALUE for a context variable")(
+  options.add_options()("help,h", "show this help")("context", po::value(&context)->composing(),
+                                                    "NAME=VALUE for a context variable")(
       "context-file", po::value(&context_file), "a JSON object of context values")(
       "json", "print the account as JSON");
-  po::options_description hidden;
-  hidden.add_options()("file", po::value(&file));
-  po::positional_options_description positional;
-  positional.add("file", 1);
-  po::options_description all;
-  all.add(options).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure explain: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return 0;
-  }
+  if (auto done = parse_command_line("explain", args, options, po::value(&file), 1, vm))
+    return *done;
   if (file.empty()) {
     std::cerr << "enclosure explain: no manifest file given\n" << options;
     return 2;
@@ -53,7 +39,8 @@ int command_explain(const Args& args) {
   }
   LoadedManifest loaded = load_manifest_file(file, values, {.allow_unresolved = true});
   if (!loaded.manifest) {
-    for (const std::string& e : loaded.errors) std::cerr << e << "\n";
+    for (const std::string& e : loaded.errors)
+      std::cerr << e << "\n";
     return 2;
   }
   if (vm.count("json")) {

@@ -1,5 +1,6 @@
 // enclosure export --format oci-seccomp [-o OUT] FILE: the compiled system call profile as an
 // OCI runtime-spec seccomp object.
+#include "launcher/command_line.h"
 #include "launcher/commands.h"
 
 #include <fcntl.h>
@@ -70,24 +71,9 @@ int command_export(const Args& args) {
       "NAME=VALUE for a context variable (repeatable); the profile does not depend on them, but "
       "they are validated")("context-file", po::value(&context_file),
                             "a JSON object of context values");
-  po::options_description hidden;
-  hidden.add_options()("file", po::value(&file));
-  po::positional_options_description positional;
-  positional.add("file", 1);
-  po::options_description all;
-  all.add(options).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure export: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return 0;
-  }
+  if (auto done = parse_command_line("export", args, options, po::value(&file), 1, vm))
+    return *done;
   if (format != "oci-seccomp") {
     std::cerr << "enclosure export: --format "
               << (format.empty() ? "is required" : "\"" + format + "\" is not known")
