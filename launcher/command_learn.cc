@@ -17,6 +17,7 @@
 #include <map>
 #include <sstream>
 
+#include "launcher/command_line.h"
 #include "launcher/commands.h"
 #include "launcher/manifest_file.h"
 #include "policy/learn.h"
@@ -83,16 +84,7 @@ nlohmann::json observation_manifest(const std::string& cwd, const std::string& c
 int command_learn(const Args& all_args) {
   Args args;
   std::vector<std::string> command;
-  bool in_command = false;
-  for (const std::string& a : all_args) {
-    if (in_command) {
-      command.push_back(a);
-    } else if (a == "--") {
-      in_command = true;
-    } else {
-      args.push_back(a);
-    }
-  }
+  split_at_double_dash(all_args, args, command);
   po::options_description options(
       "Usage: enclosure learn -o OUT [options] -- CMD [ARG]...\n\n"
       "Runs CMD observed — read access to the whole host, writes in the working directory and\n"

@@ -30,4 +30,17 @@ std::optional<int> parse_command_line(const std::string& command, const Args& ar
   return std::nullopt;
 }
 
+void split_at_double_dash(const Args& all, Args& options, std::vector<std::string>& command) {
+  bool in_command = false;
+  for (const std::string& a : all) {
+    if (in_command) {
+      command.push_back(a);
+    } else if (a == "--") {
+      in_command = true;
+    } else {
+      options.push_back(a);
+    }
+  }
+}
+
 }  // namespace launcher

@@ -1,11 +1,13 @@
-// The command line of the subcommands that take options and file operands (check, explain,
-// diff, export, audit verify|show): one parser, one way of reporting usage errors.
+// The command line of the subcommands: one parser for those that take options and file
+// operands (check, explain, diff, export, audit verify|show), one way of reporting usage errors,
+// and the split at "--" of those that run a program (run, learn).
 #pragma once
 
 #include <boost/program_options.hpp>
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "launcher/commands.h"
 
@@ -19,5 +21,9 @@ std::optional<int> parse_command_line(const std::string& command, const Args& ar
                                       const boost::program_options::options_description& options,
                                       boost::program_options::value_semantic* operands,
                                       int max_operands, boost::program_options::variables_map& vm);
+
+// Splits the arguments of a command that runs a program at the first "--": the options before
+// it into `options`, everything after it, untouched by option parsing, into `command`.
+void split_at_double_dash(const Args& all, Args& options, std::vector<std::string>& command);
 
 }  // namespace launcher

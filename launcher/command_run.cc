@@ -21,6 +21,7 @@
 #include "bpf/enclosure_bpf.h"
 #include "launcher/cgroup.h"
 #include "launcher/collector_sink.h"
+#include "launcher/command_line.h"
 #include "launcher/commands.h"
 #include "launcher/dns_admissions.h"
 #include "launcher/dns_resolver.h"
@@ -596,16 +597,7 @@ int command_run(const Args& all_args) {
   // Everything after "--" is the command, untouched by option parsing.
   Args args;
   RunOptions opt;
-  bool in_command = false;
-  for (const std::string& a : all_args) {
-    if (in_command) {
-      opt.command.push_back(a);
-    } else if (a == "--") {
-      in_command = true;
-    } else {
-      args.push_back(a);
-    }
-  }
+  split_at_double_dash(all_args, args, opt.command);
   po::options_description options(
       "Usage: enclosure run -m FILE [options] -- CMD [ARG]...\n\n"
       "Starts CMD, which must be one of the manifest's tools, inside the enclosure the manifest\n"
