@@ -6,16 +6,15 @@
 
 namespace launcher {
 
+namespace {
+
 uint64_t monotonic_now_ns() {
   struct timespec ts {};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-std::string address_without_prefix(const policy::Cidr& address) {
-  std::string s = address.to_string();
-  return s.substr(0, s.find('/'));
-}
+}  // namespace
 
 DnsAdmissions::DnsAdmissions(bpf::EnclosureBpf& bpf, uint64_t cgroup_id,
                              const policy::NetworkPlan& network, uint64_t grace_ns)
@@ -37,7 +36,7 @@ void DnsAdmissions::admit(const DnsAdmission& a) {
   std::lock_guard<std::mutex> lock(mutex_);
   // Named even when no host rule admits it (learn's observation run answers every name, and
   // a static CIDR rule admits the address): connect and deny events carry the name.
-  history_[address_without_prefix(a.address)].insert(a.name);
+  history_[a.address.address_text()].insert(a.name);
   for (auto& [protocol, grant] : by_protocol) {
     Entry& e = entries_[{a.address, protocol}];
     bool live = e.expires_ns > now;
@@ -55,7 +54,8 @@ void DnsAdmissions::admit(const DnsAdmission& a) {
   }
 }
 
-std::vector<nlohmann::json> DnsAdmissions::expire(uint64_t now_ns) {
+std::vector<nlohmann::json> DnsAdmissions::expire() {
+  uint64_t now_ns = monotonic_now_ns();
   std::vector<nlohmann::json> out;
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto it = entries_.begin(); it != entries_.end();) {
@@ -66,7 +66,7 @@ std::vector<nlohmann::json> DnsAdmissions::expire(uint64_t now_ns) {
     const auto& [address, protocol] = it->first;
     bpf_.revoke(cgroup_id_, address, protocol);
     out.push_back({{"result", "expired"},
-                   {"address", address_without_prefix(address)},
+                   {"address", address.address_text()},
                    {"protocol", protocol == policy::Protocol::udp ? "udp" : "tcp"},
                    {"names", it->second.names},
                    {"rule", "/network/egress/" + std::to_string(it->second.rule_index)},

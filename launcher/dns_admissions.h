@@ -29,9 +29,9 @@ class DnsAdmissions {
 
   // Called on the resolver's thread for every answered address.
   void admit(const DnsAdmission& admission);
-  // Revokes every admission whose TTL + grace has passed at `now_ns` (CLOCK_MONOTONIC); one
+  // Revokes every admission whose TTL + grace has passed; one
   // `dns` event (result "expired") per revoked address and protocol.
-  std::vector<nlohmann::json> expire(uint64_t now_ns);
+  std::vector<nlohmann::json> expire();
   // The names an address was ever admitted for in this run ("api.example.com"), or empty; a
   // deny event after expiry names them too.
   std::vector<std::string> names_of(const std::string& address) const;
@@ -51,10 +51,5 @@ class DnsAdmissions {
   std::map<std::pair<policy::Cidr, policy::Protocol>, Entry> entries_;
   std::map<std::string, std::set<std::string>> history_;  // address -> names
 };
-
-// CLOCK_MONOTONIC in nanoseconds.
-uint64_t monotonic_now_ns();
-// "192.0.2.1", "2001:db8::1": an address without its prefix length.
-std::string address_without_prefix(const policy::Cidr& address);
 
 }  // namespace launcher

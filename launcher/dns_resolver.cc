@@ -121,11 +121,6 @@ bool read_exact(int fd, uint8_t* buf, size_t n, int timeout_ms) {
   return true;
 }
 
-std::string address_text(const policy::Cidr& c) {
-  std::string s = c.to_string();
-  return s.substr(0, s.find('/'));
-}
-
 }  // namespace
 
 DnsResolver::DnsResolver(ResolverConfig config, std::function<void(const DnsAdmission&)> admit)
@@ -367,7 +362,7 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
     }
     admit_({addr.address, rules, addr.ttl, q->name});
     answers.push_back(
-        {{"address", address_text(addr.address)}, {"ttl", addr.ttl}, {"owner", addr.owner}});
+        {{"address", addr.address.address_text()}, {"ttl", addr.ttl}, {"owner", addr.owner}});
   }
   event["result"] = "answered";
   event["rcode"] = a->rcode;

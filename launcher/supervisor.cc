@@ -492,7 +492,7 @@ void Supervisor::on_tick() {
   drain(tick_timer_.get());
   check_kernel_counters();
   if (config_.admissions) {
-    for (const nlohmann::json& e : config_.admissions->expire(monotonic_ns()))
+    for (const nlohmann::json& e : config_.admissions->expire())
       events_.emit("dns", init_.pid, e);
   }
   const policy::Budgets& b = config_.plan->budgets;

@@ -7,10 +7,14 @@
 
 namespace policy {
 
-std::string Cidr::to_string() const {
+std::string Cidr::address_text() const {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(v6 ? AF_INET6 : AF_INET, addr.data(), buf, sizeof buf);
-  return std::string(buf) + "/" + std::to_string(prefix);
+  return buf;
+}
+
+std::string Cidr::to_string() const {
+  return address_text() + "/" + std::to_string(prefix);
 }
 
 namespace {

@@ -18,6 +18,8 @@ struct Cidr {
   uint8_t prefix = 0;              // 0..32 or 0..128
 
   std::string to_string() const;
+  // The block's address alone, without the prefix length: "192.0.2.1", "2001:db8::1".
+  std::string address_text() const;
   // True when every address of `inner` is also in this block (same family only).
   bool contains(const Cidr& inner) const;
   // True when an IPv6 block covers all of ::ffff:0:0/96, so it also admits every IPv4 address
