@@ -114,13 +114,18 @@ std::vector<std::string> build_environment(const policy::Process& process) {
 }
 
 void print_summary(const RunIdentity& id, const RunOutcome& o) {
-  bool intervened = o.denials > 0 || o.ended_by == "budget" || o.ended_by == "violation" ||
-                    o.ended_by == "audit_unavailable" || o.ended_by == "anomaly";
+  bool intervened = o.denials > 0 || o.dns_refused > 0 || o.ended_by == "budget" ||
+                    o.ended_by == "violation" || o.ended_by == "audit_unavailable" ||
+                    o.ended_by == "anomaly";
   if (!intervened) return;
   std::string line = "enclosure: run " + id.run_id + ":";
   if (o.denials > 0) {
     line += " " + std::to_string(o.denials) + " operation" + (o.denials == 1 ? "" : "s") +
             " denied (first: " + quote_for_terminal(o.first_denial) + ");";
+  }
+  if (o.dns_refused > 0) {
+    line += " " + std::to_string(o.dns_refused) + " DNS name" + (o.dns_refused == 1 ? "" : "s") +
+            " refused (first: " + quote_for_terminal(o.first_dns_refused) + ");";
   }
   if (o.ended_by == "budget") line += " terminated: budget " + o.budget + " exceeded;";
   if (o.ended_by == "violation") line += " terminated on the first violation (on_violation: kill);";

@@ -233,6 +233,9 @@ void Supervisor::on_ring() {
 void Supervisor::on_dns() {
   for (nlohmann::json& e : config_.resolver->take_events()) {
     e.erase("type");
+    if (e.value("result", "") == "refused" && outcome_.dns_refused++ == 0) {
+      outcome_.first_dns_refused = e.value("name", std::string("(malformed query)"));
+    }
     events_.emit("dns", init_.pid, e);
   }
 }
@@ -804,6 +807,7 @@ RunOutcome Supervisor::run() {
   figures["cost_usd"]["rejected_reports"] = meter_rejected_;
   if (outcome_.figures.contains("absent")) figures["absent"] = outcome_.figures["absent"];
   if (config_.baseline) figures["anomalies"] = anomalies_;
+  if (config_.resolver) figures["dns_refused"] = outcome_.dns_refused;
   outcome_.figures = figures;
   return outcome_;
 }

@@ -47,7 +47,9 @@ struct RunOutcome {
   std::string budget;    // the budget that ended the run, if any
   std::string message;   // set-up or exec error text
   uint64_t denials = 0;
-  std::string first_denial;  // "ptrace (/syscalls/deny/0)"
+  std::string first_denial;       // "ptrace (/syscalls/deny/0)"
+  uint64_t dns_refused = 0;       // names the enclosure's resolver refused (not violations: libc
+  std::string first_dns_refused;  // also asks search-domain variants of allowed names)
   uint64_t duration_ns = 0;
   nlohmann::json figures;  // final budget figures for the exit event
 };

@@ -16,9 +16,15 @@ namespace {
 constexpr uint64_t kModeTypeMask = 0xF000;  // S_IFMT
 constexpr uint64_t kLow32 = 0xffffffffULL;
 
-SeccompCondition eq(unsigned arg, uint64_t value) { return {arg, SeccompOp::eq, 0, value}; }
-SeccompCondition ne(unsigned arg, uint64_t value) { return {arg, SeccompOp::ne, 0, value}; }
-SeccompCondition gt(unsigned arg, uint64_t value) { return {arg, SeccompOp::gt, 0, value}; }
+SeccompCondition eq(unsigned arg, uint64_t value) {
+  return {arg, SeccompOp::eq, 0, value};
+}
+SeccompCondition ne(unsigned arg, uint64_t value) {
+  return {arg, SeccompOp::ne, 0, value};
+}
+SeccompCondition gt(unsigned arg, uint64_t value) {
+  return {arg, SeccompOp::gt, 0, value};
+}
 SeccompCondition masked(unsigned arg, uint64_t mask, uint64_t value) {
   return {arg, SeccompOp::masked_eq, mask, value};
 }
@@ -44,7 +50,8 @@ std::vector<std::vector<SeccompCondition>> refused_arguments(ArgumentFilter filt
       for (uint64_t family : {kAfInet, kAfInet6}) {
         out.push_back({eq(0, family), masked(1, kSockTypeMask, kSockRaw)});
         out.push_back({eq(0, family), masked(1, kSockTypeMask, kSockPacket)});
-        out.push_back({eq(0, family), masked(2, kLow32, family == kAfInet ? kIpprotoIcmp : kIpprotoIcmpv6)});
+        out.push_back(
+            {eq(0, family), masked(2, kLow32, family == kAfInet ? kIpprotoIcmp : kIpprotoIcmpv6)});
       }
       break;
     case ArgumentFilter::socketpair_family:
@@ -363,9 +370,11 @@ SeccompProfile compile_seccomp(const Syscalls& s) {
     p.default_verdict = SeccompVerdict::deny;
     std::set<std::string> allowed;
     for (const char* group : strict_profile_allowed_groups()) {
-      for (const char* name : find_syscall_group(group)->syscalls) allowed.insert(name);
+      for (const char* name : find_syscall_group(group)->syscalls)
+        allowed.insert(name);
     }
-    for (const auto& [name, origin] : allowed_by_manifest) allowed.insert(name);
+    for (const auto& [name, origin] : allowed_by_manifest)
+      allowed.insert(name);
     for (const auto& [name, origin] : denied_by_manifest) {
       allowed.erase(name);
       p.origins[name] = origin;
@@ -398,9 +407,12 @@ SeccompProfile compile_seccomp(const Syscalls& s) {
       denied.emplace(name, std::string("/syscalls/profile (default: ") + group + ")");
     }
   }
-  for (const auto& [name, origin] : allowed_by_manifest) denied.erase(name);
-  for (const auto& [name, origin] : denied_by_manifest) denied[name] = origin;
-  for (const auto& [name, origin] : denied) add_rule(name, SeccompVerdict::deny, {}, origin);
+  for (const auto& [name, origin] : allowed_by_manifest)
+    denied.erase(name);
+  for (const auto& [name, origin] : denied_by_manifest)
+    denied[name] = origin;
+  for (const auto& [name, origin] : denied)
+    add_rule(name, SeccompVerdict::deny, {}, origin);
   for (const FilteredSyscall& f : filtered_syscalls()) {
     std::string name = f.syscall;
     if (denied.count(name) || allowed_by_manifest.count(name)) continue;
@@ -441,13 +453,13 @@ namespace {
 
 // System calls that change the file system without opening a file for writing.
 const char* const kWriteClassSyscalls[] = {
-    "creat",     "rename",    "renameat", "renameat2", "unlink",    "unlinkat", "mkdir",
-    "mkdirat",   "rmdir",     "link",     "linkat",    "symlink",   "symlinkat", "truncate",
-    "chmod",     "fchmodat",  "chown",    "lchown",    "fchownat",  "utime",    "utimes",
-    "utimensat", "futimesat", "mknod",    "mknodat",   "setxattr",  "lsetxattr", "removexattr",
-    "lremovexattr", "openat2"};
-constexpr uint64_t kOpenWriteMask = 03 /* O_ACCMODE */ | 0100 /* O_CREAT */ | 01000 /* O_TRUNC */ |
-                                    020000000 /* __O_TMPFILE */;
+    "creat",     "rename",   "renameat",  "renameat2",   "unlink",       "unlinkat",
+    "mkdir",     "mkdirat",  "rmdir",     "link",        "linkat",       "symlink",
+    "symlinkat", "truncate", "chmod",     "fchmodat",    "chown",        "lchown",
+    "fchownat",  "utime",    "utimes",    "utimensat",   "futimesat",    "mknod",
+    "mknodat",   "setxattr", "lsetxattr", "removexattr", "lremovexattr", "openat2"};
+constexpr uint64_t kOpenWriteMask =
+    03 /* O_ACCMODE */ | 0100 /* O_CREAT */ | 01000 /* O_TRUNC */ | 020000000 /* __O_TMPFILE */;
 
 }  // namespace
 
@@ -460,14 +472,17 @@ void add_rule_gates(SeccompProfile& p, const std::vector<Rule>& rules) {
   // through (outright or with argument filters).
   std::set<std::string> outright_denied;
   for (const SeccompRule& r : p.rules) {
-    if (r.verdict != SeccompVerdict::allow && r.conditions.empty()) outright_denied.insert(r.syscall);
+    if (r.verdict != SeccompVerdict::allow && r.conditions.empty())
+      outright_denied.insert(r.syscall);
   }
   bool allow_list = p.default_verdict == SeccompVerdict::deny;
   std::set<std::string> allowed_outright;
   for (const SeccompRule& r : p.rules) {
-    if (r.verdict == SeccompVerdict::allow && r.conditions.empty()) allowed_outright.insert(r.syscall);
+    if (r.verdict == SeccompVerdict::allow && r.conditions.empty())
+      allowed_outright.insert(r.syscall);
   }
-  auto gate = [&](const std::string& name, const char* kind, std::vector<std::vector<SeccompCondition>> when) {
+  auto gate = [&](const std::string& name, const char* kind,
+                  std::vector<std::vector<SeccompCondition>> when) {
     if (outright_denied.count(name)) return;
     if (allow_list && !allowed_outright.count(name)) return;  // denied by the allow-list already
     p.gates[name] = kind;
@@ -482,14 +497,18 @@ void add_rule_gates(SeccompProfile& p, const std::vector<Rule>& rules) {
                     p.rules.end());
       if (!when.empty()) {
         unsigned arg = when[0][0].arg;
-        p.rules.push_back({name, SeccompVerdict::allow, {{arg, SeccompOp::masked_eq, kOpenWriteMask, 0}}, origin});
+        p.rules.push_back({name,
+                           SeccompVerdict::allow,
+                           {{arg, SeccompOp::masked_eq, kOpenWriteMask, 0}},
+                           origin});
       }
       return;
     }
     if (when.empty()) {
       p.rules.push_back({name, SeccompVerdict::gate, {}, origin});
     } else {
-      for (auto& conditions : when) p.rules.push_back({name, SeccompVerdict::gate, conditions, origin});
+      for (auto& conditions : when)
+        p.rules.push_back({name, SeccompVerdict::gate, conditions, origin});
     }
   };
   if (!p.write_denied_by.empty()) {
@@ -501,7 +520,8 @@ void add_rule_gates(SeccompProfile& p, const std::vector<Rule>& rules) {
       }
       gate(name, "write", when);
     }
-    for (const char* name : kWriteClassSyscalls) gate(name, "write", {});
+    for (const char* name : kWriteClassSyscalls)
+      gate(name, "write", {});
   }
   if (!p.exec_denied_by.empty()) {
     gate("execve", "exec", {});
@@ -528,7 +548,8 @@ CompileResult compile(const Manifest& m) {
   CompileResult result;
   if (m.is_template()) {
     std::string names;
-    for (const std::string& n : m.unresolved) names += (names.empty() ? "" : ", ") + n;
+    for (const std::string& n : m.unresolved)
+      names += (names.empty() ? "" : ", ") + n;
     result.error = "context variables without a value: " + names + " (give them with --context)";
     return result;
   }
@@ -587,10 +608,11 @@ CompileResult compile(const Manifest& m) {
         {fs.tmpfs[i], kLandlockRead | kLandlockWrite, pointer_join("/filesystem/tmpfs", i)});
   }
   for (size_t i = 0; i < m.tools.size(); ++i) {
-    plan.landlock.grants.push_back({m.tools[i].path, kLandlockRead | kLandlockExecute,
-                                    pointer_join("/tools", i) + "/path"});
+    plan.landlock.grants.push_back(
+        {m.tools[i].path, kLandlockRead | kLandlockExecute, pointer_join("/tools", i) + "/path"});
   }
-  for (const LandlockGrant& g : builtin_landlock_grants()) plan.landlock.grants.push_back(g);
+  for (const LandlockGrant& g : builtin_landlock_grants())
+    plan.landlock.grants.push_back(g);
 
   // Network.
   const Network& n = m.network;
@@ -602,7 +624,8 @@ CompileResult compile(const Manifest& m) {
   std::map<std::pair<Cidr, Protocol>, size_t> cidr_index;
   for (size_t i = 0; i < n.egress.size(); ++i) {
     const EgressRule& r = n.egress[i];
-    if (r.protocol == Protocol::tcp) tcp_ports.insert(tcp_ports.end(), r.ports.begin(), r.ports.end());
+    if (r.protocol == Protocol::tcp)
+      tcp_ports.insert(tcp_ports.end(), r.ports.begin(), r.ports.end());
     if (r.is_host()) {
       plan.network.hosts.push_back({r.host, r.protocol, r.ports, i});
       continue;
@@ -647,7 +670,9 @@ CompileResult compile(const Manifest& m) {
   need("seccomp", "seccomp filter with user notification", "/syscalls");
   need("landlock", "landlock (filesystem access rights)", "/filesystem");
   need("landlock", "landlock (execute only granted tools)", "/tools");
-  need("bpf", "bpf tp_btf/sched_process_exec (exec events; the dynamic loader is not runnable as a program)",
+  need("bpf",
+       "bpf tp_btf/sched_process_exec (exec events; the dynamic loader is not runnable as a "
+       "program)",
        "/tools");
   if (n.mode == NetworkMode::none) need("network", "network namespace", "/network/mode");
   if (n.mode != NetworkMode::none) {
@@ -665,17 +690,26 @@ CompileResult compile(const Manifest& m) {
     }
   }
   const Budgets& b = m.budgets;
-  if (b.tool_calls) need("bpf", "bpf tracepoint sched_process_exec (tool call counting)", "/budgets/tool_calls");
-  if (b.cost_micro_usd) need("bpf", "bpf tracepoint sched_process_exec (tool prices)", "/budgets/cost_usd");
+  if (b.tool_calls)
+    need("bpf", "bpf tracepoint sched_process_exec (tool call counting)", "/budgets/tool_calls");
+  if (b.cost_micro_usd)
+    need("bpf", "bpf tracepoint sched_process_exec (tool prices)", "/budgets/cost_usd");
   if (b.syscalls) need("bpf", "bpf tp_btf/sys_enter (syscall budget)", "/budgets/syscalls");
   if (b.egress_bytes) need("bpf", "bpf cgroup_skb/egress (byte counting)", "/budgets/egress_bytes");
   if (b.cpu_time_ns) need("cgroup", "cgroup cpu accounting (cpu.stat)", "/budgets/cpu_time");
   if (b.processes) need("cgroup", "cgroup pids controller", "/budgets/processes");
   if (b.memory_bytes) need("cgroup", "cgroup memory controller", "/budgets/memory");
-  if (m.audit.files) need("bpf", "bpf tracepoints sys_enter/sys_exit openat (file-access log)", "/audit/files");
+  if (m.audit.files)
+    need("bpf", "bpf tracepoints sys_enter/sys_exit openat (file-access log)", "/audit/files");
   if (m.audit.syscalls) need("bpf", "bpf tp_btf/sys_enter (syscall histogram)", "/audit/syscalls");
   for (size_t i = 0; i < m.rules.size(); ++i) {
     need("bpf", "bpf rule state (composition rules)", pointer_join("/rules", i));
+    // Writes and execs a rule denies are refused through seccomp notifications (gates).
+    if (m.rules[i].deny.write || m.rules[i].deny.exec) {
+      need("seccomp",
+           "seccomp user notification (the write and exec calls a composition rule denies)",
+           pointer_join("/rules", i));
+    }
   }
   if (m.baseline) need("bpf", "bpf counters (behaviour baseline)", "/baseline");
 

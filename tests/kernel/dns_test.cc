@@ -262,6 +262,11 @@ TEST(Dns, NameNoRuleAllowsIsRefusedAndNeverForwarded) {
               (e.value("name", "") == "secret.test.example" && e.value("result", "") == "refused");
   }
   EXPECT_TRUE(refused) << r.describe();
+  // Refusals are not violations (libc also asks search-domain variants), but they are told.
+  EXPECT_NE(r.err.find("refused (first: \"secret.test.example\")"), std::string::npos) << r.err;
+  auto exit = r.first("exit");
+  ASSERT_TRUE(exit);
+  EXPECT_GE((*exit)["budgets"].value("dns_refused", 0), 2) << exit->dump();
 }
 
 TEST(Dns, QueriesToAnyResolverAddressAreAnsweredByTheEnclosuresResolver) {

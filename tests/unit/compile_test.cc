@@ -514,8 +514,9 @@ TEST(CompileSeccomp, StrictFiltersAreTheComplementOfTheDefaultFilters) {
                                                1ULL << 32, (1ULL << 32) | 2, ~0ULL}) {
     for (uint64_t protocol : {0ULL, 1ULL, 6ULL, 17ULL, 58ULL, 262ULL}) {
       for (uint64_t type : {1ULL, 2ULL, 3ULL, 10ULL, 1ULL | 0x80000ULL}) {
-        bool well_formed = (type & 0xf) == 1 ? (protocol == 0 || protocol == 6 || protocol == 262 || protocol == 1 || protocol == 58)
-                                              : true;
+        bool well_formed = (type & 0xf) == 1 ? (protocol == 0 || protocol == 6 || protocol == 262 ||
+                                                protocol == 1 || protocol == 58)
+                                             : true;
         if ((type & 0xf) == 1 && (protocol == 17)) well_formed = false;  // udp stream: not a socket
         if ((type & 0xf) == 2 && (protocol == 6 || protocol == 262)) well_formed = false;
         if (family == 2 && protocol == 58) well_formed = false;
@@ -602,3 +603,27 @@ TEST(SyscallTable, EveryNameResolvesWithLibseccomp) {
 }
 
 }  // namespace
+
+TEST(CompileRules, RulesThatDenyWriteOrExecNeedTheSeccompGatesAndSaySo) {
+  EnforcementPlan plan = plan_with(
+      {{"filesystem", {{"read", {"/usr"}}, {"write", {"/srv/out"}}}},
+       {"network",
+        {{"mode", "filtered"}, {"egress", {{{"cidr", "10.0.0.0/8"}, {"ports", {443}}}}}}},
+       {"rules",
+        {{{"id", "no-write"}, {"after", {{"read", {"/usr/share"}}}}, {"deny", {"write"}}},
+         {{"id", "no-net"}, {"after", {{"read", {"/usr/share"}}}}, {"deny", {"network"}}}}}});
+  EXPECT_EQ(plan.seccomp.gates.count("openat"), 1u);
+  EXPECT_EQ(plan.seccomp.gates.at("openat"), "write");
+  EXPECT_EQ(plan.seccomp.gates.count("execve"), 0u) << "no rule denies exec";
+  auto needs = [&](const std::string& layer, const std::string& origin) {
+    for (const policy::Requirement& r : plan.requirements) {
+      if (r.layer == layer && r.origin == origin) return true;
+    }
+    return false;
+  };
+  // Without seccomp the gates would vanish: allowing it degraded must say which rule loses.
+  EXPECT_TRUE(needs("seccomp", "/rules/0"));
+  EXPECT_FALSE(needs("seccomp", "/rules/1"));
+  EXPECT_TRUE(needs("bpf", "/rules/0"));
+  EXPECT_TRUE(needs("bpf", "/rules/1"));
+}
