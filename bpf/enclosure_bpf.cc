@@ -3,13 +3,18 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/magic.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "enclosure.skel.h"
 #include "policy/net.h"
@@ -44,6 +49,29 @@ int ring_callback(void* ctx, void* data, size_t size) {
 
 }  // namespace
 
+std::optional<FileKey> file_key(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileKey{kernel_dev(st.st_dev), st.st_ino};
+}
+
+EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<size_t> script_tools,
+                             std::vector<std::string> loaders) {
+  EnclosureFiles files{std::move(script_tools), std::move(loaders), {}};
+  auto add = [&](const std::string& path) {
+    if (auto key = file_key(path)) files.keys[path] = *key;
+  };
+  for (const policy::ToolEntry& t : plan.tools)
+    add(t.path);
+  for (const std::string& l : files.loaders)
+    add(l);
+  for (const policy::Rule& r : plan.rules) {
+    for (const std::string& path : r.after.read)
+      add(path);
+  }
+  return files;
+}
+
 LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   LayerNeeds n;
   n.egress = plan.network.mode == policy::NetworkMode::filtered;
@@ -60,7 +88,8 @@ LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   return n;
 }
 
-EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
+EnclosureBpf::EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir)
+    : needs_(needs), pin_dir_(pin_dir) {
   libbpf_print_fn_t previous = libbpf_set_print(capture_libbpf);
   g_libbpf_log.clear();
   auto fail = [&](const std::string& what, int err) {
@@ -100,6 +129,29 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   bpf_program__set_autoload(skel_->progs.enc_exec, needs.exec);
   bpf_program__set_autoload(skel_->progs.enc_sys_enter, needs.sys_enter);
   bpf_program__set_autoload(skel_->progs.enc_sys_exit, needs.sys_exit);
+  if (!pin_dir_.empty()) {
+    // Every map is pinned (or a predecessor's pinned map is reused, which must have the same
+    // definition: the same ring buffer sizes). Pins live only in bpffs.
+    std::filesystem::path existing(pin_dir_);
+    while (!existing.empty() && !std::filesystem::exists(existing))
+      existing = existing.parent_path();
+    struct statfs fs {};
+    if (existing.empty() || ::statfs(existing.c_str(), &fs) != 0 ||
+        fs.f_type != static_cast<decltype(fs.f_type)>(BPF_FS_MAGIC)) {
+      fail("the pin directory " + pin_dir_ +
+               " is not in a bpffs mount (mount one: mount -t bpf bpf /sys/fs/bpf)",
+           ENOTSUP);
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(pin_dir_, ec);
+    if (ec) fail("create the pin directory " + pin_dir_, ec.value());
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel_->obj) {
+      if (bpf_map__is_internal(map)) continue;
+      std::string path = pin_dir_ + "/" + bpf_map__name(map);
+      if (int err = bpf_map__set_pin_path(map, path.c_str()); err) fail("pin path " + path, err);
+    }
+  }
   if (int err = enclosure_bpf__load(skel_); err) fail("load (verify) the enclosure programs", err);
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.decisions), ring_callback, &sink_, nullptr);
   if (!ring_) fail("open the decisions ring buffer", errno);
@@ -109,6 +161,13 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   }
   libbpf_set_print(previous);
 
+  nlohmann::json programs = programs_for(needs);
+  report_ = {{"programs", programs},
+             {"ring_buffer_bytes", ring},
+             {"decisions_ring_buffer_bytes", decisions}};
+}
+
+nlohmann::json EnclosureBpf::programs_for(const LayerNeeds& needs) {
   nlohmann::json programs = nlohmann::json::object();
   if (needs.egress) {
     programs["network"] = {"cgroup/connect4",    "cgroup/connect6",    "cgroup/sendmsg4",
@@ -120,21 +179,19 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs) : needs_(needs) {
   if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
   if (needs.sys_enter) programs["syscalls"] = "tp_btf/sys_enter";
   if (needs.sys_exit) programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
-  report_ = {{"programs", programs},
-             {"ring_buffer_bytes", ring},
-             {"decisions_ring_buffer_bytes", decisions}};
+  return programs;
 }
 
 EnclosureBpf::~EnclosureBpf() {
   if (ring_) ring_buffer__free(ring_);
-  for (bpf_link* l : links_)
+  // Closing a link's fd detaches it unless it is pinned.
+  for (auto& [name, l] : links_)
     bpf_link__destroy(l);
   if (skel_) enclosure_bpf__destroy(skel_);
 }
 
 void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
-                             const std::vector<size_t>& script_tools,
-                             const std::vector<std::string>& loaders,
+                             const LayerNeeds& run_needs, const EnclosureFiles& files,
                              std::optional<std::pair<uint16_t, uint16_t>> dns_ports) {
   auto update = [&](bpf_map* map, const void* key, size_t key_size, const void* value,
                     size_t value_size, const std::string& what) {
@@ -145,7 +202,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   enc_config cfg{};
   const policy::Budgets& b = plan.budgets;
   if (plan.network.mode == policy::NetworkMode::filtered) cfg.flags |= ENC_NET_FILTERED;
-  if (needs_.exec) cfg.flags |= ENC_COUNT_TOOLS;
+  if (run_needs.exec && needs_.exec) cfg.flags |= ENC_COUNT_TOOLS;
   if (b.syscalls) {
     cfg.flags |= ENC_SYSCALL_BUDGET;
     cfg.syscall_budget = *b.syscalls;
@@ -155,8 +212,8 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   }
   if (plan.audit.files) cfg.flags |= ENC_AUDIT_FILES;
   // A behaviour baseline compares per-window counts of opens and the set of syscalls seen.
-  if (plan.audit.syscalls || needs_.behaviour) cfg.flags |= ENC_AUDIT_SYSCALLS;
-  if (needs_.behaviour) cfg.flags |= ENC_COUNT_OPENS;
+  if (plan.audit.syscalls || run_needs.behaviour) cfg.flags |= ENC_AUDIT_SYSCALLS;
+  if (run_needs.behaviour) cfg.flags |= ENC_COUNT_OPENS;
   if (b.egress_bytes) {
     cfg.flags |= ENC_EGRESS_BUDGET;
     cfg.egress_bytes_budget = *b.egress_bytes;
@@ -179,9 +236,9 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   for (const policy::ToolEntry& t : plan.tools) {
     cfg.tool_max_calls[t.index] = t.max_calls ? *t.max_calls : ~0ULL;
     cfg.tool_cost_micro[t.index] = t.cost_micro_usd;
-    struct stat st {};
-    if (::stat(t.path.c_str(), &st) != 0) continue;  // absent: never executed, never counted
-    enc_tool_key key{cgid, kernel_dev(st.st_dev), st.st_ino};
+    auto file = files.keys.find(t.path);
+    if (file == files.keys.end()) continue;  // absent: never executed, never counted
+    enc_tool_key key{cgid, file->second.dev, file->second.ino};
     __u32 idx = static_cast<__u32>(t.index);
     // Two tools that are the same file count as the first of them.
     if (bpf_map__lookup_elem(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0)
@@ -189,7 +246,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     idx = static_cast<__u32>(t.index);
     update(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
   }
-  for (size_t index : script_tools) {
+  for (size_t index : files.script_tools) {
     const policy::ToolEntry& t = plan.tools.at(index);
     if (t.path.size() >= ENC_PATH_MAX) {
       throw BpfError("bpf: the path of script tool " + t.name + " is longer than " +
@@ -201,10 +258,10 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     __u32 idx = static_cast<__u32>(t.index);
     update(skel_->maps.script_tools, &key, sizeof key, &idx, sizeof idx, "script tool " + t.name);
   }
-  for (const std::string& loader : loaders) {
-    struct stat st {};
-    if (::stat(loader.c_str(), &st) != 0) continue;
-    enc_tool_key key{cgid, kernel_dev(st.st_dev), st.st_ino};
+  for (const std::string& loader : files.loaders) {
+    auto file = files.keys.find(loader);
+    if (file == files.keys.end()) continue;
+    enc_tool_key key{cgid, file->second.dev, file->second.ino};
     __u32 one = 1;
     update(skel_->maps.loaders, &key, sizeof key, &one, sizeof one, "ELF interpreter " + loader);
   }
@@ -213,7 +270,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   std::vector<uint64_t> zero_batches(static_cast<size_t>(ncpus_), 0);
   update(skel_->maps.syscall_batches, &cgid, sizeof cgid, zero_batches.data(),
          zero_batches.size() * sizeof(uint64_t), "syscall batches");
-  if (plan.audit.syscalls || needs_.behaviour) {
+  if (plan.audit.syscalls || run_needs.behaviour) {
     std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
     update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(),
            zero_hist.size() * sizeof(uint64_t), "syscall histogram");
@@ -225,11 +282,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
                    "layer tracks at most " +
                    std::to_string(ENC_MAX_RULES));
   }
-  const auto& egress_rules = plan.network.egress_rules;
-  std::vector<uint64_t>& triggers = egress_triggers_[cgid];
-  std::vector<uint64_t>& denied_by = egress_denied_by_[cgid];
-  triggers.assign(egress_rules.size(), 0);
-  denied_by.assign(egress_rules.size(), 0);
+  remember_egress(cgid, plan);
   auto tool_index = [&](const std::string& name) -> std::optional<size_t> {
     for (const policy::ToolEntry& t : plan.tools) {
       if (t.name == name) return t.index;
@@ -248,6 +301,48 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     for (const std::string& t : r.after.exec) {
       if (auto idx = tool_index(t)) cfg.tool_triggers[*idx] |= bit;
     }
+    for (const std::string& path : r.after.read) {
+      auto file = files.keys.find(path);
+      if (file == files.keys.end()) {
+        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + r.id + "): the trigger path " +
+                       path + " cannot be resolved on the host");
+      }
+      read_trigger_bits[{file->second.dev, file->second.ino}] |= bit;
+    }
+  }
+  for (const auto& [dev_ino, bits] : read_trigger_bits) {
+    enc_tool_key key{cgid, dev_ino.first, dev_ino.second};
+    update(skel_->maps.read_triggers, &key, sizeof key, &bits, sizeof bits,
+           "composition rule trigger");
+    cfg.flags |= ENC_READ_TRIGGERS;
+  }
+
+  // Egress: each block carries the ports of every block that contains it, because an LPM trie
+  // answers with the most specific match only.
+  for (const policy::CidrEgress& e : plan.network.cidrs) {
+    write_egress(cgid, e.cidr, e.protocol, e.ports, e.rule_index, true);
+  }
+  if (dns_ports) {
+    cfg.flags |= ENC_DNS_REDIRECT;
+    cfg.dns_ip4 = htonl(INADDR_LOOPBACK);
+    std::memcpy(cfg.dns_ip6, &in6addr_loopback, sizeof cfg.dns_ip6);
+    cfg.dns_port4 = htons(dns_ports->first);
+    cfg.dns_port6 = htons(dns_ports->second);
+  }
+  // The configuration last: the programs act on an enclosure only once it exists.
+  update(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
+}
+
+void EnclosureBpf::remember_egress(uint64_t cgid, const policy::EnforcementPlan& plan) {
+  // Per egress rule: the composition rules a connect there fires, and those that deny it.
+  const auto& egress_rules = plan.network.egress_rules;
+  std::vector<uint64_t>& triggers = egress_triggers_[cgid];
+  std::vector<uint64_t>& denied_by = egress_denied_by_[cgid];
+  triggers.assign(egress_rules.size(), 0);
+  denied_by.assign(egress_rules.size(), 0);
+  for (size_t i = 0; i < plan.rules.size() && i < ENC_MAX_RULES; ++i) {
+    const policy::Rule& r = plan.rules[i];
+    uint64_t bit = 1ULL << i;
     for (const policy::ConnectTrigger& c : r.after.connect) {
       for (size_t e = 0; e < egress_rules.size(); ++e) {
         if ((c.egress_index && *c.egress_index == e) ||
@@ -261,37 +356,12 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
         if (egress_rules[e].host == h) denied_by[e] |= bit;
       }
     }
-    for (const std::string& path : r.after.read) {
-      struct stat st {};
-      if (::stat(path.c_str(), &st) != 0) {
-        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + r.id + "): the trigger path " +
-                       path + " cannot be resolved on the host: " + std::strerror(errno));
-      }
-      read_trigger_bits[{kernel_dev(st.st_dev), st.st_ino}] |= bit;
-    }
   }
-  for (const auto& [dev_ino, bits] : read_trigger_bits) {
-    enc_tool_key key{cgid, dev_ino.first, dev_ino.second};
-    update(skel_->maps.read_triggers, &key, sizeof key, &bits, sizeof bits,
-           "composition rule trigger");
-    cfg.flags |= ENC_READ_TRIGGERS;
-  }
-
-  // Egress: each block carries the ports of every block that contains it, because an LPM trie
-  // answers with the most specific match only.
   static_cidrs_[cgid] = plan.network.cidrs;
-  for (const policy::CidrEgress& e : plan.network.cidrs) {
-    write_egress(cgid, e.cidr, e.protocol, e.ports, e.rule_index, true);
-  }
-  if (dns_ports) {
-    cfg.flags |= ENC_DNS_REDIRECT;
-    cfg.dns_ip4 = htonl(INADDR_LOOPBACK);
-    std::memcpy(cfg.dns_ip6, &in6addr_loopback, sizeof cfg.dns_ip6);
-    cfg.dns_port4 = htons(dns_ports->first);
-    cfg.dns_port6 = htons(dns_ports->second);
-  }
-  // The configuration last: the programs act on an enclosure only once it exists.
-  update(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
+}
+
+void EnclosureBpf::adopt(uint64_t cgid, const policy::EnforcementPlan& plan) {
+  remember_egress(cgid, plan);
 }
 
 void EnclosureBpf::write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,
@@ -378,38 +448,100 @@ void EnclosureBpf::revoke(uint64_t cgid, const policy::Cidr& address, policy::Pr
   }
 }
 
-void EnclosureBpf::attach_cgroup(int cgroup_fd) {
-  auto attach = [&](bpf_program* p, const char* name) {
-    bpf_link* link = bpf_program__attach_cgroup(p, cgroup_fd);
-    if (!link)
-      throw BpfError(std::string("bpf: attach ") + name +
-                     " to the enclosure's cgroup: " + std::strerror(errno));
-    links_.push_back(link);
-  };
-  if (needs_.egress) {
-    attach(skel_->progs.enc_connect4, "cgroup/connect4");
-    attach(skel_->progs.enc_connect6, "cgroup/connect6");
-    attach(skel_->progs.enc_sendmsg4, "cgroup/sendmsg4");
-    attach(skel_->progs.enc_sendmsg6, "cgroup/sendmsg6");
-    attach(skel_->progs.enc_sock_create, "cgroup/sock_create");
-    attach(skel_->progs.enc_recvmsg4, "cgroup/recvmsg4");
-    attach(skel_->progs.enc_recvmsg6, "cgroup/recvmsg6");
-    attach(skel_->progs.enc_getpeername4, "cgroup/getpeername4");
-    attach(skel_->progs.enc_getpeername6, "cgroup/getpeername6");
+void EnclosureBpf::attach(bpf_program* program, const std::string& name, int cgroup_fd,
+                          uint64_t cgroup_id) {
+  if (links_.count(name)) return;
+  std::string pin = pin_dir_.empty() ? "" : pin_dir_ + "/link-" + bpf_program__name(program);
+  if (!pin.empty() && ::access(pin.c_str(), F_OK) == 0) {
+    // A predecessor's link, still attached: keep it (enforcement never paused). A cgroup link
+    // whose cgroup is gone (or another one) is stale and replaced.
+    if (bpf_link* old = bpf_link__open(pin.c_str())) {
+      bpf_link_info info{};
+      __u32 len = sizeof info;
+      bool current = bpf_obj_get_info_by_fd(bpf_link__fd(old), &info, &len) == 0 &&
+                     (cgroup_fd < 0 ||
+                      (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgroup_id));
+      if (current) {
+        links_[name] = old;
+        return;
+      }
+      bpf_link__unpin(old);
+      bpf_link__destroy(old);
+      ::unlink(pin.c_str());
+    }
   }
-  if (needs_.egress || needs_.egress_bytes)
-    attach(skel_->progs.enc_skb_egress, "cgroup_skb/egress");
+  bpf_link* link = cgroup_fd >= 0 ? bpf_program__attach_cgroup(program, cgroup_fd)
+                                  : bpf_program__attach(program);
+  if (!link) {
+    throw BpfError("bpf: attach " + name +
+                   (cgroup_fd >= 0 ? " to the enclosure's cgroup: " : ": ") + std::strerror(errno));
+  }
+  if (!pin.empty()) {
+    if (int err = bpf_link__pin(link, pin.c_str()); err) {
+      bpf_link__destroy(link);
+      throw BpfError("bpf: pin the link of " + name + " at " + pin + ": " + libbpf_error(err));
+    }
+  }
+  links_[name] = link;
 }
 
-void EnclosureBpf::attach_tracing() {
-  auto attach = [&](bpf_program* p, const char* name) {
-    bpf_link* link = bpf_program__attach(p);
-    if (!link) throw BpfError(std::string("bpf: attach ") + name + ": " + std::strerror(errno));
-    links_.push_back(link);
+void EnclosureBpf::detach(const std::string& name) {
+  auto it = links_.find(name);
+  if (it == links_.end()) return;
+  if (!pin_dir_.empty()) bpf_link__unpin(it->second);
+  bpf_link__destroy(it->second);
+  links_.erase(it);
+}
+
+void EnclosureBpf::attach_cgroup(int cgroup_fd, uint64_t cgroup_id) {
+  auto attach_here = [&](bpf_program* p, const char* name) {
+    attach(p, name, cgroup_fd, cgroup_id);
   };
-  if (needs_.exec) attach(skel_->progs.enc_exec, "tp_btf/sched_process_exec");
-  if (needs_.sys_enter) attach(skel_->progs.enc_sys_enter, "tp_btf/sys_enter");
-  if (needs_.sys_exit) attach(skel_->progs.enc_sys_exit, "tp_btf/sys_exit");
+  if (needs_.egress) {
+    attach_here(skel_->progs.enc_connect4, "cgroup/connect4");
+    attach_here(skel_->progs.enc_connect6, "cgroup/connect6");
+    attach_here(skel_->progs.enc_sendmsg4, "cgroup/sendmsg4");
+    attach_here(skel_->progs.enc_sendmsg6, "cgroup/sendmsg6");
+    attach_here(skel_->progs.enc_sock_create, "cgroup/sock_create");
+    attach_here(skel_->progs.enc_recvmsg4, "cgroup/recvmsg4");
+    attach_here(skel_->progs.enc_recvmsg6, "cgroup/recvmsg6");
+    attach_here(skel_->progs.enc_getpeername4, "cgroup/getpeername4");
+    attach_here(skel_->progs.enc_getpeername6, "cgroup/getpeername6");
+  }
+  if (needs_.egress || needs_.egress_bytes)
+    attach_here(skel_->progs.enc_skb_egress, "cgroup_skb/egress");
+}
+
+void EnclosureBpf::attach_tracing(bool with_syscalls) {
+  if (needs_.exec) attach(skel_->progs.enc_exec, "tp_btf/sched_process_exec", -1, 0);
+  if (with_syscalls) set_syscall_tracing(needs_.sys_enter, needs_.sys_exit);
+}
+
+void EnclosureBpf::set_syscall_tracing(bool sys_enter, bool sys_exit) {
+  if (sys_enter && needs_.sys_enter) {
+    attach(skel_->progs.enc_sys_enter, "tp_btf/sys_enter", -1, 0);
+  } else {
+    detach("tp_btf/sys_enter");
+  }
+  if (sys_exit && needs_.sys_exit) {
+    attach(skel_->progs.enc_sys_exit, "tp_btf/sys_exit", -1, 0);
+  } else {
+    detach("tp_btf/sys_exit");
+  }
+}
+
+void EnclosureBpf::unpin_all() {
+  if (pin_dir_.empty()) return;
+  for (auto& [name, link] : links_)
+    bpf_link__unpin(link);
+  bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) {
+    if (!bpf_map__is_internal(map)) bpf_map__unpin(map, nullptr);
+  }
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(pin_dir_, ec))
+    ::unlink(entry.path().c_str());  // stale links of programs this daemon did not load
+  ::rmdir(pin_dir_.c_str());
 }
 
 void EnclosureBpf::forget(uint64_t cgid) {

@@ -1,7 +1,9 @@
 // Loader of the enclosure's eBPF layer (bpf/enclosure.bpf.c, embedded as a skeleton): loads the
 // programs a set of enclosures needs, configures each enclosure through maps keyed by its cgroup
-// id, attaches the cgroup programs to its cgroup and the tracing programs to the host, and
-// drains the ring buffer. Every BPF object is owned here and released on destruction.
+// id, attaches the cgroup programs to its cgroup (or, for `enclosure daemon`, to the subtree that
+// holds all its enclosures) and the tracing programs to the host, and drains the ring buffer.
+// Every BPF object is owned here and released on destruction; with a pin directory the maps and
+// links are also pinned in bpffs, so they outlive this process and a successor reuses them.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +18,12 @@
 #include <nlohmann/json.hpp>
 
 #include "bpf/enclosure_abi.h"
+#include "bpf/kernel_layer.h"
 #include "policy/plan.h"
 
 struct enclosure_bpf;
 struct bpf_link;
+struct bpf_program;
 struct ring_buffer;
 
 namespace bpf {
@@ -45,62 +49,82 @@ struct LayerNeeds {
   bool any() const { return egress || egress_bytes || exec || sys_enter || sys_exit; }
 };
 
-// Kernel counters of one enclosure.
-struct EnclosureCounters {
-  enc_state state{};
-  uint64_t syscalls_pending = 0;                    // in per-CPU batches, not yet in state.syscalls
-  std::vector<std::pair<int, uint64_t>> histogram;  // syscall number, count (non-zero only)
-  uint64_t syscalls() const { return state.syscalls + syscalls_pending; }
+// A file as the kernel names it: the device number (as BPF sees it) and inode.
+struct FileKey {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
 };
+// The key of `path` on this process's view of the file system; nullopt when it cannot be stat'ed.
+std::optional<FileKey> file_key(const std::string& path);
 
-class EnclosureBpf {
+// What configure() needs besides the plan, resolved by the launcher on its own view of the
+// files (a daemon in another mount namespace could not stat them): which tools are #! scripts
+// (indices), the tools' ELF interpreters, and the keys of every tool, interpreter and
+// composition-rule trigger path that exists.
+struct EnclosureFiles {
+  std::vector<size_t> script_tools;
+  std::vector<std::string> loaders;
+  std::map<std::string, FileKey> keys;
+};
+EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<size_t> script_tools,
+                             std::vector<std::string> loaders);
+
+class EnclosureBpf : public KernelLayer {
  public:
   // Opens and loads (verifies) the programs `needs` asks for. Throws BpfError with libbpf's
-  // reason naming the program or map.
-  explicit EnclosureBpf(const LayerNeeds& needs);
+  // reason naming the program or map. With `pin_dir` (a directory in bpffs), every map is
+  // pinned there, or reused from there when a predecessor pinned it.
+  explicit EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir = "");
   ~EnclosureBpf();
   EnclosureBpf(const EnclosureBpf&) = delete;
   EnclosureBpf& operator=(const EnclosureBpf&) = delete;
 
   // Writes one enclosure's configuration, zeroed counters, egress tries and tool inodes.
-  // `script_tools` are the indices of tools that are #! scripts (recognised by path);
-  // `loaders` are the tools' ELF interpreters, which may not be run as programs.
-  // `dns_ports` (IPv4 and IPv6 port of the enclosure's resolver on 127.0.0.1 and ::1), when
-  // given, sends every port-53 destination there.
+  // `run_needs` are the layers this enclosure uses (a daemon loads more for all of them);
+  // `files` says which tools are scripts, the loaders (ELF interpreters, which may not be run as
+  // programs) and the files' keys. `dns_ports` (IPv4 and IPv6 port of the enclosure's resolver
+  // on 127.0.0.1 and ::1), when given, sends every port-53 destination there.
   void configure(uint64_t cgroup_id, const policy::EnforcementPlan& plan,
-                 const std::vector<size_t>& script_tools, const std::vector<std::string>& loaders,
+                 const LayerNeeds& run_needs, const EnclosureFiles& files,
                  std::optional<std::pair<uint16_t, uint16_t>> dns_ports = std::nullopt);
+  // Takes over an enclosure a predecessor configured (the maps already hold it): rebuilds what
+  // admit() and revoke() need to know of its static rules.
+  void adopt(uint64_t cgroup_id, const policy::EnforcementPlan& plan);
 
-  // Admits one address (answered by the resolver) for `ports` of `protocol`, on top of what
-  // the static CIDR rules already admit there; revoke() restores the static state.
   void admit(uint64_t cgroup_id, const policy::Cidr& address, policy::Protocol protocol,
-             const std::vector<policy::PortRange>& ports, size_t rule_index);
-  void revoke(uint64_t cgroup_id, const policy::Cidr& address, policy::Protocol protocol);
-  // Attaches the cgroup programs to the enclosure's cgroup (a v2 directory fd).
-  void attach_cgroup(int cgroup_fd);
-  // Attaches the tracing programs (host-wide; they filter by cgroup id first).
-  void attach_tracing();
+             const std::vector<policy::PortRange>& ports, size_t rule_index) override;
+  void revoke(uint64_t cgroup_id, const policy::Cidr& address, policy::Protocol protocol) override;
+  // Attaches the cgroup programs to a cgroup (a v2 directory fd) with id `cgroup_id`. With a
+  // pin directory, a pinned link of a predecessor on the same cgroup is kept instead.
+  void attach_cgroup(int cgroup_fd, uint64_t cgroup_id = 0);
+  // Attaches the tracing programs `needs` asks for (host-wide; they filter by cgroup id first);
+  // the syscall tracepoints only `with_syscalls`.
+  void attach_tracing(bool with_syscalls = true);
+  // Attaches or detaches the syscall tracepoints, which cost every syscall of the host, so that
+  // they run only while an enclosure needs them (the daemon).
+  void set_syscall_tracing(bool sys_enter, bool sys_exit);
   // Removes an enclosure's entries from every map.
   void forget(uint64_t cgroup_id);
+  // Unpins every link and map (the daemon, stopping with no enclosure left): the programs
+  // detach when this object is destroyed.
+  void unpin_all();
 
-  // An fd for epoll: readable when records are waiting.
-  int ring_fd() const;
-  // Hands every waiting record to `sink` (raw bytes; see event_decoder.h).
-  void drain(const std::function<void(const void* data, size_t size)>& sink);
+  int ring_fd() const override;
+  void drain(const std::function<void(const void* data, size_t size)>& sink) override;
 
-  EnclosureCounters counters(uint64_t cgroup_id) const;
-  // The composition rules (bits) that have fired: one map lookup, for decisions on the hot path.
-  uint64_t rules_fired(uint64_t cgroup_id) const;
-  // Metered usage reported by the agent, so that the kernel's cost check sees the whole sum.
-  void set_reported_cost(uint64_t cgroup_id, uint64_t micro_usd);
+  EnclosureCounters counters(uint64_t cgroup_id) const override;
+  uint64_t rules_fired(uint64_t cgroup_id) const override;
+  void set_reported_cost(uint64_t cgroup_id, uint64_t micro_usd) override;
 
-  // Which program enforces what (for the start event and doctor).
-  nlohmann::json report() const { return report_; }
+  nlohmann::json report() const override { return report_; }
+  // The "programs" part of a report for an enclosure that uses `needs`.
+  static nlohmann::json programs_for(const LayerNeeds& needs);
 
  private:
   LayerNeeds needs_;
+  std::string pin_dir_;
   enclosure_bpf* skel_ = nullptr;
-  std::vector<bpf_link*> links_;
+  std::map<std::string, bpf_link*> links_;  // by program name
   ring_buffer* ring_ = nullptr;
   std::function<void(const void*, size_t)> sink_;
   nlohmann::json report_;
@@ -110,6 +134,9 @@ class EnclosureBpf {
   std::map<uint64_t, std::vector<uint64_t>> egress_triggers_;
   std::map<uint64_t, std::vector<uint64_t>> egress_denied_by_;
 
+  void remember_egress(uint64_t cgid, const policy::EnforcementPlan& plan);
+  void attach(bpf_program* program, const std::string& name, int cgroup_fd, uint64_t cgroup_id);
+  void detach(const std::string& name);
   void write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,
                     std::vector<policy::PortRange> ports, size_t rule_index, bool merge_static);
 };

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,12 +102,14 @@ CgroupLayout discover_cgroups() {
     }
     std::istringstream cs(controllers);
     std::string c;
-    while (std::getline(cs, c, ',')) layout.v1_own[c] = path;
+    while (std::getline(cs, c, ','))
+      layout.v1_own[c] = path;
   }
   if (!layout.v2_mount.empty()) {
     std::istringstream cs(slurp(layout.v2_own_dir() + "/cgroup.controllers"));
     std::string c;
-    while (cs >> c) layout.v2_controllers.insert(c);
+    while (cs >> c)
+      layout.v2_controllers.insert(c);
   }
   return layout;
 }
@@ -126,9 +128,68 @@ CgroupPlacement place_limits(const CgroupLayout& layout) {
   return p;
 }
 
+nlohmann::json CgroupDirectories::to_json() const {
+  auto opt = [](const std::optional<uint64_t>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  return {{"v2", v2},
+          {"v1", v1},
+          {"placement", {{"pids", placement.pids}, {"memory", placement.memory}}},
+          {"limits", {{"pids_max", opt(limits.pids_max)}, {"memory_max", opt(limits.memory_max)}}}};
+}
+
+std::optional<CgroupDirectories> CgroupDirectories::from_json(const nlohmann::json& j) {
+  try {
+    CgroupDirectories d;
+    d.v2 = j.at("v2").get<std::string>();
+    d.v1 = j.at("v1").get<std::map<std::string, std::string>>();
+    d.placement.pids = j.at("placement").at("pids").get<std::string>();
+    d.placement.memory = j.at("placement").at("memory").get<std::string>();
+    const nlohmann::json& l = j.at("limits");
+    if (!l.at("pids_max").is_null()) d.limits.pids_max = l.at("pids_max").get<uint64_t>();
+    if (!l.at("memory_max").is_null()) d.limits.memory_max = l.at("memory_max").get<uint64_t>();
+    if (d.v2.empty() || d.v2[0] != '/') return std::nullopt;
+    return d;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+RunCgroup::RunCgroup(const CgroupDirectories& dirs, bool owner, std::function<void()> kill_all)
+    : kill_all_(std::move(kill_all)),
+      placement_(dirs.placement),
+      v2_path_(dirs.v2),
+      v1_paths_(dirs.v1),
+      limits_(dirs.limits),
+      removed_(!owner) {
+  v2_fd_.reset(::open(v2_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!v2_fd_) throw_errno("cgroup: open " + v2_path_);
+  struct stat st {};
+  if (::fstat(v2_fd_.get(), &st) != 0) throw_errno("cgroup: stat " + v2_path_);
+  v2_id_ = st.st_ino;
+}
+
+CgroupDirectories RunCgroup::describe() const {
+  return {v2_path_, v1_paths_, placement_, limits_};
+}
+
+void RunCgroup::restrict_to_group(gid_t gid) {
+  for (const std::string& dir : directories()) {
+    if (::chown(dir.c_str(), 0, gid) != 0) throw_errno("cgroup: chown " + dir);
+    if (::chmod(dir.c_str(), 0750) != 0) throw_errno("cgroup: chmod " + dir);
+  }
+}
+
+void RunCgroup::enter(pid_t pid) {
+  write_or_throw(v2_path_ + "/cgroup.procs", std::to_string(pid));
+  enter_v1(pid);
+}
+
 RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
-                     const CgroupLimits& limits)
-    : placement_(place_limits(layout)), limits_(limits) {
+                     const CgroupLimits& limits, bool watchdog)
+    : watchdog_(watchdog ? std::make_unique<CleanupWatchdog>() : nullptr),
+      placement_(place_limits(layout)),
+      limits_(limits) {
   if (layout.v2_mount.empty()) throw LaunchError("cgroup: no cgroup2 hierarchy is mounted");
   std::string parent = layout.v2_own_dir();
   // Limits through v2 need the controllers enabled for our children.
@@ -145,7 +206,7 @@ RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
     }
   }
   v2_path_ = parent + "/" + name;
-  watchdog_.announce(v2_path_);
+  if (watchdog_) watchdog_->announce(v2_path_);
   if (::mkdir(v2_path_.c_str(), 0755) != 0) throw_errno("cgroup: mkdir " + v2_path_);
   try {
     v2_fd_.reset(::open(v2_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -156,7 +217,7 @@ RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
     auto v1_dir = [&](const char* controller) {
       std::string own = layout.v1_own.at(controller);
       std::string dir = layout.v1_mount.at(controller) + (own == "/" ? "" : own) + "/" + name;
-      watchdog_.announce(dir);
+      if (watchdog_) watchdog_->announce(dir);
       if (::mkdir(dir.c_str(), 0755) != 0) throw_errno("cgroup: mkdir " + dir);
       v1_paths_[controller] = dir;
       return dir;
@@ -208,7 +269,8 @@ RunCgroup::~RunCgroup() {
 std::vector<std::string> RunCgroup::directories() const {
   std::vector<std::string> out;
   if (!v2_path_.empty()) out.push_back(v2_path_);
-  for (const auto& [c, dir] : v1_paths_) out.push_back(dir);
+  for (const auto& [c, dir] : v1_paths_)
+    out.push_back(dir);
   return out;
 }
 
@@ -226,7 +288,8 @@ std::vector<pid_t> RunCgroup::processes() const {
   std::vector<pid_t> out;
   std::istringstream in(read_file(v2_path_, "cgroup.procs"));
   pid_t p;
-  while (in >> p) out.push_back(p);
+  while (in >> p)
+    out.push_back(p);
   return out;
 }
 
@@ -239,8 +302,10 @@ void RunCgroup::signal_all(int signal) {
   if (signal == SIGKILL) {
     int err = 0;
     if (write_text(v2_path_ + "/cgroup.kill", "1", err)) return;
+    if (kill_all_) kill_all_();
   }
-  for (pid_t p : processes()) ::kill(p, signal);
+  for (pid_t p : processes())
+    ::kill(p, signal);
 }
 
 bool RunCgroup::kill_and_wait(int timeout_ms) {
@@ -266,7 +331,8 @@ std::optional<uint64_t> RunCgroup::memory_peak_bytes() const {
 }
 
 std::optional<uint64_t> RunCgroup::oom_kills() const {
-  if (placement_.memory == "v2") return keyed_value(read_file(v2_path_, "memory.events"), "oom_kill");
+  if (placement_.memory == "v2")
+    return keyed_value(read_file(v2_path_, "memory.events"), "oom_kill");
   if (auto it = v1_paths_.find("memory"); it != v1_paths_.end()) {
     return keyed_value(read_file(it->second, "memory.oom_control"), "oom_kill");
   }
@@ -297,11 +363,10 @@ nlohmann::json RunCgroup::report() const {
                  {"path", placement_.pids == "v2" ? v2_path_ : v1_paths_.at("pids")}};
   }
   if (limits_.memory_max) {
-    j["memory"] = {
-        {"max", *limits_.memory_max},
-        {"via", placement_.memory == "v2" ? "cgroup v2 memory.max, memory.oom.group"
-                                          : "cgroup v1 memory.limit_in_bytes"},
-        {"path", placement_.memory == "v2" ? v2_path_ : v1_paths_.at("memory")}};
+    j["memory"] = {{"max", *limits_.memory_max},
+                   {"via", placement_.memory == "v2" ? "cgroup v2 memory.max, memory.oom.group"
+                                                     : "cgroup v1 memory.limit_in_bytes"},
+                   {"path", placement_.memory == "v2" ? v2_path_ : v1_paths_.at("memory")}};
   }
   return j;
 }
@@ -315,7 +380,8 @@ void RunCgroup::remove_directories(const std::vector<std::string>& dirs) {
       if (!write_text(dir + "/cgroup.kill", "1", err)) {
         std::istringstream in(slurp(dir + "/cgroup.procs"));
         pid_t p;
-        while (in >> p) ::kill(p, SIGKILL);
+        while (in >> p)
+          ::kill(p, SIGKILL);
       }
       if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -325,7 +391,8 @@ void RunCgroup::remove_directories(const std::vector<std::string>& dirs) {
 
 CleanupWatchdog::CleanupWatchdog(std::vector<std::string> directories) {
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("cleanup watchdog: socketpair");
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    throw_errno("cleanup watchdog: socketpair");
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("cleanup watchdog: fork");
   if (pid == 0) {

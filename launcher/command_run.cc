@@ -1,7 +1,8 @@
-// enclosure run -m FILE [--context NAME=VALUE]... [--context-file FILE] [--events DEST]...
-//               [--grace DURATION] [--dns-upstream ADDR:PORT] [--dns-grace DURATION] -- CMD
-//               [ARG]...
-// Starts CMD (one of the manifest's tools) inside the enclosure and supervises it.
+// enclosure run -m FILE [--daemon PATH] [--context NAME=VALUE]... [--context-file FILE]
+//               [--events DEST]... [--grace DURATION] [--dns-upstream ADDR:PORT]
+//               [--dns-grace DURATION] -- CMD [ARG]...
+// Starts CMD (one of the manifest's tools) inside the enclosure and supervises it. As root it
+// builds every layer itself; otherwise the eBPF and cgroup layers come from `enclosure daemon`.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -23,6 +24,8 @@
 #include "launcher/collector_sink.h"
 #include "launcher/command_line.h"
 #include "launcher/commands.h"
+#include "launcher/daemon_client.h"
+#include "launcher/daemon_protocol.h"
 #include "launcher/dns_admissions.h"
 #include "launcher/dns_resolver.h"
 #include "launcher/error.h"
@@ -33,6 +36,7 @@
 #include "launcher/spawn.h"
 #include "launcher/supervisor.h"
 #include "policy/baseline.h"
+#include "policy/bpf_plan.h"
 #include "policy/compile.h"
 #include "policy/path.h"
 #include "policy/units.h"
@@ -60,6 +64,7 @@ struct RunOptions {
   std::string dns_upstream;
   std::string dns_grace = "10s";
   bool observe = false;  // `enclosure learn`: any program of the granted tree may run
+  std::string daemon;    // --daemon PATH
   std::vector<std::string> command;
 };
 
@@ -244,10 +249,40 @@ int run(const RunOptions& opt) {
         return policy::path_segments(a.path).size() < policy::path_segments(b.path).size();
       });
 
+  // Where the eBPF and cgroup layers come from: this process (as root), or `enclosure daemon`
+  // (--daemon, or its default socket when this launcher is not root and the socket is there).
+  std::string daemon_path = opt.daemon;
+  if (daemon_path.empty() && ::geteuid() != 0 && ::access(kDefaultDaemonSocket, F_OK) == 0) {
+    daemon_path = kDefaultDaemonSocket;
+  }
+  std::unique_ptr<DaemonClient> daemon;
+  if (!daemon_path.empty()) {
+    if (opt.ring_buffer_bytes) {
+      std::cerr << "enclosure run: --ring-buffer: with a daemon the ring buffer is the daemon's "
+                   "(enclosure daemon --ring-buffer)\n";
+      return kLaunchError;
+    }
+    daemon = std::make_unique<DaemonClient>(daemon_path);  // LaunchError (125) when unreachable
+  }
+
   // What this host can enforce; a missing layer stops the run unless the manifest allows it.
   bool needs_bpf = std::any_of(plan.requirements.begin(), plan.requirements.end(),
                                [](const policy::Requirement& r) { return r.layer == "bpf"; });
-  HostFeatures host = probe_host(needs_bpf, /*probe_tracing=*/false);
+  HostFeatures host = probe_host(needs_bpf && !daemon, /*probe_tracing=*/false);
+  if (daemon) {
+    std::string via = "enclosure daemon at " + daemon->socket_path();
+    const nlohmann::json& cg = daemon->features().value("cgroup", nlohmann::json::object());
+    auto controller = [&](const char* name) -> Feature {
+      std::string where = cg.value(name, std::string());
+      if (where.empty()) return {false, via + " has no " + std::string(name) + " controller"};
+      return {true, via + " (cgroup " + where + ")"};
+    };
+    host.bpf = {true, via};
+    host.cgroup_v2 = {true, via};
+    host.cgroup_cpu = {true, via};
+    host.cgroup_pids = controller("pids");
+    host.cgroup_memory = controller("memory");
+  }
   nlohmann::json degraded = nlohmann::json::array();
   std::set<std::string> degraded_layers;
   for (const policy::Requirement& r : plan.requirements) {
@@ -255,8 +290,14 @@ int run(const RunOptions& opt) {
     if (requirement_met(host, r, why)) continue;
     if (!plan.enforcement.allows(r.layer)) {
       std::cerr << "enclosure run: refusing to start: " << r.origin << " needs " << r.feature
-                << ", which this host cannot provide: " << why << ".\n"
-                << "  To run without it, the manifest must list \"" << r.layer
+                << ", which this host cannot provide: " << why << ".\n";
+      if (!host.root && !daemon && (r.layer == "bpf" || r.layer == "cgroup")) {
+        std::cerr << "  Without root, the eBPF and cgroup layers come from enclosure daemon: "
+                     "start it as root (enclosure daemon --socket PATH, or the "
+                     "enclosure-daemon.service unit) and run with --daemon PATH (default "
+                  << kDefaultDaemonSocket << ").\n";
+      }
+      std::cerr << "  To run without it, the manifest must list \"" << r.layer
                 << "\" under /enforcement/allow_degraded.\n";
       return kLaunchError;
     }
@@ -302,7 +343,9 @@ int run(const RunOptions& opt) {
   std::unique_ptr<RunCgroup> cgroup;
   std::unique_ptr<CleanupWatchdog> watchdog;
   nlohmann::json cgroup_report;
-  if (host.cgroup_v2.available) {
+  if (daemon) {
+    // Created by the daemon with the eBPF configuration, below.
+  } else if (host.cgroup_v2.available) {
     CgroupLimits limits;
     if (!degraded_layers.count("cgroup")) {
       limits.pids_max = plan.budgets.processes;
@@ -315,12 +358,71 @@ int run(const RunOptions& opt) {
     cgroup_report = {{"none", host.cgroup_v2.detail}};
   }
 
-  // The eBPF layer: loaded (verified) for this run, configured for its cgroup, attached.
+  // The eBPF layer: loaded (verified) for this run, configured for its cgroup, attached; or the
+  // daemon's programs, configured for the cgroup it creates for this run.
   std::unique_ptr<bpf::EnclosureBpf> kernel_layer;
+  bpf::KernelLayer* layer = nullptr;
   std::unique_ptr<DnsAdmissions> admissions;
   std::unique_ptr<DnsResolver> resolver;
   nlohmann::json bpf_report;
-  if (needs_bpf && !degraded_layers.count("bpf")) {
+  if (daemon) {
+    bool use_bpf = needs_bpf && !degraded_layers.count("bpf");
+    bpf::LayerNeeds needs;
+    if (use_bpf) {
+      needs = bpf::LayerNeeds::of(plan);
+      if (opt.observe) needs.behaviour = needs.sys_enter = needs.sys_exit = true;
+    }
+    std::optional<std::pair<uint16_t, uint16_t>> dns_ports;
+    if (use_bpf && plan.network.dns && plan.network.mode == policy::NetworkMode::filtered) {
+      ResolverConfig rc;
+      rc.hosts = plan.network.hosts;
+      rc.upstream = opt.dns_upstream;
+      rc.answer_all = opt.observe;
+      // The admission table exists once the daemon said which cgroup the run has; the resolver
+      // answers nothing before start().
+      resolver = std::make_unique<DnsResolver>(
+          rc, [&admissions](const DnsAdmission& a) { admissions->admit(a); });
+      dns_ports = std::make_pair(resolver->port4(), resolver->port6());
+    }
+    bpf::EnclosureFiles files = bpf::resolve_files(plan, script_tools, interpreters);
+    nlohmann::json keys = nlohmann::json::object();
+    for (const auto& [path, key] : files.keys)
+      keys[path] = {key.dev, key.ino};
+    bool limits = !degraded_layers.count("cgroup");
+    auto optional_number = [](const std::optional<uint64_t>& v) {
+      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+    };
+    daemon->create(
+        {{"plan", policy::bpf_plan_to_json(plan)},
+         {"needs",
+          {{"egress", needs.egress},
+           {"egress_bytes", needs.egress_bytes},
+           {"exec", needs.exec},
+           {"sys_enter", needs.sys_enter},
+           {"sys_exit", needs.sys_exit},
+           {"behaviour", needs.behaviour}}},
+         {"files",
+          {{"script_tools", files.script_tools}, {"loaders", files.loaders}, {"keys", keys}}},
+         {"dns_ports", dns_ports ? nlohmann::json({dns_ports->first, dns_ports->second})
+                                 : nlohmann::json(nullptr)},
+         {"limits",
+          {{"pids_max", optional_number(limits ? plan.budgets.processes : std::nullopt)},
+           {"memory_max", optional_number(limits ? plan.budgets.memory_bytes : std::nullopt)}}},
+         {"grace_ns", grace_ns}});
+    DaemonClient* client = daemon.get();
+    cgroup = std::make_unique<RunCgroup>(daemon->cgroup(), /*owner=*/false,
+                                         [client] { client->kill_all(); });
+    cgroup_report = daemon->cgroup_report();
+    if (use_bpf) {
+      layer = daemon.get();
+      bpf_report = daemon->report();
+      if (resolver) {
+        admissions = std::make_unique<DnsAdmissions>(*daemon, daemon->cgroup_id(), plan.network,
+                                                     dns_grace_ns);
+        resolver->start();
+      }
+    }
+  } else if (needs_bpf && !degraded_layers.count("bpf")) {
     if (!cgroup)
       throw LaunchError("bpf: the eBPF layer needs the run's cgroup: " + host.cgroup_v2.detail);
     bpf::LayerNeeds needs = bpf::LayerNeeds::of(plan);
@@ -343,7 +445,8 @@ int run(const RunOptions& opt) {
             std::make_unique<DnsResolver>(rc, [table](const DnsAdmission& a) { table->admit(a); });
         dns_ports = std::make_pair(resolver->port4(), resolver->port6());
       }
-      kernel_layer->configure(cgroup->v2_id(), plan, script_tools, interpreters, dns_ports);
+      kernel_layer->configure(cgroup->v2_id(), plan, needs,
+                              bpf::resolve_files(plan, script_tools, interpreters), dns_ports);
       kernel_layer->attach_cgroup(cgroup->v2_fd());
       kernel_layer->attach_tracing();
     } catch (const bpf::BpfError& e) {
@@ -368,6 +471,7 @@ int run(const RunOptions& opt) {
       }
     }
     if (kernel_layer) {
+      layer = kernel_layer.get();
       bpf_report = kernel_layer->report();
       if (resolver) resolver->start();
     }
@@ -392,13 +496,14 @@ int run(const RunOptions& opt) {
   spec.uid = uid;
   spec.gid = gid;
   spec.user_namespace = user_namespace;
+  spec.recenter_cgroup_namespace = daemon != nullptr;
   spec.new_network = plan.network.new_namespace;
   spec.landlock_abi = degraded_layers.count("landlock") ? 0 : host.landlock_abi;
   spec.seccomp = !degraded_layers.count("seccomp");
   // Landlock's TCP port rules run before the eBPF connect hooks and would refuse, unlogged and
   // with EACCES, a subset of what the eBPF layer refuses with EPERM and an event. They are the
   // port filter of last resort, used only when the eBPF egress layer is not there.
-  bool bpf_egress = kernel_layer && plan.network.mode == policy::NetworkMode::filtered;
+  bool bpf_egress = layer && plan.network.mode == policy::NetworkMode::filtered;
   if (bpf_egress) plan.landlock.restrict_tcp_connect = false;
   if (plan.budgets.cpu_time_ns) {
     spec.cpu_limit_seconds =
@@ -443,7 +548,11 @@ int run(const RunOptions& opt) {
       layers["network"].push_back("landlock: tcp connect only to egress ports (no eBPF layer)");
     }
   }
-  if (kernel_layer) {
+  if (daemon) {
+    layers["process"].push_back("cgroup" + std::string(layer ? " and eBPF programs" : "") +
+                                " from enclosure daemon at " + daemon->socket_path());
+  }
+  if (layer) {
     nlohmann::json programs = bpf_report["programs"];
     if (programs.contains("network")) {
       layers["network"].push_back("bpf: " + programs["network"].dump());
@@ -523,13 +632,19 @@ int run(const RunOptions& opt) {
   sigprocmask(SIG_BLOCK, &forwarded, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  SpawnedInit init = spawn_enclosure(spec, cgroup ? cgroup->v2_fd() : -1);
+  // The daemon moves the first process into the run's cgroups itself: an unprivileged process
+  // may not clone into a cgroup outside its own delegated subtree.
+  SpawnedInit init = spawn_enclosure(spec, cgroup && !daemon ? cgroup->v2_fd() : -1);
   channel_child.reset();
   sync_read.reset();
   meter_write.reset();
   try {
     if (user_namespace) set_up_user_namespace(init.pid, uid, gid);
-    if (cgroup) cgroup->enter_v1(init.pid);
+    if (daemon) {
+      daemon->enter(init.pidfd.get());
+    } else if (cgroup) {
+      cgroup->enter_v1(init.pid);
+    }
   } catch (const LaunchError&) {
     ::syscall(SYS_pidfd_send_signal, init.pidfd.get(), SIGKILL, nullptr, 0);
     throw;
@@ -547,7 +662,7 @@ int run(const RunOptions& opt) {
   initial["tool"] = tool->name;
   initial["initial"] = true;
   config.initial_command = initial;
-  config.bpf = kernel_layer.get();
+  config.bpf = layer;
   config.cgroup_id = cgroup ? cgroup->v2_id() : 0;
   config.meter_fd = meter_read.get();
   config.audit_required = opt.audit_required;
@@ -561,6 +676,7 @@ int run(const RunOptions& opt) {
   if (cgroup && !cgroup->kill_and_wait(5000)) {
     std::cerr << "enclosure run: WARNING: processes of the run's cgroup did not exit within 5s\n";
   }
+  if (daemon) daemon->release();
   nlohmann::json exit_fields = {
       {"ended_by", outcome.ended_by},       {"exit_code", outcome.exit_code},
       {"duration_ns", outcome.duration_ns}, {"denials", outcome.denials},
@@ -586,6 +702,7 @@ int run(const RunOptions& opt) {
   admissions.reset();
   kernel_layer.reset();
   cgroup.reset();
+  daemon.reset();
   watchdog.reset();
   if (outcome.ended_by == "setup_error" || outcome.ended_by == "exec_error") {
     std::cerr << "enclosure run: "
@@ -634,7 +751,10 @@ int command_run(const Args& all_args) {
       "the resolver the enclosure's resolver asks, ADDR[:PORT] or [V6]:PORT (default: the first "
       "nameserver of /etc/resolv.conf); used when the manifest sets /network/dns")(
       "dns-grace", po::value(&opt.dns_grace)->default_value("10s"),
-      "how long an answered address stays reachable after its TTL ran out");
+      "how long an answered address stays reachable after its TTL ran out")(
+      "daemon", po::value(&opt.daemon),
+      "get the eBPF and cgroup layers from `enclosure daemon` at this socket (needed without "
+      "root; a non-root launcher uses /run/enclosure/daemon.sock when that socket exists)");
   // Used by `enclosure learn` only; not shown in the help.
   po::options_description hidden;
   hidden.add_options()("observe", po::bool_switch(&opt.observe));

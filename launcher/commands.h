@@ -18,5 +18,6 @@ int command_collect(const Args& args);
 int command_audit(const Args& args);
 int command_export(const Args& args);
 int command_learn(const Args& args);
+int command_daemon(const Args& args);
 
 }  // namespace launcher

@@ -16,7 +16,7 @@ uint64_t monotonic_now_ns() {
 
 }  // namespace
 
-DnsAdmissions::DnsAdmissions(bpf::EnclosureBpf& bpf, uint64_t cgroup_id,
+DnsAdmissions::DnsAdmissions(bpf::KernelLayer& bpf, uint64_t cgroup_id,
                              const policy::NetworkPlan& network, uint64_t grace_ns)
     : bpf_(bpf), cgroup_id_(cgroup_id), network_(network), grace_ns_(grace_ns) {}
 

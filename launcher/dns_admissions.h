@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bpf/enclosure_bpf.h"
+#include "bpf/kernel_layer.h"
 #include "launcher/dns_resolver.h"
 #include "policy/plan.h"
 
@@ -24,7 +24,7 @@ namespace launcher {
 
 class DnsAdmissions {
  public:
-  DnsAdmissions(bpf::EnclosureBpf& bpf, uint64_t cgroup_id, const policy::NetworkPlan& network,
+  DnsAdmissions(bpf::KernelLayer& bpf, uint64_t cgroup_id, const policy::NetworkPlan& network,
                 uint64_t grace_ns);
 
   // Called on the resolver's thread for every answered address.
@@ -43,7 +43,7 @@ class DnsAdmissions {
     uint64_t expires_ns = 0;
     std::set<std::string> names;
   };
-  bpf::EnclosureBpf& bpf_;
+  bpf::KernelLayer& bpf_;
   uint64_t cgroup_id_;
   const policy::NetworkPlan& network_;
   uint64_t grace_ns_;

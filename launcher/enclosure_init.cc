@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -148,6 +149,9 @@ void close_fds_except(std::initializer_list<int> keep) {
     } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(kSetupFailed);
     ::close(spec.sync_fd);
+    if (spec.recenter_cgroup_namespace && ::unshare(CLONE_NEWCGROUP) != 0) {
+      throw_errno("init: unshare(CLONE_NEWCGROUP) in the run's cgroup");
+    }
     // Not dumpable: its memory and fds stay out of reach of the agent (/proc/1/mem, ptrace).
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ::prctl(PR_SET_NAME, "enclosure-init", 0, 0, 0);

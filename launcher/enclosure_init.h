@@ -25,13 +25,16 @@ struct ChildSpec {
   uid_t uid = 0;
   gid_t gid = 0;
   bool user_namespace = false;
+  // The supervisor (a daemon) moved init into the run's cgroup after the clone: a new cgroup
+  // namespace rooted there hides the host's cgroup paths, as CLONE_INTO_CGROUP would have.
+  bool recenter_cgroup_namespace = false;
   bool new_network = false;
-  int landlock_abi = 0;  // 0: Landlock not applied (allowed degraded)
-  bool seccomp = true;   // false: not applied (allowed degraded)
+  int landlock_abi = 0;                       // 0: Landlock not applied (allowed degraded)
+  bool seccomp = true;                        // false: not applied (allowed degraded)
   std::optional<uint64_t> cpu_limit_seconds;  // RLIMIT_CPU backstop
-  int sync_fd = -1;      // read end: one byte from the supervisor once it has set us up
-  int channel_fd = -1;   // SEQPACKET socket to the supervisor
-  int meter_fd = -1;     // write end of the metering pipe: fd kMeterFd in the agent, or -1
+  int sync_fd = -1;     // read end: one byte from the supervisor once it has set us up
+  int channel_fd = -1;  // SEQPACKET socket to the supervisor
+  int meter_fd = -1;    // write end of the metering pipe: fd kMeterFd in the agent, or -1
 };
 
 // The agent's metering descriptor (ENCLOSURE_METER_FD): the only one besides 0-2 it inherits.

@@ -26,6 +26,9 @@ const std::map<std::string, Command>& commands() {
       {"export",
        {launcher::command_export,
         "the manifest's syscall profile for runc, crun or Docker (oci-seccomp)"}},
+      {"daemon",
+       {launcher::command_daemon,
+        "privileged per-node service: eBPF and cgroups for unprivileged runs"}},
       {"learn", {launcher::command_learn, "observe a run and write a least-privilege manifest"}},
   };
   return kCommands;

@@ -708,6 +708,7 @@ RunOutcome Supervisor::run() {
   on_channel();
   if (config_.resolver) on_dns();
   if (config_.bpf) {
+    config_.bpf->flush();
     on_ring();
     check_kernel_counters();
     report_unrecorded_budgets();

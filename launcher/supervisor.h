@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bpf/enclosure_bpf.h"
+#include "bpf/kernel_layer.h"
 #include "launcher/cgroup.h"
 #include "launcher/event.h"
 #include "launcher/fd.h"
@@ -30,7 +30,7 @@ struct SupervisorConfig {
   uint64_t grace_ns = 2'000'000'000ULL;
   uint64_t tick_ns = 100'000'000ULL;          // cpu, pids and memory sampling period
   nlohmann::json initial_command;             // path, argv, tool: for the exec event
-  bpf::EnclosureBpf* bpf = nullptr;           // the eBPF layer, when loaded
+  bpf::KernelLayer* bpf = nullptr;            // the eBPF layer, when loaded
   uint64_t cgroup_id = 0;                     // the enclosure's key in its maps
   int meter_fd = -1;                          // read end of the metering pipe (non-blocking), or -1
   bool audit_required = false;                // a sink that cannot deliver ends the run (exit 125)

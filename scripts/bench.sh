@@ -4,7 +4,8 @@
 # $BUILD_DIR/bench-report.md.
 #
 #   launch:    /usr/bin/true bare, under `unshare`, `bwrap --unshare-all`, firejail, and
-#              `enclosure run` with a typical manifest
+#              `enclosure run` with a typical manifest: as root (standalone), and as uid 65534
+#              through an `enclosure daemon` the bench starts (and stops) for the purpose
 #   real work: an import-heavy Python script, `git status` on this repository, a C compile:
 #              bare, under bwrap and under enclosure
 #   syscalls:  getppid and openat loops bare, under bwrap and under enclosure
@@ -35,14 +36,16 @@ ENCLOSURE=$PWD/$BUILD_DIR/launcher/enclosure
 LOOP_BIN=$PWD/$BUILD_DIR/tests/bench/syscall_loop
 POLICY_BENCH=$PWD/$BUILD_DIR/tests/bench/policy_bench
 DNS_BENCH=$PWD/$BUILD_DIR/tests/bench/dns_bench
-for tool in hyperfine bwrap gcc git; do
+for tool in hyperfine bwrap gcc git setpriv; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/install-deps.sh" >&2; exit 1; }
 done
 
 work=$(mktemp -d /tmp/enclosure-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$LOOP_BIN" "$work/syscall_loop"
-chmod 755 "$work" "$work/syscall_loop"
+# A copy of the launcher that uid 65534 can execute wherever the checkout is (the daemon rows).
+cp "$ENCLOSURE" "$work/enclosure"
+chmod 755 "$work" "$work/syscall_loop" "$work/enclosure"
 
 # A typical manifest: /usr read-only, the loop binary and true as tools, no network.
 cat > "$work/manifest.json" <<EOF
@@ -69,6 +72,8 @@ m = json.load(open(work + "/manifest.json"))
 m["audit"] = {"files": True}
 json.dump(m, open(work + "/manifest-audit.json", "w"))
 PY
+# Readable by uid 65534 (the launches through the daemon), whatever the umask.
+chmod 644 "$work"/manifest*.json
 
 # Real work: an import-heavy Python script, `git status` on this repository, a C compile.
 REPO=$PWD
@@ -109,6 +114,68 @@ ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys
 
 q() { printf '%q ' "$@"; }
 
+# The daemon rows: `enclosure daemon` on $work/d.sock, with pins, state and cgroup subtree of
+# its own (so that an enclosure-daemon.service running on this host is not touched), started as
+# root for the launch rows and stopped with SIGTERM after them. Pins go to
+# /sys/fs/bpf/enclosure-bench-$$ where bpffs is mounted at /sys/fs/bpf; otherwise to a bpffs
+# instance mounted for the bench under $work (and unmounted after).
+UNPRIV=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+DAEMON_SOCKET=$work/d.sock
+DAEMON_CGROUP=enclosure-daemon-bench-$$
+daemon_pid="" daemon_bpffs="" daemon_why=""
+if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ]; then
+  DAEMON_PINS=/sys/fs/bpf/enclosure-bench-$$
+else
+  DAEMON_PINS=$work/bpffs/enclosure-bench-$$
+fi
+# Starts the daemon (not in a $(...): it would wait for the daemon's output to end); returns 0
+# once its socket is there, else 1 with the reason in $daemon_why.
+start_daemon() {
+  if [[ $DAEMON_PINS == "$work"/bpffs/* ]]; then
+    mkdir -p "$work/bpffs"
+    if ! mount -t bpf bpf "$work/bpffs"; then
+      daemon_why="no bpffs at /sys/fs/bpf, and mount -t bpf failed"
+      return 1
+    fi
+    daemon_bpffs=$work/bpffs
+  fi
+  "$ENCLOSURE" daemon --socket "$DAEMON_SOCKET" --pin-dir "$DAEMON_PINS" \
+    --state-dir "$work/dstate" --cgroup "$DAEMON_CGROUP" >"$work/daemon.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 200); do
+    [ -S "$DAEMON_SOCKET" ] && return 0
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  daemon_why="the daemon did not start: $(tail -1 "$work/daemon.log")"
+  return 1
+}
+# SIGTERM, then SIGKILL after 10 s. A daemon that stops with no enclosure running removes its
+# pins, cgroups and state itself; whatever is left (a daemon killed, or an enclosure still
+# running) is removed here: leftover enclosures of this daemon's subtree are killed, the pin
+# directory is removed (unlink on bpffs unpins), the bench's bpffs is unmounted.
+stop_daemon() {
+  if [ -n "$daemon_pid" ]; then
+    kill -TERM "$daemon_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+    daemon_pid=""
+  fi
+  local v2
+  v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
+  if [ -n "$v2" ] && [ -d "$v2/$DAEMON_CGROUP" ]; then
+    echo 1 >"$v2/$DAEMON_CGROUP/cgroup.kill" 2>/dev/null || true
+    echo "bench: the daemon left $v2/$DAEMON_CGROUP behind (anything still in it was killed)" >&2
+  fi
+  rm -rf "$DAEMON_PINS"
+  if [ -n "$daemon_bpffs" ]; then
+    umount "$daemon_bpffs" 2>/dev/null || true
+    daemon_bpffs=""
+  fi
+  rm -rf "$work/dstate" "$DAEMON_SOCKET"
+}
+
 report=$BUILD_DIR/bench-report.md
 {
   echo "# Benchmarks ($(uname -r), $(nproc) cores, $(date -u +%Y-%m-%d))"
@@ -130,6 +197,45 @@ report=$BUILD_DIR/bench-report.md
   echo "| bwrap --unshare-all | $bw | 1.00 |"
   [ -n "$fj" ] && echo "| firejail --noprofile --net=none | $fj | $(ratio "$fj" "$bw") |"
   echo "| enclosure run (standalone) | $enc | $(ratio "$enc" "$bw") |"
+  # Through the daemon, as uid 65534: the same manifest and command; setpriv adds an exec
+  # (its own row, for reference). The launcher gets the eBPF layer and the run's cgroup from
+  # the daemon (programs verified once, when the daemon started) and builds its namespaces
+  # inside a user namespace.
+  trap 'stop_daemon' EXIT  # this block runs in a subshell (the pipe to tee)
+  unpriv_true=$(launch_ms "$(q "${UNPRIV[@]}") /usr/bin/true")
+  echo "| setpriv to uid 65534, then /usr/bin/true (included in the rows below) | $unpriv_true | $(ratio "$unpriv_true" "$bw") |"
+  # Without a daemon the unprivileged launcher refuses this manifest (it needs eBPF and cgroup
+  # limits): nothing to time, but the row says so.
+  if [ -S /run/enclosure/daemon.sock ]; then
+    echo "| enclosure run as uid 65534, no daemon | not measured: /run/enclosure/daemon.sock exists, so the launcher would use it | |"
+  else
+    set +e
+    (cd / && "${UNPRIV[@]}" "$work/enclosure" run -m "$work/manifest.json" -- true) >/dev/null 2>"$work/unpriv.err"
+    rc=$?
+    set -e
+    if [ "$rc" = 125 ]; then
+      echo "| enclosure run as uid 65534, no daemon | refused (exit 125: needs enclosure daemon) | |"
+    else
+      echo "| enclosure run as uid 65534, no daemon | exit $rc, expected 125: $(head -1 "$work/unpriv.err") | |"
+    fi
+  fi
+  if start_daemon; then
+    ENC_DAEMON=("${UNPRIV[@]}" "$work/enclosure" run --daemon "$DAEMON_SOCKET" -m "$work/manifest.json" --)
+    set +e
+    (cd / && "${ENC_DAEMON[@]}" true) >/dev/null 2>"$work/daemon-run.err"
+    rc=$?
+    set -e
+    if [ "$rc" = 0 ]; then
+      encd=$(launch_ms "cd / && $(q "${ENC_DAEMON[@]}") true")
+      echo "| enclosure run --daemon, as uid 65534 | $encd | $(ratio "$encd" "$bw") |"
+    else
+      echo "| enclosure run --daemon, as uid 65534 | failed (exit $rc): $(head -1 "$work/daemon-run.err") | |"
+    fi
+  else
+    echo "| enclosure run --daemon, as uid 65534 | not measured: $daemon_why | |"
+  fi
+  stop_daemon
+  trap - EXIT
   echo
   echo "## Real work (mean of $RUNS runs, ms; ratio to bare)"
   echo

@@ -11,7 +11,7 @@ _enclosure() {
         cword=$COMP_CWORD
     fi
 
-    local commands="run check explain diff doctor export learn collect audit"
+    local commands="run check explain diff doctor export learn collect daemon audit"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
         return
@@ -33,7 +33,7 @@ _enclosure() {
     local options="-h --help"
     case $command in
         run)
-            options+=" -m --manifest --context --context-file --events --audit-required"
+            options+=" -m --manifest --daemon --context --context-file --events --audit-required"
             options+=" --collector-buffer --grace --ring-buffer --dns-upstream --dns-grace --"
             ;;
         check) options+=" --context --context-file -q --quiet" ;;
@@ -45,6 +45,10 @@ _enclosure() {
         collect)
             options+=" --listen --audit-log --metrics --metrics-allow-remote --socket-mode"
             options+=" --rotate-size --fsync"
+            ;;
+        daemon)
+            options+=" --socket --pin-dir --state-dir --cgroup --allow-group --max-runs-per-user"
+            options+=" --adopt-timeout --ring-buffer"
             ;;
         audit)
             if ((cword == 2)); then
@@ -60,8 +64,17 @@ _enclosure() {
     esac
 
     case $prev in
-        -m | --manifest | --context-file | -o | --output | --profile | --audit-log)
+        -m | --manifest | --context-file | -o | --output | --profile | --audit-log | --daemon | \
+            --socket)
             COMPREPLY=($(compgen -f -- "$cur"))
+            return
+            ;;
+        --pin-dir | --state-dir)
+            COMPREPLY=($(compgen -d -- "$cur"))
+            return
+            ;;
+        --allow-group)
+            COMPREPLY=($(compgen -g -- "$cur"))
             return
             ;;
         --format)
@@ -85,7 +98,8 @@ _enclosure() {
             return
             ;;
         --context | --grace | --ring-buffer | --collector-buffer | --headroom | --timeout | \
-            --dns-upstream | --dns-grace | --metrics | --socket-mode | --rotate-size | --run | --since)
+            --dns-upstream | --dns-grace | --metrics | --socket-mode | --rotate-size | --run | \
+            --since | --cgroup | --max-runs-per-user | --adopt-timeout)
             return
             ;;
     esac

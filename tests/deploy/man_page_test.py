@@ -90,6 +90,10 @@ def main():
         (["enclosure", "export", "--format", ""], 3, {"oci-seccomp"}),
         (["enclosure", "audit", "v"], 2, {"verify"}),
         (["enclosure", "collect", "--fsync", "d"], 3, {"durable"}),
+        (["enclosure", "da"], 1, {"daemon"}),
+        (["enclosure", "daemon", "--allow-g"], 2, {"--allow-group"}),
+        (["enclosure", "daemon", "--allow-group", "roo"], 3, {"root"}),
+        (["enclosure", "run", "--da"], 2, {"--daemon"}),
     ]
     for words, cword, expected in cases:
         program = (f"source {script!r}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "

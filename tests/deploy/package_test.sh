@@ -5,6 +5,7 @@
 # every library the binary links. Usage: package_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -14,11 +15,14 @@ expected=(
   usr/bin/enclosure
   usr/lib/systemd/system/enclosure-collector.service
   usr/lib/systemd/system/enclosure-collector.socket
+  usr/lib/systemd/system/enclosure-daemon.service
   usr/lib/systemd/system/enclosed-agent@.service
   usr/share/enclosure/manifest.schema.json
   usr/share/enclosure/examples/coding-agent.json
   usr/share/enclosure/examples/systemd/enclosed-agent@.service
+  usr/share/enclosure/examples/systemd/enclosure-daemon.service
   usr/share/enclosure/examples/kubernetes/agent.yaml
+  usr/share/enclosure/examples/kubernetes/agent-standalone.yaml
   usr/share/enclosure/examples/kubernetes/enclosure-node.yaml
   usr/share/man/man1/enclosure.1
   usr/share/bash-completion/completions/enclosure
@@ -44,16 +48,20 @@ for unit in "$root"/usr/lib/systemd/system/*; do
   [ -z "$sub" ] || grep -q "^  $sub " <<<"$commands" ||
     fail "$(basename "$unit"): enclosure has no command $sub"
 done
-# No unit for a daemon this release does not have.
-[ ! -e "$root/usr/lib/systemd/system/enclosure-daemon.service" ] &&
-  [ ! -e "$root/usr/share/enclosure/examples/systemd/enclosure-daemon.service" ] ||
-  fail "cmake --install installs enclosure-daemon.service, for a command enclosure does not have"
+# Every unit of examples/systemd is installed (ENCLOSURE_SYSTEMD_UNITS in CMakeLists.txt).
+for unit in "$source_dir"/examples/systemd/*; do
+  [ -f "$root/usr/lib/systemd/system/$(basename "$unit")" ] ||
+    fail "cmake --install does not install $(basename "$unit") (ENCLOSURE_SYSTEMD_UNITS)"
+done
 # Under another prefix the units name that prefix's binary.
 DESTDIR=$tmp/opt cmake --install "$build" --prefix /opt/enclosure >/dev/null 2>&1 ||
   fail "cmake --install --prefix /opt/enclosure failed"
 grep -q '^ExecStart=/opt/enclosure/bin/enclosure run ' \
   "$tmp/opt/opt/enclosure/lib/systemd/system/enclosed-agent@.service" ||
   fail "installed under /opt/enclosure, enclosed-agent@.service does not name /opt/enclosure/bin/enclosure"
+grep -q '^ExecStart=/opt/enclosure/bin/enclosure daemon ' \
+  "$tmp/opt/opt/enclosure/lib/systemd/system/enclosure-daemon.service" ||
+  fail "installed under /opt/enclosure, enclosure-daemon.service does not name /opt/enclosure/bin/enclosure"
 
 # 2. cpack -G DEB.
 cpack -G DEB --config "$build/CPackConfig.cmake" -B "$tmp/package" >"$tmp/cpack.log" 2>&1 || {
@@ -81,6 +89,9 @@ else
   grep -q '^ExecStart=/usr/bin/enclosure run ' \
     "$tmp/extracted/usr/lib/systemd/system/enclosed-agent@.service" ||
     fail "the .deb's enclosed-agent@.service does not name /usr/bin/enclosure"
+  grep -q '^ExecStart=/usr/bin/enclosure daemon ' \
+    "$tmp/extracted/usr/lib/systemd/system/enclosure-daemon.service" ||
+    fail "the .deb's enclosure-daemon.service does not name /usr/bin/enclosure"
   # Every library the binary links directly comes from a package that Depends names.
   ldconfig -p >"$tmp/ldconfig"
   for lib in $(objdump -p "$tmp/extracted/usr/bin/enclosure" | awk '/NEEDED/{print $2}'); do

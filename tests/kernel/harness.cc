@@ -66,7 +66,9 @@ std::optional<nlohmann::json> RunResult::first(const std::string& type) const {
 
 std::string RunResult::describe() const {
   std::ostringstream o;
-  o << "exit " << exit_code << "\n--- stdout ---\n" << out << "\n--- stderr ---\n" << err << "\n--- events ---\n";
+  o << "exit " << exit_code << "\n--- stdout ---\n"
+    << out << "\n--- stderr ---\n"
+    << err << "\n--- events ---\n";
   for (const auto& e : events) {
     nlohmann::json brief = e;
     brief.erase("host");
@@ -130,13 +132,25 @@ nlohmann::json python_result(const RunResult& r) {
   }
 }
 
-std::string enclosure_binary() { return ENCLOSURE_BINARY; }
+std::string enclosure_binary() {
+  return ENCLOSURE_BINARY;
+}
 
-RunResult run_command(const std::vector<std::string>& argv_in, const RunOptions& options) {
-  std::vector<std::string> argv = argv_in;
+std::vector<std::string> wrap_command(std::vector<std::string> argv, const RunOptions& options) {
+  if (!options.as_user.empty()) {
+    size_t colon = options.as_user.find(':');
+    argv.insert(argv.begin(),
+                {"setpriv", "--reuid=" + options.as_user.substr(0, colon),
+                 "--regid=" + options.as_user.substr(colon + 1), "--clear-groups", "--"});
+  }
   if (!options.netns.empty()) {
     argv.insert(argv.begin(), {"nsenter", "--net=" + options.netns, "--"});
   }
+  return argv;
+}
+
+RunResult run_command(const std::vector<std::string>& argv_in, const RunOptions& options) {
+  std::vector<std::string> argv = wrap_command(argv_in, options);
   int out_pipe[2], err_pipe[2], in_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC)) {
     throw std::runtime_error("pipe failed");
@@ -153,13 +167,17 @@ RunResult run_command(const std::vector<std::string>& argv_in, const RunOptions&
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-  for (const auto& [k, v] : options.env) env_strings.push_back(k + "=" + v);
+  for (char** e = environ; *e; ++e)
+    env_strings.emplace_back(*e);
+  for (const auto& [k, v] : options.env)
+    env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
+  for (auto& s : env_strings)
+    envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  for (auto& a : argv)
+    cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   pid_t pid = -1;
   int rc = ::posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), envp.data());
@@ -222,7 +240,12 @@ RunResult run_enclosure(const TempDir& dir, const nlohmann::json& manifest,
   std::string tag = std::to_string(++counter);
   std::string manifest_path = dir.write("manifest-" + tag + ".json", manifest.dump(2));
   std::string events_path = dir.file("events-" + tag + ".jsonl");
-  std::vector<std::string> argv = {enclosure_binary(), "run", "-m", manifest_path, "--events", events_path};
+  std::vector<std::string> argv = {options.binary.empty() ? enclosure_binary() : options.binary,
+                                   "run",
+                                   "-m",
+                                   manifest_path,
+                                   "--events",
+                                   events_path};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
@@ -381,11 +404,16 @@ BackgroundRun::BackgroundRun(const TempDir& dir, const nlohmann::json& manifest,
   std::string tag = "bg-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
   std::string manifest_path = dir.write("manifest-" + tag + ".json", manifest.dump(2));
   events_path_ = dir.file("events-" + tag + ".jsonl");
-  std::vector<std::string> argv = {enclosure_binary(), "run",      "-m",
-                                   manifest_path,      "--events", events_path_};
+  std::vector<std::string> argv = {options.binary.empty() ? enclosure_binary() : options.binary,
+                                   "run",
+                                   "-m",
+                                   manifest_path,
+                                   "--events",
+                                   events_path_};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
+  argv = wrap_command(argv, options);
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC)) {
     throw std::runtime_error("pipe failed");
@@ -414,7 +442,7 @@ BackgroundRun::BackgroundRun(const TempDir& dir, const nlohmann::json& manifest,
   for (auto& a : argv)
     cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
-  int rc = ::posix_spawn(&pid_, cargv[0], &fa, &attr, cargv.data(), envp.data());
+  int rc = ::posix_spawnp(&pid_, cargv[0], &fa, &attr, cargv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   ::close(out_pipe[1]);

@@ -51,8 +51,15 @@ struct RunOptions {
   std::string stdin_data;
   int timeout_seconds = 60;
   std::map<std::string, std::string> env;  // added to the launcher's environment
-  std::string netns;                        // run the launcher with `nsenter --net=PATH`
+  std::string netns;                       // run the launcher with `nsenter --net=PATH`
+  // Run the launcher as this user ("UID:GID", no supplementary groups) through setpriv, and
+  // with this enclosure binary (one the user can read; default: enclosure_binary()).
+  std::string as_user;
+  std::string binary;
 };
+
+// argv prefixed for `options`: setpriv for as_user, nsenter for netns.
+std::vector<std::string> wrap_command(std::vector<std::string> argv, const RunOptions& options);
 
 // Writes `manifest` into `dir`, runs `enclosure run -m ... --events FILE -- command...`.
 RunResult run_enclosure(const TempDir& dir, const nlohmann::json& manifest,
