@@ -101,7 +101,7 @@ int command_daemon(const Args& args) {
   try {
     return run_daemon(opt);
   } catch (const LaunchError& e) {
-    std::cerr << "enclosure daemon: " << e.what() << "\n";
+    std::cerr << "enclosure " << e.what() << "\n";  // "daemon: ..."
     return 125;
   } catch (const std::exception& e) {
     std::cerr << "enclosure daemon: " << e.what() << "\n";

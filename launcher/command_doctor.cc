@@ -1,9 +1,13 @@
-// enclosure doctor [-m FILE] [--json]: which kernel layers this host can enforce, and why not.
+// enclosure doctor [-m FILE] [--daemon PATH] [--json]: which kernel layers this host can
+// enforce for the current user, and why not.
 #include <boost/program_options.hpp>
 
 #include <iostream>
 
 #include "launcher/commands.h"
+#include "launcher/daemon_client.h"
+#include "launcher/daemon_protocol.h"
+#include "launcher/error.h"
 #include "launcher/host_features.h"
 #include "launcher/manifest_file.h"
 #include "policy/compile.h"
@@ -19,13 +23,18 @@ int command_doctor(const Args& args) {
       "user notification, cgroup v2 and controllers, BPF program types, BPF LSM) and why a layer\n"
       "is missing. Exit status: 0 when the layers a typical manifest needs (namespaces, Landlock,\n"
       "seccomp notification, a cgroup with pids and memory limits) are available, or, with -m,\n"
-      "when everything that manifest requires is; 1 otherwise.\n\nOptions");
+      "when everything that manifest requires is; 1 otherwise. For a user other than root, the\n"
+      "eBPF and cgroup layers are what `enclosure daemon` provides (--daemon, or the default\n"
+      "socket when it exists).\n\nOptions");
   std::string manifest;
   std::vector<std::string> context;
+  std::string daemon_option;
   options.add_options()("help,h", "show this help")("manifest,m", po::value(&manifest),
                                                     "check what this manifest requires")(
       "context", po::value(&context)->composing(), "NAME=VALUE for the manifest's context")(
-      "json", "print the report as JSON");
+      "daemon", po::value(&daemon_option),
+      "ask `enclosure daemon` at this socket for the eBPF and cgroup layers (as `run --daemon` "
+      "does)")("json", "print the report as JSON");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -38,7 +47,21 @@ int command_doctor(const Args& args) {
     std::cout << options;
     return 0;
   }
-  HostFeatures host = probe_host();
+  std::string daemon_path = daemon_socket_for(daemon_option);
+  HostFeatures host = probe_host(/*with_bpf=*/daemon_path.empty());
+  Feature daemon_feature{true, "not needed (root builds every layer itself)"};
+  if (!daemon_path.empty()) {
+    try {
+      DaemonClient daemon(daemon_path);
+      apply_daemon_features(host, daemon);
+      daemon_feature = {true, daemon_path};
+    } catch (const LaunchError& e) {
+      daemon_feature = {false, e.what()};
+    }
+  } else if (!host.root) {
+    daemon_feature = {
+        false, std::string("none (no --daemon, and ") + kDefaultDaemonSocket + " does not exist)"};
+  }
   std::vector<policy::Requirement> requirements;
   if (!manifest.empty()) {
     policy::ContextValues values;
@@ -70,6 +93,7 @@ int command_doctor(const Args& args) {
   }
   if (vm.count("json")) {
     nlohmann::json report = host_report(host);
+    report["daemon"] = {{"available", daemon_feature.available}, {"detail", daemon_feature.detail}};
     report["unmet"] = unmet;
     std::cout << report.dump(2) << "\n";
     return unmet.empty() ? 0 : 1;
@@ -85,6 +109,7 @@ int command_doctor(const Args& args) {
   line("cgroup v2 (membership, cgroup.kill, cpu.stat)", host.cgroup_v2);
   line("cgroup pids limit", host.cgroup_pids);
   line("cgroup memory limit", host.cgroup_memory);
+  line("enclosure daemon (eBPF and cgroups for non-root)", daemon_feature);
   line("eBPF enforcement layer", host.bpf);
   for (const auto& [name, f] : host.bpf_program_types)
     line("bpf program type " + name, f);

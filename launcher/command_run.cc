@@ -251,10 +251,7 @@ int run(const RunOptions& opt) {
 
   // Where the eBPF and cgroup layers come from: this process (as root), or `enclosure daemon`
   // (--daemon, or its default socket when this launcher is not root and the socket is there).
-  std::string daemon_path = opt.daemon;
-  if (daemon_path.empty() && ::geteuid() != 0 && ::access(kDefaultDaemonSocket, F_OK) == 0) {
-    daemon_path = kDefaultDaemonSocket;
-  }
+  std::string daemon_path = daemon_socket_for(opt.daemon);
   std::unique_ptr<DaemonClient> daemon;
   if (!daemon_path.empty()) {
     if (opt.ring_buffer_bytes) {
@@ -269,20 +266,7 @@ int run(const RunOptions& opt) {
   bool needs_bpf = std::any_of(plan.requirements.begin(), plan.requirements.end(),
                                [](const policy::Requirement& r) { return r.layer == "bpf"; });
   HostFeatures host = probe_host(needs_bpf && !daemon, /*probe_tracing=*/false);
-  if (daemon) {
-    std::string via = "enclosure daemon at " + daemon->socket_path();
-    const nlohmann::json& cg = daemon->features().value("cgroup", nlohmann::json::object());
-    auto controller = [&](const char* name) -> Feature {
-      std::string where = cg.value(name, std::string());
-      if (where.empty()) return {false, via + " has no " + std::string(name) + " controller"};
-      return {true, via + " (cgroup " + where + ")"};
-    };
-    host.bpf = {true, via};
-    host.cgroup_v2 = {true, via};
-    host.cgroup_cpu = {true, via};
-    host.cgroup_pids = controller("pids");
-    host.cgroup_memory = controller("memory");
-  }
+  if (daemon) apply_daemon_features(host, *daemon);
   nlohmann::json degraded = nlohmann::json::array();
   std::set<std::string> degraded_layers;
   for (const policy::Requirement& r : plan.requirements) {

@@ -315,9 +315,7 @@ void EnclosureDaemon::listen() {
     if (!S_ISSOCK(st.st_mode)) {
       throw LaunchError("daemon: " + options_.socket_path + " exists and is not a socket");
     }
-    UniqueFd probe = connect_daemon(options_.socket_path);
-    if (probe) throw LaunchError("daemon: another daemon listens on " + options_.socket_path);
-    ::unlink(options_.socket_path.c_str());
+    ::unlink(options_.socket_path.c_str());  // stale: run() checked that nobody listens
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -430,20 +428,12 @@ void EnclosureDaemon::on_connection(int fd, uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     while (!c.closing) {
       char buf[65536];
-      iovec iov{buf, sizeof buf};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+      ssize_t n = receive_with_descriptors(fd, buf, sizeof buf, MSG_DONTWAIT, c.fds);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN) c.closing = true;
         break;
       }
-      take_descriptors(msg, c.fds);
       if (n == 0) {
         c.closing = true;
         break;
@@ -812,20 +802,41 @@ int EnclosureDaemon::run() {
   std::filesystem::create_directories(options_.state_dir, ec);
   if (ec) throw LaunchError("daemon: create " + options_.state_dir + ": " + ec.message());
   ::chmod(options_.state_dir.c_str(), 0700);
-  set_up_subtree();
-  bpf::LayerNeeds all;
-  all.egress = all.egress_bytes = all.exec = all.sys_enter = all.sys_exit = all.behaviour = true;
-  all.ring_bytes = options_.ring_bytes;
-  try {
-    bpf_ = std::make_unique<bpf::EnclosureBpf>(all, options_.pin_dir);
-    bpf_->attach_cgroup(subtree_fd_.get(), subtree_id_);
-    bpf_->attach_tracing(/*with_syscalls=*/false);
-  } catch (const bpf::BpfError& e) {
-    throw LaunchError(std::string("daemon: ") + e.what());
+  // Another daemon on the same socket would share (and fight over) pins, state and subtree.
+  if (UniqueFd probe = connect_daemon(options_.socket_path)) {
+    throw LaunchError("daemon: another daemon listens on " + options_.socket_path);
   }
-  load_state();
-  update_syscall_tracing();
-  listen();
+  try {
+    set_up_subtree();
+    bpf::LayerNeeds all;
+    all.egress = all.egress_bytes = all.exec = all.sys_enter = all.sys_exit = all.behaviour = true;
+    all.ring_bytes = options_.ring_bytes;
+    try {
+      bpf_ = std::make_unique<bpf::EnclosureBpf>(all, options_.pin_dir);
+      bpf_->attach_cgroup(subtree_fd_.get(), subtree_id_);
+      bpf_->attach_tracing(/*with_syscalls=*/false);
+    } catch (const bpf::BpfError& e) {
+      throw LaunchError(std::string("daemon: ") + e.what());
+    }
+    load_state();
+    update_syscall_tracing();
+    listen();
+  } catch (...) {
+    // Nothing of a daemon that did not start stays behind, unless it holds runs (then rmdir
+    // fails and a later daemon re-adopts them).
+    if (runs_.empty()) {
+      if (bpf_) bpf_->unpin_all();
+      bpf_.reset();
+      subtree_fd_.reset();
+      for (auto it = subtree_dirs_.rbegin(); it != subtree_dirs_.rend(); ++it)
+        ::rmdir(it->c_str());
+      ::rmdir(options_.state_dir.c_str());
+    } else {
+      for (auto& [token, r] : runs_)
+        r.cgroup->leave_in_place();
+    }
+    throw;
+  }
 
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw_errno("daemon: epoll_create1");

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -244,6 +245,27 @@ void DaemonClient::release() {
   call({{"op", "release"}});
   control_.reset();
   events_.reset();
+}
+
+std::string daemon_socket_for(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (::geteuid() != 0 && ::access(kDefaultDaemonSocket, F_OK) == 0) return kDefaultDaemonSocket;
+  return "";
+}
+
+void apply_daemon_features(HostFeatures& host, const DaemonClient& daemon) {
+  std::string via = "enclosure daemon at " + daemon.socket_path();
+  const nlohmann::json& cg = daemon.features().value("cgroup", nlohmann::json::object());
+  auto controller = [&](const char* name) -> Feature {
+    std::string where = cg.value(name, std::string());
+    if (where.empty()) return {false, via + " has no " + std::string(name) + " controller"};
+    return {true, via + " (cgroup " + where + ")"};
+  };
+  host.bpf = {true, via};
+  host.cgroup_v2 = {true, via};
+  host.cgroup_cpu = {true, via};
+  host.cgroup_pids = controller("pids");
+  host.cgroup_memory = controller("memory");
 }
 
 }  // namespace launcher

@@ -14,6 +14,7 @@
 #include "bpf/kernel_layer.h"
 #include "launcher/cgroup.h"
 #include "launcher/fd.h"
+#include "launcher/host_features.h"
 
 namespace launcher {
 
@@ -76,5 +77,12 @@ class DaemonClient : public bpf::KernelLayer {
   void open_events() const;
   void read_events() const;
 };
+
+// The socket a launcher (or doctor) uses: `explicit_path`, or the default socket when this
+// process is not root and that socket exists; "" for none.
+std::string daemon_socket_for(const std::string& explicit_path);
+
+// What `host` gains from `daemon`: the eBPF layer and the cgroup controllers it provides.
+void apply_daemon_features(HostFeatures& host, const DaemonClient& daemon);
 
 }  // namespace launcher

@@ -10,16 +10,27 @@
 
 namespace launcher {
 
-void take_descriptors(msghdr& message, std::vector<UniqueFd>& out) {
-  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+ssize_t receive_with_descriptors(int socket, char* buf, size_t size, int flags,
+                                 std::vector<UniqueFd>& fds) {
+  iovec iov{buf, size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(socket, &msg, flags | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (size_t i = 0; i < count; ++i) {
       int fd;
       std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      out.emplace_back(fd);
+      fds.emplace_back(fd);
     }
   }
+  return n;
 }
 
 void encode_frame(std::string& out, std::string_view payload) {
@@ -62,20 +73,12 @@ std::optional<Frame> receive_frame(int socket, const std::string& what) {
   auto read_exact = [&](char* buf, size_t size, bool at_boundary) -> bool {
     size_t done = 0;
     while (done < size) {
-      iovec iov{buf + done, size - done};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      ssize_t n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+      std::vector<UniqueFd> fds;
+      ssize_t n = receive_with_descriptors(socket, buf + done, size - done, 0, fds);
       if (n < 0) {
         if (errno == EINTR) continue;
         throw_errno(what + ": receive");
       }
-      std::vector<UniqueFd> fds;
-      take_descriptors(msg, fds);
       for (UniqueFd& fd : fds) {
         if (!frame.fd) frame.fd = std::move(fd);  // one descriptor per frame; others close
       }

@@ -5,7 +5,6 @@
 // record of the caller's enclosure as one frame, raw (bpf/event_decoder.h).
 #pragma once
 
-#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -28,8 +27,10 @@ struct Frame {
   UniqueFd fd;  // the descriptor that came with it, if any
 };
 
-// Takes every descriptor a received message carries (SCM_RIGHTS) into `out`.
-void take_descriptors(msghdr& message, std::vector<UniqueFd>& out);
+// recvmsg(2) of up to `size` bytes; every descriptor that came with them (SCM_RIGHTS) is added
+// to `fds`. Returns what recvmsg returns (errno set on -1).
+ssize_t receive_with_descriptors(int socket, char* buf, size_t size, int flags,
+                                 std::vector<UniqueFd>& fds);
 
 // Appends one frame (length + payload) to `out`.
 void encode_frame(std::string& out, std::string_view payload);

@@ -39,7 +39,7 @@ _enclosure() {
         check) options+=" --context --context-file -q --quiet" ;;
         explain) options+=" --context --context-file --json" ;;
         diff) options+=" --fail-on-widen --context --context-file --json" ;;
-        doctor) options+=" -m --manifest --context --json" ;;
+        doctor) options+=" -m --manifest --context --daemon --json" ;;
         export) options+=" --format -o --output --context --context-file" ;;
         learn) options+=" -o --output -m --manifest --headroom --profile --timeout --dns-upstream --" ;;
         collect)

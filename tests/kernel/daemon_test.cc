@@ -280,6 +280,17 @@ for i in range(6):
   EXPECT_EQ((*budget)["name"], "tool_calls") << *budget;
   EXPECT_EQ((*b.first("exit"))["ended_by"], "budget") << b.describe();
 
+  // doctor, as the same user, reports what the daemon provides.
+  harness::RunOptions as_a;
+  as_a.as_user = kUserA;
+  harness::RunResult doctor =
+      run_command({daemon.binary(), "doctor", "-m", dir.write("doctor.json", m.dump()), "--daemon",
+                   daemon.socket()},
+                  as_a);
+  EXPECT_EQ(doctor.exit_code, 0) << doctor.describe();
+  EXPECT_NE(doctor.out.find("ok   eBPF enforcement layer: enclosure daemon at"), std::string::npos)
+      << doctor.out;
+
   EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
   expect_daemon_cleaned_up(daemon);
   EXPECT_TRUE(harness::leftover_cgroups().empty());
@@ -301,6 +312,14 @@ TEST(Daemon, WithoutADaemonANonRootRunThatNeedsEbpfIsRefused) {
   harness::RunResult u = run_enclosure(dir, network_manifest(80), {"/usr/bin/true"}, o);
   EXPECT_EQ(u.exit_code, 125) << u.describe();
   EXPECT_NE(u.err.find("cannot reach enclosure daemon"), std::string::npos) << u.err;
+  // doctor says the same: no eBPF layer for this user, and why.
+  harness::RunOptions plain;
+  plain.as_user = kUserA;
+  harness::RunResult doctor = run_command(
+      {daemon.binary(), "doctor", "-m", dir.write("doctor.json", network_manifest(80).dump())},
+      plain);
+  EXPECT_EQ(doctor.exit_code, 1) << doctor.describe();
+  EXPECT_NE(doctor.out.find("--   enclosure daemon"), std::string::npos) << doctor.out;
 }
 
 TEST(Daemon, RestartMidRunKeepsEnforcingAndReadoptsTheRun) {
@@ -482,4 +501,33 @@ time.sleep(60)
   EXPECT_EQ(daemon.stop(SIGTERM), 0);
   expect_daemon_cleaned_up(daemon);
   EXPECT_TRUE(harness::leftover_cgroups().empty());
+}
+
+TEST(Daemon, ADaemonThatCannotStartSaysWhyAndLeavesNothingBehind) {
+  TempDir dir;
+  TestDaemon daemon(dir);
+  ASSERT_TRUE(daemon.mounted());
+  // A second daemon on the same socket would share the first one's pins, state and subtree.
+  harness::RunResult second = run_command({daemon.binary(), "daemon", "--socket", daemon.socket(),
+                                           "--pin-dir", daemon.pins(), "--state-dir",
+                                           daemon.state(), "--cgroup", "enclosure-daemon-second"});
+  EXPECT_EQ(second.exit_code, 125) << second.describe();
+  EXPECT_NE(second.err.find("another daemon listens"), std::string::npos) << second.err;
+  EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/unified/enclosure-daemon-second"));
+  // The first one is unharmed: a run through it works.
+  harness::RunResult r =
+      run_enclosure(dir, network_manifest(80), {"/usr/bin/true"}, daemon.as(kUserA));
+  EXPECT_EQ(r.exit_code, 0) << r.describe() << daemon.log();
+  // Pins outside bpffs: refused before anything is created.
+  std::string cgroup = "enclosure-daemon-nopins-" + std::to_string(::getpid());
+  harness::RunResult nopins = run_command(
+      {daemon.binary(), "daemon", "--socket", dir.file("other.sock"), "--pin-dir",
+       dir.file("not-bpffs/pins"), "--state-dir", dir.file("other-state"), "--cgroup", cgroup});
+  EXPECT_EQ(nopins.exit_code, 125) << nopins.describe();
+  EXPECT_NE(nopins.err.find("is not in a bpffs mount"), std::string::npos) << nopins.err;
+  EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/unified/" + cgroup));
+  EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/pids/" + cgroup));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("other-state")));
+  EXPECT_EQ(daemon.stop(SIGTERM), 0);
+  expect_daemon_cleaned_up(daemon);
 }
