@@ -39,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxControlBuffer = 2 * kMaxDaemonFrame;
 constexpr size_t kMaxEventBuffer = 16u << 20;  // records waiting for a slow or absent launcher
 constexpr int kKillWaitMs = 1000;
+constexpr size_t kMaxConnectionsPerUser = 64;  // beyond the two each run uses
 
 std::string random_token() {
   std::random_device rd;
@@ -77,6 +78,14 @@ std::string v2_cgroup_of(pid_t pid) {
     if (line.rfind("0::", 0) == 0) return line.substr(3);
   }
   return "";
+}
+
+// A port number in a request: a whole number from 0 to 65535, or an error naming `what`.
+uint16_t port_from_json(const nlohmann::json& j, const char* what) {
+  if (!j.is_number_unsigned() || j.get<uint64_t>() > 65535) {
+    throw std::invalid_argument(std::string(what) + ": expected a port from 0 to 65535");
+  }
+  return static_cast<uint16_t>(j.get<uint64_t>());
 }
 
 bpf::LayerNeeds needs_from_json(const nlohmann::json& j) {
@@ -373,6 +382,13 @@ void EnclosureDaemon::accept_all() {
     socklen_t len = sizeof c.peer;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c.peer, &len) != 0) continue;
     std::string refusal = refusal_for(c.peer);
+    size_t mine = std::count_if(connections_.begin(), connections_.end(), [&](const auto& other) {
+      return other.second.peer.uid == c.peer.uid;
+    });
+    if (refusal.empty() && c.peer.uid != 0 &&
+        mine >= kMaxConnectionsPerUser + 2 * options_.max_runs_per_user) {
+      refusal = "uid " + std::to_string(c.peer.uid) + " has too many connections open";
+    }
     if (!refusal.empty()) {
       std::string out;
       encode_frame(out, nlohmann::json({{"ok", false}, {"error", "refused: " + refusal}}).dump());
@@ -544,7 +560,10 @@ nlohmann::json EnclosureDaemon::dispatch(Connection& c, const nlohmann::json& re
     }
     std::vector<policy::PortRange> ports;
     for (const nlohmann::json& range : request.at("ports")) {
-      ports.push_back({range.at(0).get<uint16_t>(), range.at(1).get<uint16_t>()});
+      uint16_t first = port_from_json(range.at(0), "ports");
+      uint16_t last = port_from_json(range.at(1), "ports");
+      if (first > last) throw std::invalid_argument("ports: the first port is above the last");
+      ports.push_back({first, last});
     }
     bpf_->admit(r.cgroup_id, *cidr.value, p, ports, request.at("rule").get<size_t>());
     return nlohmann::json::object();
@@ -588,7 +607,8 @@ nlohmann::json EnclosureDaemon::create(Connection& c, const nlohmann::json& requ
   bpf::EnclosureFiles files = files_from_json(request.at("files"), *plan);
   std::optional<std::pair<uint16_t, uint16_t>> dns_ports;
   if (const auto& d = request.at("dns_ports"); !d.is_null()) {
-    dns_ports = std::make_pair(d.at(0).get<uint16_t>(), d.at(1).get<uint16_t>());
+    dns_ports =
+        std::make_pair(port_from_json(d.at(0), "dns_ports"), port_from_json(d.at(1), "dns_ports"));
   }
   CgroupLimits limits;
   const nlohmann::json& l = request.at("limits");
