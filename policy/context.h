@@ -1,5 +1,5 @@
 // Task context: the ${name} variables a manifest declares, the values given at launch, and the
-// rules that keep a value from widening a permission (MANIFEST.md, "context").
+// rules that keep a value from widening a permission (policy/MANIFEST.md, "context").
 #pragma once
 
 #include <map>

@@ -1,4 +1,4 @@
-// Canonical JSON of a manifest and its SHA-256 digest (MANIFEST.md, "Deterministic digest").
+// Canonical JSON of a manifest and its SHA-256 digest (policy/MANIFEST.md, "Deterministic digest").
 #pragma once
 
 #include <string>

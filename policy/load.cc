@@ -51,7 +51,7 @@ const std::map<std::string, std::vector<std::string>>& accepted_keys() {
 
 namespace {
 
-// Sections whose strings may hold ${name} placeholders (MANIFEST.md, "context").
+// Sections whose strings may hold ${name} placeholders (policy/MANIFEST.md, "context").
 const std::set<std::string> kExpandedSections{"process", "filesystem", "network", "rules"};
 
 size_t edit_distance(std::string_view a, std::string_view b) {

@@ -1,4 +1,4 @@
-// The typed, validated, immutable form of a manifest (MANIFEST.md, version 1).
+// The typed, validated, immutable form of a manifest (policy/MANIFEST.md, version 1).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // System call groups as data tables (in the manner of systemd's seccomp-util.c), the two
-// profiles of MANIFEST.md built from them, and the argument filters both profiles share.
+// profiles of policy/MANIFEST.md built from them, and the argument filters both profiles share.
 #pragma once
 
 #include <cstdint>

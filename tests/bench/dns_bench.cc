@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "launcher/dns_resolver.h"
+#include "launcher/dns/resolver.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keeps launcher/enclosure.1 and scripts/enclosure-completion.bash in line with the binary: the
+"""Keeps launcher/cli/enclosure.1 and scripts/enclosure-completion.bash in line with the binary: the
 man page renders without a groff warning; every command that `enclosure --help` lists has its
 section in the man page and its words in the completion, and every option that
 `enclosure COMMAND --help` prints is documented there and completed.
@@ -42,7 +42,7 @@ def options_in(help_text):
 
 def main():
     enclosure, source = sys.argv[1], sys.argv[2]
-    page_path = os.path.join(source, "launcher", "enclosure.1")
+    page_path = os.path.join(source, "launcher", "cli", "enclosure.1")
     with open(page_path, encoding="utf-8") as f:
         page = f.read()
     text = page.replace("\\-", "-")

@@ -4,8 +4,8 @@
 #include <cstdint>
 
 #include "bpf/event_decoder.h"
-#include "launcher/event.h"
-#include "launcher/kernel_events.h"
+#include "launcher/events/event.h"
+#include "launcher/events/kernel_events.h"
 #include "policy/compile.h"
 #include "policy/load.h"
 

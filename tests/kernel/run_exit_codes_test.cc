@@ -1,4 +1,4 @@
-// Exit codes of `enclosure run` exactly as MANIFEST.md says, each with its events.
+// Exit codes of `enclosure run` exactly as policy/MANIFEST.md says, each with its events.
 #include <gtest/gtest.h>
 
 #include "harness.h"

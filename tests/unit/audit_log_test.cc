@@ -11,13 +11,13 @@
 #include <fstream>
 #include <sstream>
 
-#include "launcher/audit_chain.h"
-#include "launcher/audit_log.h"
-#include "launcher/audit_timeline.h"
-#include "launcher/collector_protocol.h"
-#include "launcher/error.h"
-#include "launcher/event.h"
-#include "launcher/metrics.h"
+#include "launcher/events/audit_chain.h"
+#include "launcher/events/audit_log.h"
+#include "launcher/events/audit_timeline.h"
+#include "launcher/events/collector_protocol.h"
+#include "launcher/base/error.h"
+#include "launcher/events/event.h"
+#include "launcher/events/metrics.h"
 
 using namespace launcher;
 

@@ -6,8 +6,8 @@
 
 #include "bpf/enclosure_abi.h"
 #include "bpf/event_decoder.h"
-#include "launcher/event.h"
-#include "launcher/kernel_events.h"
+#include "launcher/events/event.h"
+#include "launcher/events/kernel_events.h"
 #include "policy/compile.h"
 #include "policy/load.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "launcher/meter.h"
+#include "launcher/events/meter.h"
 
 using launcher::kMeterLineMax;
 using launcher::MeterLineSplitter;

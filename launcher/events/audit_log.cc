@@ -1,0 +1,277 @@
+#include "launcher/events/audit_log.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "launcher/base/error.h"
+#include "launcher/events/event.h"
+
+namespace launcher {
+namespace {
+
+std::string base_name(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string directory_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// The whole file, or nullopt when it does not exist.
+std::optional<std::string> read_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("audit log: open " + path);
+  }
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("audit log: read " + path);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// Holds flock(2) on the head while the log and the head change together; `enclosure audit
+// verify` takes it shared, so that it never reads one without the other.
+class HeadLock {
+ public:
+  explicit HeadLock(int fd) : fd_(fd) {
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~HeadLock() { ::flock(fd_, LOCK_UN); }
+  HeadLock(const HeadLock&) = delete;
+  HeadLock& operator=(const HeadLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+AuditLog::AuditLog(std::string path, uint64_t rotate_bytes)
+    : path_(std::move(path)), rotate_bytes_(rotate_bytes) {
+  std::string head_path = path_ + ".head";
+  head_fd_.reset(::open(head_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!head_fd_) throw_errno("audit log: open " + head_path);
+  // One collector per log: an open-file-description lock on a byte the head never holds.
+  struct flock instance {};
+  instance.l_type = F_WRLCK;
+  instance.l_whence = SEEK_SET;
+  instance.l_start = 1 << 20;
+  instance.l_len = 1;
+  if (::fcntl(head_fd_.get(), F_OFD_SETLK, &instance) != 0) {
+    if (errno == EAGAIN || errno == EACCES) {
+      throw LaunchError("audit log " + path_ + ": another collector is writing it (" + head_path +
+                        " is locked)");
+    }
+    throw_errno("audit log: lock " + head_path);
+  }
+  recover();
+  open_file(false);
+  sync_directory();
+}
+
+AuditLog::~AuditLog() {
+  try {
+    commit();
+    sync();
+  } catch (const std::exception&) {
+    // Destruction during an error: what could be written was written.
+  }
+}
+
+void AuditLog::open_file(bool create_new) {
+  int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (create_new ? O_EXCL : 0);
+  fd_.reset(::open(path_.c_str(), flags, 0600));
+  if (!fd_) throw_errno("audit log: open " + path_ + " for appending");
+}
+
+void AuditLog::recover() {
+  std::optional<AuditHead> head;
+  std::string head_text;
+  {
+    char buf[512];
+    ssize_t n = ::pread(head_fd_.get(), buf, sizeof buf, 0);
+    if (n > 0) head_text.assign(buf, static_cast<size_t>(n));
+    std::string error;
+    if (!head_text.empty()) head = AuditHead::parse(head_text, error);
+  }
+  std::optional<std::string> content = read_file(path_);
+  bool interrupted = false;
+  if (!content) {
+    content = read_file(path_ + ".1");
+    interrupted = content.has_value();
+  }
+  prev_hash_ = std::string(kGenesisHash);
+  if (!content) return;  // a new log
+  recovery_.file = interrupted ? path_ + ".1" : path_;
+  recovery_.rotation_interrupted = interrupted;
+  size_t end = content->rfind('\n');
+  size_t complete = end == std::string::npos ? 0 : end + 1;
+  if (complete < content->size()) {
+    recovery_.truncated_bytes = content->size() - complete;
+    std::string target = recovery_.file;
+    if (::truncate(target.c_str(), static_cast<off_t>(complete)) != 0) {
+      throw_errno("audit log: cut the incomplete last line of " + target);
+    }
+    content->resize(complete);
+  }
+  std::string_view rest = *content;
+  uint64_t number = 0;
+  std::string hash_at_head;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+    ++number;
+    prev_hash_ = line_hash(line);
+    if (head && number == head->lines) hash_at_head = prev_hash_;
+    nlohmann::json record = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (!record.is_discarded()) replay_audit_record(record, recovery_.runs);
+  }
+  recovery_.lines = number;
+  if (interrupted) return;
+  lines_ = number;
+  bytes_ = content->size();
+  std::string head_name = base_name(path_) + ".head";
+  if (!head) {
+    // A head that was never written (a crash before the first commit): nothing to compare.
+    recovery_.lines_after_head = number;
+  } else if (head->lines > number) {
+    recovery_.head_mismatch = head_name + " records " + std::to_string(head->lines) +
+                              " lines; the file has " + std::to_string(number) +
+                              " (truncated while no collector ran?)";
+  } else if (head->lines > 0 && hash_at_head != head->last_sha256) {
+    recovery_.head_mismatch = "line " + std::to_string(head->lines) +
+                              " does not have the SHA-256 " + head_name +
+                              " records (altered while no collector ran?)";
+  } else {
+    recovery_.lines_after_head = number - head->lines;
+  }
+}
+
+void AuditLog::append(std::string_view object_line, bool durable) {
+  std::string line = chain_line(prev_hash_, object_line);
+  prev_hash_ = line_hash(line);
+  buffer_ += line;
+  buffer_ += '\n';
+  ++buffered_lines_;
+  buffered_durable_ = buffered_durable_ || durable;
+}
+
+void AuditLog::write_head() {
+  AuditHead head{lines_, prev_hash_};
+  std::string text = head.encode(base_name(path_));
+  if (::pwrite(head_fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+    throw_errno("audit log: write " + path_ + ".head");
+  }
+}
+
+void AuditLog::commit() {
+  if (buffer_.empty()) return;
+  HeadLock lock(head_fd_.get());
+  if (!write_all(fd_.get(), buffer_.data(), buffer_.size()))
+    throw_errno("audit log: write " + path_);
+  lines_ += buffered_lines_;
+  bytes_ += buffer_.size();
+  if (buffered_durable_) {
+    if (::fdatasync(fd_.get()) != 0) throw_errno("audit log: fdatasync " + path_);
+    ++fsyncs_;
+  } else {
+    unsynced_ = true;
+  }
+  write_head();
+  buffer_.clear();
+  buffered_lines_ = 0;
+  buffered_durable_ = false;
+}
+
+void AuditLog::sync() {
+  if (!unsynced_) return;
+  if (::fdatasync(fd_.get()) != 0) throw_errno("audit log: fdatasync " + path_);
+  ::fdatasync(head_fd_.get());
+  ++fsyncs_;
+  unsynced_ = false;
+}
+
+void AuditLog::sync_directory() {
+  std::string dir = directory_of(path_);
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d || ::fsync(d.get()) != 0) throw_errno("audit log: fsync directory " + dir);
+}
+
+std::string AuditLog::rotation_record(const std::string& previous_file, uint64_t previous_lines,
+                                      const nlohmann::json& open_runs) {
+  nlohmann::ordered_json r;
+  r["ts"] = rfc3339_now();
+  r["type"] = "collector";
+  r["event"] = "rotated";
+  r["previous_file"] = previous_file;
+  r["previous_lines"] = previous_lines;
+  r["open_runs"] = open_runs;
+  return encode_event(r);
+}
+
+void AuditLog::rotate(const nlohmann::json& open_runs) {
+  commit();
+  sync();
+  if (::fdatasync(fd_.get()) != 0) throw_errno("audit log: fdatasync " + path_);
+  HeadLock lock(head_fd_.get());
+  int highest = 0;
+  while (exists(path_ + "." + std::to_string(highest + 1)))
+    ++highest;
+  for (int n = highest; n >= 1; --n) {
+    std::string from = path_ + "." + std::to_string(n), to = path_ + "." + std::to_string(n + 1);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      throw_errno("audit log: rotate " + from + " to " + to);
+  }
+  std::string first = path_ + ".1";
+  if (::rename(path_.c_str(), first.c_str()) != 0)
+    throw_errno("audit log: rotate " + path_ + " to " + first);
+  uint64_t previous_lines = lines_;
+  open_file(true);
+  lines_ = 0;
+  bytes_ = 0;
+  append(rotation_record(base_name(first), previous_lines, open_runs), true);
+  if (!write_all(fd_.get(), buffer_.data(), buffer_.size()))
+    throw_errno("audit log: write " + path_);
+  lines_ = buffered_lines_;
+  bytes_ = buffer_.size();
+  buffer_.clear();
+  buffered_lines_ = 0;
+  buffered_durable_ = false;
+  if (::fdatasync(fd_.get()) != 0) throw_errno("audit log: fdatasync " + path_);
+  ++fsyncs_;
+  write_head();
+  ::fdatasync(head_fd_.get());
+  sync_directory();
+  ++rotations_;
+}
+
+void AuditLog::begin_rotated_file(const nlohmann::json& open_runs) {
+  append(rotation_record(base_name(path_) + ".1", recovery_.lines, open_runs), true);
+  commit();
+  sync_directory();
+  recovery_.rotation_interrupted = false;
+}
+
+}  // namespace launcher

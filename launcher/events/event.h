@@ -1,0 +1,107 @@
+// The event model of a run and its JSON Lines encoding (policy/MANIFEST.md, "Events"): every event
+// carries ts (RFC 3339, UTC, ns), run, seq (gap-free per run), manifest {name, revision,
+// digest}, type and pid, plus the type's fields.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace launcher {
+
+struct RunIdentity {
+  std::string run_id;
+  std::string manifest_name;
+  std::optional<int64_t> manifest_revision;
+  std::string manifest_digest;
+};
+
+// A fresh run id: 32 lower-case hex digits from getrandom(2).
+std::string new_run_id();
+
+// "2026-11-28T16:02:44.123456789Z" for a CLOCK_REALTIME instant.
+std::string rfc3339(int64_t seconds, int64_t nanoseconds);
+std::string rfc3339_now();
+
+// Valid UTF-8 for any byte string: invalid sequences become U+FFFD. `exact` is false when a
+// replacement happened.
+std::string to_valid_utf8(std::string_view bytes, bool& exact);
+// Sets obj[key] to the bytes as a JSON string; when they are not valid UTF-8, also sets
+// obj[key + "_hex"] to their hex encoding, so that no byte of a path is lost.
+void set_bytes(nlohmann::json& obj, const std::string& key, std::string_view bytes);
+
+// Quotes a byte string for one line of human-readable text (the exit summary): JSON escaping,
+// so newlines, escape sequences and quotes cannot forge or garble terminal output.
+std::string quote_for_terminal(std::string_view bytes);
+
+// One line (no trailing newline) of the JSON object, fields in the documented order.
+std::string encode_event(const nlohmann::ordered_json& event);
+
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // Takes one complete line (with its newline). Returns false when the line could not be
+  // written or queued.
+  virtual bool write(const std::string& line) = 0;
+  // Takes one event and its encoded line (with its newline); sinks that need its seq or type
+  // read them here instead of parsing the line again.
+  virtual bool write_event(const nlohmann::ordered_json& event, const std::string& line) {
+    (void)event;
+    return write(line);
+  }
+  virtual std::string describe() const = 0;
+  // A descriptor the supervisor polls for this sink (acknowledgements, hang-ups), or -1.
+  virtual int poll_fd() const { return -1; }
+  // Called when poll_fd() is readable or hung up.
+  virtual void on_readable() {}
+  // Periodic work (reconnecting, resending), about every 100 ms while the run lasts.
+  virtual void on_tick() {}
+  // False while the sink cannot deliver (a collector that is gone); `--audit-required` ends the
+  // run then.
+  virtual bool healthy() const { return true; }
+  // At exit: waits up to `timeout_ms` until everything written has been delivered.
+  virtual bool flush(int timeout_ms) {
+    (void)timeout_ms;
+    return true;
+  }
+  // What the sink did, for the exit event (delivery figures), or null.
+  virtual nlohmann::json report() const { return nullptr; }
+};
+
+// stderr ("-") or a file opened for appending (created 0600); one write(2) per line.
+std::unique_ptr<EventSink> open_fd_sink(const std::string& destination, std::string& error);
+
+class EventStream {
+ public:
+  explicit EventStream(RunIdentity identity) : identity_(std::move(identity)) {}
+
+  void add_sink(std::unique_ptr<EventSink> sink) { sinks_.push_back(std::move(sink)); }
+  bool has_sinks() const { return !sinks_.empty(); }
+  const std::vector<std::unique_ptr<EventSink>>& sinks() const { return sinks_; }
+
+  // Stamps ts, run, seq, manifest, type and pid, merges `fields`, writes to every sink, and
+  // returns the event.
+  nlohmann::ordered_json emit(const std::string& type, int64_t pid, const nlohmann::json& fields);
+
+  uint64_t next_seq() const { return seq_; }
+  const RunIdentity& identity() const { return identity_; }
+  // Events emitted so far, by type.
+  const std::map<std::string, uint64_t>& counts() const { return counts_; }
+  // Lines a sink failed to take (reported in the exit event).
+  uint64_t sink_failures() const { return sink_failures_; }
+
+ private:
+  RunIdentity identity_;
+  std::vector<std::unique_ptr<EventSink>> sinks_;
+  uint64_t seq_ = 0;
+  uint64_t sink_failures_ = 0;
+  std::map<std::string, uint64_t> counts_;
+};
+
+}  // namespace launcher

@@ -1,0 +1,191 @@
+#include "launcher/events/kernel_events.h"
+
+#include <cstring>
+
+#include "bpf/enclosure_abi.h"
+#include "launcher/events/event.h"
+#include "policy/units.h"
+
+namespace launcher {
+namespace {
+
+std::string tool_name(const policy::EnforcementPlan& plan, int32_t index) {
+  for (const policy::ToolEntry& t : plan.tools) {
+    if (static_cast<int32_t>(t.index) == index) return t.name;
+  }
+  return {};
+}
+
+std::string destination(const bpf::NetRecord& n) {
+  if (n.address.empty()) return {};
+  return n.family == 10 ? "[" + n.address + "]:" + std::to_string(n.port) : n.address + ":" + std::to_string(n.port);
+}
+
+std::string errno_name(int err) {
+  const char* name = strerrorname_np(err);
+  return name ? name : "E" + std::to_string(err);
+}
+
+std::string rule_id(const policy::EnforcementPlan& plan, uint32_t index) {
+  return index < plan.rules.size() ? plan.rules[index].id : "rule " + std::to_string(index);
+}
+
+const char* reason_text(uint32_t reason) {
+  switch (reason) {
+    case ENC_NET_NO_RULE:
+      return "no egress rule admits this address";
+    case ENC_NET_PORT:
+      return "the egress rule for this address does not admit this port";
+    case ENC_NET_SOCKET_TYPE:
+      return "only tcp and udp sockets are allowed (no raw, ping or other protocols)";
+    case ENC_NET_BUDGET:
+      return "budgets.egress_bytes is exhausted";
+    case ENC_NET_RULE:
+      return "a composition rule that fired denies it";
+    default:
+      return "refused";
+  }
+}
+
+}  // namespace
+
+nlohmann::json budget_fields(const bpf::BudgetRecord& b, const policy::EnforcementPlan& plan) {
+  nlohmann::json f = {{"name", bpf::budget_name(b.budget)}, {"action", "terminate"}, {"enforced_by", "bpf"}};
+  switch (b.budget) {
+    case ENC_BUDGET_COST:
+      f["limit"] = policy::format_usd(b.limit);
+      f["value"] = policy::format_usd(b.value);
+      break;
+    case ENC_BUDGET_EGRESS_BYTES:
+      f["limit"] = policy::format_size(b.limit);
+      f["value"] = std::to_string(b.value) + "B";
+      break;
+    default:
+      f["limit"] = b.limit;
+      f["value"] = b.value;
+  }
+  if (b.tool >= 0) {
+    f["tool"] = tool_name(plan, b.tool);
+    if (b.budget == ENC_BUDGET_TOOL_MAX_CALLS) f["origin"] = "/tools/" + std::to_string(b.tool) + "/max_calls";
+  }
+  if (!f.contains("origin")) f["origin"] = std::string("/budgets/") + bpf::budget_name(b.budget);
+  return f;
+}
+
+std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r, const policy::EnforcementPlan& plan) {
+  std::vector<KernelEvent> out;
+  int64_t pid = r.pid;
+  if (const auto* x = std::get_if<bpf::ExecRecord>(&r.body)) {
+    nlohmann::json f = {{"ppid", x->ppid}, {"kseq", r.kseq}};
+    set_bytes(f, "path", x->filename);
+    set_bytes(f, "argv0", x->argv0);
+    std::string tool = x->tool >= 0 ? tool_name(plan, x->tool) : "";
+    if (!tool.empty()) f["tool"] = tool;
+    if (x->script) f["script"] = true;
+    if (x->killed) f["killed"] = x->refused ? "refused" : "over budget";
+    if (x->initial) f["initial"] = true;
+    out.push_back({"exec", pid, f});
+    if (x->refused == ENC_EXEC_RULE) {
+      nlohmann::json d = {{"section", "rules"},
+                          {"rule", rule_id(plan, x->rule)},
+                          {"origin", "/rules/" + std::to_string(x->rule)},
+                          {"tool", tool},
+                          {"reason", "composition rule " + rule_id(plan, x->rule) + " denies this tool"},
+                          {"action", "process killed before its first instruction"},
+                          {"kseq", r.kseq}};
+      set_bytes(d, "path", x->filename);
+      out.push_back({"deny", pid, d});
+    }
+    if (x->refused == ENC_EXEC_LOADER) {
+      nlohmann::json d = {{"section", "tools"},
+                          {"origin", "/tools"},
+                          {"reason", "the dynamic loader may only run as a tool's ELF interpreter, not as a program "
+                                     "(it would run any readable ELF)"},
+                          {"action", "process killed"},
+                          {"kseq", r.kseq}};
+      set_bytes(d, "path", x->filename);
+      out.push_back({"deny", pid, d});
+    }
+    if (!tool.empty() && !x->initial && !x->refused) {
+      nlohmann::json t = {{"tool", tool},
+                          {"calls", x->tool_count},
+                          {"total_calls", x->tool_calls},
+                          {"cost_usd", policy::format_usd(x->cost_micro)},
+                          {"origin", "/tools/" + std::to_string(x->tool)}};
+      for (const policy::ToolEntry& e : plan.tools) {
+        if (static_cast<int32_t>(e.index) == x->tool && e.max_calls) t["max_calls"] = *e.max_calls;
+      }
+      if (x->killed) t["killed"] = "over budget";
+      out.push_back({"tool_call", pid, t});
+    }
+  } else if (const auto* n = std::get_if<bpf::NetRecord>(&r.body)) {
+    nlohmann::json f = {{"hook", bpf::hook_name(n->hook)},
+                        {"protocol", bpf::protocol_name(n->protocol, n->type)},
+                        {"kseq", r.kseq}};
+    if (!n->address.empty()) {
+      f["address"] = n->address;
+      f["port"] = n->port;
+      f["destination"] = destination(*n);
+    }
+    if (n->rule_index != ~0u) f["rule"] = "/network/egress/" + std::to_string(n->rule_index);
+    if (n->admitted) {
+      out.push_back({"connect", pid, f});
+    } else if (n->reason == ENC_NET_RULE) {
+      f["section"] = "rules";
+      f["rule"] = rule_id(plan, n->rule);
+      f["origin"] = "/rules/" + std::to_string(n->rule);
+      f["reason"] = reason_text(n->reason);
+      f["action"] = "EPERM";
+      out.push_back({"deny", pid, f});
+    } else {
+      f["section"] = "network";
+      f["origin"] = n->rule_index != ~0u ? "/network/egress/" + std::to_string(n->rule_index) : "/network/egress";
+      f["reason"] = reason_text(n->reason);
+      f["action"] = n->dropped_packet ? "packet dropped" : "EPERM";
+      out.push_back({"deny", pid, f});
+    }
+  } else if (const auto* b = std::get_if<bpf::BudgetRecord>(&r.body)) {
+    nlohmann::json f = budget_fields(*b, plan);
+    f["kseq"] = r.kseq;
+    out.push_back({"budget", pid, f});
+  } else if (const auto* ru = std::get_if<bpf::RuleRecord>(&r.body)) {
+    nlohmann::json f = {{"rule", rule_id(plan, ru->rule)}, {"origin", "/rules/" + std::to_string(ru->rule)},
+                        {"kseq", r.kseq}};
+    if (ru->rule < plan.rules.size()) {
+      const policy::RuleDenial& d = plan.rules[ru->rule].deny;
+      nlohmann::json denies = nlohmann::json::array();
+      if (d.network) denies.push_back("network");
+      if (d.write) denies.push_back("write");
+      if (d.exec) denies.push_back("exec");
+      for (const std::string& t : d.tools) denies.push_back("tool:" + t);
+      for (const std::string& h : d.hosts) denies.push_back("host:" + h);
+      f["denies"] = denies;
+    }
+    switch (ru->trigger) {
+      case ENC_TRIGGER_READ:
+        f["trigger"] = "read";
+        set_bytes(f, "file", ru->path);
+        break;
+      case ENC_TRIGGER_EXEC:
+        f["trigger"] = "exec";
+        f["tool"] = tool_name(plan, ru->tool);
+        break;
+      default:
+        f["trigger"] = "connect";
+        f["destination"] = ru->address + ":" + std::to_string(ru->port);
+        if (ru->egress_rule != ~0u) f["egress_rule"] = "/network/egress/" + std::to_string(ru->egress_rule);
+    }
+    out.push_back({"rule", pid, f});
+  } else if (const auto* o = std::get_if<bpf::OpenRecord>(&r.body)) {
+    nlohmann::json f = {{"flags", bpf::open_flags_text(o->flags)}, {"kseq", r.kseq}};
+    set_bytes(f, "path", o->path);
+    if (o->path_unreadable) f["path_unreadable"] = true;
+    if (o->dirfd != -100) f["dirfd"] = o->dirfd;
+    f["result"] = o->result >= 0 ? nlohmann::json(o->result) : nlohmann::json(std::string("-") + errno_name(static_cast<int>(-o->result)));
+    f["ok"] = o->result >= 0;
+    out.push_back({"open", pid, f});
+  }
+  return out;
+}
+
+}  // namespace launcher

@@ -1,0 +1,28 @@
+// Turns decoded ring-buffer records of the eBPF layer into events of the run's stream: exec and
+// tool_call, connect, deny (network), budget, open.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bpf/event_decoder.h"
+#include "policy/plan.h"
+
+namespace launcher {
+
+struct KernelEvent {
+  std::string type;
+  int64_t pid = 0;
+  nlohmann::json fields;
+};
+
+// What a record means for this plan (tool names, egress rules). An unknown or malformed record
+// is not an event of the agent: the caller counts it.
+std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& record, const policy::EnforcementPlan& plan);
+
+// "budget" name of a kernel budget as policy/MANIFEST.md spells it, its limit and value for people.
+nlohmann::json budget_fields(const bpf::BudgetRecord& b, const policy::EnforcementPlan& plan);
+
+}  // namespace launcher

@@ -1,0 +1,447 @@
+#include "launcher/run/cgroup.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "launcher/base/error.h"
+
+namespace launcher {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool write_text(const std::string& path, const std::string& text, int& err) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) {
+    err = errno;
+    return false;
+  }
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    err = errno;
+    return false;
+  }
+  return true;
+}
+
+void write_or_throw(const std::string& path, const std::string& text) {
+  int err = 0;
+  if (!write_text(path, text, err)) throw_errno("cgroup: write \"" + text + "\" to " + path, err);
+}
+
+std::optional<uint64_t> keyed_value(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  std::string k;
+  uint64_t v = 0;
+  while (in >> k >> v) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> plain_value(const std::string& text) {
+  if (text.empty() || text[0] < '0' || text[0] > '9') return std::nullopt;
+  return std::strtoull(text.c_str(), nullptr, 10);
+}
+
+}  // namespace
+
+CgroupLayout discover_cgroups() {
+  CgroupLayout layout;
+  std::istringstream mounts(slurp("/proc/self/mountinfo"));
+  std::string line;
+  while (std::getline(mounts, line)) {
+    // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point, opts;
+    f >> id >> parent >> dev >> root >> point >> opts;
+    std::string token;
+    while (f >> token && token != "-") {
+    }
+    std::string fstype, source, super;
+    f >> fstype >> source >> super;
+    if (fstype == "cgroup2" && layout.v2_mount.empty()) {
+      layout.v2_mount = point;
+    } else if (fstype == "cgroup") {
+      std::istringstream so(super);
+      std::string option;
+      while (std::getline(so, option, ',')) {
+        if (option == "pids" || option == "memory" || option == "cpuacct" || option == "cpu") {
+          layout.v1_mount.emplace(option, point);
+        }
+      }
+    }
+  }
+  std::istringstream groups(slurp("/proc/self/cgroup"));
+  while (std::getline(groups, line)) {
+    size_t a = line.find(':');
+    size_t b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (controllers.empty()) {
+      layout.v2_own = path;
+      continue;
+    }
+    std::istringstream cs(controllers);
+    std::string c;
+    while (std::getline(cs, c, ','))
+      layout.v1_own[c] = path;
+  }
+  if (!layout.v2_mount.empty()) {
+    std::istringstream cs(slurp(layout.v2_own_dir() + "/cgroup.controllers"));
+    std::string c;
+    while (cs >> c)
+      layout.v2_controllers.insert(c);
+  }
+  return layout;
+}
+
+CgroupPlacement place_limits(const CgroupLayout& layout) {
+  CgroupPlacement p;
+  for (const char* c : {"pids", "memory"}) {
+    std::string where;
+    if (layout.v2_controllers.count(c)) {
+      where = "v2";
+    } else if (layout.v1_mount.count(c) && layout.v1_own.count(c)) {
+      where = "v1";
+    }
+    (std::string(c) == "pids" ? p.pids : p.memory) = where;
+  }
+  return p;
+}
+
+nlohmann::json CgroupDirectories::to_json() const {
+  auto opt = [](const std::optional<uint64_t>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  return {{"v2", v2},
+          {"v1", v1},
+          {"placement", {{"pids", placement.pids}, {"memory", placement.memory}}},
+          {"limits", {{"pids_max", opt(limits.pids_max)}, {"memory_max", opt(limits.memory_max)}}}};
+}
+
+std::optional<CgroupDirectories> CgroupDirectories::from_json(const nlohmann::json& j) {
+  try {
+    CgroupDirectories d;
+    d.v2 = j.at("v2").get<std::string>();
+    d.v1 = j.at("v1").get<std::map<std::string, std::string>>();
+    d.placement.pids = j.at("placement").at("pids").get<std::string>();
+    d.placement.memory = j.at("placement").at("memory").get<std::string>();
+    const nlohmann::json& l = j.at("limits");
+    if (!l.at("pids_max").is_null()) d.limits.pids_max = l.at("pids_max").get<uint64_t>();
+    if (!l.at("memory_max").is_null()) d.limits.memory_max = l.at("memory_max").get<uint64_t>();
+    if (d.v2.empty() || d.v2[0] != '/') return std::nullopt;
+    return d;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+RunCgroup::RunCgroup(const CgroupDirectories& dirs, bool owner, std::function<void()> kill_all)
+    : kill_all_(std::move(kill_all)),
+      placement_(dirs.placement),
+      v2_path_(dirs.v2),
+      v1_paths_(dirs.v1),
+      limits_(dirs.limits),
+      removed_(!owner) {
+  v2_fd_.reset(::open(v2_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!v2_fd_) throw_errno("cgroup: open " + v2_path_);
+  struct stat st {};
+  if (::fstat(v2_fd_.get(), &st) != 0) throw_errno("cgroup: stat " + v2_path_);
+  v2_id_ = st.st_ino;
+}
+
+CgroupDirectories RunCgroup::describe() const {
+  return {v2_path_, v1_paths_, placement_, limits_};
+}
+
+void RunCgroup::restrict_to_group(gid_t gid) {
+  for (const std::string& dir : directories()) {
+    if (::chown(dir.c_str(), 0, gid) != 0) throw_errno("cgroup: chown " + dir);
+    if (::chmod(dir.c_str(), 0750) != 0) throw_errno("cgroup: chmod " + dir);
+  }
+}
+
+void RunCgroup::enter(pid_t pid) {
+  write_or_throw(v2_path_ + "/cgroup.procs", std::to_string(pid));
+  enter_v1(pid);
+}
+
+RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
+                     const CgroupLimits& limits, bool watchdog)
+    : watchdog_(watchdog ? std::make_unique<CleanupWatchdog>() : nullptr),
+      placement_(place_limits(layout)),
+      limits_(limits) {
+  if (layout.v2_mount.empty()) throw LaunchError("cgroup: no cgroup2 hierarchy is mounted");
+  std::string parent = layout.v2_own_dir();
+  // Limits through v2 need the controllers enabled for our children.
+  std::string enable;
+  if (limits.pids_max && placement_.pids == "v2") enable += " +pids";
+  if (limits.memory_max && placement_.memory == "v2") enable += " +memory";
+  if (!enable.empty()) {
+    int err = 0;
+    if (!write_text(parent + "/cgroup.subtree_control", enable.substr(1), err)) {
+      // The launcher's own cgroup holds processes (v2's no-internal-process rule): fall back to
+      // v1 for the limits where it is mounted.
+      if (limits.pids_max && placement_.pids == "v2") placement_.pids = "";
+      if (limits.memory_max && placement_.memory == "v2") placement_.memory = "";
+    }
+  }
+  v2_path_ = parent + "/" + name;
+  if (watchdog_) watchdog_->announce(v2_path_);
+  if (::mkdir(v2_path_.c_str(), 0755) != 0) throw_errno("cgroup: mkdir " + v2_path_);
+  try {
+    v2_fd_.reset(::open(v2_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!v2_fd_) throw_errno("cgroup: open " + v2_path_);
+    struct stat st {};
+    if (::fstat(v2_fd_.get(), &st) != 0) throw_errno("cgroup: stat " + v2_path_);
+    v2_id_ = st.st_ino;
+    auto v1_dir = [&](const char* controller) {
+      std::string own = layout.v1_own.at(controller);
+      std::string dir = layout.v1_mount.at(controller) + (own == "/" ? "" : own) + "/" + name;
+      if (watchdog_) watchdog_->announce(dir);
+      if (::mkdir(dir.c_str(), 0755) != 0) throw_errno("cgroup: mkdir " + dir);
+      v1_paths_[controller] = dir;
+      return dir;
+    };
+    if (limits.pids_max) {
+      if (placement_.pids == "v2") {
+        write_or_throw(v2_path_ + "/pids.max", std::to_string(*limits.pids_max));
+      } else if (layout.v1_mount.count("pids") && layout.v1_own.count("pids")) {
+        placement_.pids = "v1";
+        write_or_throw(v1_dir("pids") + "/pids.max", std::to_string(*limits.pids_max));
+      } else {
+        throw LaunchError("cgroup: no pids controller (v2 or v1) for /budgets/processes");
+      }
+    }
+    if (limits.memory_max) {
+      if (placement_.memory == "v2") {
+        write_or_throw(v2_path_ + "/memory.max", std::to_string(*limits.memory_max));
+        write_or_throw(v2_path_ + "/memory.swap.max", "0");
+        write_or_throw(v2_path_ + "/memory.oom.group", "1");
+      } else if (layout.v1_mount.count("memory") && layout.v1_own.count("memory")) {
+        placement_.memory = "v1";
+        std::string dir = v1_dir("memory");
+        write_or_throw(dir + "/memory.limit_in_bytes", std::to_string(*limits.memory_max));
+        if (::access((dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
+          write_or_throw(dir + "/memory.memsw.limit_in_bytes", std::to_string(*limits.memory_max));
+        }
+        // An eventfd the kernel signals on OOM in this cgroup (v1 notification API).
+        oom_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        UniqueFd control(::open((dir + "/memory.oom_control").c_str(), O_RDONLY | O_CLOEXEC));
+        if (oom_event_ && control) {
+          write_or_throw(dir + "/cgroup.event_control",
+                         std::to_string(oom_event_.get()) + " " + std::to_string(control.get()));
+        }
+      } else {
+        throw LaunchError("cgroup: no memory controller (v2 or v1) for /budgets/memory");
+      }
+    }
+  } catch (...) {
+    remove_directories(directories());
+    removed_ = true;
+    throw;
+  }
+}
+
+RunCgroup::~RunCgroup() {
+  if (!removed_) remove_directories(directories());
+}
+
+std::vector<std::string> RunCgroup::directories() const {
+  std::vector<std::string> out;
+  if (!v2_path_.empty()) out.push_back(v2_path_);
+  for (const auto& [c, dir] : v1_paths_)
+    out.push_back(dir);
+  return out;
+}
+
+void RunCgroup::enter_v1(pid_t pid) {
+  for (const auto& [controller, dir] : v1_paths_) {
+    write_or_throw(dir + "/cgroup.procs", std::to_string(pid));
+  }
+}
+
+std::string RunCgroup::read_file(const std::string& dir, const char* name) const {
+  return slurp(dir + "/" + name);
+}
+
+std::vector<pid_t> RunCgroup::processes() const {
+  std::vector<pid_t> out;
+  std::istringstream in(read_file(v2_path_, "cgroup.procs"));
+  pid_t p;
+  while (in >> p)
+    out.push_back(p);
+  return out;
+}
+
+bool RunCgroup::populated() const {
+  auto v = keyed_value(read_file(v2_path_, "cgroup.events"), "populated");
+  return v ? *v != 0 : !processes().empty();
+}
+
+void RunCgroup::signal_all(int signal) {
+  if (signal == SIGKILL) {
+    int err = 0;
+    if (write_text(v2_path_ + "/cgroup.kill", "1", err)) return;
+    if (kill_all_) kill_all_();
+  }
+  for (pid_t p : processes())
+    ::kill(p, signal);
+}
+
+bool RunCgroup::kill_and_wait(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    signal_all(SIGKILL);
+    if (!populated()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::optional<uint64_t> RunCgroup::cpu_usage_usec() const {
+  return keyed_value(read_file(v2_path_, "cpu.stat"), "usage_usec");
+}
+
+std::optional<uint64_t> RunCgroup::memory_peak_bytes() const {
+  if (placement_.memory == "v2") return plain_value(read_file(v2_path_, "memory.peak"));
+  if (auto it = v1_paths_.find("memory"); it != v1_paths_.end()) {
+    return plain_value(read_file(it->second, "memory.max_usage_in_bytes"));
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> RunCgroup::oom_kills() const {
+  if (placement_.memory == "v2")
+    return keyed_value(read_file(v2_path_, "memory.events"), "oom_kill");
+  if (auto it = v1_paths_.find("memory"); it != v1_paths_.end()) {
+    return keyed_value(read_file(it->second, "memory.oom_control"), "oom_kill");
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> RunCgroup::pids_current() const {
+  if (placement_.pids == "v2") return plain_value(read_file(v2_path_, "pids.current"));
+  if (auto it = v1_paths_.find("pids"); it != v1_paths_.end()) {
+    return plain_value(read_file(it->second, "pids.current"));
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> RunCgroup::pids_limit_hits() const {
+  if (placement_.pids == "v2") return keyed_value(read_file(v2_path_, "pids.events"), "max");
+  if (auto it = v1_paths_.find("pids"); it != v1_paths_.end()) {
+    return keyed_value(read_file(it->second, "pids.events"), "max");
+  }
+  return std::nullopt;
+}
+
+nlohmann::json RunCgroup::report() const {
+  nlohmann::json j = {{"v2", v2_path_}, {"id", v2_id_}};
+  if (limits_.pids_max) {
+    j["pids"] = {{"max", *limits_.pids_max},
+                 {"via", placement_.pids == "v2" ? "cgroup v2 pids.max" : "cgroup v1 pids.max"},
+                 {"path", placement_.pids == "v2" ? v2_path_ : v1_paths_.at("pids")}};
+  }
+  if (limits_.memory_max) {
+    j["memory"] = {{"max", *limits_.memory_max},
+                   {"via", placement_.memory == "v2" ? "cgroup v2 memory.max, memory.oom.group"
+                                                     : "cgroup v1 memory.limit_in_bytes"},
+                   {"path", placement_.memory == "v2" ? v2_path_ : v1_paths_.at("memory")}};
+  }
+  return j;
+}
+
+void RunCgroup::remove_directories(const std::vector<std::string>& dirs) {
+  for (const std::string& dir : dirs) {
+    if (::access(dir.c_str(), F_OK) != 0) continue;
+    // Kill what is left, then remove; retry briefly while the kernel releases the tasks.
+    for (int attempt = 0; attempt < 400; ++attempt) {
+      int err = 0;
+      if (!write_text(dir + "/cgroup.kill", "1", err)) {
+        std::istringstream in(slurp(dir + "/cgroup.procs"));
+        pid_t p;
+        while (in >> p)
+          ::kill(p, SIGKILL);
+      }
+      if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+}
+
+CleanupWatchdog::CleanupWatchdog(std::vector<std::string> directories) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    throw_errno("cleanup watchdog: socketpair");
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno("cleanup watchdog: fork");
+  if (pid == 0) {
+    // In the watchdog: keep only its end; survive the launcher's process group and terminal
+    // signals; collect announced directories until EOF, i.e. until the launcher is gone.
+    ::close(fds[0]);
+    if (::dup2(fds[1], 3) < 0) _exit(1);
+    ::close_range(4, ~0U, 0);
+    ::setsid();
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU}) {
+      ::signal(s, SIG_IGN);
+    }
+    ::prctl(PR_SET_NAME, "enclosure-wdog");
+    std::string pending;
+    char buf[4096];
+    while (true) {
+      ssize_t n = ::read(3, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      pending.append(buf, static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        directories.push_back(pending.substr(0, nl));
+        pending.erase(0, nl + 1);
+      }
+    }
+    // Children before parents would not matter here: every directory is a leaf.
+    RunCgroup::remove_directories(directories);
+    _exit(0);
+  }
+  ::close(fds[1]);
+  keepalive_.reset(fds[0]);
+  pid_ = pid;
+}
+
+void CleanupWatchdog::announce(const std::string& directory) {
+  std::string line = directory + "\n";
+  if (!write_all(keepalive_.get(), line.data(), line.size())) {
+    throw_errno("cleanup watchdog: announce " + directory);
+  }
+}
+
+CleanupWatchdog::~CleanupWatchdog() {
+  keepalive_.reset();
+  if (pid_ > 0) {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+}  // namespace launcher

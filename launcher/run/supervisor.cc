@@ -1,0 +1,816 @@
+#include "launcher/run/supervisor.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "bpf/enclosure_abi.h"
+#include "launcher/run/child_channel.h"
+#include "launcher/dns/admissions.h"
+#include "launcher/dns/resolver.h"
+#include "launcher/base/error.h"
+#include "launcher/events/kernel_events.h"
+#include "launcher/run/seccomp_notify.h"
+#include "policy/units.h"
+
+namespace launcher {
+namespace {
+
+uint64_t monotonic_ns() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+UniqueFd make_timer(uint64_t first_ns, uint64_t interval_ns) {
+  UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!fd) throw_errno("supervisor: timerfd_create");
+  struct itimerspec spec {};
+  spec.it_value.tv_sec = static_cast<time_t>(first_ns / 1'000'000'000ULL);
+  spec.it_value.tv_nsec = static_cast<long>(first_ns % 1'000'000'000ULL);
+  if (first_ns == 0) spec.it_value.tv_nsec = 1;
+  spec.it_interval.tv_sec = static_cast<time_t>(interval_ns / 1'000'000'000ULL);
+  spec.it_interval.tv_nsec = static_cast<long>(interval_ns % 1'000'000'000ULL);
+  if (::timerfd_settime(fd.get(), 0, &spec, nullptr) != 0)
+    throw_errno("supervisor: timerfd_settime");
+  return fd;
+}
+
+void drain(int fd) {
+  uint64_t value;
+  while (::read(fd, &value, sizeof value) > 0) {
+  }
+}
+
+// A measured duration for people: "59.182ms", "3.004s".
+std::string elapsed_text(uint64_t ns) {
+  char buf[32];
+  if (ns < 1'000'000'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.3fms", static_cast<double>(ns) / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(ns) / 1e9);
+  }
+  return buf;
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunCgroup* cgroup,
+                       SpawnedInit init, UniqueFd channel)
+    : config_(config),
+      events_(events),
+      cgroup_(cgroup),
+      init_(std::move(init)),
+      channel_(std::move(channel)) {
+  start_ns_ = monotonic_ns();
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) throw_errno("supervisor: epoll_create1");
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGHUP})
+    sigaddset(&set, s);
+  signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals_) throw_errno("supervisor: signalfd");
+  add(init_.pidfd.get());
+  add(channel_.get());
+  add(signals_.get());
+  const policy::Budgets& b = config_.plan->budgets;
+  if (b.wall_clock_ns) {
+    wall_timer_ = make_timer(*b.wall_clock_ns, 0);
+    add(wall_timer_.get());
+  }
+  if (cgroup_) {
+    tick_timer_ = make_timer(config_.tick_ns, config_.tick_ns);
+    add(tick_timer_.get());
+    if (cgroup_->oom_eventfd() >= 0) add(cgroup_->oom_eventfd());
+  }
+  if (config_.bpf) add(config_.bpf->ring_fd());
+  if (config_.resolver) add(config_.resolver->event_fd());
+  if (config_.bpf && (config_.observe || config_.baseline)) {
+    uint64_t window_ns = (config_.baseline ? config_.baseline->window_ms : 1000) * 1'000'000ULL;
+    window_timer_ = make_timer(window_ns, window_ns);
+    add(window_timer_.get());
+  }
+  if (config_.meter_fd >= 0) {
+    add(config_.meter_fd);
+    meter_open_ = true;
+  }
+  bool sinks_polled = false;
+  for (const auto& sink : events_.sinks()) {
+    if (sink->poll_fd() < 0) continue;
+    add(sink->poll_fd());
+    sinks_polled = true;
+  }
+  if (sinks_polled) {
+    sink_timer_ = make_timer(config_.tick_ns, config_.tick_ns);
+    add(sink_timer_.get());
+  }
+}
+
+Supervisor::~Supervisor() = default;
+
+void Supervisor::add(int fd, uint32_t ev) {
+  struct epoll_event e {};
+  e.events = ev;
+  e.data.fd = fd;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &e) != 0) throw_errno("supervisor: epoll_ctl");
+}
+
+uint64_t Supervisor::elapsed_ns() const {
+  return monotonic_ns() - start_ns_;
+}
+
+pid_t Supervisor::host_pid(pid_t ns_pid) const {
+  if (!cgroup_) return ns_pid;
+  for (pid_t p : cgroup_->processes()) {
+    std::ifstream status("/proc/" + std::to_string(p) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("NSpid:", 0) != 0) continue;
+      std::istringstream in(line.substr(6));
+      pid_t v = 0, last = 0;
+      while (in >> v)
+        last = v;
+      if (last == ns_pid) return p;
+      break;
+    }
+  }
+  return ns_pid;
+}
+
+void Supervisor::signal_enclosure(int signal) {
+  if (cgroup_) {
+    cgroup_->signal_all(signal);
+  } else {
+    ::syscall(SYS_pidfd_send_signal, init_.pidfd.get(), signal, nullptr, 0);
+  }
+}
+
+void Supervisor::terminate(const std::string& reason, const std::string& budget,
+                           const nlohmann::json& limit, const nlohmann::json& value,
+                           bool emit_budget_event) {
+  if (terminating_ && outcome_.ended_by != "signaled") return;
+  bool already_signaled = terminating_;
+  terminating_ = true;
+  outcome_.ended_by = reason;
+  outcome_.budget = budget;
+  if (reason == "budget" && emit_budget_event) {
+    events_.emit("budget", init_.pid,
+                 {{"name", budget}, {"limit", limit}, {"value", value}, {"action", "terminate"}});
+  }
+  if (reason == "violation" || reason == "audit_unavailable" || reason == "anomaly") {
+    // on_violation: kill ends the enclosure at once; so does an audit trail that cannot be
+    // delivered under --audit-required: nothing of the agent runs on unrecorded.
+    signal_enclosure(SIGKILL);
+    return;
+  }
+  if (already_signaled) return;  // the grace period is already running
+  signal_enclosure(SIGTERM);
+  grace_timer_ = make_timer(config_.grace_ns, 0);
+  add(grace_timer_.get());
+}
+
+void Supervisor::on_ring() {
+  config_.bpf->drain([this](const void* data, size_t size) {
+    std::string error;
+    std::optional<bpf::DecodedRecord> r = bpf::decode_record(data, size, error);
+    if (!r || r->cgroup_id != config_.cgroup_id) {
+      ++malformed_records_;
+      return;
+    }
+    for (KernelEvent& e : kernel_events(*r, *config_.plan)) {
+      if (e.type == "exec" && e.fields.value("initial", false)) {
+        // The command given to `run`: add what the launcher knows of it.
+        for (auto it = config_.initial_command.begin(); it != config_.initial_command.end(); ++it) {
+          e.fields[it.key()] = it.value();
+        }
+        if (outcome_.figures.contains("absent")) e.fields["absent"] = outcome_.figures["absent"];
+      }
+      if (config_.admissions && e.fields.contains("address") &&
+          (e.type == "connect" || e.type == "deny")) {
+        std::vector<std::string> names =
+            config_.admissions->names_of(e.fields["address"].get<std::string>());
+        if (names.size() == 1) e.fields["name"] = names[0];
+        if (names.size() > 1) e.fields["names"] = names;
+      }
+      events_.emit(e.type, e.pid, e.fields);
+      if (e.type == "deny") {
+        record_denial(
+            e.fields.value("destination", e.fields.value("protocol", std::string("network"))) +
+            " (" + e.fields.value("origin", std::string("/network")) + ")");
+      }
+      if (e.type == "budget") {
+        uint64_t bit = 1ULL << std::get<bpf::BudgetRecord>(r->body).budget;
+        exceeded_seen_ |= bit;
+        budget_records_ |= bit;
+        terminate("budget", e.fields.value("name", std::string()), e.fields["limit"],
+                  e.fields["value"], false);
+      }
+    }
+  });
+}
+
+void Supervisor::on_dns() {
+  for (nlohmann::json& e : config_.resolver->take_events()) {
+    e.erase("type");
+    if (e.value("result", "") == "refused" && outcome_.dns_refused++ == 0) {
+      outcome_.first_dns_refused = e.value("name", std::string("(malformed query)"));
+    }
+    events_.emit("dns", init_.pid, e);
+  }
+}
+
+// One window of behaviour: the counts since the last window, as `enclosure learn` records them
+// (a `window` event) and as a baseline checks them (`anomaly` events).
+void Supervisor::on_window() {
+  drain(window_timer_.get());
+  bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+  policy::BaselineWindow w;
+  uint64_t syscalls = 0;
+  for (const auto& [nr, count] : c.histogram) {
+    syscalls += count;
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    w.syscalls.insert(name ? name : "nr " + std::to_string(nr));
+    std::free(name);
+  }
+  std::map<std::string, uint64_t> totals = {{"syscalls", syscalls},
+                                            {"opens", c.state.opens},
+                                            {"connects", c.state.connects},
+                                            {"execs", c.state.execs}};
+  for (const auto& [metric, total] : totals) {
+    uint64_t before = window_totals_.count(metric) ? window_totals_[metric] : 0;
+    w.counts[metric] = total >= before ? total - before : 0;
+  }
+  window_totals_ = totals;
+  uint64_t window_ms = config_.baseline ? config_.baseline->window_ms : 1000;
+  if (config_.observe) {
+    nlohmann::json f = {{"window_ms", window_ms}};
+    for (const auto& [metric, count] : w.counts)
+      f[metric] = count;
+    events_.emit("window", init_.pid, f);
+  }
+  if (!config_.baseline) return;
+  const policy::Baseline& rule = *config_.plan->baseline;
+  for (const policy::Anomaly& a :
+       policy::check_baseline_window(*config_.baseline, rule.tolerance, w, anomalies_reported_)) {
+    ++anomalies_;
+    nlohmann::json f = {
+        {"what", a.what},
+        {"window_ms", window_ms},
+        {"origin", "/baseline"},
+        {"profile", rule.profile},
+        {"action", rule.action == policy::BaselineAction::kill ? "terminate" : "alert"}};
+    if (a.what == "rate") {
+      f["metric"] = a.metric;
+      f["value"] = a.value;
+      f["profile_peak"] = a.peak;
+      f["limit"] = a.limit;
+      f["tolerance"] = rule.tolerance;
+    } else {
+      f["syscall"] = a.metric;
+      f["reason"] = "a system call never seen while learning";
+    }
+    events_.emit("anomaly", init_.pid, f);
+    if (rule.action == policy::BaselineAction::kill && !terminating_) {
+      outcome_.message = "behaviour anomaly: " +
+                         (a.what == "rate" ? a.metric + " rate " + std::to_string(a.value) +
+                                                 " per window above the profile's peak x tolerance"
+                                           : "syscall " + a.metric + " never seen while learning");
+      terminate("anomaly", "", nullptr, nullptr, false);
+    }
+  }
+}
+
+void Supervisor::check_kernel_counters() {
+  if (!config_.bpf) return;
+  bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+  if (c.state.lost > lost_reported_) {
+    events_.emit("lost", init_.pid,
+                 {{"count", c.state.lost - lost_reported_},
+                  {"total", c.state.lost},
+                  {"source", "bpf ring buffer"},
+                  {"kernel_records", c.state.records}});
+    lost_reported_ = c.state.lost;
+  }
+  // A budget the kernel flagged ends the run at once, whether or not its record has arrived
+  // yet; its event is written from the counters at the end only if the record never came.
+  uint64_t fresh = c.state.exceeded & ~exceeded_seen_;
+  for (uint32_t b = ENC_BUDGET_TOOL_MAX_CALLS; b <= ENC_BUDGET_EGRESS_BYTES; ++b) {
+    if (!(fresh & (1ULL << b))) continue;
+    exceeded_seen_ |= 1ULL << b;
+    terminate("budget", bpf::budget_name(b), nullptr, nullptr, false);
+  }
+}
+
+void Supervisor::report_unrecorded_budgets() {
+  if (!config_.bpf) return;
+  bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+  uint64_t missing = c.state.exceeded & ~budget_records_;
+  const policy::Budgets& limits = config_.plan->budgets;
+  for (uint32_t b = ENC_BUDGET_TOOL_MAX_CALLS; b <= ENC_BUDGET_EGRESS_BYTES; ++b) {
+    if (!(missing & (1ULL << b))) continue;
+    bpf::BudgetRecord rec{b, -1, 0, 0};
+    if (b == ENC_BUDGET_SYSCALLS) rec = {b, -1, limits.syscalls.value_or(0), c.syscalls()};
+    if (b == ENC_BUDGET_TOOL_CALLS)
+      rec = {b, -1, limits.tool_calls.value_or(0), c.state.tool_calls};
+    if (b == ENC_BUDGET_COST) rec = {b, -1, limits.cost_micro_usd.value_or(0), c.state.cost_micro};
+    if (b == ENC_BUDGET_EGRESS_BYTES)
+      rec = {b, -1, limits.egress_bytes.value_or(0), c.state.egress_bytes};
+    nlohmann::json f = budget_fields(rec, *config_.plan);
+    f["note"] = "its kernel record was lost; reported from the kernel's counters";
+    events_.emit("budget", init_.pid, f);
+    if (outcome_.budget.empty() || outcome_.budget == bpf::budget_name(b))
+      outcome_.budget = f["name"];
+  }
+}
+
+void Supervisor::record_denial(const std::string& what) {
+  if (outcome_.denials++ == 0) outcome_.first_denial = what;
+  if (config_.plan->on_violation == policy::OnViolation::kill) {
+    terminate("violation", "", nullptr, nullptr);
+  }
+}
+
+bool Supervisor::on_meter() {
+  char buf[1 << 16];
+  ssize_t n;
+  do {
+    n = ::read(config_.meter_fd, buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return false;
+  if (n <= 0) {
+    // Every writer is gone: a last line without its newline still counts.
+    meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, config_.meter_fd, nullptr);
+    meter_open_ = false;
+    return false;
+  }
+  meter_lines_.feed(std::string_view(buf, static_cast<size_t>(n)),
+                    [this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
+  return true;
+}
+
+void Supervisor::on_meter_line(const MeterLineSplitter::Line& line) {
+  constexpr uint64_t kRejectionsLogged = 1000;
+  if (!line.oversized && line.text.find_first_not_of(" \t\r") == std::string_view::npos) return;
+  MeterReport report =
+      line.oversized ? MeterReport{std::nullopt, "",
+                                   "line longer than " + std::to_string(kMeterLineMax) + " bytes"}
+                     : parse_meter_line(line.text);
+  if (!report.accepted()) {
+    ++meter_rejected_;
+    if (meter_rejected_ > kRejectionsLogged) return;
+    nlohmann::json f = {{"rejected", report.rejected}};
+    set_bytes(f, "line", line.text.substr(0, 256));
+    if (line.text.size() > 256) f["line_truncated"] = true;
+    if (meter_rejected_ == kRejectionsLogged)
+      f["note"] = "further rejected reports are counted, not logged";
+    events_.emit("cost", init_.pid, f);
+    return;
+  }
+  ++meter_reports_;
+  uint64_t micro = *report.micro_usd;
+  reported_micro_usd_ =
+      reported_micro_usd_ > UINT64_MAX / 2 - micro ? UINT64_MAX / 2 : reported_micro_usd_ + micro;
+  uint64_t tools = 0;
+  if (config_.bpf) {
+    // The kernel's own check of tool prices sees the reported sum from now on.
+    config_.bpf->set_reported_cost(config_.cgroup_id, reported_micro_usd_);
+    tools = config_.bpf->counters(config_.cgroup_id).state.cost_micro;
+  }
+  uint64_t total = tools + reported_micro_usd_;
+  const policy::Budgets& b = config_.plan->budgets;
+  nlohmann::json f = {{"cost_usd", policy::format_usd(micro)},
+                      {"note", report.note},
+                      {"total_reported", policy::format_usd(reported_micro_usd_)},
+                      {"total_tools", policy::format_usd(tools)},
+                      {"total", policy::format_usd(total)}};
+  if (b.cost_micro_usd) f["limit"] = policy::format_usd(*b.cost_micro_usd);
+  events_.emit("cost", init_.pid, f);
+  if (b.cost_micro_usd && total > *b.cost_micro_usd &&
+      !(terminating_ && outcome_.ended_by == "budget")) {
+    events_.emit("budget", init_.pid,
+                 {{"name", "cost_usd"},
+                  {"limit", policy::format_usd(*b.cost_micro_usd)},
+                  {"value", policy::format_usd(total)},
+                  {"tools", policy::format_usd(tools)},
+                  {"reported", policy::format_usd(reported_micro_usd_)},
+                  {"origin", "/budgets/cost_usd"},
+                  {"enforced_by", "supervisor (metered report)"},
+                  {"action", "terminate"}});
+    terminate("budget", "cost_usd", policy::format_usd(*b.cost_micro_usd),
+              policy::format_usd(total), false);
+  }
+}
+
+void Supervisor::on_sink_tick() {
+  drain(sink_timer_.get());
+  for (const auto& sink : events_.sinks())
+    sink->on_tick();
+  check_audit_delivery();
+}
+
+void Supervisor::check_audit_delivery() {
+  if (!config_.audit_required) return;
+  for (const auto& sink : events_.sinks()) {
+    if (sink->healthy()) continue;
+    if (!terminating_ || outcome_.ended_by == "signaled") {
+      outcome_.message = "--audit-required: events cannot be delivered to " + sink->describe();
+      terminate("audit_unavailable", "", nullptr, nullptr, false);
+    }
+    return;
+  }
+}
+
+void Supervisor::on_channel() {
+  while (auto m = receive_message(channel_.get())) {
+    std::string type = m->body.value("type", "");
+    if (type == "view") {
+      outcome_.figures["absent"] = m->body.value("absent", nlohmann::json::array());
+    } else if (type == "setup_error") {
+      if (!setup_code_) {
+        setup_code_ = m->body.value("code", 125);
+        outcome_.message = m->body.value("message", "set-up failed");
+      }
+    } else if (type == "seccomp_listener" && m->fd && !listener_) {
+      listener_ = std::make_unique<SeccompListener>(std::move(m->fd));
+      add(listener_->fd());
+    } else if (type == "exec_ok") {
+      exec_ok_ = true;
+      // With the eBPF layer the kernel's record of this exec is the event (it carries kseq 0).
+      if (!config_.bpf) {
+        pid_t ns_pid = m->body.value("ns_pid", 0);
+        nlohmann::json fields = config_.initial_command;
+        fields["ns_pid"] = ns_pid;
+        if (outcome_.figures.contains("absent")) fields["absent"] = outcome_.figures["absent"];
+        events_.emit("exec", host_pid(ns_pid), fields);
+      }
+    } else if (type == "exec_error") {
+      exec_errno_ = m->body.value("errno", EACCES);
+      outcome_.message = m->body.value("message", "exec failed");
+    } else if (type == "agent_exit") {
+      agent_code_ = m->body.value("code", 125);
+      if (m->body.contains("signal")) agent_signal_ = m->body["signal"].get<int>();
+    }
+  }
+}
+
+void Supervisor::on_signal() {
+  struct signalfd_siginfo info {};
+  while (::read(signals_.get(), &info, sizeof info) == sizeof info) {
+    int sig = static_cast<int>(info.ssi_signo);
+    // Forward to pid 1, which passes it to the agent's session.
+    ::syscall(SYS_pidfd_send_signal, init_.pidfd.get(), sig, nullptr, 0);
+    if (sig == SIGINT && ++interrupts_ < 2) continue;  // a first Ctrl-C is the agent's to handle
+    if (!terminating_) {
+      terminating_ = true;
+      outcome_.ended_by = "signaled";
+      grace_timer_ = make_timer(config_.grace_ns, 0);
+      add(grace_timer_.get());
+    }
+  }
+}
+
+void Supervisor::on_tick() {
+  drain(tick_timer_.get());
+  check_kernel_counters();
+  if (config_.admissions) {
+    for (const nlohmann::json& e : config_.admissions->expire())
+      events_.emit("dns", init_.pid, e);
+  }
+  const policy::Budgets& b = config_.plan->budgets;
+  if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
+  if (b.cpu_time_ns) {
+    if (auto usec = cgroup_->cpu_usage_usec(); usec && *usec * 1000 >= *b.cpu_time_ns) {
+      terminate("budget", "cpu_time", policy::format_duration(*b.cpu_time_ns),
+                elapsed_text(*usec * 1000));
+    }
+  }
+  if (b.memory_bytes) {
+    if (auto kills = cgroup_->oom_kills(); kills && *kills > 0) {
+      terminate("budget", "memory", policy::format_size(*b.memory_bytes),
+                policy::format_size(cgroup_->memory_peak_bytes().value_or(*b.memory_bytes)));
+    }
+  }
+  if (b.processes) {
+    if (auto hits = cgroup_->pids_limit_hits(); hits && *hits > pids_hits_seen_) {
+      pids_hits_seen_ = *hits;
+      if (!processes_reported_) {
+        processes_reported_ = true;
+        events_.emit("budget", init_.pid,
+                     {{"name", "processes"},
+                      {"limit", *b.processes},
+                      {"value", cgroup_->pids_current().value_or(*b.processes)},
+                      {"action", "fork and clone fail with EAGAIN"}});
+      }
+    }
+  }
+}
+
+namespace {
+
+bool condition_holds(const policy::SeccompCondition& c, const std::array<uint64_t, 6>& args) {
+  uint64_t v = c.arg < 6 ? args[c.arg] : 0;
+  switch (c.op) {
+    case policy::SeccompOp::eq:
+      return v == c.value;
+    case policy::SeccompOp::ne:
+      return v != c.value;
+    case policy::SeccompOp::gt:
+      return v > c.value;
+    case policy::SeccompOp::masked_eq:
+      return (v & c.mask) == c.value;
+  }
+  return false;
+}
+
+// The profile's own verdict on a call, from its rules (without the composition-rule gates):
+// true when a deny rule matches these arguments, or when an allow-list has no allow rule for it.
+bool profile_denies(const policy::SeccompProfile& p, const std::string& name,
+                    const std::array<uint64_t, 6>& args) {
+  bool allowed = false;
+  for (const policy::SeccompRule& r : p.rules) {
+    if (r.syscall != name || r.verdict == policy::SeccompVerdict::gate) continue;
+    bool holds =
+        std::all_of(r.conditions.begin(), r.conditions.end(),
+                    [&](const policy::SeccompCondition& c) { return condition_holds(c, args); });
+    if (!holds) continue;
+    if (r.verdict == policy::SeccompVerdict::deny) return true;
+    if (r.verdict == policy::SeccompVerdict::allow) allowed = true;
+  }
+  if (p.default_verdict != policy::SeccompVerdict::deny) return false;
+  // An allow-list: a gated call was allowed outright before the gate replaced its allowance.
+  return !allowed && !p.gates.count(name);
+}
+
+}  // namespace
+
+// A call gated by composition rules: allowed (continued) until a rule that denies its class has
+// fired in the kernel; then EPERM, with a deny event naming the rule. Returns false when the
+// call is not a gated one.
+bool Supervisor::decide_gate(const SeccompNotice& n) {
+  const policy::SeccompProfile& profile = config_.plan->seccomp;
+  auto gate = profile.gates.find(n.syscall);
+  if (n.foreign_abi || gate == profile.gates.end() || profile_denies(profile, n.syscall, n.args))
+    return false;
+  const std::vector<size_t>& denied_by =
+      gate->second == "write" ? profile.write_denied_by : profile.exec_denied_by;
+  uint64_t fired = config_.bpf ? config_.bpf->rules_fired(config_.cgroup_id) : 0;
+  const policy::Rule* rule = nullptr;
+  size_t index = 0;
+  for (size_t i : denied_by) {
+    if (i < 64 && (fired & (1ULL << i))) {
+      rule = &config_.plan->rules[i];
+      index = i;
+      break;
+    }
+  }
+  if (!rule) {
+    listener_->allow(n);
+    return true;
+  }
+  nlohmann::json args = nlohmann::json::array();
+  for (uint64_t a : n.args)
+    args.push_back(hex(a));
+  events_.emit("deny", n.pid,
+               {{"section", "rules"},
+                {"rule", rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id},
+                {"origin", "/rules/" + std::to_string(index)},
+                {"denies", gate->second},
+                {"syscall", n.syscall},
+                {"nr", n.nr},
+                {"args", args},
+                {"reason", "composition rule " +
+                               (rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id) +
+                               " fired and denies " + gate->second},
+                {"action", "EPERM"}});
+  record_denial(n.syscall + " (/rules/" + std::to_string(index) + ")");
+  ++seccomp_denials_;
+  listener_->fail(n, EPERM);
+  return true;
+}
+
+void Supervisor::on_notification() {
+  std::optional<SeccompNotice> n = listener_->receive();
+  if (!n) return;
+  if (decide_gate(*n)) return;
+  const policy::SeccompProfile& profile = config_.plan->seccomp;
+  nlohmann::json args = nlohmann::json::array();
+  for (uint64_t a : n->args)
+    args.push_back(hex(a));
+  std::string origin;
+  std::string action;
+  if (n->foreign_abi) {
+    origin = "/syscalls (foreign ABI " + n->abi + ": always killed)";
+    action = "kill";
+  } else {
+    auto it = profile.origins.find(n->syscall);
+    origin = it != profile.origins.end() ? it->second
+             : profile.default_verdict == policy::SeccompVerdict::deny
+                 ? "/syscalls/profile (" + profile.name + ": not in the allow-list)"
+                 : "/syscalls";
+    action = profile.action == policy::SyscallAction::kill ? "kill" : "errno";
+  }
+  events_.emit("deny", n->pid,
+               {{"section", "syscalls"},
+                {"syscall", n->syscall},
+                {"nr", n->nr},
+                {"abi", n->abi},
+                {"args", args},
+                {"origin", origin},
+                {"action", action == "kill" ? "process killed" : "EPERM"}});
+  if (action == "kill") listener_->kill_caller(*n);
+  ++seccomp_denials_;
+  // With on_violation: kill the enclosure dies before the call is answered, so nothing of the
+  // agent runs past its first violation.
+  record_denial(n->syscall + " (" + origin + ")");
+  listener_->fail(*n, EPERM);
+}
+
+RunOutcome Supervisor::run() {
+  struct epoll_event evs[16];
+  while (!init_exited_) {
+    int n = ::epoll_wait(epoll_.get(), evs, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("supervisor: epoll_wait");
+    }
+    for (int i = 0; i < n; ++i) {
+      int fd = evs[i].data.fd;
+      if (fd == init_.pidfd.get()) {
+        init_exited_ = true;
+      } else if (fd == channel_.get()) {
+        on_channel();
+      } else if (fd == signals_.get()) {
+        on_signal();
+      } else if (wall_timer_ && fd == wall_timer_.get()) {
+        drain(fd);
+        terminate("budget", "wall_clock",
+                  policy::format_duration(*config_.plan->budgets.wall_clock_ns),
+                  elapsed_text(elapsed_ns()));
+      } else if (tick_timer_ && fd == tick_timer_.get()) {
+        on_tick();
+      } else if (grace_timer_ && fd == grace_timer_.get()) {
+        drain(fd);
+        signal_enclosure(SIGKILL);
+      } else if (listener_ && fd == listener_->fd()) {
+        if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        } else {
+          on_notification();
+        }
+      } else if (window_timer_ && fd == window_timer_.get()) {
+        on_window();
+      } else if (config_.resolver && fd == config_.resolver->event_fd()) {
+        on_dns();
+      } else if (config_.bpf && fd == config_.bpf->ring_fd()) {
+        on_ring();
+      } else if (cgroup_ && fd == cgroup_->oom_eventfd()) {
+        drain(fd);
+        on_tick();
+      } else if (meter_open_ && fd == config_.meter_fd) {
+        on_meter();
+      } else if (sink_timer_ && fd == sink_timer_.get()) {
+        on_sink_tick();
+      } else {
+        for (const auto& sink : events_.sinks()) {
+          if (sink->poll_fd() == fd) sink->on_readable();
+        }
+        check_audit_delivery();
+      }
+    }
+  }
+  // Reports still in the pipe count: every writer is gone with pid 1.
+  while (meter_open_ && on_meter()) {
+  }
+  meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
+  // Pid 1 is gone, and with it the pid namespace. Collect its status and the last messages.
+  on_channel();
+  if (config_.resolver) on_dns();
+  if (config_.bpf) {
+    config_.bpf->flush();
+    on_ring();
+    check_kernel_counters();
+    report_unrecorded_budgets();
+    if (window_timer_) on_window();  // the last, partial window
+  }
+  siginfo_t info{};
+  ::waitid(P_PIDFD, static_cast<id_t>(init_.pidfd.get()), &info, WEXITED);
+  if (cgroup_) {
+    if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
+    on_tick();
+  }
+  outcome_.duration_ns = elapsed_ns();
+
+  if (outcome_.ended_by == "audit_unavailable") {
+    outcome_.exit_code = 125;
+  } else if (outcome_.ended_by == "budget") {
+    outcome_.exit_code = 124;
+  } else if (setup_code_) {
+    outcome_.ended_by = "setup_error";
+    outcome_.exit_code = *setup_code_;
+  } else if (exec_errno_) {
+    outcome_.ended_by = "exec_error";
+    outcome_.exit_code = *exec_errno_ == ENOENT ? 127 : 126;
+  } else if (agent_code_) {
+    if (outcome_.ended_by.empty()) outcome_.ended_by = agent_signal_ ? "signaled" : "exited";
+    outcome_.exit_code = *agent_code_;
+  } else if (info.si_code == CLD_EXITED) {
+    if (outcome_.ended_by.empty()) outcome_.ended_by = "exited";
+    outcome_.exit_code = info.si_status;
+  } else {
+    if (outcome_.ended_by.empty()) outcome_.ended_by = "signaled";
+    outcome_.exit_code = 128 + info.si_status;
+  }
+  const policy::Budgets& b = config_.plan->budgets;
+  nlohmann::json figures = nlohmann::json::object();
+  figures["wall_clock"] = {{"value", elapsed_text(outcome_.duration_ns)}};
+  if (b.wall_clock_ns) figures["wall_clock"]["limit"] = policy::format_duration(*b.wall_clock_ns);
+  if (cgroup_) {
+    if (auto usec = cgroup_->cpu_usage_usec()) {
+      figures["cpu_usec"] = *usec;
+      figures["cpu_time"] = {{"value", elapsed_text(*usec * 1000)}};
+      if (b.cpu_time_ns) figures["cpu_time"]["limit"] = policy::format_duration(*b.cpu_time_ns);
+    }
+    if (auto peak = cgroup_->memory_peak_bytes()) {
+      figures["memory_peak_bytes"] = *peak;
+      figures["memory"] = {{"peak", policy::format_size(*peak)}};
+      if (b.memory_bytes) figures["memory"]["limit"] = policy::format_size(*b.memory_bytes);
+    }
+    figures["processes"] = {{"peak_sampled", peak_processes_}};
+    if (b.processes) {
+      figures["processes"]["limit"] = *b.processes;
+      figures["processes"]["fork_refusals"] = pids_hits_seen_;
+    }
+  }
+  if (config_.bpf) {
+    bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+    if (b.syscalls) figures["syscalls"] = {{"limit", *b.syscalls}, {"value", c.syscalls()}};
+    if (config_.plan->audit.syscalls) {
+      nlohmann::json hist = nlohmann::json::object();
+      for (const auto& [nr, count] : c.histogram) {
+        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        hist[name ? name : std::to_string(nr)] = count;
+        std::free(name);
+      }
+      figures["syscall_histogram"] = hist;
+    }
+    figures["tool_calls"] = {{"value", c.state.tool_calls}};
+    if (b.tool_calls) figures["tool_calls"]["limit"] = *b.tool_calls;
+    nlohmann::json per_tool = nlohmann::json::object();
+    for (const policy::ToolEntry& t : config_.plan->tools) {
+      if (t.index < ENC_MAX_TOOLS) per_tool[t.name] = c.state.tool_counts[t.index];
+    }
+    figures["tool_calls"]["by_tool"] = per_tool;
+    figures["cost_usd"] = {{"tools", policy::format_usd(c.state.cost_micro)},
+                           {"reported", policy::format_usd(reported_micro_usd_)},
+                           {"total", policy::format_usd(c.state.cost_micro + reported_micro_usd_)}};
+    if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
+    if (config_.plan->network.mode == policy::NetworkMode::filtered || b.egress_bytes) {
+      figures["egress_bytes"] = {{"value", c.state.egress_bytes},
+                                 {"dropped_packets", c.state.egress_dropped}};
+      if (b.egress_bytes) figures["egress_bytes"]["limit"] = *b.egress_bytes;
+    }
+    // The kernel's counters are exact even when records were lost.
+    outcome_.denials =
+        seccomp_denials_ + c.state.net_denied + c.state.egress_dropped + c.state.exec_denied;
+    figures["kernel_events"] = {{"records", c.state.records},
+                                {"lost", c.state.lost},
+                                {"malformed", malformed_records_},
+                                {"network_denials", c.state.net_denied},
+                                {"execs", c.state.execs}};
+  }
+  if (!figures.contains("cost_usd")) {
+    figures["cost_usd"] = {{"reported", policy::format_usd(reported_micro_usd_)}};
+    if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
+  }
+  figures["cost_usd"]["reports"] = meter_reports_;
+  figures["cost_usd"]["rejected_reports"] = meter_rejected_;
+  if (outcome_.figures.contains("absent")) figures["absent"] = outcome_.figures["absent"];
+  if (config_.baseline) figures["anomalies"] = anomalies_;
+  if (config_.resolver) figures["dns_refused"] = outcome_.dns_refused;
+  outcome_.figures = figures;
+  return outcome_;
+}
+
+}  // namespace launcher
