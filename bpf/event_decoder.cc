@@ -35,8 +35,8 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
   enc_header h{};
   std::memcpy(&h, data, sizeof h);
   if (h.size > size) {
-    error = "record header says " + std::to_string(h.size) + " bytes, only " + std::to_string(size) +
-            " delivered";
+    error = "record header says " + std::to_string(h.size) + " bytes, only " +
+            std::to_string(size) + " delivered";
     return std::nullopt;
   }
   DecodedRecord r;
@@ -99,7 +99,8 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
         error = "budget record with unknown budget " + std::to_string(e.budget);
         return std::nullopt;
       }
-      r.body = BudgetRecord{e.budget, e.tool >= 0 && e.tool < ENC_MAX_TOOLS ? e.tool : -1, e.limit, e.value};
+      r.body = BudgetRecord{e.budget, e.tool >= 0 && e.tool < ENC_MAX_TOOLS ? e.tool : -1, e.limit,
+                            e.value};
       return r;
     }
     case ENC_EV_OPEN: {
@@ -120,8 +121,10 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
       enc_rule_event e{};
       e.h.type = h.type;
       if (!read_record(data, size, e, error)) return std::nullopt;
-      if (e.rule >= ENC_MAX_RULES || e.trigger < ENC_TRIGGER_READ || e.trigger > ENC_TRIGGER_CONNECT) {
-        error = "rule record with rule " + std::to_string(e.rule) + " and trigger " + std::to_string(e.trigger);
+      if (e.rule >= ENC_MAX_RULES || e.trigger < ENC_TRIGGER_READ ||
+          e.trigger > ENC_TRIGGER_CONNECT) {
+        error = "rule record with rule " + std::to_string(e.rule) + " and trigger " +
+                std::to_string(e.trigger);
         return std::nullopt;
       }
       RuleRecord x;
@@ -132,7 +135,8 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
       x.port = e.port;
       if (e.trigger == ENC_TRIGGER_CONNECT) {
         char buf[INET6_ADDRSTRLEN] = {};
-        if (inet_ntop(e.family == 10 ? AF_INET6 : AF_INET, e.addr, buf, sizeof buf)) x.address = buf;
+        if (inet_ntop(e.family == 10 ? AF_INET6 : AF_INET, e.addr, buf, sizeof buf))
+          x.address = buf;
       }
       x.path = bounded_string(e.path, sizeof e.path);
       r.body = std::move(x);
@@ -196,10 +200,11 @@ std::string open_flags_text(uint32_t flags) {
       out = "O_ACCMODE";
   }
   const std::pair<uint32_t, const char*> names[] = {
-      {O_CREAT, "O_CREAT"},       {O_EXCL, "O_EXCL"},         {O_TRUNC, "O_TRUNC"},
-      {O_APPEND, "O_APPEND"},     {O_NONBLOCK, "O_NONBLOCK"}, {O_DIRECTORY, "O_DIRECTORY"},
-      {O_NOFOLLOW, "O_NOFOLLOW"}, {O_CLOEXEC, "O_CLOEXEC"},   {O_PATH, "O_PATH"},
-      {O_TMPFILE & ~O_DIRECTORY, "O_TMPFILE"}};
+      {O_CREAT, "O_CREAT"},       {O_EXCL, "O_EXCL"},
+      {O_TRUNC, "O_TRUNC"},       {O_APPEND, "O_APPEND"},
+      {O_NONBLOCK, "O_NONBLOCK"}, {O_DIRECTORY, "O_DIRECTORY"},
+      {O_NOFOLLOW, "O_NOFOLLOW"}, {O_CLOEXEC, "O_CLOEXEC"},
+      {O_PATH, "O_PATH"},         {O_TMPFILE & ~O_DIRECTORY, "O_TMPFILE"}};
   for (const auto& [bit, name] : names) {
     if ((flags & bit) == bit) out += std::string("|") + name;
   }

@@ -26,15 +26,15 @@ struct ExecRecord {
 };
 
 struct NetRecord {
-  uint32_t hook = 0;     // enc_hook
-  uint32_t reason = 0;   // enc_net_reason (0 for admitted connects)
-  bool admitted = false; // ENC_EV_CONNECT
+  uint32_t hook = 0;            // enc_hook
+  uint32_t reason = 0;          // enc_net_reason (0 for admitted connects)
+  bool admitted = false;        // ENC_EV_CONNECT
   bool dropped_packet = false;  // ENC_EV_EGRESS_DROP
   uint32_t family = 0;
   uint32_t type = 0;
   uint32_t protocol = 0;
   uint32_t rule_index = ~0u;
-  uint32_t rule = 0;     // for reason ENC_NET_RULE: the composition rule
+  uint32_t rule = 0;  // for reason ENC_NET_RULE: the composition rule
   uint16_t port = 0;
   std::string address;  // printable ("127.0.0.1", "::1"), empty for socket refusals
 };
@@ -46,7 +46,7 @@ struct RuleRecord {
   uint32_t egress_rule = ~0u;
   uint16_t port = 0;
   std::string address;
-  std::string path;      // the name of the file whose opening fired the rule
+  std::string path;  // the name of the file whose opening fired the rule
 };
 
 struct BudgetRecord {

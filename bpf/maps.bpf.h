@@ -17,221 +17,234 @@
 const volatile __u32 nr_cpus = 1;
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, MAX_ENCLOSURES);
-  __type(key, __u64);
-  __type(value, struct enc_config);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES);
+	__type(key, __u64);
+	__type(value, struct enc_config);
 } configs SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, MAX_ENCLOSURES);
-  __type(key, __u64);
-  __type(value, struct enc_state);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES);
+	__type(key, __u64);
+	__type(value, struct enc_state);
 } states SEC(".maps");
 
 /* Two ring buffers: bulk records (exec, connect, open) and decisions (denials, budgets), so that
  * a flood of the first kind can never crowd out the second. */
 struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 1 << 20); /* resized by the loader */
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20); /* resized by the loader */
 } events SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 1 << 18); /* resized by the loader */
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18); /* resized by the loader */
 } decisions SEC(".maps");
 
 /* Metered usage the agent reported (micro-dollars), written by the supervisor alone. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, MAX_ENCLOSURES);
-  __type(key, __u64);
-  __type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES);
+	__type(key, __u64);
+	__type(value, __u64);
 } reported_costs SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(max_entries, 65536);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, struct enc_lpm4_key);
-  __type(value, struct enc_ports);
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct enc_lpm4_key);
+	__type(value, struct enc_ports);
 } egress4 SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(max_entries, 65536);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, struct enc_lpm6_key);
-  __type(value, struct enc_ports);
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct enc_lpm6_key);
+	__type(value, struct enc_ports);
 } egress6 SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, MAX_ENCLOSURES * 8);
-  __type(key, struct enc_tool_key);
-  __type(value, __u32);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES * 8);
+	__type(key, struct enc_tool_key);
+	__type(value, __u32);
 } tools SEC(".maps");
 
 /* Script tools by absolute path: at sched_process_exec the script's file is already replaced by
  * its interpreter, so a script is recognised by the path it was executed by. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, MAX_ENCLOSURES * 4);
-  __type(key, struct enc_script_key);
-  __type(value, __u32);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES * 4);
+	__type(key, struct enc_script_key);
+	__type(value, __u32);
 } script_tools SEC(".maps");
 
 /* ELF interpreters (dynamic loaders) of the tools: executable only as interpreters. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, MAX_ENCLOSURES * 2);
-  __type(key, struct enc_tool_key);
-  __type(value, __u32);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES * 2);
+	__type(key, struct enc_tool_key);
+	__type(value, __u32);
 } loaders SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct enc_script_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct enc_script_key);
 } script_scratch SEC(".maps");
 
 /* Composition rule triggers on files: (enclosure, device, inode) of a trigger tree's root ->
  * the rules (bits) that opening anything at or beneath it fires. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, MAX_ENCLOSURES * 4);
-  __type(key, struct enc_tool_key);
-  __type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES * 4);
+	__type(key, struct enc_tool_key);
+	__type(value, __u64);
 } read_triggers SEC(".maps");
 
 /* Where each redirected socket's DNS traffic was really going, for the replies' source. */
 struct {
-  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, int);
-  __type(value, struct enc_dns_origin);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct enc_dns_origin);
 } dns_origins SEC(".maps");
 
 /* Syscalls counted on this CPU and not yet added to enc_state.syscalls. */
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-  __uint(max_entries, MAX_ENCLOSURES);
-  __type(key, __u64);
-  __type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_ENCLOSURES);
+	__type(key, __u64);
+	__type(value, __u64);
 } syscall_batches SEC(".maps");
 
 struct syscall_histogram {
-  __u64 counts[ENC_SYSCALL_SLOTS];
+	__u64 counts[ENC_SYSCALL_SLOTS];
 };
 
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-  __uint(max_entries, 256);
-  __type(key, __u64);
-  __type(value, struct syscall_histogram);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, struct syscall_histogram);
 } histograms SEC(".maps");
 
 /* An open(2) family call between sys_enter and sys_exit, by thread id. */
 struct pending_open {
-  __s32 dirfd;
-  __u32 flags;
-  __u32 syscall;
-  __u32 path_unreadable;
-  char path[ENC_PATH_MAX];
+	__s32 dirfd;
+	__u32 flags;
+	__u32 syscall;
+	__u32 path_unreadable;
+	char path[ENC_PATH_MAX];
 };
 
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 16384);
-  __type(key, __u32);
-  __type(value, struct pending_open);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pending_open);
 } pending_opens SEC(".maps");
 
 /* Scratch space for a pending open (too large for the 512-byte stack). */
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct pending_open);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pending_open);
 } open_scratch SEC(".maps");
 
-static __always_inline struct enc_state *state_of(__u64 cgid) {
-  return bpf_map_lookup_elem(&states, &cgid);
+static __always_inline struct enc_state *state_of(__u64 cgid)
+{
+	return bpf_map_lookup_elem(&states, &cgid);
 }
 
 /* Reserves a record of `size` bytes for enclosure `cgid` and fills its header; counts the
  * attempt, and the loss when the ring buffer is full. */
-static __always_inline void *reserve_record(struct enc_state *st, __u64 cgid, __u32 type, __u32 size) {
-  __u64 seq = __sync_fetch_and_add(&st->records, 1);
-  int decision = type == ENC_EV_NET_DENY || type == ENC_EV_BUDGET || type == ENC_EV_EGRESS_DROP ||
-                 type == ENC_EV_RULE;
-  struct enc_header *h = decision ? bpf_ringbuf_reserve(&decisions, size, 0) : bpf_ringbuf_reserve(&events, size, 0);
-  if (!h) {
-    __sync_fetch_and_add(&st->lost, 1);
-    return NULL;
-  }
-  __u64 id = bpf_get_current_pid_tgid();
-  h->type = type;
-  h->size = size;
-  h->cgroup_id = cgid;
-  h->kseq = seq;
-  h->ktime_ns = bpf_ktime_get_boot_ns();
-  h->pid = id >> 32;
-  h->tid = (__u32)id;
-  return h;
+static __always_inline void *reserve_record(struct enc_state *st, __u64 cgid, __u32 type,
+					    __u32 size)
+{
+	__u64 seq = __sync_fetch_and_add(&st->records, 1);
+	int decision = type == ENC_EV_NET_DENY || type == ENC_EV_BUDGET ||
+		       type == ENC_EV_EGRESS_DROP || type == ENC_EV_RULE;
+	struct enc_header *h = decision ? bpf_ringbuf_reserve(&decisions, size, 0) :
+					  bpf_ringbuf_reserve(&events, size, 0);
+	if (!h) {
+		__sync_fetch_and_add(&st->lost, 1);
+		return NULL;
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	h->type = type;
+	h->size = size;
+	h->cgroup_id = cgid;
+	h->kseq = seq;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	return h;
 }
 
 /* Marks a budget exceeded (once) and reports it. Returns 1 the first time. */
 static __always_inline int report_budget(struct enc_state *st, __u64 cgid, __u32 budget, __s32 tool,
-                                         __u64 limit, __u64 value) {
-  __u64 bit = 1ULL << budget;
-  __u64 before = __sync_fetch_and_or(&st->exceeded, bit);
-  if (before & bit) return 0;
-  struct enc_budget_event *e = reserve_record(st, cgid, ENC_EV_BUDGET, sizeof(*e));
-  if (e) {
-    e->budget = budget;
-    e->tool = tool;
-    e->limit = limit;
-    e->value = value;
-    bpf_ringbuf_submit(e, 0);
-  }
-  return 1;
+					 __u64 limit, __u64 value)
+{
+	__u64 bit = 1ULL << budget;
+	__u64 before = __sync_fetch_and_or(&st->exceeded, bit);
+	if (before & bit)
+		return 0;
+	struct enc_budget_event *e = reserve_record(st, cgid, ENC_EV_BUDGET, sizeof(*e));
+	if (e) {
+		e->budget = budget;
+		e->tool = tool;
+		e->limit = limit;
+		e->value = value;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 1;
 }
 
 /* The index of the lowest set bit (BPF has no count-trailing-zeros instruction). */
-static __always_inline __u32 lowest_bit(__u64 x) {
-  for (__u32 i = 0; i < 64; i++) {
-    if (x & (1ULL << i)) return i;
-  }
-  return 64;
+static __always_inline __u32 lowest_bit(__u64 x)
+{
+	for (__u32 i = 0; i < 64; i++) {
+		if (x & (1ULL << i))
+			return i;
+	}
+	return 64;
 }
 
 /* Fires composition rules `bits` (those not fired yet) and reports each. */
-static __always_inline void fire_rules(struct enc_state *st, __u64 cgid, __u64 bits, __u32 trigger, __s32 tool,
-                                       __u32 egress_rule, __u32 family, __u16 port, const __u32 *addr,
-                                       const char *path_kernel) {
-  __u64 before = __sync_fetch_and_or(&st->rules_fired, bits);
-  __u64 fresh = bits & ~before;
-  for (int i = 0; i < ENC_MAX_RULES; i++) {
-    if (!(fresh & (1ULL << i))) continue;
-    struct enc_rule_event *e = reserve_record(st, cgid, ENC_EV_RULE, sizeof(*e));
-    if (!e) continue;
-    e->rule = i;
-    e->trigger = trigger;
-    e->tool = tool;
-    e->egress_rule = egress_rule;
-    e->port = port;
-    e->pad = 0;
-    e->family = family;
-    e->pad2 = 0;
-    __builtin_memset(e->addr, 0, sizeof(e->addr));
-    if (addr) __builtin_memcpy(e->addr, addr, 16);
-    e->path[0] = 0;
-    if (path_kernel) bpf_probe_read_kernel_str(e->path, sizeof(e->path), path_kernel);
-    bpf_ringbuf_submit(e, 0);
-  }
+static __always_inline void fire_rules(struct enc_state *st, __u64 cgid, __u64 bits, __u32 trigger,
+				       __s32 tool, __u32 egress_rule, __u32 family, __u16 port,
+				       const __u32 *addr, const char *path_kernel)
+{
+	__u64 before = __sync_fetch_and_or(&st->rules_fired, bits);
+	__u64 fresh = bits & ~before;
+	for (int i = 0; i < ENC_MAX_RULES; i++) {
+		if (!(fresh & (1ULL << i)))
+			continue;
+		struct enc_rule_event *e = reserve_record(st, cgid, ENC_EV_RULE, sizeof(*e));
+		if (!e)
+			continue;
+		e->rule = i;
+		e->trigger = trigger;
+		e->tool = tool;
+		e->egress_rule = egress_rule;
+		e->port = port;
+		e->pad = 0;
+		e->family = family;
+		e->pad2 = 0;
+		__builtin_memset(e->addr, 0, sizeof(e->addr));
+		if (addr)
+			__builtin_memcpy(e->addr, addr, 16);
+		e->path[0] = 0;
+		if (path_kernel)
+			bpf_probe_read_kernel_str(e->path, sizeof(e->path), path_kernel);
+		bpf_ringbuf_submit(e, 0);
+	}
 }
 
 #endif /* ENCLOSURE_MAPS_BPF_H */

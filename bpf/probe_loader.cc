@@ -24,18 +24,20 @@ GetppidProbe::GetppidProbe(pid_t tgid) {
   }
   if (int err = probe_bpf__attach(skeleton_); err) {
     probe_bpf__destroy(skeleton_);
-    throw std::runtime_error(
-        std::string("bpf probe: attach to tp_btf/sys_enter failed: ") +
-        std::strerror(-err));
+    throw std::runtime_error(std::string("bpf probe: attach to tp_btf/sys_enter failed: ") +
+                             std::strerror(-err));
   }
 }
 
-GetppidProbe::~GetppidProbe() { probe_bpf__destroy(skeleton_); }
+GetppidProbe::~GetppidProbe() {
+  probe_bpf__destroy(skeleton_);
+}
 
 uint64_t GetppidProbe::count() const {
   uint32_t key = 0;
   uint64_t value = 0;
-  if (bpf_map__lookup_elem(skeleton_->maps.probe_counts, &key, sizeof key, &value, sizeof value, 0)) {
+  if (bpf_map__lookup_elem(skeleton_->maps.probe_counts, &key, sizeof key, &value, sizeof value,
+                           0)) {
     throw std::runtime_error(std::string("bpf probe: map lookup failed: ") + std::strerror(errno));
   }
   return value;

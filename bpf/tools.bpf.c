@@ -8,120 +8,139 @@
 
 #define SIGKILL 9
 
-static __always_inline void file_key(struct enc_tool_key *key, __u64 cgid, struct file *f) {
-  key->cgroup_id = cgid;
-  key->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-  key->ino = BPF_CORE_READ(f, f_inode, i_ino);
+static __always_inline void file_key(struct enc_tool_key *key, __u64 cgid, struct file *f)
+{
+	key->cgroup_id = cgid;
+	key->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	key->ino = BPF_CORE_READ(f, f_inode, i_ino);
 }
 
-static __always_inline int tool_index(__u64 cgid, struct file *f) {
-  if (!f) return -1;
-  struct enc_tool_key key = {};
-  file_key(&key, cgid, f);
-  __u32 *idx = bpf_map_lookup_elem(&tools, &key);
-  return idx ? (int)*idx : -1;
+static __always_inline int tool_index(__u64 cgid, struct file *f)
+{
+	if (!f)
+		return -1;
+	struct enc_tool_key key = {};
+	file_key(&key, cgid, f);
+	__u32 *idx = bpf_map_lookup_elem(&tools, &key);
+	return idx ? (int)*idx : -1;
 }
 
-static __always_inline int script_index(__u64 cgid, const char *filename) {
-  __u32 zero = 0;
-  struct enc_script_key *key = bpf_map_lookup_elem(&script_scratch, &zero);
-  if (!key) return -1;
-  __builtin_memset(key, 0, sizeof(*key));
-  key->cgroup_id = cgid;
-  if (bpf_probe_read_kernel_str(key->path, sizeof(key->path), filename) < 0) return -1;
-  __u32 *idx = bpf_map_lookup_elem(&script_tools, key);
-  return idx ? (int)*idx : -1;
+static __always_inline int script_index(__u64 cgid, const char *filename)
+{
+	__u32 zero = 0;
+	struct enc_script_key *key = bpf_map_lookup_elem(&script_scratch, &zero);
+	if (!key)
+		return -1;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->cgroup_id = cgid;
+	if (bpf_probe_read_kernel_str(key->path, sizeof(key->path), filename) < 0)
+		return -1;
+	__u32 *idx = bpf_map_lookup_elem(&script_tools, key);
+	return idx ? (int)*idx : -1;
 }
 
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
-  __u64 cgid = bpf_get_current_cgroup_id();
-  struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
-  if (!cfg) return 0;
-  struct enc_state *st = state_of(cgid);
-  if (!st) return 0;
-  __u64 execs = __sync_fetch_and_add(&st->execs, 1);
-  int initial = execs == 0;
-  struct file *file = BPF_CORE_READ(bprm, file);
-  const char *filename = BPF_CORE_READ(bprm, filename);
-  /* binfmt_script replaced bprm->interp (initially the filename) with the #! interpreter, and
+int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+	struct enc_config *cfg = bpf_map_lookup_elem(&configs, &cgid);
+	if (!cfg)
+		return 0;
+	struct enc_state *st = state_of(cgid);
+	if (!st)
+		return 0;
+	__u64 execs = __sync_fetch_and_add(&st->execs, 1);
+	int initial = execs == 0;
+	struct file *file = BPF_CORE_READ(bprm, file);
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	/* binfmt_script replaced bprm->interp (initially the filename) with the #! interpreter, and
    * bprm->file with the interpreter's file: a script is recognised by the path it was run by. */
-  int script = BPF_CORE_READ(bprm, interp) != filename;
-  int tool = script ? script_index(cgid, filename) : -1;
-  if (tool < 0) tool = tool_index(cgid, file);
-  __u64 tool_count = 0, calls = 0, cost = 0;
-  int killed = 0;
-  int refused = 0;
-  if (!script && tool < 0 && file) {
-    /* The dynamic loader run as a program would run any readable ELF: refused. */
-    struct enc_tool_key key = {};
-    file_key(&key, cgid, file);
-    if (bpf_map_lookup_elem(&loaders, &key)) {
-      refused = ENC_EXEC_LOADER;
-      killed = 1;
-      __sync_fetch_and_add(&st->exec_denied, 1);
-      bpf_send_signal(SIGKILL);
-    }
-  }
-  __u32 rule = 0;
-  if (tool >= 0 && tool < ENC_MAX_TOOLS && !initial) {
-    /* A composition rule that fired denies this tool: the new image dies before it runs. */
-    __u64 denying = st->rules_fired & cfg->tool_denied_by[tool];
-    if (denying) {
-      refused = ENC_EXEC_RULE;
-      rule = lowest_bit(denying);
-      killed = 1;
-      __sync_fetch_and_add(&st->exec_denied, 1);
-      bpf_send_signal(SIGKILL);
-    } else if (cfg->tool_triggers[tool] & ~st->rules_fired) {
-      fire_rules(st, cgid, cfg->tool_triggers[tool], ENC_TRIGGER_EXEC, tool, ~0u, 0, 0, 0, 0);
-    }
-  }
-  if (tool >= 0 && tool < ENC_MAX_TOOLS && (cfg->flags & ENC_COUNT_TOOLS) && !refused) {
-    if (initial) {
-      /* The command given to `enclosure run` does not count against any budget. */
-      tool_count = st->tool_counts[tool];
-      calls = st->tool_calls;
-      cost = st->cost_micro;
-    } else {
-      tool_count = __sync_fetch_and_add(&st->tool_counts[tool], 1) + 1;
-      calls = __sync_fetch_and_add(&st->tool_calls, 1) + 1;
-      __u64 price = cfg->tool_cost_micro[tool];
-      cost = __sync_fetch_and_add(&st->cost_micro, price) + price;
-      __u64 max_calls = cfg->tool_max_calls[tool];
-      if (tool_count > max_calls) {
-        report_budget(st, cgid, ENC_BUDGET_TOOL_MAX_CALLS, tool, max_calls, tool_count);
-        killed = 1;
-      }
-      if ((cfg->flags & ENC_TOOL_CALLS_BUDGET) && calls > cfg->tool_calls_budget) {
-        report_budget(st, cgid, ENC_BUDGET_TOOL_CALLS, tool, cfg->tool_calls_budget, calls);
-        killed = 1;
-      }
-      __u64 *reported = bpf_map_lookup_elem(&reported_costs, &cgid);
-      __u64 spent = cost + (reported ? *reported : 0);
-      if ((cfg->flags & ENC_COST_BUDGET) && spent > cfg->cost_budget_micro) {
-        report_budget(st, cgid, ENC_BUDGET_COST, tool, cfg->cost_budget_micro, spent);
-        killed = 1;
-      }
-      if (killed) bpf_send_signal(SIGKILL);
-    }
-  }
-  struct enc_exec_event *e = reserve_record(st, cgid, ENC_EV_EXEC, sizeof(*e));
-  if (!e) return 0;
-  e->ppid = BPF_CORE_READ(p, real_parent, tgid);
-  e->tool = tool;
-  e->initial = initial;
-  e->killed = killed;
-  e->refused = refused;
-  e->script = script;
-  e->rule = rule;
-  e->pad = 0;
-  e->tool_count = tool_count;
-  e->tool_calls = calls;
-  e->cost_micro = cost;
-  if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename) < 0) e->filename[0] = 0;
-  unsigned long arg_start = BPF_CORE_READ(p, mm, arg_start);
-  if (bpf_probe_read_user_str(e->argv0, sizeof(e->argv0), (const void *)arg_start) < 0) e->argv0[0] = 0;
-  bpf_ringbuf_submit(e, 0);
-  return 0;
+	int script = BPF_CORE_READ(bprm, interp) != filename;
+	int tool = script ? script_index(cgid, filename) : -1;
+	if (tool < 0)
+		tool = tool_index(cgid, file);
+	__u64 tool_count = 0, calls = 0, cost = 0;
+	int killed = 0;
+	int refused = 0;
+	if (!script && tool < 0 && file) {
+		/* The dynamic loader run as a program would run any readable ELF: refused. */
+		struct enc_tool_key key = {};
+		file_key(&key, cgid, file);
+		if (bpf_map_lookup_elem(&loaders, &key)) {
+			refused = ENC_EXEC_LOADER;
+			killed = 1;
+			__sync_fetch_and_add(&st->exec_denied, 1);
+			bpf_send_signal(SIGKILL);
+		}
+	}
+	__u32 rule = 0;
+	if (tool >= 0 && tool < ENC_MAX_TOOLS && !initial) {
+		/* A composition rule that fired denies this tool: the new image dies before it runs. */
+		__u64 denying = st->rules_fired & cfg->tool_denied_by[tool];
+		if (denying) {
+			refused = ENC_EXEC_RULE;
+			rule = lowest_bit(denying);
+			killed = 1;
+			__sync_fetch_and_add(&st->exec_denied, 1);
+			bpf_send_signal(SIGKILL);
+		} else if (cfg->tool_triggers[tool] & ~st->rules_fired) {
+			fire_rules(st, cgid, cfg->tool_triggers[tool], ENC_TRIGGER_EXEC, tool, ~0u,
+				   0, 0, 0, 0);
+		}
+	}
+	if (tool >= 0 && tool < ENC_MAX_TOOLS && (cfg->flags & ENC_COUNT_TOOLS) && !refused) {
+		if (initial) {
+			/* The command given to `enclosure run` does not count against any budget. */
+			tool_count = st->tool_counts[tool];
+			calls = st->tool_calls;
+			cost = st->cost_micro;
+		} else {
+			tool_count = __sync_fetch_and_add(&st->tool_counts[tool], 1) + 1;
+			calls = __sync_fetch_and_add(&st->tool_calls, 1) + 1;
+			__u64 price = cfg->tool_cost_micro[tool];
+			cost = __sync_fetch_and_add(&st->cost_micro, price) + price;
+			__u64 max_calls = cfg->tool_max_calls[tool];
+			if (tool_count > max_calls) {
+				report_budget(st, cgid, ENC_BUDGET_TOOL_MAX_CALLS, tool, max_calls,
+					      tool_count);
+				killed = 1;
+			}
+			if ((cfg->flags & ENC_TOOL_CALLS_BUDGET) &&
+			    calls > cfg->tool_calls_budget) {
+				report_budget(st, cgid, ENC_BUDGET_TOOL_CALLS, tool,
+					      cfg->tool_calls_budget, calls);
+				killed = 1;
+			}
+			__u64 *reported = bpf_map_lookup_elem(&reported_costs, &cgid);
+			__u64 spent = cost + (reported ? *reported : 0);
+			if ((cfg->flags & ENC_COST_BUDGET) && spent > cfg->cost_budget_micro) {
+				report_budget(st, cgid, ENC_BUDGET_COST, tool,
+					      cfg->cost_budget_micro, spent);
+				killed = 1;
+			}
+			if (killed)
+				bpf_send_signal(SIGKILL);
+		}
+	}
+	struct enc_exec_event *e = reserve_record(st, cgid, ENC_EV_EXEC, sizeof(*e));
+	if (!e)
+		return 0;
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->tool = tool;
+	e->initial = initial;
+	e->killed = killed;
+	e->refused = refused;
+	e->script = script;
+	e->rule = rule;
+	e->pad = 0;
+	e->tool_count = tool_count;
+	e->tool_calls = calls;
+	e->cost_micro = cost;
+	if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename) < 0)
+		e->filename[0] = 0;
+	unsigned long arg_start = BPF_CORE_READ(p, mm, arg_start);
+	if (bpf_probe_read_user_str(e->argv0, sizeof(e->argv0), (const void *)arg_start) < 0)
+		e->argv0[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }

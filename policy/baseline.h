@@ -1,6 +1,7 @@
-// Behaviour baselines (policy/MANIFEST.md `baseline`): the profile `enclosure learn` writes (per-window
-// peaks of syscalls, opens, connects and execs, and the set of syscalls seen), and the check of
-// one window of a run against it. Pure: the launcher reads the file and samples the counters.
+// Behaviour baselines (policy/MANIFEST.md `baseline`): the profile `enclosure learn` writes
+// (per-window peaks of syscalls, opens, connects and execs, and the set of syscalls seen), and the
+// check of one window of a run against it. Pure: the launcher reads the file and samples the
+// counters.
 #pragma once
 
 #include <cstdint>

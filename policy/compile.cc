@@ -8,6 +8,7 @@
 
 #include "policy/diagnostics.h"
 #include "policy/path.h"
+#include "policy/seccomp_verdict.h"
 #include "policy/syscall_table.h"
 
 namespace policy {
@@ -154,27 +155,12 @@ const FilteredSyscall* find_filtered(const std::string& name) {
   return nullptr;
 }
 
-// Whether a condition holds for the argument value `x` (as the kernel filter compares it).
-bool holds(const SeccompCondition& c, uint64_t x) {
-  switch (c.op) {
-    case SeccompOp::eq:
-      return x == c.value;
-    case SeccompOp::ne:
-      return x != c.value;
-    case SeccompOp::gt:
-      return x > c.value;
-    case SeccompOp::masked_eq:
-      return (x & c.mask) == c.value;
-  }
-  return false;
-}
-
 // Whether every value that satisfies `a` satisfies `b` (both on one argument); false when
 // unsure.
 bool condition_implies(const SeccompCondition& a, const SeccompCondition& b) {
   if (a.arg != b.arg) return false;
   if (a == b) return true;
-  if (a.op == SeccompOp::eq) return holds(b, a.value);
+  if (a.op == SeccompOp::eq) return condition_holds(b, a.value);
   if (a.op == SeccompOp::masked_eq && b.op == SeccompOp::masked_eq) {
     return (b.mask & ~a.mask) == 0 && (a.value & b.mask) == b.value;
   }
@@ -200,8 +186,8 @@ bool conditions_imply(const std::vector<SeccompCondition>& a,
 std::optional<SeccompCondition> merge_conditions(const SeccompCondition& a,
                                                  const SeccompCondition& b) {
   if (a == b) return a;
-  if (a.op == SeccompOp::eq) return holds(b, a.value) ? std::optional(a) : std::nullopt;
-  if (b.op == SeccompOp::eq) return holds(a, b.value) ? std::optional(b) : std::nullopt;
+  if (a.op == SeccompOp::eq) return condition_holds(b, a.value) ? std::optional(a) : std::nullopt;
+  if (b.op == SeccompOp::eq) return condition_holds(a, b.value) ? std::optional(b) : std::nullopt;
   if (a.op == SeccompOp::masked_eq && b.op == SeccompOp::masked_eq) {
     if ((a.value & ~a.mask) || (b.value & ~b.mask)) return std::nullopt;  // never holds
     if ((a.value ^ b.value) & a.mask & b.mask) return std::nullopt;       // disagree
@@ -346,10 +332,8 @@ size_t depth(const std::string& path) {
   return path == "/" ? 0 : static_cast<size_t>(std::count(path.begin(), path.end(), '/'));
 }
 
-}  // namespace
-
-SeccompProfile compile_seccomp(const Syscalls& s) {
-  if (s.imported) return compile_imported_seccomp(s);
+// compile_seccomp for the built-in profiles ("default" and "strict").
+SeccompProfile compile_builtin_seccomp(const Syscalls& s) {
   SeccompProfile p;
   p.name = s.profile;
   p.action = s.action;
@@ -424,6 +408,14 @@ SeccompProfile compile_seccomp(const Syscalls& s) {
   if (!denied.count("clone3") && !allowed_by_manifest.count("clone3")) {
     add_rule("clone3", SeccompVerdict::enosys, {}, "/syscalls/profile (clone3: libc uses clone)");
   }
+  return p;
+}
+
+}  // namespace
+
+SeccompProfile compile_seccomp(const Syscalls& s) {
+  SeccompProfile p = s.imported ? compile_imported_seccomp(s) : compile_builtin_seccomp(s);
+  index_notified_calls(p);
   return p;
 }
 
@@ -527,6 +519,7 @@ void add_rule_gates(SeccompProfile& p, const std::vector<Rule>& rules) {
     gate("execve", "exec", {});
     gate("execveat", "exec", {});
   }
+  index_notified_calls(p);
 }
 
 const std::vector<LandlockGrant>& builtin_landlock_grants() {

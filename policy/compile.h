@@ -16,12 +16,13 @@ struct CompileResult {
 
 CompileResult compile(const Manifest& manifest);
 
-// The seccomp part alone (also used by `explain` and `export`).
+// The seccomp part alone (also used by `explain` and `export`), indexed per system call for the
+// supervisor (policy/seccomp_verdict.h).
 SeccompProfile compile_seccomp(const Syscalls& syscalls);
 
 // Composition rules that deny "write" or "exec" gate those calls with user notifications:
 // opens for writing (decided on the flags register), calls that change the file system, and
-// execve/execveat. Called by compile(); exposed for tests.
+// execve/execveat. Re-indexes the profile. Called by compile(); exposed for tests.
 void add_rule_gates(SeccompProfile& profile, const std::vector<Rule>& rules);
 
 // The system calls a profile lets through at all (outright or under an argument filter),

@@ -119,7 +119,9 @@ class StrictJsonBuilder {
   bool boolean(bool v) { return value() && dom_.boolean(v); }
   bool number_integer(number_integer_t v) { return value() && dom_.number_integer(v); }
   bool number_unsigned(number_unsigned_t v) { return value() && dom_.number_unsigned(v); }
-  bool number_float(number_float_t v, const string_t& s) { return value() && dom_.number_float(v, s); }
+  bool number_float(number_float_t v, const string_t& s) {
+    return value() && dom_.number_float(v, s);
+  }
   bool string(string_t& v) { return value() && dom_.string(v); }
   bool binary(binary_t& v) { return value() && dom_.binary(v); }
   bool start_object(std::size_t n) { return open(true) && dom_.start_object(n); }
@@ -133,7 +135,8 @@ class StrictJsonBuilder {
       // Path of the enclosing object, then the repeated key.
       std::string base;
       for (size_t i = 0; i + 1 < stack_.size(); ++i) {
-        base = stack_[i].object ? pointer_join(base, stack_[i].key) : pointer_join(base, stack_[i].next_index - 1);
+        base = stack_[i].object ? pointer_join(base, stack_[i].key)
+                                : pointer_join(base, stack_[i].next_index - 1);
       }
       duplicates.push_back(pointer_join(base, k));
     }
@@ -360,7 +363,8 @@ class ManifestReader {
         }
       }
       if (auto [it, inserted] = seen.emplace(s, i); !inserted) {
-        d_.error(pointer_join(path, i), "listed twice (also at " + pointer_join(path, it->second) + ")");
+        d_.error(pointer_join(path, i),
+                 "listed twice (also at " + pointer_join(path, it->second) + ")");
         continue;
       }
       out.push_back(s);

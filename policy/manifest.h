@@ -62,9 +62,9 @@ enum class NetworkMode { none, filtered, host };
 enum class Protocol { tcp, udp };
 
 struct EgressRule {
-  std::string host;           // exactly one of host and cidr is set
-  std::optional<Cidr> cidr;   // parsed block; unset while the text holds a context placeholder
-  std::string cidr_text;      // as written (after expansion)
+  std::string host;              // exactly one of host and cidr is set
+  std::optional<Cidr> cidr;      // parsed block; unset while the text holds a context placeholder
+  std::string cidr_text;         // as written (after expansion)
   std::vector<PortRange> ports;  // merged
   Protocol protocol = Protocol::tcp;
   bool is_host() const { return !host.empty(); }
@@ -114,8 +114,8 @@ struct ConnectTrigger {
 };
 
 struct RuleTrigger {
-  std::vector<std::string> read;   // paths
-  std::vector<std::string> exec;   // tool names
+  std::vector<std::string> read;  // paths
+  std::vector<std::string> exec;  // tool names
   std::vector<ConnectTrigger> connect;
 };
 

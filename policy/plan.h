@@ -63,10 +63,10 @@ struct LandlockPlan {
 
 enum class SeccompVerdict {
   allow,
-  deny,   // user notification: the supervisor logs it, answers EPERM (or kills, per action)
-  enosys, // answered ENOSYS without a record (clone3: libc falls back to clone)
-  gate    // user notification decided by composition rules: allowed until a rule that denies
-          // it fires (the decision reads no memory of the caller, so it cannot be raced)
+  deny,    // user notification: the supervisor logs it, answers EPERM (or kills, per action)
+  enosys,  // answered ENOSYS without a record (clone3: libc falls back to clone)
+  gate     // user notification decided by composition rules: allowed until a rule that denies
+           // it fires (the decision reads no memory of the caller, so it cannot be raced)
 };
 
 enum class SeccompOp { eq, ne, gt, masked_eq };
@@ -86,8 +86,17 @@ struct SeccompRule {
   std::string origin;                        // "/syscalls/deny/0", "profile default: @mount"
 };
 
+// One system call as the supervisor answers its notifications: built from the profile's rules,
+// origins and gates by index_notified_calls (policy/seccomp_verdict.h), so that a notification
+// is a lookup by name, not a scan of every rule.
+struct SeccompCallEntry {
+  std::vector<SeccompRule> rules;  // its allow, deny and enosys rules (no gate rules), in order
+  std::string origin;              // why it is denied, for the deny event (empty: the default's)
+  std::string gate;                // "write" or "exec" when composition rules gate it; else empty
+};
+
 struct SeccompProfile {
-  std::string name;                                       // "default" or "strict"
+  std::string name;                                        // "default" or "strict"
   SeccompVerdict default_verdict = SeccompVerdict::allow;  // allow (default) / deny (strict)
   std::vector<SeccompRule> rules;
   SyscallAction action = SyscallAction::errno_eperm;
@@ -98,6 +107,8 @@ struct SeccompProfile {
   std::map<std::string, std::string> gates;
   std::vector<size_t> write_denied_by;
   std::vector<size_t> exec_denied_by;
+  // Every system call with a rule, an origin or a gate, by name (see SeccompCallEntry).
+  std::map<std::string, SeccompCallEntry, std::less<>> calls;
 };
 
 // ---- network -----------------------------------------------------------------------------------
@@ -118,7 +129,7 @@ struct HostEgress {
 
 struct NetworkPlan {
   NetworkMode mode = NetworkMode::none;
-  bool new_namespace = true;  // mode none: an empty network namespace with loopback only
+  bool new_namespace = true;      // mode none: an empty network namespace with loopback only
   std::vector<CidrEgress> cidrs;  // IPv4 and IPv6; an IPv6 block covering ::ffff:0:0/96 also
                                   // yields the IPv4 block it maps to
   std::vector<HostEgress> hosts;
@@ -126,7 +137,7 @@ struct NetworkPlan {
   std::vector<EgressRule> egress_rules;  // as the manifest lists them (/network/egress/N)
 };
 
-// ---- the whole plan ------------------------------------------------------------------------------
+// ---- the whole plan ----------------------------------------------------------------------------
 
 struct ToolEntry {
   size_t index = 0;
@@ -139,7 +150,7 @@ struct ToolEntry {
 // A kernel layer the plan needs, and why; the launcher refuses to start when the host lacks it
 // and the manifest does not allow that layer to be degraded.
 struct Requirement {
-  std::string layer;  // "landlock", "bpf", "cgroup", "userns", "network", "seccomp"
+  std::string layer;    // "landlock", "bpf", "cgroup", "userns", "network", "seccomp"
   std::string feature;  // e.g. "landlock abi>=4 (tcp connect)", "cgroup memory controller"
   std::string origin;   // JSON pointer of what needs it, e.g. "/budgets/memory"
 };

@@ -47,14 +47,10 @@ struct FilteredSyscall {
 const std::vector<FilteredSyscall>& filtered_syscalls();
 
 // Constants the filters use (kept here so that policy and its tests agree with the launcher).
-inline constexpr uint64_t kNamespaceCloneFlags = 0x00020000ULL /* NEWNS */ |
-                                                 0x02000000ULL /* NEWCGROUP */ |
-                                                 0x04000000ULL /* NEWUTS */ |
-                                                 0x08000000ULL /* NEWIPC */ |
-                                                 0x10000000ULL /* NEWUSER */ |
-                                                 0x20000000ULL /* NEWPID */ |
-                                                 0x40000000ULL /* NEWNET */ |
-                                                 0x00000080ULL /* NEWTIME */;
+inline constexpr uint64_t kNamespaceCloneFlags =
+    0x00020000ULL /* NEWNS */ | 0x02000000ULL /* NEWCGROUP */ | 0x04000000ULL /* NEWUTS */ |
+    0x08000000ULL /* NEWIPC */ | 0x10000000ULL /* NEWUSER */ | 0x20000000ULL /* NEWPID */ |
+    0x40000000ULL /* NEWNET */ | 0x00000080ULL /* NEWTIME */;
 inline constexpr uint64_t kTiocsti = 0x5412;
 inline constexpr uint64_t kTioclinux = 0x541C;
 inline constexpr uint64_t kPersonalityQuery = 0xffffffffULL;
@@ -62,8 +58,8 @@ inline constexpr uint64_t kAfUnix = 1, kAfInet = 2, kAfInet6 = 10, kAfNetlink = 
 inline constexpr uint64_t kNetlinkRoute = 0;
 inline constexpr uint64_t kSockTypeMask = 0xf, kSockStream = 1, kSockDgram = 2, kSockRaw = 3,
                           kSockPacket = 10;
-inline constexpr uint64_t kIpprotoIcmp = 1, kIpprotoTcp = 6, kIpprotoUdp = 17,
-                          kIpprotoIcmpv6 = 58, kIpprotoMptcp = 262;
+inline constexpr uint64_t kIpprotoIcmp = 1, kIpprotoTcp = 6, kIpprotoUdp = 17, kIpprotoIcmpv6 = 58,
+                          kIpprotoMptcp = 262;
 inline constexpr uint64_t kAfMax = 46;  // families are 0..45 on Linux 6.x
 
 }  // namespace policy

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures, builds and runs every test (unit, ASan/UBSan unit, kernel, fuzz smoke).
+# Configures, builds and runs every test (unit, ASan/UBSan unit, kernel, fuzz smoke), and the
+# `format` test: clang-format drift fails it (scripts/check-format.sh --fix rewrites the files).
 # Kernel tests need root; with CI=true they fail instead of skipping when not root.
 # Ends with ctest's summary. Usage: scripts/test.sh [ctest args...]
 set -euo pipefail

@@ -12,6 +12,13 @@
 namespace launcher {
 namespace {
 
+// "16 MiB" for a whole number of MiB, else "N bytes".
+std::string size_text(size_t bytes) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (bytes >= kMiB && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
 std::string read_open_file(int fd, const std::string& path, size_t max_bytes) {
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) throw LaunchError(path + ": is a directory");
@@ -24,7 +31,7 @@ std::string read_open_file(int fd, const std::string& path, size_t max_bytes) {
     if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > max_bytes) {
-      throw LaunchError(path + ": larger than " + std::to_string(max_bytes) + " bytes");
+      throw LaunchError(path + ": larger than " + size_text(max_bytes));
     }
   }
 }

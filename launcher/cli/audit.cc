@@ -8,39 +8,30 @@
 
 #include <iostream>
 #include <optional>
+#include <set>
 
+#include "launcher/base/error.h"
+#include "launcher/base/exit_code.h"
+#include "launcher/base/fd.h"
+#include "launcher/base/file.h"
+#include "launcher/cli/commands.h"
+#include "launcher/cli/options.h"
 #include "launcher/events/audit_chain.h"
 #include "launcher/events/audit_timeline.h"
-#include "launcher/cli/options.h"
-#include "launcher/cli/commands.h"
-#include "launcher/base/error.h"
-#include "launcher/base/fd.h"
 
 namespace po = boost::program_options;
 
 namespace launcher {
 namespace {
 
-constexpr int kIntact = 0;
-constexpr int kBroken = 1;
-constexpr int kUsage = 2;
+constexpr int kIntact = exit_code::kSuccess;
+constexpr int kBroken = exit_code::kFailure;
+constexpr int kUsage = exit_code::kInvalid;
 
-std::optional<std::string> read_whole(int fd) {
-  std::string out;
-  char buf[1 << 16];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// The files and their heads, read under the heads' shared locks so that a running collector
-// is never seen between writing a file and updating its head.
-bool read_inputs(const std::vector<std::string>& files, std::vector<AuditInput>& inputs,
-                 std::string& error) {
+// Shared flock(2)s on the logs' heads, held while the logs are read so that a running collector
+// is never seen between writing a file and updating its head. A head that cannot be opened is
+// neither locked nor read.
+std::vector<UniqueFd> lock_heads(const std::vector<std::string>& files) {
   std::vector<UniqueFd> heads;
   for (const std::string& f : files) {
     UniqueFd head(::open((f + ".head").c_str(), O_RDONLY | O_CLOEXEC));
@@ -50,32 +41,34 @@ bool read_inputs(const std::vector<std::string>& files, std::vector<AuditInput>&
     }
     heads.push_back(std::move(head));
   }
-  for (size_t i = 0; i < files.size(); ++i) {
-    UniqueFd fd(::open(files[i].c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-      error = files[i] + ": " + std::strerror(errno);
-      return false;
-    }
-    std::optional<std::string> content = read_whole(fd.get());
-    if (!content) {
-      error = files[i] + ": read: " + std::strerror(errno);
-      return false;
-    }
-    AuditInput in;
-    in.name = files[i];
-    in.content = std::move(*content);
-    if (heads[i]) {
-      std::optional<std::string> text = read_whole(heads[i].get());
-      std::string why;
-      if (text && !text->empty()) in.head = AuditHead::parse(*text, why);
-      if (text && !text->empty() && !in.head) {
-        error = files[i] + ".head: " + why;
-        return false;
-      }
-    }
-    inputs.push_back(std::move(in));
+  return heads;
+}
+
+AuditInput read_input(const std::string& file, bool has_head) {
+  AuditInput in;
+  in.name = file;
+  in.content = read_file(file);
+  if (has_head) {
+    std::string text = read_file(file + ".head");
+    std::string why;
+    if (!text.empty()) in.head = AuditHead::parse(text, why);
+    if (!text.empty() && !in.head) throw LaunchError(file + ".head: " + why, kUsage);
   }
-  return true;
+  return in;
+}
+
+// The files and their heads, read under the heads' locks. A file that cannot be read is a
+// usage error.
+std::vector<AuditInput> read_inputs(const std::vector<std::string>& files) {
+  std::vector<UniqueFd> heads = lock_heads(files);
+  std::vector<AuditInput> inputs;
+  try {
+    for (size_t i = 0; i < files.size(); ++i)
+      inputs.push_back(read_input(files[i], static_cast<bool>(heads[i])));
+  } catch (const LaunchError& e) {
+    throw LaunchError(e.what(), kUsage);
+  }
+  return inputs;
 }
 
 bool parse_files(const std::string& command, const po::options_description& options,
@@ -94,6 +87,64 @@ bool parse_files(const std::string& command, const po::options_description& opti
   return true;
 }
 
+size_t open_runs(const AuditVerification& v) {
+  size_t open = 0;
+  for (const AuditRunSummary& r : v.runs)
+    open += r.closed ? 0 : 1;
+  return open;
+}
+
+void print_verification_json(const AuditVerification& v, const std::vector<AuditInput>& inputs,
+                             bool ok) {
+  nlohmann::json out = {
+      {"ok", ok}, {"lines", v.lines}, {"continues_earlier_file", v.continues_earlier_file}};
+  out["problems"] = nlohmann::json::array();
+  for (const AuditProblem& p : v.problems) {
+    out["problems"].push_back({{"file", inputs[p.file].name}, {"line", p.line}, {"why", p.why}});
+  }
+  out["runs"] = nlohmann::json::array();
+  for (const AuditRunSummary& r : v.runs) {
+    out["runs"].push_back({{"run", r.run},
+                           {"manifest", r.manifest},
+                           {"records", r.records},
+                           {"lost", r.lost},
+                           {"closed", r.closed},
+                           {"ended_by", r.ended_by},
+                           {"first", r.file + ":" + std::to_string(r.line)}});
+  }
+  std::cout << out.dump(2) << "\n";
+}
+
+// The first problem (every one with --all), the open runs, and the summary when intact.
+void print_verification_text(const AuditVerification& v, const std::vector<AuditInput>& inputs,
+                             bool all) {
+  size_t shown = all ? v.problems.size() : std::min<size_t>(1, v.problems.size());
+  for (size_t i = 0; i < shown; ++i) {
+    const AuditProblem& p = v.problems[i];
+    std::cout << inputs[p.file].name << ":" << p.line << ": " << p.why << "\n";
+  }
+  if (shown < v.problems.size()) {
+    std::cout << "(" << v.problems.size() - shown << " more problem"
+              << (v.problems.size() - shown == 1 ? "" : "s") << " after it; --all lists them)\n";
+  }
+  for (const AuditRunSummary& r : v.runs) {
+    if (!r.closed) {
+      std::cout << "open: run " << r.run << " (" << r.manifest << ", from " << r.file << ":"
+                << r.line << "): no exit record: still running, or its launcher died\n";
+    }
+  }
+  if (v.ok()) {
+    size_t open = open_runs(v);
+    std::cout << "intact: " << v.lines << " lines in " << inputs.size() << " file"
+              << (inputs.size() == 1 ? "" : "s") << ", " << v.runs.size()
+              << (v.runs.size() == 1 ? " run (" : " runs (") << v.runs.size() - open << " closed, "
+              << open << " open)";
+    if (v.continues_earlier_file)
+      std::cout << "; the chain continues from an earlier file that was not given";
+    std::cout << "\n";
+  }
+}
+
 int audit_verify(const Args& args) {
   po::options_description options(
       "Usage: enclosure audit verify [options] FILE...\n\n"
@@ -110,62 +161,60 @@ int audit_verify(const Args& args) {
   std::vector<std::string> files;
   int status = 0;
   if (!parse_files("verify", options, args, vm, files, status)) return status;
-  std::vector<AuditInput> inputs;
-  std::string error;
-  if (!read_inputs(files, inputs, error)) {
-    std::cerr << "enclosure audit verify: " << error << "\n";
-    return kUsage;
-  }
+  std::vector<AuditInput> inputs = read_inputs(files);
   AuditVerification v = verify_audit(inputs);
-  size_t open_runs = 0;
-  for (const AuditRunSummary& r : v.runs)
-    open_runs += r.closed ? 0 : 1;
-  bool ok = v.ok() && (!vm.count("require-closed") || open_runs == 0);
+  bool ok = v.ok() && (!vm.count("require-closed") || open_runs(v) == 0);
   if (vm.count("json")) {
-    nlohmann::json out = {
-        {"ok", ok}, {"lines", v.lines}, {"continues_earlier_file", v.continues_earlier_file}};
-    out["problems"] = nlohmann::json::array();
-    for (const AuditProblem& p : v.problems) {
-      out["problems"].push_back({{"file", inputs[p.file].name}, {"line", p.line}, {"why", p.why}});
-    }
-    out["runs"] = nlohmann::json::array();
-    for (const AuditRunSummary& r : v.runs) {
-      out["runs"].push_back({{"run", r.run},
-                             {"manifest", r.manifest},
-                             {"records", r.records},
-                             {"lost", r.lost},
-                             {"closed", r.closed},
-                             {"ended_by", r.ended_by},
-                             {"first", r.file + ":" + std::to_string(r.line)}});
-    }
-    std::cout << out.dump(2) << "\n";
-    return ok ? kIntact : kBroken;
-  }
-  size_t shown = vm.count("all") ? v.problems.size() : std::min<size_t>(1, v.problems.size());
-  for (size_t i = 0; i < shown; ++i) {
-    const AuditProblem& p = v.problems[i];
-    std::cout << inputs[p.file].name << ":" << p.line << ": " << p.why << "\n";
-  }
-  if (shown < v.problems.size()) {
-    std::cout << "(" << v.problems.size() - shown << " more problem"
-              << (v.problems.size() - shown == 1 ? "" : "s") << " after it; --all lists them)\n";
-  }
-  for (const AuditRunSummary& r : v.runs) {
-    if (!r.closed) {
-      std::cout << "open: run " << r.run << " (" << r.manifest << ", from " << r.file << ":"
-                << r.line << "): no exit record: still running, or its launcher died\n";
-    }
-  }
-  if (v.ok()) {
-    std::cout << "intact: " << v.lines << " lines in " << files.size() << " file"
-              << (files.size() == 1 ? "" : "s") << ", " << v.runs.size()
-              << (v.runs.size() == 1 ? " run (" : " runs (") << v.runs.size() - open_runs
-              << " closed, " << open_runs << " open)";
-    if (v.continues_earlier_file)
-      std::cout << "; the chain continues from an earlier file that was not given";
-    std::cout << "\n";
+    print_verification_json(v, inputs, ok);
+  } else {
+    print_verification_text(v, inputs, vm.count("all") > 0);
   }
   return ok ? kIntact : kBroken;
+}
+
+// The --type values, each one type or a comma-separated list.
+std::set<std::string> split_types(const std::vector<std::string>& types) {
+  std::set<std::string> out;
+  for (const std::string& t : types) {
+    size_t start = 0;
+    while (start <= t.size()) {
+      size_t comma = t.find(',', start);
+      std::string one =
+          t.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!one.empty()) out.insert(one);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+// Prints the selected records: as JSON Lines, unchanged, with `json_lines`, else as the
+// timeline. Returns how many lines are not JSON objects.
+size_t show_records(const std::vector<AuditInput>& inputs, const TimelineFilter& filter,
+                    bool json_lines) {
+  std::vector<nlohmann::json> records;
+  size_t unreadable = 0;
+  for (const AuditInput& in : inputs) {
+    std::string_view rest = in.content;
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      nlohmann::json r = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+      if (r.is_discarded() || !r.is_object()) {
+        ++unreadable;
+        continue;
+      }
+      if (json_lines) {
+        if (timeline_selects(r, filter)) std::cout << line << "\n";
+        continue;
+      }
+      records.push_back(std::move(r));
+    }
+  }
+  if (!json_lines) std::cout << render_timeline(records, filter);
+  return unreadable;
 }
 
 int audit_show(const Args& args) {
@@ -189,17 +238,7 @@ int audit_show(const Args& args) {
   if (!parse_files("show", options, args, vm, files, status)) return status;
   TimelineFilter filter;
   filter.run = run;
-  for (const std::string& t : types) {
-    size_t start = 0;
-    while (start <= t.size()) {
-      size_t comma = t.find(',', start);
-      std::string one =
-          t.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (!one.empty()) filter.types.insert(one);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-  }
+  filter.types = split_types(types);
   if (!since.empty()) {
     filter.since = parse_rfc3339(since);
     if (!filter.since) {
@@ -208,38 +247,12 @@ int audit_show(const Args& args) {
       return kUsage;
     }
   }
-  std::vector<AuditInput> inputs;
-  std::string error;
-  if (!read_inputs(files, inputs, error)) {
-    std::cerr << "enclosure audit show: " << error << "\n";
-    return kUsage;
-  }
-  std::vector<nlohmann::json> records;
-  size_t unreadable = 0;
-  for (const AuditInput& in : inputs) {
-    std::string_view rest = in.content;
-    while (!rest.empty()) {
-      size_t nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
-      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      nlohmann::json r = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
-      if (r.is_discarded() || !r.is_object()) {
-        ++unreadable;
-        continue;
-      }
-      if (vm.count("json")) {
-        if (timeline_selects(r, filter)) std::cout << line << "\n";
-        continue;
-      }
-      records.push_back(std::move(r));
-    }
-  }
-  if (!vm.count("json")) std::cout << render_timeline(records, filter);
+  size_t unreadable = show_records(read_inputs(files), filter, vm.count("json") > 0);
   if (unreadable) {
     std::cerr << "enclosure audit show: " << unreadable
               << " lines are not JSON objects; `enclosure audit verify` says where\n";
   }
-  return 0;
+  return exit_code::kSuccess;
 }
 
 }  // namespace
@@ -255,11 +268,17 @@ int command_audit(const Args& args) {
   }
   if (args[0] == "--help" || args[0] == "-h") {
     std::cout << kUsageText;
-    return 0;
+    return exit_code::kSuccess;
   }
   Args rest(args.begin() + 1, args.end());
-  if (args[0] == "verify") return audit_verify(rest);
-  if (args[0] == "show") return audit_show(rest);
+  // The subcommands' boundary: their errors read "enclosure audit verify: ...".
+  try {
+    if (args[0] == "verify") return audit_verify(rest);
+    if (args[0] == "show") return audit_show(rest);
+  } catch (const LaunchError& e) {
+    std::cerr << "enclosure audit " << args[0] << ": " << e.what() << "\n";
+    return e.exit_code();
+  }
   std::cerr << "enclosure audit: unknown subcommand \"" << args[0] << "\"\n" << kUsageText;
   return kUsage;
 }

@@ -3,13 +3,31 @@
 
 #include <iostream>
 
-#include "launcher/cli/options.h"
+#include "launcher/base/exit_code.h"
 #include "launcher/cli/commands.h"
 #include "launcher/cli/manifest_file.h"
+#include "launcher/cli/options.h"
 
 namespace po = boost::program_options;
 
 namespace launcher {
+namespace {
+
+// "FILE: valid: NAME revision R DIGEST", and the variables a template leaves open.
+void print_valid(const std::string& file, const policy::Manifest& m) {
+  std::cout << file << ": valid: " << m.metadata.name << " revision "
+            << (m.metadata.revision ? std::to_string(*m.metadata.revision) : "-") << " "
+            << m.digest;
+  if (m.is_template()) {
+    std::cout << " (template; no value for:";
+    for (const std::string& n : m.unresolved)
+      std::cout << " " << n;
+    std::cout << ")";
+  }
+  std::cout << "\n";
+}
+
+}  // namespace
 
 int command_check(const Args& args) {
   po::options_description options(
@@ -31,37 +49,21 @@ int command_check(const Args& args) {
     return *done;
   if (files.empty()) {
     std::cerr << "enclosure check: no manifest file given\n" << options;
-    return 2;
+    return exit_code::kInvalid;
   }
-  policy::ContextValues values;
-  std::string error;
-  if (!collect_context(context, context_file, values, error)) {
-    std::cerr << "enclosure check: " << error << "\n";
-    return 2;
-  }
+  policy::ContextValues values = collect_context(context, context_file);
   bool all_valid = true;
   for (const std::string& file : files) {
-    LoadedManifest loaded = load_manifest_file(file, values, {.allow_unresolved = true});
-    if (!loaded.manifest) {
+    try {
+      policy::Manifest m = load_manifest_or_throw(file, values, /*allow_unresolved=*/true);
+      if (!vm.count("quiet")) print_valid(file, m);
+    } catch (const InvalidManifest& e) {
+      // Every file is checked; each invalid one is reported.
       all_valid = false;
-      for (const std::string& e : loaded.errors)
-        std::cerr << e << "\n";
-      continue;
+      print_invalid_manifest("check", e);
     }
-    if (vm.count("quiet")) continue;
-    const policy::Manifest& m = *loaded.manifest;
-    std::cout << file << ": valid: " << m.metadata.name << " revision "
-              << (m.metadata.revision ? std::to_string(*m.metadata.revision) : "-") << " "
-              << m.digest;
-    if (m.is_template()) {
-      std::cout << " (template; no value for:";
-      for (const std::string& n : m.unresolved)
-        std::cout << " " << n;
-      std::cout << ")";
-    }
-    std::cout << "\n";
   }
-  return all_valid ? 0 : 2;
+  return all_valid ? exit_code::kSuccess : exit_code::kInvalid;
 }
 
 }  // namespace launcher

@@ -5,18 +5,68 @@
 
 #include <iostream>
 
-#include "launcher/events/collector.h"
-#include "launcher/cli/commands.h"
 #include "launcher/base/error.h"
+#include "launcher/base/exit_code.h"
+#include "launcher/cli/commands.h"
+#include "launcher/events/collector.h"
 #include "policy/units.h"
 
 namespace po = boost::program_options;
 
 namespace launcher {
+namespace {
 
-int command_collect(const Args& args) {
+// The option values as written on the command line.
+struct CollectFlags {
   std::string listen, audit_log, metrics, socket_mode = "0660", rotate_size = "64MiB",
                                           fsync = "durable";
+  bool metrics_allow_remote = false;
+};
+
+// A usage error of `collect` that names one option value (exit 2).
+[[noreturn]] void bad_value(const std::string& what) {
+  throw LaunchError(what, exit_code::kInvalid);
+}
+
+mode_t parse_socket_mode(const std::string& text) {
+  char* end = nullptr;
+  unsigned long mode = std::strtoul(text.c_str(), &end, 8);
+  if (text.empty() || *end != '\0' || mode > 0777) {
+    bad_value("--socket-mode " + text + ": expected octal permissions like 0660");
+  }
+  return static_cast<mode_t>(mode);
+}
+
+uint64_t parse_rotate_size(const std::string& text) {
+  if (text == "0") return 0;
+  policy::Parsed<uint64_t> size = policy::parse_size(text);
+  if (!size || *size.value < 4096) {
+    bad_value("--rotate-size " + text + ": expected a size of at least 4KiB, or 0");
+  }
+  return *size.value;
+}
+
+FsyncPolicy parse_fsync(const std::string& text) {
+  if (text == "durable") return FsyncPolicy::durable;
+  if (text == "interval") return FsyncPolicy::interval;
+  bad_value("--fsync " + text + ": expected durable or interval");
+}
+
+// The checked options (--listen and --audit-log are checked by the caller, which prints the
+// usage with them).
+CollectorOptions collector_options(const CollectFlags& flags) {
+  CollectorOptions opt;
+  opt.socket_path = flags.listen.substr(5);
+  opt.audit_log = flags.audit_log;
+  opt.socket_mode = parse_socket_mode(flags.socket_mode);
+  opt.rotate_bytes = parse_rotate_size(flags.rotate_size);
+  opt.fsync = parse_fsync(flags.fsync);
+  opt.metrics = flags.metrics;
+  opt.metrics_allow_remote = flags.metrics_allow_remote;
+  return opt;
+}
+
+po::options_description collect_options(CollectFlags& f) {
   po::options_description options(
       "Usage: enclosure collect --listen unix:PATH --audit-log FILE [options]\n\n"
       "Accepts launchers (`enclosure run --events unix:PATH`) on a unix socket and appends every\n"
@@ -28,77 +78,55 @@ int command_collect(const Args& args) {
       "write.\n\n"
       "Options");
   options.add_options()("help,h", "show this help")(
-      "listen", po::value(&listen), "unix:PATH, the socket launchers connect to (required)")(
-      "audit-log", po::value(&audit_log), "the audit log file (created 0600; required)")(
-      "metrics", po::value(&metrics),
+      "listen", po::value(&f.listen), "unix:PATH, the socket launchers connect to (required)")(
+      "audit-log", po::value(&f.audit_log), "the audit log file (created 0600; required)")(
+      "metrics", po::value(&f.metrics),
       "HOST:PORT to serve GET /metrics in the Prometheus text format (loopback: 127.0.0.1:9464, "
       "[::1]:9464; port 0 picks a free one)")("metrics-allow-remote",
                                               "allow --metrics on a non-loopback address")(
-      "socket-mode", po::value(&socket_mode)->default_value("0660"),
+      "socket-mode", po::value(&f.socket_mode)->default_value("0660"),
       "permissions of the socket (octal); who may connect is who may write audit records")(
-      "rotate-size", po::value(&rotate_size)->default_value("64MiB"),
+      "rotate-size", po::value(&f.rotate_size)->default_value("64MiB"),
       "rotate FILE when it reaches this size (0: never)")(
-      "fsync", po::value(&fsync)->default_value("durable"),
+      "fsync", po::value(&f.fsync)->default_value("durable"),
       "durable: the records that matter are fsync'd before they are acknowledged, the rest every "
       "second; interval: everything is acknowledged once written and fsync'd every second");
+  return options;
+}
+
+}  // namespace
+
+int command_collect(const Args& args) {
+  CollectFlags flags;
+  po::options_description options = collect_options(flags);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "enclosure collect: " << e.what() << "\n" << options;
-    return 2;
+    return exit_code::kInvalid;
   }
   if (vm.count("help")) {
     std::cout << options;
-    return 0;
+    return exit_code::kSuccess;
   }
-  CollectorOptions opt;
-  if (listen.rfind("unix:", 0) != 0 || listen.size() <= 5) {
+  if (flags.listen.rfind("unix:", 0) != 0 || flags.listen.size() <= 5) {
     std::cerr << "enclosure collect: --listen unix:PATH is required\n" << options;
-    return 2;
+    return exit_code::kInvalid;
   }
-  opt.socket_path = listen.substr(5);
-  if (audit_log.empty()) {
+  if (flags.audit_log.empty()) {
     std::cerr << "enclosure collect: --audit-log FILE is required\n" << options;
-    return 2;
+    return exit_code::kInvalid;
   }
-  opt.audit_log = audit_log;
-  char* end = nullptr;
-  unsigned long mode = std::strtoul(socket_mode.c_str(), &end, 8);
-  if (socket_mode.empty() || *end != '\0' || mode > 0777) {
-    std::cerr << "enclosure collect: --socket-mode " << socket_mode
-              << ": expected octal permissions like 0660\n";
-    return 2;
-  }
-  opt.socket_mode = static_cast<mode_t>(mode);
-  if (rotate_size == "0") {
-    opt.rotate_bytes = 0;
-  } else {
-    policy::Parsed<uint64_t> size = policy::parse_size(rotate_size);
-    if (!size || *size.value < 4096) {
-      std::cerr << "enclosure collect: --rotate-size " << rotate_size
-                << ": expected a size of at least 4KiB, or 0\n";
-      return 2;
-    }
-    opt.rotate_bytes = *size.value;
-  }
-  if (fsync == "durable") {
-    opt.fsync = FsyncPolicy::durable;
-  } else if (fsync == "interval") {
-    opt.fsync = FsyncPolicy::interval;
-  } else {
-    std::cerr << "enclosure collect: --fsync " << fsync << ": expected durable or interval\n";
-    return 2;
-  }
-  opt.metrics = metrics;
-  opt.metrics_allow_remote = vm.count("metrics-allow-remote") > 0;
+  flags.metrics_allow_remote = vm.count("metrics-allow-remote") > 0;
+  CollectorOptions opt = collector_options(flags);
   try {
     Collector collector(opt);
     return collector.run();
-  } catch (const std::exception& e) {
-    std::cerr << "enclosure collect: " << e.what() << "\n";
-    return 1;
+  } catch (const LaunchError& e) {
+    // A collector that cannot start or write exits 1 (other exceptions: cli/main.cc).
+    throw LaunchError(e.what(), exit_code::kFailure);
   }
 }
 

@@ -2,16 +2,17 @@
 //                  [--allow-group NAME]... [--max-runs-per-user N] [--adopt-timeout DURATION]
 //                  [--ring-buffer SIZE]
 // The privileged per-node service that gives unprivileged `enclosure run` the eBPF and cgroup
-// layers (launcher/daemon.h).
+// layers (launcher/daemon/service.h).
 #include <grp.h>
 #include <boost/program_options.hpp>
 
 #include <iostream>
 
-#include "launcher/cli/commands.h"
-#include "launcher/daemon/service.h"
-#include "launcher/daemon/protocol.h"
 #include "launcher/base/error.h"
+#include "launcher/base/exit_code.h"
+#include "launcher/cli/commands.h"
+#include "launcher/daemon/protocol.h"
+#include "launcher/daemon/service.h"
 #include "policy/units.h"
 
 namespace po = boost::program_options;
@@ -62,50 +63,50 @@ int command_daemon(const Args& args) {
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "enclosure daemon: " << e.what() << "\n" << options;
-    return 125;
+    return exit_code::kLaunchError;
   }
   if (vm.count("help")) {
     std::cout << options;
-    return 0;
+    return exit_code::kSuccess;
   }
   for (const std::string& name : groups) {
     if (const group* g = ::getgrnam(name.c_str())) {
       opt.allow_groups.push_back(g->gr_gid);
     } else {
       std::cerr << "enclosure daemon: --allow-group " << name << ": no such group\n";
-      return 125;
+      return exit_code::kLaunchError;
     }
   }
   policy::Parsed<uint64_t> timeout = policy::parse_duration(adopt_timeout);
   if (!timeout) {
     std::cerr << "enclosure daemon: --adopt-timeout " << adopt_timeout << ": expected "
               << timeout.error << "\n";
-    return 125;
+    return exit_code::kLaunchError;
   }
   opt.adopt_timeout_ns = *timeout.value;
   policy::Parsed<uint64_t> ring = policy::parse_size(ring_buffer);
   if (!ring || *ring.value < 4096 || *ring.value > (1ULL << 30)) {
     std::cerr << "enclosure daemon: --ring-buffer: expected a size from 4KiB to 1GiB\n";
-    return 125;
+    return exit_code::kLaunchError;
   }
   opt.ring_bytes = *ring.value;
   if (opt.max_runs_per_user == 0) {
     std::cerr << "enclosure daemon: --max-runs-per-user: expected at least 1\n";
-    return 125;
+    return exit_code::kLaunchError;
   }
   if (opt.cgroup_name.empty() || opt.cgroup_name.find('/') != std::string::npos ||
       opt.cgroup_name[0] == '.') {
     std::cerr << "enclosure daemon: --cgroup: expected one directory name\n";
-    return 125;
+    return exit_code::kLaunchError;
   }
   try {
     return run_daemon(opt);
   } catch (const LaunchError& e) {
     std::cerr << "enclosure " << e.what() << "\n";  // "daemon: ..."
-    return 125;
+    return exit_code::kLaunchError;
   } catch (const std::exception& e) {
     std::cerr << "enclosure daemon: " << e.what() << "\n";
-    return 125;
+    return exit_code::kLaunchError;
   }
 }
 

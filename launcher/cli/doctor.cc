@@ -4,17 +4,62 @@
 
 #include <iostream>
 
+#include "launcher/base/error.h"
+#include "launcher/base/exit_code.h"
 #include "launcher/cli/commands.h"
+#include "launcher/cli/manifest_file.h"
 #include "launcher/daemon/client.h"
 #include "launcher/daemon/protocol.h"
-#include "launcher/base/error.h"
 #include "launcher/run/host_features.h"
-#include "launcher/cli/manifest_file.h"
 #include "policy/compile.h"
 
 namespace po = boost::program_options;
 
 namespace launcher {
+
+namespace {
+
+// What this host provides, with the eBPF and cgroup lines from `enclosure daemon` when there is
+// one for this user (--daemon, or the default socket); `daemon` says which.
+HostFeatures probe_with_daemon(const std::string& daemon_option, Feature& daemon) {
+  std::string daemon_path = daemon_socket_for(daemon_option);
+  HostFeatures host = probe_host(/*with_bpf=*/daemon_path.empty());
+  daemon = {true, "not needed (root builds every layer itself)"};
+  if (!daemon_path.empty()) {
+    try {
+      DaemonClient client(daemon_path);
+      apply_daemon_features(host, client);
+      daemon = {true, daemon_path};
+    } catch (const LaunchError& e) {
+      daemon = {false, e.what()};
+    }
+  } else if (!host.root) {
+    daemon = {false,
+              std::string("none (no --daemon, and ") + kDefaultDaemonSocket + " does not exist)"};
+  }
+  return host;
+}
+
+void print_text_report(const HostFeatures& host, const Feature& daemon_feature) {
+  auto line = [](const std::string& name, const Feature& f) {
+    std::cout << (f.available ? "  ok   " : "  --   ") << name << ": " << f.detail << "\n";
+  };
+  std::cout << "Host: " << host.kernel << (host.root ? ", running as root" : ", not root") << "\n";
+  line("namespaces (pid, mount, ipc, uts, cgroup, net)", host.namespaces);
+  line("user namespaces", host.user_namespaces);
+  line("landlock", host.landlock);
+  line("seccomp user notification", host.seccomp_notify);
+  line("cgroup v2 (membership, cgroup.kill, cpu.stat)", host.cgroup_v2);
+  line("cgroup pids limit", host.cgroup_pids);
+  line("cgroup memory limit", host.cgroup_memory);
+  line("enclosure daemon (eBPF and cgroups for non-root)", daemon_feature);
+  line("eBPF enforcement layer", host.bpf);
+  for (const auto& [name, f] : host.bpf_program_types)
+    line("bpf program type " + name, f);
+  line("BPF LSM (optional extra layer)", host.bpf_lsm);
+}
+
+}  // namespace
 
 int command_doctor(const Args& args) {
   po::options_description options(
@@ -41,42 +86,18 @@ int command_doctor(const Args& args) {
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "enclosure doctor: " << e.what() << "\n" << options;
-    return 2;
+    return exit_code::kInvalid;
   }
   if (vm.count("help")) {
     std::cout << options;
-    return 0;
+    return exit_code::kSuccess;
   }
-  std::string daemon_path = daemon_socket_for(daemon_option);
-  HostFeatures host = probe_host(/*with_bpf=*/daemon_path.empty());
-  Feature daemon_feature{true, "not needed (root builds every layer itself)"};
-  if (!daemon_path.empty()) {
-    try {
-      DaemonClient daemon(daemon_path);
-      apply_daemon_features(host, daemon);
-      daemon_feature = {true, daemon_path};
-    } catch (const LaunchError& e) {
-      daemon_feature = {false, e.what()};
-    }
-  } else if (!host.root) {
-    daemon_feature = {
-        false, std::string("none (no --daemon, and ") + kDefaultDaemonSocket + " does not exist)"};
-  }
+  Feature daemon_feature;
+  HostFeatures host = probe_with_daemon(daemon_option, daemon_feature);
   std::vector<policy::Requirement> requirements;
   if (!manifest.empty()) {
-    policy::ContextValues values;
-    std::string error;
-    if (!collect_context(context, "", values, error)) {
-      std::cerr << "enclosure doctor: " << error << "\n";
-      return 2;
-    }
-    LoadedManifest loaded = load_manifest_file(manifest, values, {.allow_unresolved = false});
-    if (!loaded.manifest) {
-      for (const std::string& e : loaded.errors)
-        std::cerr << e << "\n";
-      return 2;
-    }
-    requirements = policy::compile(*loaded.manifest).plan->requirements;
+    ManifestSource source{.path = manifest, .context = context};
+    requirements = compile_manifest_or_throw(source).plan.requirements;
   } else {
     requirements = {{"namespaces", "namespaces", "(typical manifest)"},
                     {"landlock", "landlock (filesystem access rights)", "(typical manifest)"},
@@ -96,35 +117,20 @@ int command_doctor(const Args& args) {
     report["daemon"] = {{"available", daemon_feature.available}, {"detail", daemon_feature.detail}};
     report["unmet"] = unmet;
     std::cout << report.dump(2) << "\n";
-    return unmet.empty() ? 0 : 1;
+    return unmet.empty() ? exit_code::kSuccess : exit_code::kFailure;
   }
-  auto line = [](const std::string& name, const Feature& f) {
-    std::cout << (f.available ? "  ok   " : "  --   ") << name << ": " << f.detail << "\n";
-  };
-  std::cout << "Host: " << host.kernel << (host.root ? ", running as root" : ", not root") << "\n";
-  line("namespaces (pid, mount, ipc, uts, cgroup, net)", host.namespaces);
-  line("user namespaces", host.user_namespaces);
-  line("landlock", host.landlock);
-  line("seccomp user notification", host.seccomp_notify);
-  line("cgroup v2 (membership, cgroup.kill, cpu.stat)", host.cgroup_v2);
-  line("cgroup pids limit", host.cgroup_pids);
-  line("cgroup memory limit", host.cgroup_memory);
-  line("enclosure daemon (eBPF and cgroups for non-root)", daemon_feature);
-  line("eBPF enforcement layer", host.bpf);
-  for (const auto& [name, f] : host.bpf_program_types)
-    line("bpf program type " + name, f);
-  line("BPF LSM (optional extra layer)", host.bpf_lsm);
+  print_text_report(host, daemon_feature);
   if (unmet.empty()) {
     std::cout << (manifest.empty() ? "Everything a typical manifest needs is available.\n"
                                    : "Everything " + manifest + " needs is available.\n");
-    return 0;
+    return exit_code::kSuccess;
   }
   std::cout << "Missing:\n";
   for (const auto& u : unmet) {
     std::cout << "  " << u["origin"].get<std::string>() << " needs "
               << u["feature"].get<std::string>() << ": " << u["why"].get<std::string>() << "\n";
   }
-  return 1;
+  return exit_code::kFailure;
 }
 
 }  // namespace launcher

@@ -1,8 +1,5 @@
 // enclosure export --format oci-seccomp [-o OUT] FILE: the compiled system call profile as an
 // OCI runtime-spec seccomp object.
-#include "launcher/cli/options.h"
-#include "launcher/cli/commands.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,8 +9,12 @@
 #include <cstring>
 #include <iostream>
 
+#include "launcher/base/error.h"
+#include "launcher/base/exit_code.h"
 #include "launcher/base/fd.h"
+#include "launcher/cli/commands.h"
 #include "launcher/cli/manifest_file.h"
+#include "launcher/cli/options.h"
 #include "policy/compile.h"
 #include "policy/oci_seccomp.h"
 
@@ -23,31 +24,32 @@ namespace launcher {
 namespace {
 
 // Writes `text` to `path` through a temporary file in the same directory and a rename, so a
-// reader (a runtime, a config management run) never sees half a profile.
-bool write_file(const std::string& path, const std::string& text, std::string& error) {
+// reader (a runtime, a config management run) never sees half a profile. Throws LaunchError
+// (exit 1) when it cannot.
+void write_file_atomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-  if (!fd) {
-    error = tmp + ": cannot create: " + std::strerror(errno);
-    return false;
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = tmp + ": write failed: " + std::strerror(errno);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    done += static_cast<size_t>(n);
+  if (!fd) throw LaunchError(tmp + ": cannot create: " + std::strerror(errno), exit_code::kFailure);
+  if (!write_all(fd.get(), text.data(), text.size())) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw LaunchError(tmp + ": write failed: " + std::strerror(err), exit_code::kFailure);
   }
   if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = path + ": cannot write: " + std::strerror(errno);
+    int err = errno;
     ::unlink(tmp.c_str());
-    return false;
+    throw LaunchError(path + ": cannot write: " + std::strerror(err), exit_code::kFailure);
   }
-  return true;
+}
+
+// The OCI runtime-spec seccomp object of the manifest's syscall profile; a profile OCI cannot
+// state is an invalid manifest for export ("FILE: why").
+nlohmann::json oci_profile(const std::string& file, const policy::Manifest& manifest) {
+  std::string error;
+  std::optional<nlohmann::json> oci =
+      policy::export_oci_seccomp(policy::compile_seccomp(manifest.syscalls), error);
+  if (!oci) throw InvalidManifest({}, file + ": " + error);
+  return std::move(*oci);
 }
 
 }  // namespace
@@ -62,56 +64,35 @@ int command_export(const Args& args) {
       "has no way to hand a denied call to the enclosure's supervisor, so denials are not logged.\n"
       "Exit status: 0; 2 for a usage error, an invalid manifest or a profile OCI cannot state;\n"
       "1 when OUT cannot be written.\n\nOptions");
-  std::vector<std::string> context;
-  std::string context_file, file, format, output;
+  ManifestSource source{.allow_unresolved = true};
+  std::string format, output;
   options.add_options()("help,h", "show this help")("format", po::value(&format),
                                                     "the output format: oci-seccomp (required)")(
       "output,o", po::value(&output), "write to this file instead of standard output")(
-      "context", po::value(&context)->composing(),
+      "context", po::value(&source.context)->composing(),
       "NAME=VALUE for a context variable (repeatable); the profile does not depend on them, but "
-      "they are validated")("context-file", po::value(&context_file),
+      "they are validated")("context-file", po::value(&source.context_file),
                             "a JSON object of context values");
   po::variables_map vm;
-  if (auto done = parse_command_line("export", args, options, po::value(&file), 1, vm))
+  if (auto done = parse_command_line("export", args, options, po::value(&source.path), 1, vm))
     return *done;
   if (format != "oci-seccomp") {
     std::cerr << "enclosure export: --format "
               << (format.empty() ? "is required" : "\"" + format + "\" is not known")
               << "; the format this build writes is oci-seccomp\n";
-    return 2;
+    return exit_code::kInvalid;
   }
-  if (file.empty()) {
+  if (source.path.empty()) {
     std::cerr << "enclosure export: no manifest file given\n" << options;
-    return 2;
+    return exit_code::kInvalid;
   }
-  policy::ContextValues values;
-  std::string error;
-  if (!collect_context(context, context_file, values, error)) {
-    std::cerr << "enclosure export: " << error << "\n";
-    return 2;
-  }
-  LoadedManifest loaded = load_manifest_file(file, values, {.allow_unresolved = true});
-  if (!loaded.manifest) {
-    for (const std::string& e : loaded.errors)
-      std::cerr << e << "\n";
-    return 2;
-  }
-  std::optional<nlohmann::json> oci =
-      policy::export_oci_seccomp(policy::compile_seccomp(loaded.manifest->syscalls), error);
-  if (!oci) {
-    std::cerr << "enclosure export: " << file << ": " << error << "\n";
-    return 2;
-  }
-  std::string text = oci->dump(2) + "\n";
+  std::string text = oci_profile(source.path, load_manifest_or_throw(source)).dump(2) + "\n";
   if (output.empty() || output == "-") {
     std::cout << text << std::flush;
-    return std::cout ? 0 : 1;
+    return std::cout ? exit_code::kSuccess : exit_code::kFailure;
   }
-  if (!write_file(output, text, error)) {
-    std::cerr << "enclosure export: " << error << "\n";
-    return 1;
-  }
-  return 0;
+  write_file_atomically(output, text);
+  return exit_code::kSuccess;
 }
 
 }  // namespace launcher

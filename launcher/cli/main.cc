@@ -3,13 +3,21 @@
 #include <iostream>
 #include <map>
 
+#include "launcher/base/error.h"
+#include "launcher/base/exit_code.h"
 #include "launcher/cli/commands.h"
+#include "launcher/cli/manifest_file.h"
 
 namespace {
+
+namespace exit_code = launcher::exit_code;
 
 struct Command {
   int (*run)(const launcher::Args&);
   const char* summary;
+  // The status for an invalid manifest or an unexpected error: a launcher error (125) for the
+  // commands that start or serve agents, else the command's own (policy/MANIFEST.md).
+  int invalid_status = exit_code::kInvalid;
 };
 
 const std::map<std::string, Command>& commands() {
@@ -19,17 +27,23 @@ const std::map<std::string, Command>& commands() {
       {"diff", {launcher::command_diff, "what a manifest change widens or narrows"}},
       {"doctor",
        {launcher::command_doctor, "which kernel layers this host can enforce, and why not"}},
-      {"run", {launcher::command_run, "start an agent inside the enclosure a manifest describes"}},
+      {"run",
+       {launcher::command_run, "start an agent inside the enclosure a manifest describes",
+        exit_code::kLaunchError}},
       {"collect",
-       {launcher::command_collect, "accept launchers' events; write the hash-chained audit log"}},
+       {launcher::command_collect, "accept launchers' events; write the hash-chained audit log",
+        exit_code::kFailure}},
       {"audit", {launcher::command_audit, "verify an audit log, or show it as a timeline per run"}},
       {"export",
        {launcher::command_export,
         "the manifest's syscall profile for runc, crun or Docker (oci-seccomp)"}},
       {"daemon",
        {launcher::command_daemon,
-        "privileged per-node service: eBPF and cgroups for unprivileged runs"}},
-      {"learn", {launcher::command_learn, "observe a run and write a least-privilege manifest"}},
+        "privileged per-node service: eBPF and cgroups for unprivileged runs",
+        exit_code::kLaunchError}},
+      {"learn",
+       {launcher::command_learn, "observe a run and write a least-privilege manifest",
+        exit_code::kLaunchError}},
   };
   return kCommands;
 }
@@ -45,28 +59,45 @@ void usage(std::ostream& out) {
   out << "\n`enclosure COMMAND --help` describes each command.\n";
 }
 
+// The command boundary: errors thrown where they happen end here, as one message on stderr
+// and the exit status they carry.
+int run_command(const std::string& name, const Command& command, const launcher::Args& args) {
+  try {
+    return command.run(args);
+  } catch (const launcher::InvalidManifest& e) {
+    launcher::print_invalid_manifest(name, e);
+    return command.invalid_status;
+  } catch (const launcher::LaunchError& e) {
+    std::cerr << "enclosure " << name << ": " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "enclosure " << name << ": " << e.what() << "\n";
+    return command.invalid_status;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     usage(std::cerr);
-    return 2;
+    return exit_code::kInvalid;
   }
   std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     usage(std::cout);
-    return 0;
+    return exit_code::kSuccess;
   }
   if (name == "--version") {
     std::cout << "enclosure " << ENCLOSURE_VERSION << " (manifest enclosure/v1)\n";
-    return 0;
+    return exit_code::kSuccess;
   }
   auto it = commands().find(name);
   if (it == commands().end()) {
     std::cerr << "enclosure: unknown command \"" << name << "\"\n\n";
     usage(std::cerr);
-    return 2;
+    return exit_code::kInvalid;
   }
   launcher::Args args(argv + 2, argv + argc);
-  return it->second.run(args);
+  return run_command(name, it->second, args);
 }

@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "launcher/base/exit_code.h"
+
 namespace po = boost::program_options;
 
 namespace launcher {
@@ -21,11 +23,11 @@ std::optional<int> parse_command_line(const std::string& command, const Args& ar
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "enclosure " << command << ": " << e.what() << "\n" << options;
-    return 2;
+    return exit_code::kInvalid;
   }
   if (vm.count("help")) {
     std::cout << options;
-    return 0;
+    return exit_code::kSuccess;
   }
   return std::nullopt;
 }

@@ -8,20 +8,29 @@
 #include <cerrno>
 #include <cstring>
 
-#include "launcher/daemon/protocol.h"
+#include "bpf/enclosure_abi.h"
+#include "launcher/base/clock.h"
 #include "launcher/base/error.h"
+#include "launcher/daemon/framing.h"
+#include "launcher/daemon/protocol_conversion.h"
 
 namespace launcher {
 namespace {
 
-constexpr auto kReconnectInterval = std::chrono::milliseconds(100);
-constexpr int kFlushTimeoutMs = 2000;
+constexpr uint64_t kReconnectIntervalNs = 100'000'000;
+constexpr uint64_t kFlushTimeoutMs = 2000;
+constexpr uint64_t kReleaseWaitMs = 3000;
 
-nlohmann::json port_list(const std::vector<policy::PortRange>& ports) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const policy::PortRange& p : ports)
-    out.push_back({p.first, p.last});
-  return out;
+// Whether `buffer` holds, among its whole frames, an empty one: the daemon's flush mark.
+bool holds_flush_mark(const std::string& buffer) {
+  size_t at = 0;
+  while (at + sizeof(uint32_t) <= buffer.size()) {
+    uint32_t size;
+    std::memcpy(&size, buffer.data() + at, sizeof size);
+    if (size == 0) return true;
+    at += sizeof size + size;
+  }
+  return false;
 }
 
 }  // namespace
@@ -35,33 +44,29 @@ DaemonClient::DaemonClient(std::string socket_path) : path_(std::move(socket_pat
   poll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!poll_) throw_errno("daemon client: epoll_create1");
   try {
-    features_ = daemon_call(control_.get(), {{"op", "hello"}});
+    features_ = call_daemon<HelloReply>(control_.get(), HelloRequest{});
   } catch (const DaemonRefusal& e) {
     throw LaunchError("enclosure daemon at " + path_ + ": " + e.what());
   }
-  if (features_.value("version", 0) != kDaemonProtocolVersion) {
+  if (features_.version != kDaemonProtocolVersion) {
     throw LaunchError("enclosure daemon at " + path_ + " speaks protocol version " +
-                      std::to_string(features_.value("version", 0)) + ", this launcher " +
+                      std::to_string(features_.version) + ", this launcher " +
                       std::to_string(kDaemonProtocolVersion));
   }
 }
 
-void DaemonClient::create(const nlohmann::json& request) {
-  nlohmann::json r;
+void DaemonClient::create(const CreateRequest& request) {
+  RunReply r;
   try {
-    nlohmann::json full = request;
-    full["op"] = "create";
-    r = daemon_call(control_.get(), full);
+    r = call_daemon<RunReply>(control_.get(), request);
   } catch (const DaemonRefusal& e) {
     throw LaunchError("enclosure daemon at " + path_ + " refused the run: " + e.what());
   }
-  token_ = r.at("token").get<std::string>();
-  cgroup_id_ = r.at("cgroup_id").get<uint64_t>();
-  auto dirs = CgroupDirectories::from_json(r.at("cgroup"));
-  if (!dirs) throw LaunchError("enclosure daemon at " + path_ + ": a malformed cgroup reply");
-  cgroup_ = *dirs;
-  cgroup_report_ = r.at("cgroup_report");
-  bpf_report_ = r.at("bpf");
+  token_ = r.token;
+  cgroup_id_ = r.cgroup_id;
+  cgroup_ = to_cgroup(r.cgroup);
+  cgroup_report_ = r.cgroup_report;
+  bpf_report_ = r.bpf.to_json();
   open_events();
 }
 
@@ -69,7 +74,7 @@ void DaemonClient::open_events() const {
   UniqueFd fd = connect_daemon(path_);
   if (!fd) throw_errno("daemon client: connect the events connection to " + path_);
   try {
-    daemon_call(fd.get(), {{"op", "events"}, {"token", token_}});
+    call_daemon<EmptyReply>(fd.get(), EventsRequest{token_});
   } catch (const DaemonRefusal& e) {
     throw LaunchError("enclosure daemon at " + path_ + ": events: " + e.what());
   }
@@ -85,16 +90,17 @@ void DaemonClient::open_events() const {
 
 void DaemonClient::enter(int pidfd) {
   try {
-    daemon_call(control_.get(), {{"op", "enter"}}, pidfd);
+    call_daemon<EmptyReply>(control_.get(), EnterRequest{}, pidfd);
   } catch (const DaemonRefusal& e) {
     throw LaunchError("enclosure daemon at " + path_ + ": enter: " + e.what());
   }
 }
 
-std::optional<nlohmann::json> DaemonClient::call(const nlohmann::json& request, int fd) const {
+template <class Reply>
+std::optional<Reply> DaemonClient::call(const DaemonRequest& request) const {
   if (!connected() && !reconnect()) return std::nullopt;
   try {
-    return daemon_call(control_.get(), request, fd);
+    return call_daemon<Reply>(control_.get(), request);
   } catch (const LaunchError&) {
     // The daemon went away (restart): the pinned programs go on enforcing; come back later.
     control_.reset();
@@ -102,25 +108,29 @@ std::optional<nlohmann::json> DaemonClient::call(const nlohmann::json& request, 
   }
 }
 
+void DaemonClient::send_or_keep(DaemonRequest request) {
+  if (!call<EmptyReply>(request)) pending_admissions_.push_back(std::move(request));
+}
+
 bool DaemonClient::reconnect() const {
-  auto now = std::chrono::steady_clock::now();
-  if (now - last_attempt_ < kReconnectInterval) return false;
-  last_attempt_ = now;
+  uint64_t now = monotonic_ns();
+  if (last_attempt_ns_ != 0 && now - last_attempt_ns_ < kReconnectIntervalNs) return false;
+  last_attempt_ns_ = now;
   UniqueFd fd = connect_daemon(path_);
   if (!fd) return false;
   try {
-    daemon_call(fd.get(), {{"op", "hello"}});
-    daemon_call(fd.get(), {{"op", "adopt"}, {"token", token_}});
+    call_daemon<HelloReply>(fd.get(), HelloRequest{});
+    call_daemon<RunReply>(fd.get(), AdoptRequest{token_});
     control_ = std::move(fd);
     open_events();
   } catch (const std::exception&) {
     control_.reset();
     return false;
   }
-  std::vector<nlohmann::json> pending = std::move(pending_admissions_);
+  std::vector<DaemonRequest> pending = std::move(pending_admissions_);
   pending_admissions_.clear();
-  for (const nlohmann::json& request : pending) {
-    if (!call(request)) pending_admissions_.push_back(request);
+  for (DaemonRequest& request : pending) {
+    if (!call<EmptyReply>(request)) pending_admissions_.push_back(std::move(request));
   }
   return connected();
 }
@@ -160,23 +170,11 @@ void DaemonClient::drain(const std::function<void(const void* data, size_t size)
 }
 
 void DaemonClient::flush() {
-  if (!call({{"op", "flush"}})) return;
+  if (!call<EmptyReply>(FlushRequest{})) return;
   // Read until the daemon's mark: every record written before the flush is then here.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFlushTimeoutMs);
-  while (events_ && std::chrono::steady_clock::now() < deadline) {
-    // Look for an empty frame among the whole frames received so far.
-    size_t at = 0;
-    bool marked = false;
-    while (at + sizeof(uint32_t) <= events_buffer_.size()) {
-      uint32_t size;
-      std::memcpy(&size, events_buffer_.data() + at, sizeof size);
-      if (size == 0) {
-        marked = true;
-        break;
-      }
-      at += sizeof size + size;
-    }
-    if (marked) return;
+  Deadline deadline(kFlushTimeoutMs);
+  while (events_ && !deadline.passed()) {
+    if (holds_flush_mark(events_buffer_)) return;
     pollfd p{events_.get(), POLLIN, 0};
     ::poll(&p, 1, 50);
     read_events();
@@ -184,65 +182,50 @@ void DaemonClient::flush() {
 }
 
 bpf::EnclosureCounters DaemonClient::counters(uint64_t) const {
-  std::optional<nlohmann::json> r = call({{"op", "counters"}});
+  std::optional<CountersReply> r = call<CountersReply>(CountersRequest{});
   if (!r) return last_counters_;
   bpf::EnclosureCounters c;
-  std::string hex = r->at("state").get<std::string>();
-  if (hex.size() == 2 * sizeof c.state) {
-    auto* bytes = reinterpret_cast<unsigned char*>(&c.state);
-    for (size_t i = 0; i < sizeof c.state; ++i) {
-      bytes[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-    }
-  }
-  c.state.lost += r->value("forward_lost", uint64_t{0});
-  c.syscalls_pending = r->value("syscalls_pending", uint64_t{0});
-  for (const nlohmann::json& h : r->at("histogram"))
-    c.histogram.emplace_back(h.at(0).get<int>(), h.at(1).get<uint64_t>());
+  // Another size is another ABI: the counters stay zero rather than misread.
+  if (r->state.size() == sizeof c.state) std::memcpy(&c.state, r->state.data(), sizeof c.state);
+  c.state.lost += r->forward_lost;
+  c.syscalls_pending = r->syscalls_pending;
+  c.histogram = r->histogram;
   last_counters_ = c;
   return c;
 }
 
 uint64_t DaemonClient::rules_fired(uint64_t) const {
-  std::optional<nlohmann::json> r = call({{"op", "rules_fired"}});
+  std::optional<RulesFiredReply> r = call<RulesFiredReply>(RulesFiredRequest{});
   // Unknown while the daemon restarts: every rule counts as fired, so gates deny.
   if (!r) return ~0ULL;
-  return r->at("bits").get<uint64_t>();
+  return r->bits;
 }
 
 void DaemonClient::set_reported_cost(uint64_t, uint64_t micro_usd) {
-  nlohmann::json request = {{"op", "cost"}, {"micro_usd", micro_usd}};
-  if (!call(request)) pending_admissions_.push_back(request);
+  send_or_keep(CostRequest{micro_usd});
 }
 
 void DaemonClient::admit(uint64_t, const policy::Cidr& address, policy::Protocol protocol,
                          const std::vector<policy::PortRange>& ports, size_t rule_index) {
-  nlohmann::json request = {{"op", "admit"},
-                            {"cidr", address.to_string()},
-                            {"protocol", protocol == policy::Protocol::udp ? "udp" : "tcp"},
-                            {"ports", port_list(ports)},
-                            {"rule", rule_index}};
-  if (!call(request)) pending_admissions_.push_back(request);
+  send_or_keep(AdmitRequest{address, protocol, ports, rule_index});
 }
 
 void DaemonClient::revoke(uint64_t, const policy::Cidr& address, policy::Protocol protocol) {
-  nlohmann::json request = {{"op", "revoke"},
-                            {"cidr", address.to_string()},
-                            {"protocol", protocol == policy::Protocol::udp ? "udp" : "tcp"}};
-  if (!call(request)) pending_admissions_.push_back(request);
+  send_or_keep(RevokeRequest{address, protocol});
 }
 
 bool DaemonClient::kill_all() {
-  return call({{"op", "kill"}}).has_value();
+  return call<KillReply>(KillRequest{}).has_value();
 }
 
 void DaemonClient::release() {
   // While the daemon restarts, wait a little for it to come back; without an answer the daemon
   // still kills and removes the run (when this connection closes, or at its adopt timeout).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (!connected() && std::chrono::steady_clock::now() < deadline) {
+  Deadline deadline(kReleaseWaitMs);
+  while (!connected() && !deadline.passed()) {
     if (!reconnect()) ::poll(nullptr, 0, 50);
   }
-  call({{"op", "release"}});
+  call<EmptyReply>(ReleaseRequest{});
   control_.reset();
   events_.reset();
 }
@@ -255,17 +238,15 @@ std::string daemon_socket_for(const std::string& explicit_path) {
 
 void apply_daemon_features(HostFeatures& host, const DaemonClient& daemon) {
   std::string via = "enclosure daemon at " + daemon.socket_path();
-  const nlohmann::json& cg = daemon.features().value("cgroup", nlohmann::json::object());
-  auto controller = [&](const char* name) -> Feature {
-    std::string where = cg.value(name, std::string());
+  auto controller = [&](const std::string& where, const char* name) -> Feature {
     if (where.empty()) return {false, via + " has no " + std::string(name) + " controller"};
     return {true, via + " (cgroup " + where + ")"};
   };
   host.bpf = {true, via};
   host.cgroup_v2 = {true, via};
   host.cgroup_cpu = {true, via};
-  host.cgroup_pids = controller("pids");
-  host.cgroup_memory = controller("memory");
+  host.cgroup_pids = controller(daemon.features().cgroup_pids, "pids");
+  host.cgroup_memory = controller(daemon.features().cgroup_memory, "memory");
 }
 
 }  // namespace launcher

@@ -6,14 +6,16 @@
 // composition rules count as fired (write and exec gates deny: fail closed).
 #pragma once
 
-#include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "bpf/kernel_layer.h"
-#include "launcher/run/cgroup.h"
 #include "launcher/base/fd.h"
+#include "launcher/daemon/protocol.h"
+#include "launcher/run/cgroup.h"
 #include "launcher/run/host_features.h"
 
 namespace launcher {
@@ -25,11 +27,10 @@ class DaemonClient : public bpf::KernelLayer {
 
   const std::string& socket_path() const { return path_; }
   // The daemon's answer to hello: its programs and where cgroup limits go.
-  const nlohmann::json& features() const { return features_; }
+  const HelloReply& features() const { return features_; }
 
-  // Creates the run (cgroup, maps); `request` holds plan, needs, files, dns_ports, limits and
-  // grace_ns. Throws LaunchError with the daemon's reason.
-  void create(const nlohmann::json& request);
+  // Creates the run (cgroup, maps). Throws LaunchError with the daemon's reason.
+  void create(const CreateRequest& request);
   uint64_t cgroup_id() const { return cgroup_id_; }
   const CgroupDirectories& cgroup() const { return cgroup_; }
   const nlohmann::json& cgroup_report() const { return cgroup_report_; }
@@ -56,7 +57,7 @@ class DaemonClient : public bpf::KernelLayer {
   mutable UniqueFd control_;
   mutable UniqueFd events_;
   UniqueFd poll_;  // an epoll set holding the current events connection: stable for the caller
-  nlohmann::json features_;
+  HelloReply features_;
   std::string token_;
   uint64_t cgroup_id_ = 0;
   CgroupDirectories cgroup_;
@@ -64,13 +65,17 @@ class DaemonClient : public bpf::KernelLayer {
   nlohmann::json bpf_report_;
   mutable std::string events_buffer_;
   mutable bpf::EnclosureCounters last_counters_;
-  mutable std::chrono::steady_clock::time_point last_attempt_{};
-  // Admissions and revocations made while the daemon was unreachable, replayed on reconnect.
-  mutable std::vector<nlohmann::json> pending_admissions_;
+  mutable uint64_t last_attempt_ns_ = 0;  // monotonic_ns() of the last reconnect attempt
+  // Admissions, revocations and costs sent while the daemon was unreachable, replayed on
+  // reconnect.
+  mutable std::vector<DaemonRequest> pending_admissions_;
 
   // A call on the control connection; nullopt (and the connection dropped) when the daemon is
-  // unreachable. Refusals throw.
-  std::optional<nlohmann::json> call(const nlohmann::json& request, int fd = -1) const;
+  // unreachable or its reply is malformed. Refusals throw.
+  template <class Reply>
+  std::optional<Reply> call(const DaemonRequest& request) const;
+  // A request whose reply is empty, kept for the next reconnect when the daemon is unreachable.
+  void send_or_keep(DaemonRequest request);
   bool connected() const { return static_cast<bool>(control_); }
   // Reconnects and re-adopts the run (at most every 100 ms); true when connected.
   bool reconnect() const;

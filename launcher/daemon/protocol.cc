@@ -1,146 +1,631 @@
 #include "launcher/daemon/protocol.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <limits>
+#include <type_traits>
 
-#include <cerrno>
-#include <cstring>
-
-#include "launcher/base/error.h"
+#include "policy/bpf_plan.h"
 
 namespace launcher {
+namespace {
 
-ssize_t receive_with_descriptors(int socket, char* buf, size_t size, int flags,
-                                 std::vector<UniqueFd>& fds) {
-  iovec iov{buf, size};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n = ::recvmsg(socket, &msg, flags | MSG_CMSG_CLOEXEC);
-  if (n < 0) return n;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      fds.emplace_back(fd);
-    }
+constexpr size_t kMaxEntries = 65536;  // any list or map in a request
+constexpr size_t kMaxTokenLength = 64;
+constexpr size_t kMaxStateBytes = 65536;
+
+nlohmann::json optional_number(const std::optional<uint64_t>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+// Field access that names, as a JSON pointer, the first field that is wrong.
+struct Reader {
+  std::string error;
+  bool ok() const { return error.empty(); }
+  void fail(const std::string& where, const std::string& what) {
+    if (error.empty()) error = where + ": " + what;
   }
+  static std::string at(const std::string& where, const std::string& key) {
+    return where + "/" + key;
+  }
+  const nlohmann::json* field(const nlohmann::json& obj, const char* key,
+                              const std::string& where) {
+    if (!obj.is_object()) {
+      fail(where.empty() ? "/" : where, "expected an object");
+      return nullptr;
+    }
+    auto it = obj.find(key);
+    if (it == obj.end()) {
+      fail(at(where, key), "missing");
+      return nullptr;
+    }
+    return &*it;
+  }
+  bool boolean(const nlohmann::json& obj, const char* key, const std::string& where) {
+    const nlohmann::json* v = field(obj, key, where);
+    if (v && !v->is_boolean()) fail(at(where, key), "expected true or false");
+    return v && v->is_boolean() && v->get<bool>();
+  }
+  std::string text(const nlohmann::json& obj, const char* key, const std::string& where) {
+    const nlohmann::json* v = field(obj, key, where);
+    if (v && !v->is_string()) fail(at(where, key), "expected a string");
+    return v && v->is_string() ? v->get<std::string>() : "";
+  }
+  // A whole number that is not negative; JSON built in memory holds small ones as signed.
+  static bool whole(const nlohmann::json& v) {
+    return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+  }
+  uint64_t number(const nlohmann::json& v, const std::string& where,
+                  uint64_t max = std::numeric_limits<uint64_t>::max()) {
+    if (!whole(v) || v.get<uint64_t>() > max) {
+      fail(where, "expected a whole number up to " + std::to_string(max));
+      return 0;
+    }
+    return v.get<uint64_t>();
+  }
+  uint64_t number(const nlohmann::json& obj, const char* key, const std::string& where,
+                  uint64_t max = std::numeric_limits<uint64_t>::max()) {
+    const nlohmann::json* v = field(obj, key, where);
+    return v ? number(*v, at(where, key), max) : 0;
+  }
+  std::optional<uint64_t> optional(const nlohmann::json& obj, const char* key,
+                                   const std::string& where) {
+    const nlohmann::json* v = field(obj, key, where);
+    if (!v || v->is_null()) return std::nullopt;
+    return number(*v, at(where, key));
+  }
+  uint16_t port(const nlohmann::json& v, const std::string& where) {
+    if (!whole(v) || v.get<uint64_t>() > 65535) {
+      fail(where, "expected a port from 0 to 65535");
+      return 0;
+    }
+    return static_cast<uint16_t>(v.get<uint64_t>());
+  }
+  const nlohmann::json& list(const nlohmann::json& obj, const char* key, const std::string& where) {
+    static const nlohmann::json kEmpty = nlohmann::json::array();
+    const nlohmann::json* v = field(obj, key, where);
+    if (!v) return kEmpty;
+    if (!v->is_array() || v->size() > kMaxEntries) {
+      fail(at(where, key), "expected a list of at most " + std::to_string(kMaxEntries));
+      return kEmpty;
+    }
+    return *v;
+  }
+  const nlohmann::json& object(const nlohmann::json& obj, const char* key,
+                               const std::string& where) {
+    static const nlohmann::json kEmpty = nlohmann::json::object();
+    const nlohmann::json* v = field(obj, key, where);
+    if (!v) return kEmpty;
+    if (!v->is_object() || v->size() > kMaxEntries) {
+      fail(at(where, key), "expected an object of at most " + std::to_string(kMaxEntries));
+      return kEmpty;
+    }
+    return *v;
+  }
+  // [first, last] of two ports: a pair at `where`.
+  std::pair<uint16_t, uint16_t> port_pair(const nlohmann::json& v, const std::string& where) {
+    if (!v.is_array() || v.size() != 2) {
+      fail(where, "expected [first, last]");
+      return {0, 0};
+    }
+    return {port(v[0], where + "/0"), port(v[1], where + "/1")};
+  }
+  std::vector<policy::PortRange> ports(const nlohmann::json& obj, const std::string& where) {
+    std::vector<policy::PortRange> out;
+    const nlohmann::json& l = list(obj, "ports", where);
+    for (size_t i = 0; i < l.size() && ok(); ++i) {
+      std::string here = at(where, "ports/" + std::to_string(i));
+      auto [first, last] = port_pair(l[i], here);
+      if (ok() && first > last) fail(here, "the first port is above the last");
+      out.push_back({first, last});
+    }
+    return out;
+  }
+  policy::Protocol protocol(const nlohmann::json& obj, const std::string& where) {
+    std::string p = text(obj, "protocol", where);
+    if (ok() && p != "tcp" && p != "udp") fail(at(where, "protocol"), "expected tcp or udp");
+    return p == "udp" ? policy::Protocol::udp : policy::Protocol::tcp;
+  }
+  policy::Cidr cidr(const nlohmann::json& obj, const std::string& where) {
+    std::string t = text(obj, "cidr", where);
+    if (!ok()) return {};
+    policy::Parsed<policy::Cidr> parsed = policy::parse_cidr(t);
+    if (!parsed) {
+      fail(at(where, "cidr"), "expected " + parsed.error);
+      return {};
+    }
+    return *parsed.value;
+  }
+  std::string token(const nlohmann::json& obj, const std::string& where) {
+    std::string t = text(obj, "token", where);
+    if (ok() && (t.empty() || t.size() > kMaxTokenLength ||
+                 t.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+      fail(at(where, "token"),
+           "expected a run's token (at most " + std::to_string(kMaxTokenLength) + " hex digits)");
+    }
+    return t;
+  }
+  policy::EnforcementPlan plan(const nlohmann::json& obj, const std::string& where) {
+    const nlohmann::json* v = field(obj, "plan", where);
+    if (!v) return {};
+    std::string why;
+    std::optional<policy::EnforcementPlan> plan = policy::bpf_plan_from_json(*v, why);
+    if (!plan) {
+      // bpf_plan names the field from the plan's root: "/network/mode: ..." or ": ...".
+      if (error.empty()) error = at(where, "plan") + why;
+      return {};
+    }
+    return *plan;
+  }
+
+  // The parts, at `where`.
+  ProtocolNeeds needs(const nlohmann::json& j, const std::string& where);
+  ProtocolFiles files(const nlohmann::json& j, const std::string& where);
+  ProtocolLimits limits(const nlohmann::json& j, const std::string& where);
+  ProtocolCgroup cgroup(const nlohmann::json& j, const std::string& where);
+  ProtocolBpfReport bpf_report(const nlohmann::json& j, const std::string& where);
+};
+
+ProtocolNeeds Reader::needs(const nlohmann::json& j, const std::string& where) {
+  ProtocolNeeds n;
+  n.egress = boolean(j, "egress", where);
+  n.egress_bytes = boolean(j, "egress_bytes", where);
+  n.exec = boolean(j, "exec", where);
+  n.sys_enter = boolean(j, "sys_enter", where);
+  n.sys_exit = boolean(j, "sys_exit", where);
+  n.behaviour = boolean(j, "behaviour", where);
   return n;
 }
 
-void encode_frame(std::string& out, std::string_view payload) {
-  auto size = static_cast<uint32_t>(payload.size());
-  out.append(reinterpret_cast<const char*>(&size), sizeof size);
-  out.append(payload);
-}
-
-void send_frame(int socket, std::string_view payload, int fd, const std::string& what) {
-  if (payload.size() > kMaxDaemonFrame) throw LaunchError(what + ": the message is too large");
-  std::string data;
-  encode_frame(data, payload);
-  size_t done = 0;
-  while (done < data.size()) {
-    iovec iov{data.data() + done, data.size() - done};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (fd >= 0 && done == 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    ssize_t n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno(what + ": send");
-    }
-    done += static_cast<size_t>(n);
+ProtocolFiles Reader::files(const nlohmann::json& j, const std::string& where) {
+  ProtocolFiles f;
+  const nlohmann::json& scripts = list(j, "script_tools", where);
+  for (size_t i = 0; i < scripts.size() && ok(); ++i) {
+    f.script_tools.push_back(
+        number(scripts[i], at(where, "script_tools/" + std::to_string(i)), kMaxEntries));
   }
-}
-
-std::optional<Frame> receive_frame(int socket, const std::string& what) {
-  Frame frame;
-  auto read_exact = [&](char* buf, size_t size, bool at_boundary) -> bool {
-    size_t done = 0;
-    while (done < size) {
-      std::vector<UniqueFd> fds;
-      ssize_t n = receive_with_descriptors(socket, buf + done, size - done, 0, fds);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno(what + ": receive");
-      }
-      for (UniqueFd& fd : fds) {
-        if (!frame.fd) frame.fd = std::move(fd);  // one descriptor per frame; others close
-      }
-      if (n == 0) {
-        if (at_boundary && done == 0) return false;
-        throw LaunchError(what + ": the connection closed in the middle of a message");
-      }
-      done += static_cast<size_t>(n);
+  const nlohmann::json& loaders = list(j, "loaders", where);
+  for (size_t i = 0; i < loaders.size() && ok(); ++i) {
+    if (!loaders[i].is_string())
+      fail(at(where, "loaders/" + std::to_string(i)), "expected a string");
+    if (ok()) f.loaders.push_back(loaders[i].get<std::string>());
+  }
+  const nlohmann::json& keys = object(j, "keys", where);
+  for (auto it = keys.begin(); it != keys.end() && ok(); ++it) {
+    std::string here = at(where, "keys/" + it.key());
+    const nlohmann::json& key = it.value();
+    if (!key.is_array() || key.size() != 2) {
+      fail(here, "expected [device, inode]");
+      break;
     }
-    return true;
-  };
-  uint32_t size = 0;
-  if (!read_exact(reinterpret_cast<char*>(&size), sizeof size, true)) return std::nullopt;
-  if (size > kMaxDaemonFrame) throw LaunchError(what + ": a message above the size limit");
-  frame.payload.resize(size);
-  if (size > 0) read_exact(frame.payload.data(), size, false);
-  return frame;
+    f.keys[it.key()] = {number(key[0], here + "/0"), number(key[1], here + "/1")};
+  }
+  return f;
 }
 
-std::optional<std::string> take_frame(std::string& buffer, bool& bad) {
-  bad = false;
-  if (buffer.size() < sizeof(uint32_t)) return std::nullopt;
-  uint32_t size;
-  std::memcpy(&size, buffer.data(), sizeof size);
-  if (size > kMaxDaemonFrame) {
-    bad = true;
+ProtocolLimits Reader::limits(const nlohmann::json& j, const std::string& where) {
+  ProtocolLimits l;
+  l.pids_max = optional(j, "pids_max", where);
+  l.memory_max = optional(j, "memory_max", where);
+  return l;
+}
+
+ProtocolCgroup Reader::cgroup(const nlohmann::json& j, const std::string& where) {
+  ProtocolCgroup c;
+  c.v2 = text(j, "v2", where);
+  if (ok() && (c.v2.empty() || c.v2[0] != '/')) fail(at(where, "v2"), "expected an absolute path");
+  const nlohmann::json& v1 = object(j, "v1", where);
+  for (auto it = v1.begin(); it != v1.end() && ok(); ++it) {
+    if (!it.value().is_string()) fail(at(where, "v1/" + it.key()), "expected a string");
+    if (ok()) c.v1[it.key()] = it.value().get<std::string>();
+  }
+  if (const nlohmann::json* p = field(j, "placement", where)) {
+    c.placement_pids = text(*p, "pids", at(where, "placement"));
+    c.placement_memory = text(*p, "memory", at(where, "placement"));
+  }
+  if (const nlohmann::json* l = field(j, "limits", where))
+    c.limits = limits(*l, at(where, "limits"));
+  return c;
+}
+
+ProtocolBpfReport Reader::bpf_report(const nlohmann::json& j, const std::string& where) {
+  ProtocolBpfReport r;
+  if (const nlohmann::json* p = field(j, "programs", where)) r.programs = *p;
+  r.daemon = text(j, "daemon", where);
+  r.ring_buffer_bytes = number(j, "ring_buffer_bytes", where);
+  return r;
+}
+
+// The result of reading with `in`, or nullopt with its error.
+template <class T>
+std::optional<T> result(const Reader& in, T value, std::string& error) {
+  if (!in.ok()) {
+    error = in.error;
     return std::nullopt;
   }
-  if (buffer.size() < sizeof size + size) return std::nullopt;
-  std::string payload = buffer.substr(sizeof size, size);
-  buffer.erase(0, sizeof size + size);
-  return payload;
+  return value;
 }
 
-nlohmann::json daemon_call(int socket, const nlohmann::json& request, int fd) {
-  std::string op = request.value("op", "");
-  std::string what = "enclosure daemon: " + op;
-  send_frame(socket, request.dump(), fd, what);
-  std::optional<Frame> reply = receive_frame(socket, what);
-  if (!reply) throw LaunchError(what + ": the daemon closed the connection");
-  nlohmann::json j = nlohmann::json::parse(reply->payload, nullptr, false);
-  if (!j.is_object()) throw LaunchError(what + ": the daemon's reply is not a JSON object");
-  if (!j.value("ok", false)) throw DaemonRefusal(j.value("error", std::string("refused")));
-  return j;
+const char* protocol_name(policy::Protocol p) {
+  return p == policy::Protocol::udp ? "udp" : "tcp";
 }
 
-UniqueFd connect_daemon(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    errno = ENAMETOOLONG;
-    return UniqueFd();
+std::string to_hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char ch : bytes) {
+    hex += digits[ch >> 4];
+    hex += digits[ch & 15];
   }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return fd;
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
-    fd.reset();
-    errno = err;
+  return hex;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> from_hex(const std::string& hex) {
+  if (hex.size() % 2 != 0 || hex.size() > 2 * kMaxStateBytes) return std::nullopt;
+  std::string bytes;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int high = hex_digit(hex[i]), low = hex_digit(hex[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    bytes += static_cast<char>(high * 16 + low);
   }
-  return fd;
+  return bytes;
+}
+
+}  // namespace
+
+// ---- Parts ----
+
+nlohmann::json ProtocolNeeds::to_json() const {
+  return {{"egress", egress},       {"egress_bytes", egress_bytes}, {"exec", exec},
+          {"sys_enter", sys_enter}, {"sys_exit", sys_exit},         {"behaviour", behaviour}};
+}
+
+std::optional<ProtocolNeeds> ProtocolNeeds::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  return result(in, in.needs(j, ""), error);
+}
+
+nlohmann::json ProtocolFiles::to_json() const {
+  nlohmann::json k = nlohmann::json::object();
+  for (const auto& [path, key] : keys)
+    k[path] = {key.dev, key.ino};
+  return {{"script_tools", script_tools}, {"loaders", loaders}, {"keys", k}};
+}
+
+std::optional<ProtocolFiles> ProtocolFiles::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  return result(in, in.files(j, ""), error);
+}
+
+nlohmann::json ProtocolLimits::to_json() const {
+  return {{"pids_max", optional_number(pids_max)}, {"memory_max", optional_number(memory_max)}};
+}
+
+std::optional<ProtocolLimits> ProtocolLimits::from_json(const nlohmann::json& j,
+                                                        std::string& error) {
+  Reader in;
+  return result(in, in.limits(j, ""), error);
+}
+
+nlohmann::json ProtocolCgroup::to_json() const {
+  return {{"v2", v2},
+          {"v1", v1},
+          {"placement", {{"pids", placement_pids}, {"memory", placement_memory}}},
+          {"limits", limits.to_json()}};
+}
+
+std::optional<ProtocolCgroup> ProtocolCgroup::from_json(const nlohmann::json& j,
+                                                        std::string& error) {
+  Reader in;
+  return result(in, in.cgroup(j, ""), error);
+}
+
+// ---- Requests ----
+
+nlohmann::json CreateRequest::to_json() const {
+  return {{"plan", policy::bpf_plan_to_json(plan)},
+          {"needs", needs.to_json()},
+          {"files", files.to_json()},
+          {"dns_ports", dns_ports ? nlohmann::json({dns_ports->first, dns_ports->second})
+                                  : nlohmann::json(nullptr)},
+          {"limits", limits.to_json()},
+          {"grace_ns", grace_ns}};
+}
+
+std::optional<CreateRequest> CreateRequest::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  CreateRequest r;
+  r.plan = in.plan(j, "");
+  if (const nlohmann::json* n = in.field(j, "needs", "")) r.needs = in.needs(*n, "/needs");
+  if (const nlohmann::json* f = in.field(j, "files", "")) r.files = in.files(*f, "/files");
+  for (size_t i = 0; i < r.files.script_tools.size() && in.ok(); ++i) {
+    if (r.files.script_tools[i] >= r.plan.tools.size()) {
+      in.fail("/files/script_tools/" + std::to_string(i), "expected the index of a tool");
+    }
+  }
+  if (const nlohmann::json* d = in.field(j, "dns_ports", ""); d && !d->is_null()) {
+    r.dns_ports = in.port_pair(*d, "/dns_ports");
+  }
+  if (const nlohmann::json* l = in.field(j, "limits", "")) r.limits = in.limits(*l, "/limits");
+  r.grace_ns = in.number(j, "grace_ns", "");
+  return result(in, std::move(r), error);
+}
+
+nlohmann::json AdoptRequest::to_json() const {
+  return {{"token", token}};
+}
+
+std::optional<AdoptRequest> AdoptRequest::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  return result(in, AdoptRequest{in.token(j, "")}, error);
+}
+
+nlohmann::json EventsRequest::to_json() const {
+  return {{"token", token}};
+}
+
+std::optional<EventsRequest> EventsRequest::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  return result(in, EventsRequest{in.token(j, "")}, error);
+}
+
+nlohmann::json CostRequest::to_json() const {
+  return {{"micro_usd", micro_usd}};
+}
+
+std::optional<CostRequest> CostRequest::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  return result(in, CostRequest{in.number(j, "micro_usd", "")}, error);
+}
+
+nlohmann::json AdmitRequest::to_json() const {
+  nlohmann::json p = nlohmann::json::array();
+  for (const policy::PortRange& range : ports)
+    p.push_back({range.first, range.last});
+  return {{"cidr", cidr.to_string()},
+          {"protocol", protocol_name(protocol)},
+          {"ports", p},
+          {"rule", rule}};
+}
+
+std::optional<AdmitRequest> AdmitRequest::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  AdmitRequest r;
+  r.cidr = in.cidr(j, "");
+  r.protocol = in.protocol(j, "");
+  r.ports = in.ports(j, "");
+  r.rule = in.number(j, "rule", "", kMaxEntries);
+  return result(in, std::move(r), error);
+}
+
+nlohmann::json RevokeRequest::to_json() const {
+  return {{"cidr", cidr.to_string()}, {"protocol", protocol_name(protocol)}};
+}
+
+std::optional<RevokeRequest> RevokeRequest::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  RevokeRequest r;
+  r.cidr = in.cidr(j, "");
+  r.protocol = in.protocol(j, "");
+  return result(in, std::move(r), error);
+}
+
+namespace {
+
+template <class T>
+concept HasFields = requires(const T& t) {
+  t.to_json();
+};
+
+// One alternative of DaemonRequest from `j`, whose "op" named it.
+template <class T>
+std::optional<DaemonRequest> decode(const nlohmann::json& j, std::string& error) {
+  if constexpr (HasFields<T>) {
+    std::optional<T> r = T::from_json(j, error);
+    if (!r) return std::nullopt;
+    return DaemonRequest(std::move(*r));
+  } else {
+    return DaemonRequest(T{});
+  }
+}
+
+template <size_t I = 0>
+std::optional<DaemonRequest> decode_op(const std::string& op, const nlohmann::json& j,
+                                       std::string& error) {
+  if constexpr (I == std::variant_size_v<DaemonRequest>) {
+    error = "/op: unknown op \"" + op + "\"";
+    return std::nullopt;
+  } else {
+    using T = std::variant_alternative_t<I, DaemonRequest>;
+    if (op == T::kOp) return decode<T>(j, error);
+    return decode_op<I + 1>(op, j, error);
+  }
+}
+
+}  // namespace
+
+nlohmann::json to_json(const DaemonRequest& request) {
+  return std::visit(
+      [](const auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        nlohmann::json j = nlohmann::json::object();
+        if constexpr (HasFields<T>) j = r.to_json();
+        j["op"] = T::kOp;
+        return j;
+      },
+      request);
+}
+
+std::optional<DaemonRequest> request_from_json(const nlohmann::json& j, std::string& error) {
+  if (!j.is_object() || !j.contains("op") || !j["op"].is_string()) {
+    error = "expected a JSON object with \"op\"";
+    return std::nullopt;
+  }
+  return decode_op(j["op"].get<std::string>(), j, error);
+}
+
+const char* op_of(const DaemonRequest& request) {
+  return std::visit([](const auto& r) { return std::decay_t<decltype(r)>::kOp; }, request);
+}
+
+// ---- Replies ----
+
+nlohmann::json HelloReply::to_json() const {
+  return {{"ok", true},
+          {"version", version},
+          {"uid", uid},
+          {"programs", programs},
+          {"cgroup", {{"pids", cgroup_pids}, {"memory", cgroup_memory}}}};
+}
+
+std::optional<HelloReply> HelloReply::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  HelloReply r;
+  r.version = static_cast<int>(in.number(j, "version", "", std::numeric_limits<int>::max()));
+  if (!in.ok() || r.version != kDaemonProtocolVersion) return result(in, std::move(r), error);
+  r.uid = static_cast<uint32_t>(in.number(j, "uid", "", std::numeric_limits<uint32_t>::max()));
+  r.programs = in.object(j, "programs", "");
+  if (const nlohmann::json* c = in.field(j, "cgroup", "")) {
+    r.cgroup_pids = in.text(*c, "pids", "/cgroup");
+    r.cgroup_memory = in.text(*c, "memory", "/cgroup");
+  }
+  return result(in, std::move(r), error);
+}
+
+nlohmann::json ProtocolBpfReport::to_json() const {
+  return {{"programs", programs}, {"daemon", daemon}, {"ring_buffer_bytes", ring_buffer_bytes}};
+}
+
+std::optional<ProtocolBpfReport> ProtocolBpfReport::from_json(const nlohmann::json& j,
+                                                              std::string& error) {
+  Reader in;
+  return result(in, in.bpf_report(j, ""), error);
+}
+
+nlohmann::json RunReply::to_json() const {
+  return {{"ok", true},
+          {"token", token},
+          {"cgroup_id", cgroup_id},
+          {"cgroup", cgroup.to_json()},
+          {"cgroup_report", cgroup_report},
+          {"bpf", bpf.to_json()}};
+}
+
+std::optional<RunReply> RunReply::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  RunReply r;
+  r.token = in.token(j, "");
+  r.cgroup_id = in.number(j, "cgroup_id", "");
+  if (const nlohmann::json* c = in.field(j, "cgroup", "")) r.cgroup = in.cgroup(*c, "/cgroup");
+  r.cgroup_report = in.object(j, "cgroup_report", "");
+  if (const nlohmann::json* b = in.field(j, "bpf", "")) r.bpf = in.bpf_report(*b, "/bpf");
+  return result(in, std::move(r), error);
+}
+
+nlohmann::json CountersReply::to_json() const {
+  nlohmann::json h = nlohmann::json::array();
+  for (const auto& [nr, count] : histogram)
+    h.push_back({nr, count});
+  return {{"ok", true},
+          {"state", to_hex(state)},
+          {"syscalls_pending", syscalls_pending},
+          {"histogram", h},
+          {"forward_lost", forward_lost}};
+}
+
+std::optional<CountersReply> CountersReply::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  CountersReply r;
+  std::optional<std::string> state = from_hex(in.text(j, "state", ""));
+  if (in.ok() && !state) {
+    in.fail("/state",
+            "expected hex digits of at most " + std::to_string(kMaxStateBytes) + " bytes");
+  }
+  if (state) r.state = std::move(*state);
+  r.syscalls_pending = in.number(j, "syscalls_pending", "");
+  const nlohmann::json& h = in.list(j, "histogram", "");
+  for (size_t i = 0; i < h.size() && in.ok(); ++i) {
+    std::string here = "/histogram/" + std::to_string(i);
+    if (!h[i].is_array() || h[i].size() != 2 || !h[i][0].is_number_integer() ||
+        h[i][0].get<int64_t>() < 0 || h[i][0].get<int64_t>() > std::numeric_limits<int>::max()) {
+      in.fail(here, "expected [syscall number, count]");
+      break;
+    }
+    r.histogram.emplace_back(h[i][0].get<int>(), in.number(h[i][1], here + "/1"));
+  }
+  r.forward_lost = in.number(j, "forward_lost", "");
+  return result(in, std::move(r), error);
+}
+
+nlohmann::json RulesFiredReply::to_json() const {
+  return {{"ok", true}, {"bits", bits}};
+}
+
+std::optional<RulesFiredReply> RulesFiredReply::from_json(const nlohmann::json& j,
+                                                          std::string& error) {
+  Reader in;
+  return result(in, RulesFiredReply{in.number(j, "bits", "")}, error);
+}
+
+nlohmann::json KillReply::to_json() const {
+  return {{"ok", true}, {"empty", empty}};
+}
+
+std::optional<KillReply> KillReply::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  return result(in, KillReply{in.boolean(j, "empty", "")}, error);
+}
+
+nlohmann::json EmptyReply::to_json() const {
+  return {{"ok", true}};
+}
+
+std::optional<EmptyReply> EmptyReply::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  if (!j.is_object()) in.fail("/", "expected an object");
+  return result(in, EmptyReply{}, error);
+}
+
+nlohmann::json RefusalReply::to_json() const {
+  return {{"ok", false}, {"error", error}};
+}
+
+std::optional<RefusalReply> RefusalReply::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  return result(in, RefusalReply{in.text(j, "error", "")}, error);
+}
+
+// ---- State ----
+
+nlohmann::json RunState::to_json() const {
+  return {{"token", token},
+          {"uid", uid},
+          {"gid", gid},
+          {"launcher", launcher},
+          {"cgroup_id", cgroup_id},
+          {"cgroup", cgroup.to_json()},
+          {"plan", policy::bpf_plan_to_json(plan)},
+          {"needs", needs.to_json()}};
+}
+
+std::optional<RunState> RunState::from_json(const nlohmann::json& j, std::string& error) {
+  Reader in;
+  RunState r;
+  r.token = in.token(j, "");
+  r.uid = static_cast<uint32_t>(in.number(j, "uid", "", std::numeric_limits<uint32_t>::max()));
+  r.gid = static_cast<uint32_t>(in.number(j, "gid", "", std::numeric_limits<uint32_t>::max()));
+  r.launcher =
+      static_cast<int32_t>(in.number(j, "launcher", "", std::numeric_limits<int32_t>::max()));
+  r.cgroup_id = in.number(j, "cgroup_id", "");
+  if (const nlohmann::json* c = in.field(j, "cgroup", "")) r.cgroup = in.cgroup(*c, "/cgroup");
+  r.plan = in.plan(j, "");
+  if (const nlohmann::json* n = in.field(j, "needs", "")) r.needs = in.needs(*n, "/needs");
+  return result(in, std::move(r), error);
 }
 
 }  // namespace launcher

@@ -1,20 +1,27 @@
-// The wire format between `enclosure run --daemon` and `enclosure daemon`: a SOCK_STREAM unix
-// socket carrying frames of a 4-byte length (host order) and a payload. On a control connection
-// the payloads are JSON requests and replies (one reply per request, in order); a request may
-// carry one file descriptor (SCM_RIGHTS). On an events connection the daemon sends each kernel
-// record of the caller's enclosure as one frame, raw (bpf/event_decoder.h).
+// The requests `enclosure daemon` serves and its replies, as typed structs with to_json and
+// from_json: a pure library (no system calls), so the decoder every local user can reach is
+// unit-tested and fuzzed on its own (tests/unit/daemon_protocol_test.cc,
+// tests/fuzz/fuzz_daemon_request.cc). How the JSON travels is launcher/daemon/framing.h.
+//
+// A request is a JSON object with "op" and the fields of its type; a reply is {"ok": true, ...}
+// with the fields of the request's reply type, or {"ok": false, "error": TEXT}. from_json
+// refuses what is malformed with `error` naming the field as a JSON pointer ("/ports/0: ...").
+// Unknown fields are ignored. The eBPF and cgroup types are mirrored here as plain structs so
+// the library needs neither libbpf nor the cgroup code (launcher/daemon/protocol_conversion.h).
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "launcher/base/fd.h"
+#include "policy/net.h"
+#include "policy/plan.h"
 
 namespace launcher {
 
@@ -22,38 +29,241 @@ constexpr const char* kDefaultDaemonSocket = "/run/enclosure/daemon.sock";
 constexpr uint32_t kMaxDaemonFrame = 16u << 20;
 constexpr int kDaemonProtocolVersion = 1;
 
-struct Frame {
-  std::string payload;
-  UniqueFd fd;  // the descriptor that came with it, if any
+// ---- Parts of requests and replies ----
+
+// Which eBPF programs a run needs (bpf::LayerNeeds without the ring size, which is the daemon's).
+struct ProtocolNeeds {
+  bool egress = false;
+  bool egress_bytes = false;
+  bool exec = false;
+  bool sys_enter = false;
+  bool sys_exit = false;
+  bool behaviour = false;
+  nlohmann::json to_json() const;
+  static std::optional<ProtocolNeeds> from_json(const nlohmann::json& j, std::string& error);
 };
 
-// recvmsg(2) of up to `size` bytes; every descriptor that came with them (SCM_RIGHTS) is added
-// to `fds`. Returns what recvmsg returns (errno set on -1).
-ssize_t receive_with_descriptors(int socket, char* buf, size_t size, int flags,
-                                 std::vector<UniqueFd>& fds);
-
-// Appends one frame (length + payload) to `out`.
-void encode_frame(std::string& out, std::string_view payload);
-
-// Writes one frame, blocking, with an optional descriptor. Throws LaunchError naming `what`.
-void send_frame(int socket, std::string_view payload, int fd, const std::string& what);
-// Reads one whole frame, blocking. nullopt on a clean EOF at a frame boundary; throws LaunchError
-// on errors, a truncated frame or one above kMaxDaemonFrame.
-std::optional<Frame> receive_frame(int socket, const std::string& what);
-
-// Extracts a frame from the front of `buffer` when it holds a whole one; sets `bad` when the
-// length is above kMaxDaemonFrame.
-std::optional<std::string> take_frame(std::string& buffer, bool& bad);
-
-// One request and its reply on a control connection; throws LaunchError when the connection
-// fails, and DaemonRefusal when the daemon answers {"ok": false, "error": ...}.
-class DaemonRefusal : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
+// A file as the kernel names it (bpf::FileKey).
+struct ProtocolFileKey {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
 };
-nlohmann::json daemon_call(int socket, const nlohmann::json& request, int fd = -1);
 
-// Connects to the daemon's socket; -1 with errno set when it cannot.
-UniqueFd connect_daemon(const std::string& path);
+// The launcher's view of the run's files (bpf::EnclosureFiles).
+struct ProtocolFiles {
+  std::vector<size_t> script_tools;  // indices into the plan's tools
+  std::vector<std::string> loaders;
+  std::map<std::string, ProtocolFileKey> keys;
+  nlohmann::json to_json() const;
+  static std::optional<ProtocolFiles> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// pids and memory limits of a run's cgroup (CgroupLimits); nullopt: none.
+struct ProtocolLimits {
+  std::optional<uint64_t> pids_max;
+  std::optional<uint64_t> memory_max;
+  nlohmann::json to_json() const;
+  static std::optional<ProtocolLimits> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// The directories of a run's cgroups and where its limits went (CgroupDirectories).
+struct ProtocolCgroup {
+  std::string v2;                         // absolute
+  std::map<std::string, std::string> v1;  // controller -> directory
+  std::string placement_pids;
+  std::string placement_memory;
+  ProtocolLimits limits;
+  nlohmann::json to_json() const;
+  static std::optional<ProtocolCgroup> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// ---- Requests ----
+
+// Greets the daemon; the reply is HelloReply.
+struct HelloRequest {
+  static constexpr const char* kOp = "hello";
+};
+
+// Creates the caller's run: its cgroup, configured eBPF maps. The reply is RunReply.
+struct CreateRequest {
+  static constexpr const char* kOp = "create";
+  policy::EnforcementPlan plan;  // the part policy/bpf_plan.h carries
+  ProtocolNeeds needs;
+  ProtocolFiles files;  // script tool indices are checked against plan.tools
+  std::optional<std::pair<uint16_t, uint16_t>> dns_ports;  // the resolver's IPv4 and IPv6 ports
+  ProtocolLimits limits;
+  uint64_t grace_ns = 0;
+  nlohmann::json to_json() const;  // without "op"
+  static std::optional<CreateRequest> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// Re-attaches a launcher to its run after a daemon restart (same uid). Reply: RunReply.
+struct AdoptRequest {
+  static constexpr const char* kOp = "adopt";
+  std::string token;
+  nlohmann::json to_json() const;  // without "op"
+  static std::optional<AdoptRequest> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// Makes this connection the run's events connection (records flow out). Reply: EmptyReply.
+struct EventsRequest {
+  static constexpr const char* kOp = "events";
+  std::string token;
+  nlohmann::json to_json() const;  // without "op"
+  static std::optional<EventsRequest> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// Moves the process whose pidfd comes with the request into the run's cgroups. EmptyReply.
+struct EnterRequest {
+  static constexpr const char* kOp = "enter";
+};
+
+// The run's kernel counters. Reply: CountersReply.
+struct CountersRequest {
+  static constexpr const char* kOp = "counters";
+};
+
+// Which composition rules fired. Reply: RulesFiredReply.
+struct RulesFiredRequest {
+  static constexpr const char* kOp = "rules_fired";
+};
+
+// The cost the agent reported through its meter, in micro-USD. EmptyReply.
+struct CostRequest {
+  static constexpr const char* kOp = "cost";
+  uint64_t micro_usd = 0;
+  nlohmann::json to_json() const;  // without "op"
+  static std::optional<CostRequest> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// Admits an address the resolver answered for `ports` of egress rule `rule`. EmptyReply.
+struct AdmitRequest {
+  static constexpr const char* kOp = "admit";
+  policy::Cidr cidr;
+  policy::Protocol protocol = policy::Protocol::tcp;
+  std::vector<policy::PortRange> ports;
+  size_t rule = 0;
+  nlohmann::json to_json() const;  // without "op"
+  static std::optional<AdmitRequest> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// Revokes an admission whose TTL and grace are over. EmptyReply.
+struct RevokeRequest {
+  static constexpr const char* kOp = "revoke";
+  policy::Cidr cidr;
+  policy::Protocol protocol = policy::Protocol::tcp;
+  nlohmann::json to_json() const;  // without "op"
+  static std::optional<RevokeRequest> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// Queues every record written so far on the events connection, then an empty frame. EmptyReply.
+struct FlushRequest {
+  static constexpr const char* kOp = "flush";
+};
+
+// cgroup.kill of the run. Reply: KillReply.
+struct KillRequest {
+  static constexpr const char* kOp = "kill";
+};
+
+// Kills what is left of the run and forgets it. EmptyReply.
+struct ReleaseRequest {
+  static constexpr const char* kOp = "release";
+};
+
+using DaemonRequest =
+    std::variant<HelloRequest, CreateRequest, AdoptRequest, EventsRequest, EnterRequest,
+                 CountersRequest, RulesFiredRequest, CostRequest, AdmitRequest, RevokeRequest,
+                 FlushRequest, KillRequest, ReleaseRequest>;
+
+// The request as it travels, "op" included.
+nlohmann::json to_json(const DaemonRequest& request);
+// nullopt with `error` naming the field (or "/op: unknown op \"x\"") when `j` is not a request.
+std::optional<DaemonRequest> request_from_json(const nlohmann::json& j, std::string& error);
+// The "op" of a request.
+const char* op_of(const DaemonRequest& request);
+
+// ---- Replies ----
+
+// What the daemon offers. A reply of another protocol version holds only `version`.
+struct HelloReply {
+  int version = kDaemonProtocolVersion;
+  uint32_t uid = 0;                                    // the caller's, as the daemon sees it
+  nlohmann::json programs = nlohmann::json::object();  // the daemon's eBPF programs
+  std::string cgroup_pids;                             // where pids limits go ("" when nowhere)
+  std::string cgroup_memory;                           // where memory limits go
+  nlohmann::json to_json() const;
+  static std::optional<HelloReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// The eBPF layer's part of a run, for the start event.
+struct ProtocolBpfReport {
+  nlohmann::json programs;
+  std::string daemon;  // the daemon's socket
+  uint64_t ring_buffer_bytes = 0;
+  nlohmann::json to_json() const;
+  static std::optional<ProtocolBpfReport> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// The answer to create and adopt.
+struct RunReply {
+  std::string token;  // what adopt and events name the run by
+  uint64_t cgroup_id = 0;
+  ProtocolCgroup cgroup;
+  nlohmann::json cgroup_report = nlohmann::json::object();  // RunCgroup::report()
+  ProtocolBpfReport bpf;
+  nlohmann::json to_json() const;
+  static std::optional<RunReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+struct CountersReply {
+  std::string state;  // the bytes of enc_state (bpf/enclosure_abi.h); travels as hex
+  uint64_t syscalls_pending = 0;
+  std::vector<std::pair<int, uint64_t>> histogram;  // syscall number, count
+  uint64_t forward_lost = 0;                        // records the daemon could not forward
+  nlohmann::json to_json() const;
+  static std::optional<CountersReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+struct RulesFiredReply {
+  uint64_t bits = 0;
+  nlohmann::json to_json() const;
+  static std::optional<RulesFiredReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+struct KillReply {
+  bool empty = false;  // the cgroup is empty
+  nlohmann::json to_json() const;
+  static std::optional<KillReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// The reply of enter, events, cost, admit, revoke, flush and release.
+struct EmptyReply {
+  nlohmann::json to_json() const;
+  static std::optional<EmptyReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// {"ok": false, "error": ...}: the daemon refused the request.
+struct RefusalReply {
+  std::string error;
+  nlohmann::json to_json() const;
+  static std::optional<RefusalReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// ---- The daemon's own record of a run ----
+
+// One file per run in the daemon's state directory, for re-adoption after a restart.
+struct RunState {
+  std::string token;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int32_t launcher = 0;  // pid
+  uint64_t cgroup_id = 0;
+  ProtocolCgroup cgroup;
+  policy::EnforcementPlan plan;  // the part policy/bpf_plan.h carries
+  ProtocolNeeds needs;
+  nlohmann::json to_json() const;
+  static std::optional<RunState> from_json(const nlohmann::json& j, std::string& error);
+};
 
 }  // namespace launcher

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -26,20 +25,22 @@
 #include <sstream>
 
 #include "bpf/enclosure_bpf.h"
-#include "launcher/run/cgroup.h"
-#include "launcher/daemon/protocol.h"
+#include "launcher/base/clock.h"
 #include "launcher/base/error.h"
-#include "policy/bpf_plan.h"
+#include "launcher/base/file.h"
+#include "launcher/daemon/framing.h"
+#include "launcher/daemon/protocol.h"
+#include "launcher/daemon/protocol_conversion.h"
+#include "launcher/run/cgroup.h"
 
 namespace launcher {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 constexpr size_t kMaxControlBuffer = 2 * kMaxDaemonFrame;
 constexpr size_t kMaxEventBuffer = 16u << 20;  // records waiting for a slow or absent launcher
 constexpr int kKillWaitMs = 1000;
-constexpr size_t kMaxConnectionsPerUser = 64;  // beyond the two each run uses
+constexpr size_t kMaxConnectionsPerUser = 64;             // beyond the two each run uses
+constexpr uint64_t kDeadlineMarginNs = 5'000'000'000ULL;  // after wall clock + grace
 
 std::string random_token() {
   std::random_device rd;
@@ -50,11 +51,13 @@ std::string random_token() {
   return out;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// A /proc file of a process that may be gone by now: "" when it cannot be read.
+std::string read_proc_file(const std::string& path) {
+  try {
+    return read_file(path);
+  } catch (const LaunchError&) {
+    return "";
+  }
 }
 
 // A "Key:\tvalue" line of a /proc status-like file.
@@ -72,7 +75,7 @@ std::string status_field(const std::string& text, const std::string& key) {
 
 // The v2 cgroup of a process, as this process sees it.
 std::string v2_cgroup_of(pid_t pid) {
-  std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/cgroup"));
+  std::istringstream in(read_proc_file("/proc/" + std::to_string(pid) + "/cgroup"));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("0::", 0) == 0) return line.substr(3);
@@ -80,47 +83,9 @@ std::string v2_cgroup_of(pid_t pid) {
   return "";
 }
 
-// A port number in a request: a whole number from 0 to 65535, or an error naming `what`.
-uint16_t port_from_json(const nlohmann::json& j, const char* what) {
-  if (!j.is_number_unsigned() || j.get<uint64_t>() > 65535) {
-    throw std::invalid_argument(std::string(what) + ": expected a port from 0 to 65535");
-  }
-  return static_cast<uint16_t>(j.get<uint64_t>());
-}
-
-bpf::LayerNeeds needs_from_json(const nlohmann::json& j) {
-  bpf::LayerNeeds n;
-  auto flag = [&](const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_boolean() && it->get<bool>();
-  };
-  n.egress = flag("egress");
-  n.egress_bytes = flag("egress_bytes");
-  n.exec = flag("exec");
-  n.sys_enter = flag("sys_enter");
-  n.sys_exit = flag("sys_exit");
-  n.behaviour = flag("behaviour");
-  return n;
-}
-
-nlohmann::json needs_to_json(const bpf::LayerNeeds& n) {
-  return {{"egress", n.egress},       {"egress_bytes", n.egress_bytes}, {"exec", n.exec},
-          {"sys_enter", n.sys_enter}, {"sys_exit", n.sys_exit},         {"behaviour", n.behaviour}};
-}
-
-// The files part of a create request: indices, loaders and keys, checked against the plan.
-bpf::EnclosureFiles files_from_json(const nlohmann::json& j, const policy::EnforcementPlan& plan) {
-  bpf::EnclosureFiles files;
-  for (const nlohmann::json& i : j.at("script_tools")) {
-    size_t index = i.get<size_t>();
-    if (index >= plan.tools.size()) throw std::invalid_argument("script tool index out of range");
-    files.script_tools.push_back(index);
-  }
-  files.loaders = j.at("loaders").get<std::vector<std::string>>();
-  for (const auto& [path, key] : j.at("keys").items()) {
-    files.keys[path] = {key.at(0).get<uint64_t>(), key.at(1).get<uint64_t>()};
-  }
-  return files;
+// A refusal for the caller: the reply names the field or the reason.
+[[noreturn]] void refuse(const std::string& why) {
+  throw std::invalid_argument(why);
 }
 
 struct Connection {
@@ -142,14 +107,16 @@ struct DaemonRun {
   pid_t launcher = 0;
   uint64_t cgroup_id = 0;
   std::unique_ptr<RunCgroup> cgroup;
-  nlohmann::json plan_json;
+  policy::EnforcementPlan plan;  // the part the eBPF layer applies (policy/bpf_plan.h)
   bpf::LayerNeeds needs;
   int control = -1;  // connection fds, -1 when none
   int events = -1;
   std::string pending;  // records while no events connection is attached (bounded)
   uint64_t forward_lost = 0;
-  std::optional<Clock::time_point> deadline;        // wall clock + grace + margin: backstop kill
-  std::optional<Clock::time_point> adopt_deadline;  // orphaned: killed unless re-adopted by then
+  // On monotonic_ns(): wall clock + grace + margin, a backstop kill; and, for a run a
+  // predecessor left, when it is killed unless its launcher re-adopts it.
+  std::optional<uint64_t> deadline_ns;
+  std::optional<uint64_t> adopt_deadline_ns;
   bool deadline_killed = false;
 };
 
@@ -171,22 +138,52 @@ class EnclosureDaemon {
   std::map<std::string, DaemonRun> runs_;
   std::map<uint64_t, std::string> by_cgroup_;
 
+  // Start and stop.
+  void prepare_state_dir();
+  void start_layers();
   void set_up_subtree();
+  void load_bpf();
   void load_state();
+  void adopt_from_state(const std::string& path);
+  void remove_unadoptable(const std::string& path, const std::string& text);
+  void undo_start();
   void listen();
+  void set_up_event_loop();
+  void serve_until_stopped();
+  void shut_down();
+
+  // Connections.
   void watch(int fd, uint32_t events);
   void accept_all();
   std::string refusal_for(const ucred& peer);
   void on_connection(int fd, uint32_t events);
+  void read_requests(Connection& c);
   void flush_out(Connection& c);
   void close_connection(int fd);
   void handle(Connection& c, const std::string& payload);
-  nlohmann::json dispatch(Connection& c, const nlohmann::json& request);
-  nlohmann::json create(Connection& c, const nlohmann::json& request);
-  nlohmann::json run_reply(const DaemonRun& r) const;
+
+  // Requests: one serve() per type.
+  DaemonRun& run_of(Connection& c, const char* op);
+  DaemonRun& run_of_caller(Connection& c, const std::string& token);
+  HelloReply serve(Connection& c, const HelloRequest& request);
+  RunReply serve(Connection& c, const CreateRequest& request);
+  RunReply serve(Connection& c, const AdoptRequest& request);
+  EmptyReply serve(Connection& c, const EventsRequest& request);
+  EmptyReply serve(Connection& c, const EnterRequest& request);
+  CountersReply serve(Connection& c, const CountersRequest& request);
+  RulesFiredReply serve(Connection& c, const RulesFiredRequest& request);
+  EmptyReply serve(Connection& c, const CostRequest& request);
+  EmptyReply serve(Connection& c, const AdmitRequest& request);
+  EmptyReply serve(Connection& c, const RevokeRequest& request);
+  EmptyReply serve(Connection& c, const FlushRequest& request);
+  KillReply serve(Connection& c, const KillRequest& request);
+  EmptyReply serve(Connection& c, const ReleaseRequest& request);
+  void check_run_quota(const Connection& c) const;
+  DaemonRun new_run(Connection& c, const CreateRequest& request);
+  RunReply run_reply(const DaemonRun& r) const;
   void enter(Connection& c, DaemonRun& r);
-  nlohmann::json counters(DaemonRun& r);
-  void attach_events(Connection& c, DaemonRun& r);
+
+  // Records, runs.
   void forward(const void* data, size_t size);
   void drain_ring();
   void release(const std::string& token, const std::string& why);
@@ -196,7 +193,6 @@ class EnclosureDaemon {
   std::string state_file(const std::string& token) const {
     return options_.state_dir + "/" + token + ".json";
   }
-  void shut_down();
 };
 
 void EnclosureDaemon::set_up_subtree() {
@@ -209,7 +205,7 @@ void EnclosureDaemon::set_up_subtree() {
   subtree_dirs_.push_back(v2_dir);
   layout_.v2_own = sub;
   layout_.v2_controllers.clear();
-  std::istringstream cs(slurp(v2_dir + "/cgroup.controllers"));
+  std::istringstream cs(read_file(v2_dir + "/cgroup.controllers"));
   std::string c;
   while (cs >> c)
     layout_.v2_controllers.insert(c);
@@ -229,19 +225,20 @@ void EnclosureDaemon::set_up_subtree() {
 }
 
 void EnclosureDaemon::write_state(const DaemonRun& r) {
-  nlohmann::json j = {{"token", r.token},
-                      {"uid", r.uid},
-                      {"gid", r.gid},
-                      {"launcher", r.launcher},
-                      {"cgroup_id", r.cgroup_id},
-                      {"cgroup", r.cgroup->describe().to_json()},
-                      {"plan", r.plan_json},
-                      {"needs", needs_to_json(r.needs)}};
+  RunState state;
+  state.token = r.token;
+  state.uid = r.uid;
+  state.gid = r.gid;
+  state.launcher = r.launcher;
+  state.cgroup_id = r.cgroup_id;
+  state.cgroup = to_protocol(r.cgroup->describe());
+  state.plan = r.plan;
+  state.needs = to_protocol(r.needs);
   std::string path = state_file(r.token);
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump() << "\n";
+    out << state.to_json().dump() << "\n";
     if (!out.flush()) throw LaunchError("daemon: write " + tmp);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("daemon: rename " + tmp);
@@ -256,56 +253,68 @@ void EnclosureDaemon::load_state() {
       ::unlink(path.c_str());
       continue;
     }
-    nlohmann::json j = nlohmann::json::parse(slurp(path), nullptr, false);
-    std::string why;
-    try {
-      DaemonRun r;
-      r.token = j.at("token").get<std::string>();
-      r.uid = j.at("uid").get<uid_t>();
-      r.gid = j.at("gid").get<gid_t>();
-      r.launcher = j.at("launcher").get<pid_t>();
-      r.cgroup_id = j.at("cgroup_id").get<uint64_t>();
-      r.plan_json = j.at("plan");
-      r.needs = needs_from_json(j.at("needs"));
-      auto dirs = CgroupDirectories::from_json(j.at("cgroup"));
-      if (!dirs || dirs->v2.rfind(subtree_dirs_.front() + "/", 0) != 0) {
-        throw std::invalid_argument("its cgroup is not in this daemon's subtree");
-      }
-      auto plan = policy::bpf_plan_from_json(r.plan_json, why);
-      if (!plan) throw std::invalid_argument(why);
-      try {
-        r.cgroup = std::make_unique<RunCgroup>(*dirs, /*owner=*/true);
-      } catch (const LaunchError&) {
-        // The cgroup is gone (the enclosure ended while no daemon ran): forget it.
-        bpf_->forget(r.cgroup_id);
-        RunCgroup::remove_directories({dirs->v2});
-        ::unlink(path.c_str());
-        continue;
-      }
-      if (r.cgroup->v2_id() != r.cgroup_id) throw std::invalid_argument("its cgroup id changed");
-      bpf_->adopt(r.cgroup_id, *plan);
-      r.adopt_deadline = Clock::now() + std::chrono::nanoseconds(options_.adopt_timeout_ns);
-      std::cerr << "enclosure daemon: re-adopted run " << r.token.substr(0, 8) << " of uid "
-                << r.uid << " (" << r.cgroup->v2_path() << "); waiting for its launcher"
-                << std::endl;
-      by_cgroup_[r.cgroup_id] = r.token;
-      std::string token = r.token;
-      runs_.emplace(token, std::move(r));
-    } catch (const std::exception& e) {
-      std::cerr << "enclosure daemon: WARNING: " << path << ": cannot adopt: " << e.what()
-                << "; removed" << std::endl;
-      if (auto dirs = j.is_object() && j.contains("cgroup")
-                          ? CgroupDirectories::from_json(j["cgroup"])
-                          : std::nullopt;
-          dirs && dirs->v2.rfind(subtree_dirs_.front() + "/", 0) == 0) {
-        std::vector<std::string> all{dirs->v2};
-        for (const auto& [c, d] : dirs->v1)
-          all.push_back(d);
-        RunCgroup::remove_directories(all);
-      }
-      ::unlink(path.c_str());
-    }
+    adopt_from_state(path);
   }
+}
+
+void EnclosureDaemon::adopt_from_state(const std::string& path) {
+  std::string text;
+  try {
+    text = read_file(path);
+    std::string why;
+    std::optional<RunState> state =
+        RunState::from_json(nlohmann::json::parse(text, nullptr, false), why);
+    if (!state) throw std::invalid_argument(why);
+    CgroupDirectories dirs = to_cgroup(state->cgroup);
+    if (dirs.v2.rfind(subtree_dirs_.front() + "/", 0) != 0) {
+      throw std::invalid_argument("its cgroup is not in this daemon's subtree");
+    }
+    DaemonRun r;
+    r.token = state->token;
+    r.uid = state->uid;
+    r.gid = state->gid;
+    r.launcher = state->launcher;
+    r.cgroup_id = state->cgroup_id;
+    r.plan = std::move(state->plan);
+    r.needs = to_bpf(state->needs);
+    try {
+      r.cgroup = std::make_unique<RunCgroup>(dirs, /*owner=*/true);
+    } catch (const LaunchError&) {
+      // The cgroup is gone (the enclosure ended while no daemon ran): forget it.
+      bpf_->forget(r.cgroup_id);
+      RunCgroup::remove_directories({dirs.v2});
+      ::unlink(path.c_str());
+      return;
+    }
+    if (r.cgroup->v2_id() != r.cgroup_id) throw std::invalid_argument("its cgroup id changed");
+    bpf_->adopt(r.cgroup_id, r.plan);
+    r.adopt_deadline_ns = monotonic_ns() + options_.adopt_timeout_ns;
+    std::cerr << "enclosure daemon: re-adopted run " << r.token.substr(0, 8) << " of uid " << r.uid
+              << " (" << r.cgroup->v2_path() << "); waiting for its launcher" << std::endl;
+    by_cgroup_[r.cgroup_id] = r.token;
+    std::string token = r.token;
+    runs_.emplace(token, std::move(r));
+  } catch (const std::exception& e) {
+    std::cerr << "enclosure daemon: WARNING: " << path << ": cannot adopt: " << e.what()
+              << "; removed" << std::endl;
+    remove_unadoptable(path, text);
+  }
+}
+
+// Removes a state file and, when it names them in this daemon's subtree, its run's cgroups.
+void EnclosureDaemon::remove_unadoptable(const std::string& path, const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  std::string why;
+  std::optional<ProtocolCgroup> cgroup = j.is_object() && j.contains("cgroup")
+                                             ? ProtocolCgroup::from_json(j["cgroup"], why)
+                                             : std::nullopt;
+  if (cgroup && cgroup->v2.rfind(subtree_dirs_.front() + "/", 0) == 0) {
+    std::vector<std::string> all{cgroup->v2};
+    for (const auto& [c, d] : cgroup->v1)
+      all.push_back(d);
+    RunCgroup::remove_directories(all);
+  }
+  ::unlink(path.c_str());
 }
 
 void EnclosureDaemon::watch(int fd, uint32_t events) {
@@ -363,7 +372,7 @@ std::string EnclosureDaemon::refusal_for(const ucred& peer) {
   if (peer.uid == 0 || options_.allow_groups.empty()) return "";
   std::set<gid_t> groups{peer.gid};
   std::istringstream listed(
-      status_field(slurp("/proc/" + std::to_string(peer.pid) + "/status"), "Groups"));
+      status_field(read_proc_file("/proc/" + std::to_string(peer.pid) + "/status"), "Groups"));
   gid_t g;
   while (listed >> g)
     groups.insert(g);
@@ -390,15 +399,16 @@ void EnclosureDaemon::accept_all() {
       refusal = "uid " + std::to_string(c.peer.uid) + " has too many connections open";
     }
     if (!refusal.empty()) {
-      std::string out;
-      encode_frame(out, nlohmann::json({{"ok", false}, {"error", "refused: " + refusal}}).dump());
-      [[maybe_unused]] ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
       std::cerr << "enclosure daemon: refused pid " << c.peer.pid << " (uid " << c.peer.uid
                 << "): " << refusal << std::endl;
-      continue;
+      // The refusal is all the caller gets; the connection closes once the caller has sent its
+      // request (or at the next tick), so that a caller still sending reads it, not EPIPE.
+      encode_frame(c.out, RefusalReply{"refused: " + refusal}.to_json().dump());
+      c.closing = true;
     }
     watch(fd, EPOLLIN | EPOLLRDHUP);
-    connections_.emplace(fd, std::move(c));
+    Connection& added = connections_.emplace(fd, std::move(c)).first->second;
+    if (added.closing) flush_out(added);
   }
 }
 
@@ -442,22 +452,7 @@ void EnclosureDaemon::on_connection(int fd, uint32_t events) {
   Connection& c = it->second;
   if (events & EPOLLOUT) flush_out(c);
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-    while (!c.closing) {
-      char buf[65536];
-      ssize_t n = receive_with_descriptors(fd, buf, sizeof buf, MSG_DONTWAIT, c.fds);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) c.closing = true;
-        break;
-      }
-      if (n == 0) {
-        c.closing = true;
-        break;
-      }
-      if (c.events) continue;  // nothing is read from an events connection
-      c.in.append(buf, static_cast<size_t>(n));
-      if (c.in.size() > kMaxControlBuffer || c.fds.size() > 4) c.closing = true;
-    }
+    read_requests(c);
     while (!c.closing && !c.events) {
       bool bad = false;
       std::optional<std::string> frame = take_frame(c.in, bad);
@@ -469,17 +464,36 @@ void EnclosureDaemon::on_connection(int fd, uint32_t events) {
   if (c.closing && c.out.empty()) close_connection(fd);
 }
 
+// Reads what the connection has sent (and its descriptors) into `c.in`.
+void EnclosureDaemon::read_requests(Connection& c) {
+  while (!c.closing) {
+    char buf[65536];
+    ssize_t n = receive_with_descriptors(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT, c.fds);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) c.closing = true;
+      return;
+    }
+    if (n == 0) {
+      c.closing = true;
+      return;
+    }
+    if (c.events) continue;  // nothing is read from an events connection
+    c.in.append(buf, static_cast<size_t>(n));
+    if (c.in.size() > kMaxControlBuffer || c.fds.size() > 4) c.closing = true;
+  }
+}
+
 void EnclosureDaemon::handle(Connection& c, const std::string& payload) {
   nlohmann::json reply;
-  nlohmann::json request = nlohmann::json::parse(payload, nullptr, false);
   try {
-    if (!request.is_object() || !request.contains("op") || !request["op"].is_string()) {
-      throw std::invalid_argument("expected a JSON object with \"op\"");
-    }
-    reply = dispatch(c, request);
-    reply["ok"] = true;
+    std::string error;
+    std::optional<DaemonRequest> request =
+        request_from_json(nlohmann::json::parse(payload, nullptr, false), error);
+    if (!request) refuse(error);
+    reply = std::visit([&](const auto& r) { return serve(c, r).to_json(); }, *request);
   } catch (const std::exception& e) {
-    reply = {{"ok", false}, {"error", e.what()}};
+    reply = RefusalReply{e.what()}.to_json();
   }
   c.fds.clear();  // a descriptor belongs to the request it came with
   encode_frame(c.out, reply.dump());
@@ -489,150 +503,76 @@ void EnclosureDaemon::handle(Connection& c, const std::string& payload) {
   flush_out(c);
 }
 
-nlohmann::json EnclosureDaemon::run_reply(const DaemonRun& r) const {
-  return {{"token", r.token},
-          {"cgroup_id", r.cgroup_id},
-          {"cgroup", r.cgroup->describe().to_json()},
-          {"cgroup_report", r.cgroup->report()},
-          {"bpf",
-           {{"programs", bpf::EnclosureBpf::programs_for(r.needs)},
-            {"daemon", options_.socket_path},
-            {"ring_buffer_bytes", bpf_->report().value("ring_buffer_bytes", 0)}}}};
-}
-
-nlohmann::json EnclosureDaemon::dispatch(Connection& c, const nlohmann::json& request) {
-  std::string op = request["op"].get<std::string>();
-  if (op == "hello") {
-    CgroupPlacement placement = place_limits(layout_);
-    return {{"version", kDaemonProtocolVersion},
-            {"uid", c.peer.uid},
-            {"programs", bpf_->report().value("programs", nlohmann::json::object())},
-            {"cgroup", {{"pids", placement.pids}, {"memory", placement.memory}}}};
-  }
-  if (op == "create") return create(c, request);
-  if (op == "adopt" || op == "events") {
-    if (!c.run.empty()) throw std::invalid_argument("this connection already has a run");
-    std::string token = request.at("token").get<std::string>();
-    auto it = runs_.find(token);
-    // The same answer for an unknown token and another user's: nothing is learnt by guessing.
-    if (it == runs_.end() || it->second.uid != c.peer.uid) {
-      throw std::invalid_argument("no such run of uid " + std::to_string(c.peer.uid));
-    }
-    DaemonRun& r = it->second;
-    if (op == "events") {
-      attach_events(c, r);
-      return nlohmann::json::object();
-    }
-    if (r.control >= 0) throw std::invalid_argument("the run has a launcher connected");
-    r.control = c.fd.get();
-    r.launcher = c.peer.pid;
-    r.adopt_deadline.reset();
-    c.run = token;
-    write_state(r);
-    std::cerr << "enclosure daemon: run " << token.substr(0, 8) << " re-attached to launcher pid "
-              << c.peer.pid << std::endl;
-    return run_reply(r);
-  }
+// The run this connection created or adopted; a refusal naming `op` when it has none.
+DaemonRun& EnclosureDaemon::run_of(Connection& c, const char* op) {
   auto it = runs_.find(c.run);
   if (c.run.empty() || it == runs_.end()) {
-    throw std::invalid_argument("\"" + op + "\" needs a run: create or adopt one first");
+    refuse("\"" + std::string(op) + "\" needs a run: create or adopt one first");
   }
-  DaemonRun& r = it->second;
-  if (op == "enter") {
-    enter(c, r);
-    return nlohmann::json::object();
-  }
-  if (op == "counters") return counters(r);
-  if (op == "rules_fired") return {{"bits", bpf_->rules_fired(r.cgroup_id)}};
-  if (op == "cost") {
-    bpf_->set_reported_cost(r.cgroup_id, request.at("micro_usd").get<uint64_t>());
-    return nlohmann::json::object();
-  }
-  if (op == "admit" || op == "revoke") {
-    policy::Parsed<policy::Cidr> cidr = policy::parse_cidr(request.at("cidr").get<std::string>());
-    if (!cidr) throw std::invalid_argument("cidr: expected " + cidr.error);
-    std::string proto = request.at("protocol").get<std::string>();
-    if (proto != "tcp" && proto != "udp") throw std::invalid_argument("protocol: tcp or udp");
-    policy::Protocol p = proto == "udp" ? policy::Protocol::udp : policy::Protocol::tcp;
-    if (op == "revoke") {
-      bpf_->revoke(r.cgroup_id, *cidr.value, p);
-      return nlohmann::json::object();
-    }
-    std::vector<policy::PortRange> ports;
-    for (const nlohmann::json& range : request.at("ports")) {
-      uint16_t first = port_from_json(range.at(0), "ports");
-      uint16_t last = port_from_json(range.at(1), "ports");
-      if (first > last) throw std::invalid_argument("ports: the first port is above the last");
-      ports.push_back({first, last});
-    }
-    bpf_->admit(r.cgroup_id, *cidr.value, p, ports, request.at("rule").get<size_t>());
-    return nlohmann::json::object();
-  }
-  if (op == "flush") {
-    // Every record written so far is queued on the events connection, then an empty frame
-    // that tells the launcher it has seen all of them.
-    drain_ring();
-    auto e = connections_.find(r.events);
-    if (e == connections_.end()) throw std::invalid_argument("the run has no events connection");
-    encode_frame(e->second.out, "");
-    flush_out(e->second);
-    return nlohmann::json::object();
-  }
-  if (op == "kill") {
-    bool empty = r.cgroup->kill_and_wait(kKillWaitMs);
-    return {{"empty", empty}};
-  }
-  if (op == "release") {
-    std::string token = r.token;
-    r.control = -1;
-    c.run.clear();
-    release(token, "");
-    return nlohmann::json::object();
-  }
-  throw std::invalid_argument("unknown op \"" + op + "\"");
+  return it->second;
 }
 
-nlohmann::json EnclosureDaemon::create(Connection& c, const nlohmann::json& request) {
-  if (!c.run.empty()) throw std::invalid_argument("this connection already has a run");
+// The caller's run named by `token`, for a connection that has none yet.
+DaemonRun& EnclosureDaemon::run_of_caller(Connection& c, const std::string& token) {
+  if (!c.run.empty()) refuse("this connection already has a run");
+  auto it = runs_.find(token);
+  // The same answer for an unknown token and another user's: nothing is learnt by guessing.
+  if (it == runs_.end() || it->second.uid != c.peer.uid) {
+    refuse("no such run of uid " + std::to_string(c.peer.uid));
+  }
+  return it->second;
+}
+
+RunReply EnclosureDaemon::run_reply(const DaemonRun& r) const {
+  RunReply reply;
+  reply.token = r.token;
+  reply.cgroup_id = r.cgroup_id;
+  reply.cgroup = to_protocol(r.cgroup->describe());
+  reply.cgroup_report = r.cgroup->report();
+  reply.bpf.programs = bpf::EnclosureBpf::programs_for(r.needs);
+  reply.bpf.daemon = options_.socket_path;
+  reply.bpf.ring_buffer_bytes = bpf_->report().value("ring_buffer_bytes", uint64_t{0});
+  return reply;
+}
+
+HelloReply EnclosureDaemon::serve(Connection& c, const HelloRequest&) {
+  CgroupPlacement placement = place_limits(layout_);
+  HelloReply reply;
+  reply.uid = c.peer.uid;
+  reply.programs = bpf_->report().value("programs", nlohmann::json::object());
+  reply.cgroup_pids = placement.pids;
+  reply.cgroup_memory = placement.memory;
+  return reply;
+}
+
+void EnclosureDaemon::check_run_quota(const Connection& c) const {
+  if (!c.run.empty()) refuse("this connection already has a run");
   size_t mine = std::count_if(runs_.begin(), runs_.end(),
                               [&](const auto& r) { return r.second.uid == c.peer.uid; });
   if (mine >= options_.max_runs_per_user) {
-    throw std::invalid_argument("uid " + std::to_string(c.peer.uid) + " already has " +
-                                std::to_string(mine) + " enclosures (--max-runs-per-user)");
+    refuse("uid " + std::to_string(c.peer.uid) + " already has " + std::to_string(mine) +
+           " enclosures (--max-runs-per-user)");
   }
-  std::string why;
-  std::optional<policy::EnforcementPlan> plan = policy::bpf_plan_from_json(request.at("plan"), why);
-  if (!plan) throw std::invalid_argument("plan" + why);
-  bpf::LayerNeeds needs = needs_from_json(request.at("needs"));
-  bpf::EnclosureFiles files = files_from_json(request.at("files"), *plan);
-  std::optional<std::pair<uint16_t, uint16_t>> dns_ports;
-  if (const auto& d = request.at("dns_ports"); !d.is_null()) {
-    dns_ports =
-        std::make_pair(port_from_json(d.at(0), "dns_ports"), port_from_json(d.at(1), "dns_ports"));
-  }
-  CgroupLimits limits;
-  const nlohmann::json& l = request.at("limits");
-  if (!l.at("pids_max").is_null()) limits.pids_max = l.at("pids_max").get<uint64_t>();
-  if (!l.at("memory_max").is_null()) limits.memory_max = l.at("memory_max").get<uint64_t>();
-  uint64_t grace_ns = request.at("grace_ns").get<uint64_t>();
+}
 
+// The run's cgroup, its maps configured and its state written; undone when a step fails.
+DaemonRun EnclosureDaemon::new_run(Connection& c, const CreateRequest& request) {
   DaemonRun r;
   r.token = random_token();
   r.uid = c.peer.uid;
   r.gid = c.peer.gid;
   r.launcher = c.peer.pid;
-  r.needs = needs;
-  r.plan_json = request.at("plan");
-  r.cgroup = std::make_unique<RunCgroup>(layout_, "run-" + r.token.substr(0, 16), limits,
-                                         /*watchdog=*/false);
+  r.needs = to_bpf(request.needs);
+  r.plan = request.plan;
+  r.cgroup = std::make_unique<RunCgroup>(layout_, "run-" + r.token.substr(0, 16),
+                                         to_cgroup(request.limits), /*watchdog=*/false);
   r.cgroup_id = r.cgroup->v2_id();
   try {
     r.cgroup->restrict_to_group(r.gid);
-    bpf_->configure(r.cgroup_id, *plan, needs, files, dns_ports);
-    if (plan->budgets.wall_clock_ns) {
-      r.deadline = Clock::now() +
-                   std::chrono::nanoseconds(*plan->budgets.wall_clock_ns + grace_ns) +
-                   std::chrono::seconds(5);
+    bpf_->configure(r.cgroup_id, r.plan, r.needs, to_bpf(request.files), request.dns_ports);
+    if (r.plan.budgets.wall_clock_ns) {
+      r.deadline_ns =
+          monotonic_ns() + *r.plan.budgets.wall_clock_ns + request.grace_ns + kDeadlineMarginNs;
     }
     r.control = c.fd.get();
     c.run = r.token;
@@ -642,69 +582,130 @@ nlohmann::json EnclosureDaemon::create(Connection& c, const nlohmann::json& requ
     c.run.clear();
     throw;
   }
+  return r;
+}
+
+RunReply EnclosureDaemon::serve(Connection& c, const CreateRequest& request) {
+  check_run_quota(c);
+  DaemonRun r = new_run(c, request);
   by_cgroup_[r.cgroup_id] = r.token;
   std::string token = r.token;
   auto [it, inserted] = runs_.emplace(token, std::move(r));
   update_syscall_tracing();
   std::cerr << "enclosure daemon: run " << token.substr(0, 8) << " for uid " << c.peer.uid
-            << " (launcher pid " << c.peer.pid << ", manifest " << plan->manifest_name << ") in "
-            << it->second.cgroup->v2_path() << std::endl;
+            << " (launcher pid " << c.peer.pid << ", manifest " << request.plan.manifest_name
+            << ") in " << it->second.cgroup->v2_path() << std::endl;
   return run_reply(it->second);
 }
 
-void EnclosureDaemon::enter(Connection& c, DaemonRun& r) {
-  if (c.fds.empty()) throw std::invalid_argument("enter: expected a pidfd with the request");
-  int pidfd = c.fds.front().get();
-  pid_t pid = 0;
-  std::string pid_text = status_field(slurp("/proc/self/fdinfo/" + std::to_string(pidfd)), "Pid");
-  if (!pid_text.empty()) pid = static_cast<pid_t>(std::strtol(pid_text.c_str(), nullptr, 10));
-  if (pid <= 0)
-    throw std::invalid_argument("enter: the descriptor is not a pidfd of a live process");
-  // Only a child of the caller, running as the caller, may be placed in the caller's run.
-  std::string status = slurp("/proc/" + std::to_string(pid) + "/status");
-  std::istringstream uids(status_field(status, "Uid"));
-  uid_t real = 0;
-  uids >> real;
-  pid_t parent = static_cast<pid_t>(std::strtol(status_field(status, "PPid").c_str(), nullptr, 10));
-  if (parent != c.peer.pid || real != c.peer.uid) {
-    throw std::invalid_argument("enter: process " + std::to_string(pid) +
-                                " is not a child of the caller running as its user");
-  }
-  r.cgroup->enter(pid);
-  // The pid could have been reused only if the process died (its pidfd then says Pid: -1).
-  if (status_field(slurp("/proc/self/fdinfo/" + std::to_string(pidfd)), "Pid") != pid_text) {
-    throw std::invalid_argument("enter: the process exited");
-  }
+RunReply EnclosureDaemon::serve(Connection& c, const AdoptRequest& request) {
+  DaemonRun& r = run_of_caller(c, request.token);
+  if (r.control >= 0) refuse("the run has a launcher connected");
+  r.control = c.fd.get();
+  r.launcher = c.peer.pid;
+  r.adopt_deadline_ns.reset();
+  c.run = r.token;
+  write_state(r);
+  std::cerr << "enclosure daemon: run " << r.token.substr(0, 8) << " re-attached to launcher pid "
+            << c.peer.pid << std::endl;
+  return run_reply(r);
 }
 
-nlohmann::json EnclosureDaemon::counters(DaemonRun& r) {
-  bpf::EnclosureCounters k = bpf_->counters(r.cgroup_id);
-  const enc_state& s = k.state;
-  nlohmann::json histogram = nlohmann::json::array();
-  for (const auto& [nr, count] : k.histogram)
-    histogram.push_back({nr, count});
-  std::string state(reinterpret_cast<const char*>(&s), sizeof s);
-  // The state struct travels as hex: the launcher decodes it with the same ABI header.
-  std::string hex;
-  const char* digits = "0123456789abcdef";
-  for (unsigned char ch : state) {
-    hex += digits[ch >> 4];
-    hex += digits[ch & 15];
-  }
-  return {{"state", hex},
-          {"syscalls_pending", k.syscalls_pending},
-          {"histogram", histogram},
-          {"forward_lost", r.forward_lost}};
-}
-
-void EnclosureDaemon::attach_events(Connection& c, DaemonRun& r) {
-  if (r.events >= 0) throw std::invalid_argument("the run already has an events connection");
+EmptyReply EnclosureDaemon::serve(Connection& c, const EventsRequest& request) {
+  DaemonRun& r = run_of_caller(c, request.token);
+  if (r.events >= 0) refuse("the run already has an events connection");
   c.run = r.token;
   c.events = true;
   r.events = c.fd.get();
   // The reply goes first (written by handle()); the records kept meanwhile follow it.
   c.after_reply = std::move(r.pending);
   r.pending.clear();
+  return {};
+}
+
+EmptyReply EnclosureDaemon::serve(Connection& c, const EnterRequest& request) {
+  enter(c, run_of(c, request.kOp));
+  return {};
+}
+
+void EnclosureDaemon::enter(Connection& c, DaemonRun& r) {
+  if (c.fds.empty()) refuse("enter: expected a pidfd with the request");
+  int pidfd = c.fds.front().get();
+  std::string fdinfo = "/proc/self/fdinfo/" + std::to_string(pidfd);
+  pid_t pid = 0;
+  std::string pid_text = status_field(read_proc_file(fdinfo), "Pid");
+  if (!pid_text.empty()) pid = static_cast<pid_t>(std::strtol(pid_text.c_str(), nullptr, 10));
+  if (pid <= 0) refuse("enter: the descriptor is not a pidfd of a live process");
+  // Only a child of the caller, running as the caller, may be placed in the caller's run.
+  std::string status = read_proc_file("/proc/" + std::to_string(pid) + "/status");
+  std::istringstream uids(status_field(status, "Uid"));
+  uid_t real = 0;
+  uids >> real;
+  pid_t parent = static_cast<pid_t>(std::strtol(status_field(status, "PPid").c_str(), nullptr, 10));
+  if (parent != c.peer.pid || real != c.peer.uid) {
+    refuse("enter: process " + std::to_string(pid) +
+           " is not a child of the caller running as its user");
+  }
+  r.cgroup->enter(pid);
+  // The pid could have been reused only if the process died (its pidfd then says Pid: -1).
+  if (status_field(read_proc_file(fdinfo), "Pid") != pid_text) refuse("enter: the process exited");
+}
+
+CountersReply EnclosureDaemon::serve(Connection& c, const CountersRequest& request) {
+  DaemonRun& r = run_of(c, request.kOp);
+  bpf::EnclosureCounters k = bpf_->counters(r.cgroup_id);
+  CountersReply reply;
+  // The state struct travels as bytes: the launcher decodes it with the same ABI header.
+  reply.state.assign(reinterpret_cast<const char*>(&k.state), sizeof k.state);
+  reply.syscalls_pending = k.syscalls_pending;
+  reply.histogram = k.histogram;
+  reply.forward_lost = r.forward_lost;
+  return reply;
+}
+
+RulesFiredReply EnclosureDaemon::serve(Connection& c, const RulesFiredRequest& request) {
+  return {bpf_->rules_fired(run_of(c, request.kOp).cgroup_id)};
+}
+
+EmptyReply EnclosureDaemon::serve(Connection& c, const CostRequest& request) {
+  bpf_->set_reported_cost(run_of(c, request.kOp).cgroup_id, request.micro_usd);
+  return {};
+}
+
+EmptyReply EnclosureDaemon::serve(Connection& c, const AdmitRequest& request) {
+  bpf_->admit(run_of(c, request.kOp).cgroup_id, request.cidr, request.protocol, request.ports,
+              request.rule);
+  return {};
+}
+
+EmptyReply EnclosureDaemon::serve(Connection& c, const RevokeRequest& request) {
+  bpf_->revoke(run_of(c, request.kOp).cgroup_id, request.cidr, request.protocol);
+  return {};
+}
+
+EmptyReply EnclosureDaemon::serve(Connection& c, const FlushRequest& request) {
+  DaemonRun& r = run_of(c, request.kOp);
+  // Every record written so far is queued on the events connection, then an empty frame that
+  // tells the launcher it has seen all of them.
+  drain_ring();
+  auto e = connections_.find(r.events);
+  if (e == connections_.end()) refuse("the run has no events connection");
+  encode_frame(e->second.out, "");
+  flush_out(e->second);
+  return {};
+}
+
+KillReply EnclosureDaemon::serve(Connection& c, const KillRequest& request) {
+  return {run_of(c, request.kOp).cgroup->kill_and_wait(kKillWaitMs)};
+}
+
+EmptyReply EnclosureDaemon::serve(Connection& c, const ReleaseRequest& request) {
+  DaemonRun& r = run_of(c, request.kOp);
+  std::string token = r.token;
+  r.control = -1;
+  c.run.clear();
+  release(token, "");
+  return {};
 }
 
 void EnclosureDaemon::forward(const void* data, size_t size) {
@@ -772,11 +773,11 @@ void EnclosureDaemon::on_tick() {
   uint64_t expirations;
   while (::read(timer_.get(), &expirations, sizeof expirations) > 0) {
   }
-  Clock::time_point now = Clock::now();
+  uint64_t now = monotonic_ns();
   std::vector<std::string> expired;
   for (auto& [token, r] : runs_) {
-    if (r.adopt_deadline && now > *r.adopt_deadline) expired.push_back(token);
-    if (r.deadline && now > *r.deadline && !r.deadline_killed) {
+    if (r.adopt_deadline_ns && now > *r.adopt_deadline_ns) expired.push_back(token);
+    if (r.deadline_ns && now > *r.deadline_ns && !r.deadline_killed) {
       // The launcher should have ended the run at its wall clock; it has not.
       std::cerr << "enclosure daemon: run " << token.substr(0, 8)
                 << ": wall clock and grace are over; killing its processes" << std::endl;
@@ -814,7 +815,7 @@ void EnclosureDaemon::shut_down() {
             << " for the next daemon to re-adopt" << std::endl;
 }
 
-int EnclosureDaemon::run() {
+void EnclosureDaemon::prepare_state_dir() {
   if (::geteuid() != 0) {
     throw LaunchError("daemon: needs root (it loads eBPF programs and owns a cgroup subtree)");
   }
@@ -826,38 +827,53 @@ int EnclosureDaemon::run() {
   if (UniqueFd probe = connect_daemon(options_.socket_path)) {
     throw LaunchError("daemon: another daemon listens on " + options_.socket_path);
   }
+}
+
+void EnclosureDaemon::load_bpf() {
+  bpf::LayerNeeds all;
+  all.egress = all.egress_bytes = all.exec = all.sys_enter = all.sys_exit = all.behaviour = true;
+  all.ring_bytes = options_.ring_bytes;
+  try {
+    bpf_ = std::make_unique<bpf::EnclosureBpf>(all, options_.pin_dir);
+    bpf_->attach_cgroup(subtree_fd_.get(), subtree_id_);
+    bpf_->attach_tracing(/*with_syscalls=*/false);
+  } catch (const bpf::BpfError& e) {
+    throw LaunchError(std::string("daemon: ") + e.what());
+  }
+}
+
+// The subtree, the programs, the runs a predecessor left and the socket; nothing of them stays
+// behind when a step fails.
+void EnclosureDaemon::start_layers() {
   try {
     set_up_subtree();
-    bpf::LayerNeeds all;
-    all.egress = all.egress_bytes = all.exec = all.sys_enter = all.sys_exit = all.behaviour = true;
-    all.ring_bytes = options_.ring_bytes;
-    try {
-      bpf_ = std::make_unique<bpf::EnclosureBpf>(all, options_.pin_dir);
-      bpf_->attach_cgroup(subtree_fd_.get(), subtree_id_);
-      bpf_->attach_tracing(/*with_syscalls=*/false);
-    } catch (const bpf::BpfError& e) {
-      throw LaunchError(std::string("daemon: ") + e.what());
-    }
+    load_bpf();
     load_state();
     update_syscall_tracing();
     listen();
   } catch (...) {
-    // Nothing of a daemon that did not start stays behind, unless it holds runs (then rmdir
-    // fails and a later daemon re-adopts them).
-    if (runs_.empty()) {
-      if (bpf_) bpf_->unpin_all();
-      bpf_.reset();
-      subtree_fd_.reset();
-      for (auto it = subtree_dirs_.rbegin(); it != subtree_dirs_.rend(); ++it)
-        ::rmdir(it->c_str());
-      ::rmdir(options_.state_dir.c_str());
-    } else {
-      for (auto& [token, r] : runs_)
-        r.cgroup->leave_in_place();
-    }
+    undo_start();
     throw;
   }
+}
 
+// Nothing of a daemon that did not start stays behind, unless it holds runs (then rmdir fails
+// and a later daemon re-adopts them).
+void EnclosureDaemon::undo_start() {
+  if (!runs_.empty()) {
+    for (auto& [token, r] : runs_)
+      r.cgroup->leave_in_place();
+    return;
+  }
+  if (bpf_) bpf_->unpin_all();
+  bpf_.reset();
+  subtree_fd_.reset();
+  for (auto it = subtree_dirs_.rbegin(); it != subtree_dirs_.rend(); ++it)
+    ::rmdir(it->c_str());
+  ::rmdir(options_.state_dir.c_str());
+}
+
+void EnclosureDaemon::set_up_event_loop() {
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw_errno("daemon: epoll_create1");
   sigset_t mask;
@@ -876,10 +892,10 @@ int EnclosureDaemon::run() {
   watch(signals_.get(), EPOLLIN);
   watch(timer_.get(), EPOLLIN);
   watch(bpf_->ring_fd(), EPOLLIN);
-  std::cerr << "enclosure daemon: listening on " << options_.socket_path << "; cgroup subtree "
-            << subtree_dirs_.front() << ", pins in " << options_.pin_dir << ", " << runs_.size()
-            << " run(s) re-adopted" << std::endl;
-  sd_notify(0, ("READY=1\nSTATUS=listening on " + options_.socket_path).c_str());
+}
+
+// Until SIGTERM or SIGINT (SIGHUP is ignored).
+void EnclosureDaemon::serve_until_stopped() {
   bool stopping = false;
   epoll_event evs[64];
   while (!stopping) {
@@ -906,6 +922,17 @@ int EnclosureDaemon::run() {
       }
     }
   }
+}
+
+int EnclosureDaemon::run() {
+  prepare_state_dir();
+  start_layers();
+  set_up_event_loop();
+  std::cerr << "enclosure daemon: listening on " << options_.socket_path << "; cgroup subtree "
+            << subtree_dirs_.front() << ", pins in " << options_.pin_dir << ", " << runs_.size()
+            << " run(s) re-adopted" << std::endl;
+  sd_notify(0, ("READY=1\nSTATUS=listening on " + options_.socket_path).c_str());
+  serve_until_stopped();
   sd_notify(0, "STOPPING=1");
   drain_ring();
   connections_.clear();

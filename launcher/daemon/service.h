@@ -2,7 +2,7 @@
 // eBPF and cgroup layers. It loads the programs once, attaches the cgroup programs to its own
 // cgroup v2 subtree (every run's cgroup is a child of it, configured through maps keyed by
 // cgroup id), pins maps and links in bpffs, and serves requests over a unix socket
-// (launcher/daemon_protocol.h). Who may ask is decided by peer credentials; a caller acts only
+// (launcher/daemon/protocol.h). Who may ask is decided by peer credentials; a caller acts only
 // on the run it created (or re-adopts with its token, as the same user). A run whose launcher
 // disconnects is killed and removed. On SIGTERM the daemon leaves running enclosures to the
 // pinned programs and the next daemon re-adopts them from its state directory.

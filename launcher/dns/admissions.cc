@@ -1,20 +1,10 @@
 #include "launcher/dns/admissions.h"
 
-#include <time.h>
-
 #include <algorithm>
 
+#include "launcher/base/clock.h"
+
 namespace launcher {
-
-namespace {
-
-uint64_t monotonic_now_ns() {
-  struct timespec ts {};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-}  // namespace
 
 DnsAdmissions::DnsAdmissions(bpf::KernelLayer& bpf, uint64_t cgroup_id,
                              const policy::NetworkPlan& network, uint64_t grace_ns)
@@ -31,7 +21,7 @@ void DnsAdmissions::admit(const DnsAdmission& a) {
       it->second.first.insert(it->second.first.end(), h.ports.begin(), h.ports.end());
     }
   }
-  uint64_t now = monotonic_now_ns();
+  uint64_t now = monotonic_ns();
   uint64_t expires = now + static_cast<uint64_t>(a.ttl) * 1'000'000'000ULL + grace_ns_;
   std::lock_guard<std::mutex> lock(mutex_);
   // Named even when no host rule admits it (learn's observation run answers every name, and
@@ -55,7 +45,7 @@ void DnsAdmissions::admit(const DnsAdmission& a) {
 }
 
 std::vector<nlohmann::json> DnsAdmissions::expire() {
-  uint64_t now_ns = monotonic_now_ns();
+  uint64_t now_ns = monotonic_ns();
   std::vector<nlohmann::json> out;
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto it = entries_.begin(); it != entries_.end();) {

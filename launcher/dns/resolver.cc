@@ -11,11 +11,12 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <sstream>
 
-#include "launcher/dns/message.h"
 #include "launcher/base/error.h"
+#include "launcher/base/file.h"
+#include "launcher/dns/message.h"
 
 namespace launcher {
 namespace {
@@ -99,7 +100,13 @@ bool parse_upstream(const std::string& text, std::vector<uint8_t>& out) {
 }
 
 std::string first_nameserver() {
-  std::ifstream in("/etc/resolv.conf");
+  std::optional<std::string> text;
+  try {
+    text = read_file_if_exists("/etc/resolv.conf");
+  } catch (const LaunchError&) {
+    // Unreadable: as if absent, the local resolver.
+  }
+  std::istringstream in(text.value_or(""));
   std::string line;
   while (std::getline(in, line)) {
     std::istringstream f(line);
@@ -240,53 +247,43 @@ void DnsResolver::serve_tcp(int listener) {
   }
 }
 
-std::vector<uint8_t> DnsResolver::ask_upstream(const std::vector<uint8_t>& query, bool tcp,
-                                               std::string& error) {
+std::vector<uint8_t> DnsResolver::ask_upstream(const std::vector<uint8_t>& query, bool tcp) {
   const auto* addr = reinterpret_cast<const sockaddr*>(upstream_addr_.data());
   UniqueFd fd(::socket(addr->sa_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    error = std::string("socket: ") + std::strerror(errno);
-    return {};
-  }
+  if (!fd) throw_errno("socket");
   struct timeval tv {
     config_.upstream_timeout_ms / 1000, (config_.upstream_timeout_ms % 1000) * 1000
   };
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(fd.get(), addr, static_cast<socklen_t>(upstream_addr_.size())) != 0) {
-    error = "connect to " + upstream_text_ + ": " + std::strerror(errno);
-    return {};
+    throw_errno("connect to " + upstream_text_);
   }
   std::vector<uint8_t> reply(kMaxMessage);
   if (tcp) {
     uint8_t prefix[2] = {static_cast<uint8_t>(query.size() >> 8),
                          static_cast<uint8_t>(query.size() & 0xff)};
     if (!write_all(fd.get(), prefix, 2) || !write_all(fd.get(), query.data(), query.size())) {
-      error = "send to " + upstream_text_ + " failed";
-      return {};
+      throw LaunchError("send to " + upstream_text_ + " failed");
     }
     uint8_t in_prefix[2];
     if (!read_exact(fd.get(), in_prefix, 2, config_.upstream_timeout_ms)) {
-      error = "no answer from " + upstream_text_;
-      return {};
+      throw LaunchError("no answer from " + upstream_text_);
     }
     size_t size = (static_cast<size_t>(in_prefix[0]) << 8) | in_prefix[1];
     reply.resize(size);
     if (!read_exact(fd.get(), reply.data(), size, config_.upstream_timeout_ms)) {
-      error = "short answer from " + upstream_text_;
-      return {};
+      throw LaunchError("short answer from " + upstream_text_);
     }
     return reply;
   }
   if (::send(fd.get(), query.data(), query.size(), 0) != static_cast<ssize_t>(query.size())) {
-    error = "send to " + upstream_text_ + ": " + std::strerror(errno);
-    return {};
+    throw_errno("send to " + upstream_text_);
   }
   ssize_t n = ::recv(fd.get(), reply.data(), reply.size(), 0);
   if (n <= 0) {
-    error = "no answer from " + upstream_text_ +
-            (n < 0 ? std::string(": ") + std::strerror(errno) : "");
-    return {};
+    throw LaunchError("no answer from " + upstream_text_ +
+                      (n < 0 ? std::string(": ") + std::strerror(errno) : ""));
   }
   reply.resize(static_cast<size_t>(n));
   return reply;
@@ -322,7 +319,12 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
   std::vector<uint8_t> forwarded(query, query + size);
   uint16_t upstream_id = next_id_++;
   set_dns_id(forwarded, upstream_id);
-  std::vector<uint8_t> reply = ask_upstream(forwarded, tcp, error);
+  std::vector<uint8_t> reply;
+  try {
+    reply = ask_upstream(forwarded, tcp);
+  } catch (const LaunchError& e) {
+    error = e.what();
+  }
   if (reply.empty()) {
     event["result"] = "error";
     event["error"] = error;

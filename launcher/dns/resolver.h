@@ -60,8 +60,8 @@ class DnsResolver {
   void serve_tcp(int listener);
   // The response bytes for one query (already checked, forwarded or refused).
   std::vector<uint8_t> answer(const uint8_t* query, size_t size, bool tcp);
-  std::vector<uint8_t> ask_upstream(const std::vector<uint8_t>& query, bool tcp,
-                                    std::string& error);
+  // The upstream server's reply; throws LaunchError saying why there is none.
+  std::vector<uint8_t> ask_upstream(const std::vector<uint8_t>& query, bool tcp);
   void push_event(nlohmann::json event);
 
   ResolverConfig config_;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "launcher/base/error.h"
+#include "launcher/base/file.h"
 #include "launcher/events/event.h"
 
 namespace launcher {
@@ -30,23 +31,18 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// The whole file, or nullopt when it does not exist.
-std::optional<std::string> read_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) {
-    if (errno == ENOENT) return std::nullopt;
-    throw_errno("audit log: open " + path);
+// The whole log file, or nullopt when it does not exist. A symbolic link is refused, as the
+// appending open (O_NOFOLLOW) refuses it, before recovery could truncate what it points to.
+std::optional<std::string> read_log_file(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    throw_errno("audit log: open " + path, ELOOP);
   }
-  std::string out;
-  char buf[1 << 16];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("audit log: read " + path);
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+  try {
+    return read_file_if_exists(path);
+  } catch (const LaunchError& e) {
+    throw LaunchError(std::string("audit log: ") + e.what());
   }
-  return out;
 }
 
 // Holds flock(2) on the head while the log and the head change together; `enclosure audit
@@ -115,10 +111,10 @@ void AuditLog::recover() {
     std::string error;
     if (!head_text.empty()) head = AuditHead::parse(head_text, error);
   }
-  std::optional<std::string> content = read_file(path_);
+  std::optional<std::string> content = read_log_file(path_);
   bool interrupted = false;
   if (!content) {
-    content = read_file(path_ + ".1");
+    content = read_log_file(path_ + ".1");
     interrupted = content.has_value();
   }
   prev_hash_ = std::string(kGenesisHash);

@@ -12,8 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "launcher/events/audit_chain.h"
 #include "launcher/base/fd.h"
+#include "launcher/events/audit_chain.h"
 
 namespace launcher {
 
@@ -49,8 +49,6 @@ class AuditLog {
   void commit();
   // fsyncs the log and the head when something written is not yet on disk.
   void sync();
-  bool unsynced() const { return unsynced_; }
-  bool has_buffered() const { return !buffer_.empty(); }
 
   bool needs_rotation() const { return rotate_bytes_ > 0 && bytes_ >= rotate_bytes_; }
   // Renames FILE to FILE.1 (FILE.1 to FILE.2, ...) and starts a new FILE whose first line, a

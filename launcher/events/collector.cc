@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "launcher/base/error.h"
+#include "launcher/base/exit_code.h"
 #include "launcher/events/event.h"
 #include "policy/digest.h"
 
@@ -83,7 +84,19 @@ Collector::Collector(const CollectorOptions& options) : options_(options) {
   hostname_ = host;
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw_errno("collect: epoll_create1");
+  open_log();
+  listen_on_socket();
+  if (!options_.metrics.empty()) {
+    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(
+        options_.metrics, options_.metrics_allow_remote, epoll_.get());
+  }
+  watch_signals_and_timer();
+  write_collector_record(started_record());
+  log_->commit();
+}
 
+// Opens (recovers) the audit log and resumes the runs it holds.
+void Collector::open_log() {
   log_ = std::make_unique<AuditLog>(options_.audit_log, options_.rotate_bytes);
   const AuditLogRecovery& rec = log_->recovery();
   for (const auto& [id, state] : rec.runs) {
@@ -97,13 +110,11 @@ Collector::Collector(const CollectorOptions& options) : options_(options) {
     if (state.closed) closed_runs_.push_back(id);
   }
   if (rec.rotation_interrupted) log_->begin_rotated_file(open_runs());
+}
 
-  listen_on_socket();
-  if (!options_.metrics.empty()) {
-    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(
-        options_.metrics, options_.metrics_allow_remote, epoll_.get());
-  }
-
+// SIGINT, SIGTERM and SIGHUP through a signalfd, the periodic fsync through a timerfd; both and
+// the listener on the epoll set.
+void Collector::watch_signals_and_timer() {
   sigset_t set;
   sigemptyset(&set);
   for (int s : {SIGINT, SIGTERM, SIGHUP})
@@ -125,7 +136,11 @@ Collector::Collector(const CollectorOptions& options) : options_(options) {
     e.data.fd = fd;
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &e) != 0) throw_errno("collect: epoll_ctl");
   }
+}
 
+// The collector's "started" record: where it listens, and what recovering the log found.
+nlohmann::ordered_json Collector::started_record() {
+  const AuditLogRecovery& rec = log_->recovery();
   nlohmann::ordered_json started;
   started["ts"] = rfc3339_now();
   started["type"] = "collector";
@@ -145,8 +160,7 @@ Collector::Collector(const CollectorOptions& options) : options_(options) {
     started["recovered"] = r;
   }
   if (!rec.head_mismatch.empty()) started["head_mismatch"] = rec.head_mismatch;
-  write_collector_record(started);
-  log_->commit();
+  return started;
 }
 
 Collector::~Collector() {
@@ -554,7 +568,7 @@ int Collector::run() {
   log_->sync();
   std::cerr << "enclosure collect: stopped; " << log_->lines() << " lines in " << options_.audit_log
             << "\n";
-  return 0;
+  return exit_code::kSuccess;
 }
 
 }  // namespace launcher

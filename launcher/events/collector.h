@@ -19,9 +19,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "launcher/base/fd.h"
 #include "launcher/events/audit_log.h"
 #include "launcher/events/collector_protocol.h"
-#include "launcher/base/fd.h"
 #include "launcher/events/metrics.h"
 #include "launcher/events/metrics_endpoint.h"
 
@@ -75,7 +75,11 @@ class Collector {
     std::string manifest;
   };
 
+  // The constructor's steps.
+  void open_log();
   void listen_on_socket();
+  void watch_signals_and_timer();
+  nlohmann::ordered_json started_record();
   void accept_launchers();
   void on_connection(int fd, uint32_t events);
   void on_line(Connection& c, std::string_view line);

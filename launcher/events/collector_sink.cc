@@ -6,16 +6,15 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
+#include "launcher/base/clock.h"
+#include "launcher/base/error.h"
 #include "launcher/events/audit_chain.h"
 #include "launcher/events/collector_protocol.h"
-#include "launcher/base/error.h"
 
 namespace launcher {
 namespace {
@@ -38,12 +37,6 @@ std::string random_token() {
   return out;
 }
 
-int milliseconds_left(std::chrono::steady_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  return left.count() < 0 ? 0 : static_cast<int>(left.count());
-}
-
 }  // namespace
 
 CollectorSink::CollectorSink(const CollectorSinkOptions& options, const std::string& run_id)
@@ -60,11 +53,11 @@ CollectorSink::CollectorSink(const CollectorSinkOptions& options, const std::str
                       ": cannot reach the collector: " + e.what() + advice);
   }
   // The hello is answered before anything else is sent.
-  auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms);
+  Deadline deadline(
+      options_.connect_timeout_ms > 0 ? static_cast<uint64_t>(options_.connect_timeout_ms) : 0);
   while (state_ == State::handshaking) {
     struct pollfd p = {socket_.get(), POLLIN, 0};
-    int left = milliseconds_left(deadline);
+    int left = deadline.milliseconds_left();
     if (left == 0 || ::poll(&p, 1, left) == 0) {
       throw LaunchError("--events unix:" + options_.socket_path +
                         ": the collector did not answer within " +
@@ -309,17 +302,18 @@ void CollectorSink::on_tick() {
 }
 
 bool CollectorSink::flush(int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  auto next_attempt = std::chrono::steady_clock::now();
+  constexpr uint64_t kReconnectInterval_ns = 100'000'000;
+  Deadline deadline(timeout_ms > 0 ? static_cast<uint64_t>(timeout_ms) : 0);
+  uint64_t next_attempt_ns = monotonic_ns();
   while (true) {
     if (gap_) report_gap();
     if (queue_.empty()) return true;
     if (state_ == State::refused) return false;
-    int left = milliseconds_left(deadline);
+    int left = deadline.milliseconds_left();
     if (left == 0) return false;
-    if (state_ == State::disconnected && std::chrono::steady_clock::now() >= next_attempt) {
+    if (state_ == State::disconnected && monotonic_ns() >= next_attempt_ns) {
       on_tick();
-      next_attempt = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      next_attempt_ns = monotonic_ns() + kReconnectInterval_ns;
     }
     pump();
     struct pollfd p = {epoll_.get(), POLLIN, 0};

@@ -13,8 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "launcher/events/event.h"
 #include "launcher/base/fd.h"
+#include "launcher/events/event.h"
 
 namespace launcher {
 

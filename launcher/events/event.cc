@@ -55,7 +55,11 @@ std::string to_valid_utf8(std::string_view s, bool& exact) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
     bool ok = len != 0 && i + len <= s.size();
     uint32_t cp = 0;
     if (ok) {
@@ -142,10 +146,12 @@ nlohmann::ordered_json EventStream::emit(const std::string& type, int64_t pid,
   e["type"] = type;
   e["pid"] = pid;
   e["manifest"] = {{"name", identity_.manifest_name},
-                   {"revision", identity_.manifest_revision ? nlohmann::ordered_json(*identity_.manifest_revision)
-                                                            : nlohmann::ordered_json(nullptr)},
+                   {"revision", identity_.manifest_revision
+                                    ? nlohmann::ordered_json(*identity_.manifest_revision)
+                                    : nlohmann::ordered_json(nullptr)},
                    {"digest", identity_.manifest_digest}};
-  for (auto it = fields.begin(); it != fields.end(); ++it) e[it.key()] = it.value();
+  for (auto it = fields.begin(); it != fields.end(); ++it)
+    e[it.key()] = it.value();
   ++counts_[type];
   std::string line = encode_event(e) + "\n";
   for (auto& sink : sinks_) {

@@ -82,7 +82,6 @@ class EventStream {
   explicit EventStream(RunIdentity identity) : identity_(std::move(identity)) {}
 
   void add_sink(std::unique_ptr<EventSink> sink) { sinks_.push_back(std::move(sink)); }
-  bool has_sinks() const { return !sinks_.empty(); }
   const std::vector<std::unique_ptr<EventSink>>& sinks() const { return sinks_; }
 
   // Stamps ts, run, seq, manifest, type and pid, merges `fields`, writes to every sink, and

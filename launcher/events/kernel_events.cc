@@ -18,7 +18,8 @@ std::string tool_name(const policy::EnforcementPlan& plan, int32_t index) {
 
 std::string destination(const bpf::NetRecord& n) {
   if (n.address.empty()) return {};
-  return n.family == 10 ? "[" + n.address + "]:" + std::to_string(n.port) : n.address + ":" + std::to_string(n.port);
+  return n.family == 10 ? "[" + n.address + "]:" + std::to_string(n.port)
+                        : n.address + ":" + std::to_string(n.port);
 }
 
 std::string errno_name(int err) {
@@ -50,7 +51,8 @@ const char* reason_text(uint32_t reason) {
 }  // namespace
 
 nlohmann::json budget_fields(const bpf::BudgetRecord& b, const policy::EnforcementPlan& plan) {
-  nlohmann::json f = {{"name", bpf::budget_name(b.budget)}, {"action", "terminate"}, {"enforced_by", "bpf"}};
+  nlohmann::json f = {
+      {"name", bpf::budget_name(b.budget)}, {"action", "terminate"}, {"enforced_by", "bpf"}};
   switch (b.budget) {
     case ENC_BUDGET_COST:
       f["limit"] = policy::format_usd(b.limit);
@@ -66,124 +68,159 @@ nlohmann::json budget_fields(const bpf::BudgetRecord& b, const policy::Enforceme
   }
   if (b.tool >= 0) {
     f["tool"] = tool_name(plan, b.tool);
-    if (b.budget == ENC_BUDGET_TOOL_MAX_CALLS) f["origin"] = "/tools/" + std::to_string(b.tool) + "/max_calls";
+    if (b.budget == ENC_BUDGET_TOOL_MAX_CALLS)
+      f["origin"] = "/tools/" + std::to_string(b.tool) + "/max_calls";
   }
   if (!f.contains("origin")) f["origin"] = std::string("/budgets/") + bpf::budget_name(b.budget);
   return f;
 }
 
-std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r, const policy::EnforcementPlan& plan) {
+namespace {
+
+// exec, then the deny of a refused exec, or the tool_call it counts.
+void add_exec_events(const bpf::ExecRecord& x, int64_t pid, uint64_t kseq,
+                     const policy::EnforcementPlan& plan, std::vector<KernelEvent>& out) {
+  nlohmann::json f = {{"ppid", x.ppid}, {"kseq", kseq}};
+  set_bytes(f, "path", x.filename);
+  set_bytes(f, "argv0", x.argv0);
+  std::string tool = x.tool >= 0 ? tool_name(plan, x.tool) : "";
+  if (!tool.empty()) f["tool"] = tool;
+  if (x.script) f["script"] = true;
+  if (x.killed) f["killed"] = x.refused ? "refused" : "over budget";
+  if (x.initial) f["initial"] = true;
+  out.push_back({"exec", pid, f});
+  if (x.refused == ENC_EXEC_RULE) {
+    nlohmann::json d = {
+        {"section", "rules"},
+        {"rule", rule_id(plan, x.rule)},
+        {"origin", "/rules/" + std::to_string(x.rule)},
+        {"tool", tool},
+        {"reason", "composition rule " + rule_id(plan, x.rule) + " denies this tool"},
+        {"action", "process killed before its first instruction"},
+        {"kseq", kseq}};
+    set_bytes(d, "path", x.filename);
+    out.push_back({"deny", pid, d});
+  }
+  if (x.refused == ENC_EXEC_LOADER) {
+    nlohmann::json d = {{"section", "tools"},
+                        {"origin", "/tools"},
+                        {"reason",
+                         "the dynamic loader may only run as a tool's ELF interpreter, not as a "
+                         "program (it would run any readable ELF)"},
+                        {"action", "process killed"},
+                        {"kseq", kseq}};
+    set_bytes(d, "path", x.filename);
+    out.push_back({"deny", pid, d});
+  }
+  if (!tool.empty() && !x.initial && !x.refused) {
+    nlohmann::json t = {{"tool", tool},
+                        {"calls", x.tool_count},
+                        {"total_calls", x.tool_calls},
+                        {"cost_usd", policy::format_usd(x.cost_micro)},
+                        {"origin", "/tools/" + std::to_string(x.tool)}};
+    for (const policy::ToolEntry& e : plan.tools) {
+      if (static_cast<int32_t>(e.index) == x.tool && e.max_calls) t["max_calls"] = *e.max_calls;
+    }
+    if (x.killed) t["killed"] = "over budget";
+    out.push_back({"tool_call", pid, t});
+  }
+}
+
+// connect, or the deny of a refused connection (by a composition rule or the egress rules).
+KernelEvent net_event(const bpf::NetRecord& n, int64_t pid, uint64_t kseq,
+                      const policy::EnforcementPlan& plan) {
+  nlohmann::json f = {{"hook", bpf::hook_name(n.hook)},
+                      {"protocol", bpf::protocol_name(n.protocol, n.type)},
+                      {"kseq", kseq}};
+  if (!n.address.empty()) {
+    f["address"] = n.address;
+    f["port"] = n.port;
+    f["destination"] = destination(n);
+  }
+  if (n.rule_index != ~0u) f["rule"] = "/network/egress/" + std::to_string(n.rule_index);
+  if (n.admitted) return {"connect", pid, f};
+  if (n.reason == ENC_NET_RULE) {
+    f["section"] = "rules";
+    f["rule"] = rule_id(plan, n.rule);
+    f["origin"] = "/rules/" + std::to_string(n.rule);
+    f["reason"] = reason_text(n.reason);
+    f["action"] = "EPERM";
+    return {"deny", pid, f};
+  }
+  f["section"] = "network";
+  f["origin"] =
+      n.rule_index != ~0u ? "/network/egress/" + std::to_string(n.rule_index) : "/network/egress";
+  f["reason"] = reason_text(n.reason);
+  f["action"] = n.dropped_packet ? "packet dropped" : "EPERM";
+  return {"deny", pid, f};
+}
+
+// A composition rule that fired: what it denies from now on and what triggered it.
+KernelEvent rule_event(const bpf::RuleRecord& ru, int64_t pid, uint64_t kseq,
+                       const policy::EnforcementPlan& plan) {
+  nlohmann::json f = {{"rule", rule_id(plan, ru.rule)},
+                      {"origin", "/rules/" + std::to_string(ru.rule)},
+                      {"kseq", kseq}};
+  if (ru.rule < plan.rules.size()) {
+    const policy::RuleDenial& d = plan.rules[ru.rule].deny;
+    nlohmann::json denies = nlohmann::json::array();
+    if (d.network) denies.push_back("network");
+    if (d.write) denies.push_back("write");
+    if (d.exec) denies.push_back("exec");
+    for (const std::string& t : d.tools)
+      denies.push_back("tool:" + t);
+    for (const std::string& h : d.hosts)
+      denies.push_back("host:" + h);
+    f["denies"] = denies;
+  }
+  switch (ru.trigger) {
+    case ENC_TRIGGER_READ:
+      f["trigger"] = "read";
+      set_bytes(f, "file", ru.path);
+      break;
+    case ENC_TRIGGER_EXEC:
+      f["trigger"] = "exec";
+      f["tool"] = tool_name(plan, ru.tool);
+      break;
+    default:
+      f["trigger"] = "connect";
+      f["destination"] = ru.address + ":" + std::to_string(ru.port);
+      if (ru.egress_rule != ~0u)
+        f["egress_rule"] = "/network/egress/" + std::to_string(ru.egress_rule);
+  }
+  return {"rule", pid, f};
+}
+
+KernelEvent open_event(const bpf::OpenRecord& o, int64_t pid, uint64_t kseq) {
+  nlohmann::json f = {{"flags", bpf::open_flags_text(o.flags)}, {"kseq", kseq}};
+  set_bytes(f, "path", o.path);
+  if (o.path_unreadable) f["path_unreadable"] = true;
+  if (o.dirfd != -100) f["dirfd"] = o.dirfd;  // AT_FDCWD is not shown
+  f["result"] = o.result >= 0
+                    ? nlohmann::json(o.result)
+                    : nlohmann::json(std::string("-") + errno_name(static_cast<int>(-o.result)));
+  f["ok"] = o.result >= 0;
+  return {"open", pid, f};
+}
+
+}  // namespace
+
+std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r,
+                                       const policy::EnforcementPlan& plan) {
   std::vector<KernelEvent> out;
   int64_t pid = r.pid;
   if (const auto* x = std::get_if<bpf::ExecRecord>(&r.body)) {
-    nlohmann::json f = {{"ppid", x->ppid}, {"kseq", r.kseq}};
-    set_bytes(f, "path", x->filename);
-    set_bytes(f, "argv0", x->argv0);
-    std::string tool = x->tool >= 0 ? tool_name(plan, x->tool) : "";
-    if (!tool.empty()) f["tool"] = tool;
-    if (x->script) f["script"] = true;
-    if (x->killed) f["killed"] = x->refused ? "refused" : "over budget";
-    if (x->initial) f["initial"] = true;
-    out.push_back({"exec", pid, f});
-    if (x->refused == ENC_EXEC_RULE) {
-      nlohmann::json d = {{"section", "rules"},
-                          {"rule", rule_id(plan, x->rule)},
-                          {"origin", "/rules/" + std::to_string(x->rule)},
-                          {"tool", tool},
-                          {"reason", "composition rule " + rule_id(plan, x->rule) + " denies this tool"},
-                          {"action", "process killed before its first instruction"},
-                          {"kseq", r.kseq}};
-      set_bytes(d, "path", x->filename);
-      out.push_back({"deny", pid, d});
-    }
-    if (x->refused == ENC_EXEC_LOADER) {
-      nlohmann::json d = {{"section", "tools"},
-                          {"origin", "/tools"},
-                          {"reason", "the dynamic loader may only run as a tool's ELF interpreter, not as a program "
-                                     "(it would run any readable ELF)"},
-                          {"action", "process killed"},
-                          {"kseq", r.kseq}};
-      set_bytes(d, "path", x->filename);
-      out.push_back({"deny", pid, d});
-    }
-    if (!tool.empty() && !x->initial && !x->refused) {
-      nlohmann::json t = {{"tool", tool},
-                          {"calls", x->tool_count},
-                          {"total_calls", x->tool_calls},
-                          {"cost_usd", policy::format_usd(x->cost_micro)},
-                          {"origin", "/tools/" + std::to_string(x->tool)}};
-      for (const policy::ToolEntry& e : plan.tools) {
-        if (static_cast<int32_t>(e.index) == x->tool && e.max_calls) t["max_calls"] = *e.max_calls;
-      }
-      if (x->killed) t["killed"] = "over budget";
-      out.push_back({"tool_call", pid, t});
-    }
+    add_exec_events(*x, pid, r.kseq, plan, out);
   } else if (const auto* n = std::get_if<bpf::NetRecord>(&r.body)) {
-    nlohmann::json f = {{"hook", bpf::hook_name(n->hook)},
-                        {"protocol", bpf::protocol_name(n->protocol, n->type)},
-                        {"kseq", r.kseq}};
-    if (!n->address.empty()) {
-      f["address"] = n->address;
-      f["port"] = n->port;
-      f["destination"] = destination(*n);
-    }
-    if (n->rule_index != ~0u) f["rule"] = "/network/egress/" + std::to_string(n->rule_index);
-    if (n->admitted) {
-      out.push_back({"connect", pid, f});
-    } else if (n->reason == ENC_NET_RULE) {
-      f["section"] = "rules";
-      f["rule"] = rule_id(plan, n->rule);
-      f["origin"] = "/rules/" + std::to_string(n->rule);
-      f["reason"] = reason_text(n->reason);
-      f["action"] = "EPERM";
-      out.push_back({"deny", pid, f});
-    } else {
-      f["section"] = "network";
-      f["origin"] = n->rule_index != ~0u ? "/network/egress/" + std::to_string(n->rule_index) : "/network/egress";
-      f["reason"] = reason_text(n->reason);
-      f["action"] = n->dropped_packet ? "packet dropped" : "EPERM";
-      out.push_back({"deny", pid, f});
-    }
+    out.push_back(net_event(*n, pid, r.kseq, plan));
   } else if (const auto* b = std::get_if<bpf::BudgetRecord>(&r.body)) {
     nlohmann::json f = budget_fields(*b, plan);
     f["kseq"] = r.kseq;
     out.push_back({"budget", pid, f});
   } else if (const auto* ru = std::get_if<bpf::RuleRecord>(&r.body)) {
-    nlohmann::json f = {{"rule", rule_id(plan, ru->rule)}, {"origin", "/rules/" + std::to_string(ru->rule)},
-                        {"kseq", r.kseq}};
-    if (ru->rule < plan.rules.size()) {
-      const policy::RuleDenial& d = plan.rules[ru->rule].deny;
-      nlohmann::json denies = nlohmann::json::array();
-      if (d.network) denies.push_back("network");
-      if (d.write) denies.push_back("write");
-      if (d.exec) denies.push_back("exec");
-      for (const std::string& t : d.tools) denies.push_back("tool:" + t);
-      for (const std::string& h : d.hosts) denies.push_back("host:" + h);
-      f["denies"] = denies;
-    }
-    switch (ru->trigger) {
-      case ENC_TRIGGER_READ:
-        f["trigger"] = "read";
-        set_bytes(f, "file", ru->path);
-        break;
-      case ENC_TRIGGER_EXEC:
-        f["trigger"] = "exec";
-        f["tool"] = tool_name(plan, ru->tool);
-        break;
-      default:
-        f["trigger"] = "connect";
-        f["destination"] = ru->address + ":" + std::to_string(ru->port);
-        if (ru->egress_rule != ~0u) f["egress_rule"] = "/network/egress/" + std::to_string(ru->egress_rule);
-    }
-    out.push_back({"rule", pid, f});
+    out.push_back(rule_event(*ru, pid, r.kseq, plan));
   } else if (const auto* o = std::get_if<bpf::OpenRecord>(&r.body)) {
-    nlohmann::json f = {{"flags", bpf::open_flags_text(o->flags)}, {"kseq", r.kseq}};
-    set_bytes(f, "path", o->path);
-    if (o->path_unreadable) f["path_unreadable"] = true;
-    if (o->dirfd != -100) f["dirfd"] = o->dirfd;
-    f["result"] = o->result >= 0 ? nlohmann::json(o->result) : nlohmann::json(std::string("-") + errno_name(static_cast<int>(-o->result)));
-    f["ok"] = o->result >= 0;
-    out.push_back({"open", pid, f});
+    out.push_back(open_event(*o, pid, r.kseq));
   }
   return out;
 }

@@ -20,7 +20,8 @@ struct KernelEvent {
 
 // What a record means for this plan (tool names, egress rules). An unknown or malformed record
 // is not an event of the agent: the caller counts it.
-std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& record, const policy::EnforcementPlan& plan);
+std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& record,
+                                       const policy::EnforcementPlan& plan);
 
 // "budget" name of a kernel budget as policy/MANIFEST.md spells it, its limit and value for people.
 nlohmann::json budget_fields(const bpf::BudgetRecord& b, const policy::EnforcementPlan& plan);

@@ -1,6 +1,6 @@
-// The metering channel (policy/MANIFEST.md, "Reported usage"): the agent writes one JSON object per line
-// to the descriptor named by ENCLOSURE_METER_FD, e.g. {"cost_usd": 0.0031, "note": "gpt call"}.
-// This file is the pure part: splitting the byte stream into bounded lines and judging each
+// The metering channel (policy/MANIFEST.md, "Reported usage"): the agent writes one JSON object per
+// line to the descriptor named by ENCLOSURE_METER_FD, e.g. {"cost_usd": 0.0031, "note": "gpt
+// call"}. This file is the pure part: splitting the byte stream into bounded lines and judging each
 // line. No I/O; fuzzed by tests/fuzz/fuzz_meter.cc.
 #pragma once
 

@@ -31,8 +31,6 @@ class CollectorMetrics {
 
   std::string render(const CollectorGauges& gauges) const;
 
-  uint64_t runs_finished() const { return runs_finished_; }
-
  private:
   static void bump(std::map<std::string, uint64_t>& counts, const std::string& label);
 

@@ -8,13 +8,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "launcher/base/clock.h"
 #include "launcher/base/error.h"
 
 namespace launcher {
 namespace {
 
 constexpr size_t kRequestMax = 8192;
-constexpr auto kIdleLimit = std::chrono::seconds(5);
+constexpr uint64_t kIdleLimit_ns = 5'000'000'000;
 
 std::string http_response(const std::string& status, const std::string& type,
                           const std::string& body) {
@@ -25,44 +26,40 @@ std::string http_response(const std::string& status, const std::string& type,
 
 }  // namespace
 
-bool parse_tcp_address(const std::string& text, sockaddr_storage& address, socklen_t& length,
-                       std::string& error) {
+TcpAddress parse_tcp_address(const std::string& text) {
+  TcpAddress out;
   size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-    error = "expected HOST:PORT (127.0.0.1:9464, [::1]:9464)";
-    return false;
+    throw LaunchError("expected HOST:PORT (127.0.0.1:9464, [::1]:9464)");
   }
   std::string host = text.substr(0, colon), port_text = text.substr(colon + 1);
   char* end = nullptr;
   unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
   if (*end != '\0' || port > 65535 ||
       port_text.find_first_not_of("0123456789") != std::string::npos) {
-    error = "\"" + port_text + "\" is not a port number";
-    return false;
+    throw LaunchError("\"" + port_text + "\" is not a port number");
   }
-  address = {};
   if (host == "localhost") host = "127.0.0.1";
-  auto* a4 = reinterpret_cast<sockaddr_in*>(&address);
-  auto* a6 = reinterpret_cast<sockaddr_in6*>(&address);
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&out.address);
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&out.address);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     if (::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1) {
-      error = "\"" + host + "\" is not an IPv6 address";
-      return false;
+      throw LaunchError("\"" + host + "\" is not an IPv6 address");
     }
     a6->sin6_family = AF_INET6;
     a6->sin6_port = htons(static_cast<uint16_t>(port));
-    length = sizeof *a6;
-    return true;
+    out.length = sizeof *a6;
+    return out;
   }
   if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) {
-    error = "\"" + host +
-            "\" is not an IPv4 address, [IPv6] address or localhost (names are not resolved)";
-    return false;
+    throw LaunchError(
+        "\"" + host +
+        "\" is not an IPv4 address, [IPv6] address or localhost (names are not resolved)");
   }
   a4->sin_family = AF_INET;
   a4->sin_port = htons(static_cast<uint16_t>(port));
-  length = sizeof *a4;
-  return true;
+  out.length = sizeof *a4;
+  return out;
 }
 
 bool is_loopback(const sockaddr_storage& address) {
@@ -79,11 +76,14 @@ bool is_loopback(const sockaddr_storage& address) {
 
 MetricsEndpoint::MetricsEndpoint(const std::string& address, bool allow_remote, int epoll_fd)
     : epoll_fd_(epoll_fd) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  std::string error;
-  if (!parse_tcp_address(address, ss, len, error))
-    throw LaunchError("--metrics " + address + ": " + error);
+  TcpAddress parsed;
+  try {
+    parsed = parse_tcp_address(address);
+  } catch (const LaunchError& e) {
+    throw LaunchError("--metrics " + address + ": " + e.what());
+  }
+  sockaddr_storage& ss = parsed.address;
+  socklen_t& len = parsed.length;
   if (!allow_remote && !is_loopback(ss)) {
     throw LaunchError(
         "--metrics " + address +
@@ -135,7 +135,7 @@ void MetricsEndpoint::accept_clients() {
     }
     Client& c = clients_[fd];
     c.fd.reset(fd);
-    c.since = std::chrono::steady_clock::now();
+    c.since_ns = monotonic_ns();
   }
 }
 
@@ -219,10 +219,10 @@ void MetricsEndpoint::on_ready(int fd, uint32_t events,
 }
 
 void MetricsEndpoint::expire_idle() {
-  auto now = std::chrono::steady_clock::now();
+  uint64_t now_ns = monotonic_ns();
   std::vector<int> idle;
   for (const auto& [fd, c] : clients_) {
-    if (now - c.since > kIdleLimit) idle.push_back(fd);
+    if (now_ns - c.since_ns > kIdleLimit_ns) idle.push_back(fd);
   }
   for (int fd : idle)
     close_client(fd);

@@ -5,7 +5,7 @@
 
 #include <netinet/in.h>
 
-#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -34,7 +34,7 @@ class MetricsEndpoint {
     std::string request;
     std::string response;
     size_t sent = 0;
-    std::chrono::steady_clock::time_point since;
+    uint64_t since_ns = 0;  // monotonic_ns() when accepted
   };
   void accept_clients();
   void respond(Client& client, const std::function<std::string()>& render);
@@ -47,9 +47,14 @@ class MetricsEndpoint {
   std::map<int, Client> clients_;
 };
 
-// Parses HOST:PORT into a socket address; `error` says why not.
-bool parse_tcp_address(const std::string& text, sockaddr_storage& address, socklen_t& length,
-                       std::string& error);
+// A socket address and its length.
+struct TcpAddress {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+};
+// Parses HOST:PORT (IPv4, [IPv6] or localhost; names are not resolved); throws LaunchError
+// saying why not.
+TcpAddress parse_tcp_address(const std::string& text);
 bool is_loopback(const sockaddr_storage& address);
 
 }  // namespace launcher

@@ -14,9 +14,9 @@
 #include <cstring>
 #include <vector>
 
+#include "launcher/base/error.h"
 #include "launcher/run/child_channel.h"
 #include "launcher/run/credentials.h"
-#include "launcher/base/error.h"
 #include "launcher/run/landlock.h"
 #include "launcher/run/loopback.h"
 #include "launcher/run/mount_view.h"

@@ -18,7 +18,7 @@ ExecutableInfo inspect_executable(const std::string& path) {
   if (!fd) {
     info.error = std::strerror(errno);
     info.kind = errno == ENOENT || errno == ENOTDIR ? ExecutableInfo::Kind::missing
-                                                   : ExecutableInfo::Kind::not_executable;
+                                                    : ExecutableInfo::Kind::not_executable;
     return info;
   }
   struct stat st {};
@@ -36,9 +36,11 @@ ExecutableInfo inspect_executable(const std::string& path) {
   if (head[0] == '#' && head[1] == '!') {
     info.kind = ExecutableInfo::Kind::script;
     size_t i = 2;
-    while (i < static_cast<size_t>(n) && (head[i] == ' ' || head[i] == '\t')) ++i;
+    while (i < static_cast<size_t>(n) && (head[i] == ' ' || head[i] == '\t'))
+      ++i;
     size_t start = i;
-    while (i < static_cast<size_t>(n) && head[i] != ' ' && head[i] != '\t' && head[i] != '\n') ++i;
+    while (i < static_cast<size_t>(n) && head[i] != ' ' && head[i] != '\t' && head[i] != '\n')
+      ++i;
     info.interpreter.assign(reinterpret_cast<const char*>(head) + start, i - start);
     return info;
   }
@@ -47,14 +49,14 @@ ExecutableInfo inspect_executable(const std::string& path) {
     return info;
   }
   info.kind = ExecutableInfo::Kind::elf;
-  Elf64_Ehdr eh {};
+  Elf64_Ehdr eh{};
   if (head[EI_CLASS] != ELFCLASS64 || ::pread(fd.get(), &eh, sizeof eh, 0) != sizeof eh ||
       eh.e_machine != EM_X86_64) {
     info.foreign_elf = true;
     return info;
   }
   for (unsigned i = 0; i < eh.e_phnum && i < 256; ++i) {
-    Elf64_Phdr ph {};
+    Elf64_Phdr ph{};
     off_t off = static_cast<off_t>(eh.e_phoff + i * static_cast<uint64_t>(eh.e_phentsize));
     if (::pread(fd.get(), &ph, sizeof ph, off) != sizeof ph) break;
     if (ph.p_type != PT_INTERP || ph.p_filesz == 0 || ph.p_filesz > 4096) continue;

@@ -8,7 +8,7 @@ namespace launcher {
 
 struct ExecutableInfo {
   enum class Kind { missing, not_executable, elf, script, unknown } kind = Kind::missing;
-  std::string interpreter;  // PT_INTERP of an ELF, or the #! program of a script
+  std::string interpreter;   // PT_INTERP of an ELF, or the #! program of a script
   bool foreign_elf = false;  // an ELF for another architecture or word size (its syscalls die)
   std::string error;         // why `missing` or `not_executable`
 };

@@ -2,10 +2,10 @@
 
 #include <bpf/libbpf.h>
 
-#include <optional>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include <optional>
 
 #include <fstream>
 #include <sstream>
@@ -123,7 +123,9 @@ HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
       h.bpf = !cgroup_hooks ? Feature{false, "cgroup socket or skb programs do not load here"}
               : probe_tracing
                   ? Feature{true, "tp_btf tracing and cgroup socket/skb programs load and attach"}
-                  : Feature{true, "cgroup socket/skb program types load; tracing is proven by loading the enclosure's programs"};
+                  : Feature{true,
+                            "cgroup socket/skb program types load; tracing is proven by loading "
+                            "the enclosure's programs"};
     } catch (const std::exception& e) {
       h.bpf = {false, std::string("tp_btf programs do not load or attach: ") + e.what()};
     }

@@ -27,11 +27,11 @@ struct HostFeatures {
   Feature user_namespaces;
   Feature namespaces;  // pid, mount, ipc, uts, cgroup, net (as root, or inside a user namespace)
   CgroupLayout cgroups;
-  Feature cgroup_v2;   // a v2 directory we can create for the run
+  Feature cgroup_v2;  // a v2 directory we can create for the run
   Feature cgroup_pids;
   Feature cgroup_memory;
   Feature cgroup_cpu;
-  Feature bpf;         // the enclosure's eBPF layer can be loaded and attached
+  Feature bpf;  // the enclosure's eBPF layer can be loaded and attached
   std::map<std::string, Feature> bpf_program_types;
   Feature bpf_lsm;
 };
@@ -44,7 +44,8 @@ struct HostFeatures {
 HostFeatures probe_host(bool with_bpf = true, bool probe_tracing = true);
 
 // Whether `requirement` is met on this host; `why` says what is missing.
-bool requirement_met(const HostFeatures& host, const policy::Requirement& requirement, std::string& why);
+bool requirement_met(const HostFeatures& host, const policy::Requirement& requirement,
+                     std::string& why);
 
 nlohmann::json host_report(const HostFeatures& host);
 

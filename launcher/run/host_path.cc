@@ -15,7 +15,8 @@ namespace {
 
 std::string join(const std::vector<std::string>& segments) {
   std::string out;
-  for (const std::string& s : segments) out += "/" + s;
+  for (const std::string& s : segments)
+    out += "/" + s;
   return out.empty() ? "/" : out;
 }
 
@@ -35,7 +36,8 @@ ResolvedHostPath resolve_host_path(int root_fd, const std::string& path, bool fo
                                    const std::vector<std::string>& untrusted) {
   ResolvedHostPath out;
   std::deque<std::string> pending;
-  for (std::string& s : policy::path_segments(path)) pending.push_back(std::move(s));
+  for (std::string& s : policy::path_segments(path))
+    pending.push_back(std::move(s));
   std::vector<std::string> resolved;
   UniqueFd cur(::fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
   if (!cur) throw_errno("resolve " + path + ": dup");
@@ -53,7 +55,8 @@ ResolvedHostPath resolve_host_path(int root_fd, const std::string& path, bool fo
     if (!next) {
       if (errno == ENOENT || errno == ENOTDIR) {
         resolved.push_back(name);
-        for (const std::string& rest : pending) resolved.push_back(rest);
+        for (const std::string& rest : pending)
+          resolved.push_back(rest);
         out.real = join(resolved);
         return out;
       }

@@ -27,21 +27,21 @@ namespace launcher {
 struct LayerRequest {
   const policy::EnforcementPlan* plan = nullptr;
   std::string run_id;
-  bool use_bpf = false;              // the plan needs eBPF and it is not allowed degraded away
-  bool apply_cgroup_limits = false;  // pids/memory limits (cgroup not degraded)
-  bool observe = false;              // `enclosure learn`'s observation run
-  size_t ring_buffer_bytes = 0;      // 0: the default size
-  std::vector<size_t> script_tools;  // indices of the tools that are #! scripts
+  bool use_bpf = false;                   // the plan needs eBPF and it is not allowed degraded away
+  bool apply_cgroup_limits = false;       // pids/memory limits (cgroup not degraded)
+  bool observe = false;                   // `enclosure learn`'s observation run
+  size_t ring_buffer_bytes = 0;           // 0: the default size
+  std::vector<size_t> script_tools;       // indices of the tools that are #! scripts
   std::vector<std::string> interpreters;  // the tools' ELF interpreters
-  std::string dns_upstream;          // --dns-upstream ("" for /etc/resolv.conf's)
-  uint64_t dns_grace_ns = 0;         // --dns-grace
-  uint64_t grace_ns = 0;             // --grace (a daemon's backstop adds it to the wall clock)
+  std::string dns_upstream;               // --dns-upstream ("" for /etc/resolv.conf's)
+  uint64_t dns_grace_ns = 0;              // --dns-grace
+  uint64_t grace_ns = 0;                  // --grace (a daemon's backstop adds it to the wall clock)
 };
 
 // What the provider made for the run. The provider owns the programs (or the daemon
 // connection) that `kernel` points into, so it outlives the supervisor.
 struct ProvidedLayers {
-  std::unique_ptr<RunCgroup> cgroup;  // null when the host has no cgroup v2
+  std::unique_ptr<RunCgroup> cgroup;   // null when the host has no cgroup v2
   bpf::KernelLayer* kernel = nullptr;  // null when eBPF is not used, or failed (degraded)
   std::unique_ptr<DnsAdmissions> admissions;
   std::unique_ptr<DnsResolver> resolver;  // started; null without network.dns

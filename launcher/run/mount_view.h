@@ -32,6 +32,7 @@ struct ViewResult {
 // Runs in the child, inside the new mount namespace, with the privileges to mount. Throws
 // LaunchError naming the step's manifest entry, path and errno on failure. On return the
 // process's root is the view and its cwd is "/".
-ViewResult build_mount_view(const std::vector<policy::MountStep>& steps, const ViewOptions& options);
+ViewResult build_mount_view(const std::vector<policy::MountStep>& steps,
+                            const ViewOptions& options);
 
 }  // namespace launcher

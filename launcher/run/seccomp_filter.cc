@@ -67,7 +67,8 @@ SeccompFilter::SeccompFilter(const policy::SeccompProfile& profile) {
     int nr = seccomp_syscall_resolve_name(rule.syscall.c_str());
     if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture (checked by policy)
     std::vector<scmp_arg_cmp> cmps;
-    for (const policy::SeccompCondition& c : rule.conditions) cmps.push_back(to_cmp(c));
+    for (const policy::SeccompCondition& c : rule.conditions)
+      cmps.push_back(to_cmp(c));
     int rc = seccomp_rule_add_exact_array(ctx_, action_for(rule.verdict), nr,
                                           static_cast<unsigned>(cmps.size()), cmps.data());
     if (rc == -EACCES && rule.verdict == profile.default_verdict) continue;  // same as default
@@ -75,7 +76,6 @@ SeccompFilter::SeccompFilter(const policy::SeccompProfile& profile) {
       throw LaunchError("seccomp: rule for " + rule.syscall + " (" + rule.origin +
                         ") refused by libseccomp: " + std::strerror(-rc));
     }
-    ++rules_;
   }
 }
 

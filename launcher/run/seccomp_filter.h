@@ -24,11 +24,8 @@ class SeccompFilter {
   // listener. Also sets no_new_privs. Must be the last step before execve.
   UniqueFd load();
 
-  size_t rule_count() const { return rules_; }
-
  private:
   scmp_filter_ctx ctx_ = nullptr;
-  size_t rules_ = 0;
 };
 
 // Whether the kernel and libseccomp support user notification (needed to log denials).

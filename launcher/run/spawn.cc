@@ -26,8 +26,8 @@ void write_proc(pid_t pid, const char* file, const std::string& text) {
 }  // namespace
 
 SpawnedInit spawn_enclosure(const ChildSpec& spec, int cgroup_fd) {
-  uint64_t flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP |
-                   CLONE_PIDFD;
+  uint64_t flags =
+      CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD;
   if (spec.new_network) flags |= CLONE_NEWNET;
   if (spec.user_namespace) flags |= CLONE_NEWUSER;
   if (cgroup_fd >= 0) flags |= CLONE_INTO_CGROUP;
@@ -54,8 +54,10 @@ SpawnedInit spawn_enclosure(const ChildSpec& spec, int cgroup_fd) {
 
 void set_up_user_namespace(pid_t child, uid_t inside_uid, gid_t inside_gid) {
   write_proc(child, "setgroups", "deny");
-  write_proc(child, "uid_map", std::to_string(inside_uid) + " " + std::to_string(::getuid()) + " 1\n");
-  write_proc(child, "gid_map", std::to_string(inside_gid) + " " + std::to_string(::getgid()) + " 1\n");
+  write_proc(child, "uid_map",
+             std::to_string(inside_uid) + " " + std::to_string(::getuid()) + " 1\n");
+  write_proc(child, "gid_map",
+             std::to_string(inside_gid) + " " + std::to_string(::getgid()) + " 1\n");
 }
 
 }  // namespace launcher

@@ -5,8 +5,8 @@
 
 #include <sys/types.h>
 
-#include "launcher/run/enclosure_init.h"
 #include "launcher/base/fd.h"
+#include "launcher/run/enclosure_init.h"
 
 namespace launcher {
 

@@ -15,26 +15,22 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "bpf/enclosure_abi.h"
-#include "launcher/run/child_channel.h"
+#include "launcher/base/clock.h"
+#include "launcher/base/error.h"
+#include "launcher/base/file.h"
 #include "launcher/dns/admissions.h"
 #include "launcher/dns/resolver.h"
-#include "launcher/base/error.h"
 #include "launcher/events/kernel_events.h"
+#include "launcher/run/child_channel.h"
 #include "launcher/run/seccomp_notify.h"
+#include "policy/seccomp_verdict.h"
 #include "policy/units.h"
 
 namespace launcher {
 namespace {
-
-uint64_t monotonic_ns() {
-  struct timespec ts {};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 UniqueFd make_timer(uint64_t first_ns, uint64_t interval_ns) {
   UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
@@ -71,6 +67,45 @@ std::string hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
+}
+
+// A call's arguments for its deny event: ["0x3", "0x7ffc...", ...].
+nlohmann::json hex_args(const std::array<uint64_t, 6>& args) {
+  nlohmann::json out = nlohmann::json::array();
+  for (uint64_t a : args)
+    out.push_back(hex(a));
+  return out;
+}
+
+// A system call's name for the histogram; its number when libseccomp does not know it.
+std::string histogram_name(int nr) {
+  char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+  std::string out = name ? name : std::to_string(nr);
+  std::free(name);
+  return out;
+}
+
+// The innermost pid of a host process (the last NSpid field of its status); nullopt when the
+// process is gone or its status has no NSpid line.
+std::optional<pid_t> innermost_pid(pid_t host_pid) {
+  std::optional<std::string> status;
+  try {
+    status = read_file_if_exists("/proc/" + std::to_string(host_pid) + "/status");
+  } catch (const LaunchError&) {
+    return std::nullopt;  // exited meanwhile
+  }
+  if (!status) return std::nullopt;
+  std::istringstream lines(*status);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("NSpid:", 0) != 0) continue;
+    std::istringstream in(line.substr(6));
+    pid_t v = 0, last = 0;
+    while (in >> v)
+      last = v;
+    return last;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -143,17 +178,7 @@ uint64_t Supervisor::elapsed_ns() const {
 pid_t Supervisor::host_pid(pid_t ns_pid) const {
   if (!cgroup_) return ns_pid;
   for (pid_t p : cgroup_->processes()) {
-    std::ifstream status("/proc/" + std::to_string(p) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-      if (line.rfind("NSpid:", 0) != 0) continue;
-      std::istringstream in(line.substr(6));
-      pid_t v = 0, last = 0;
-      while (in >> v)
-        last = v;
-      if (last == ns_pid) return p;
-      break;
-    }
+    if (innermost_pid(p) == ns_pid) return p;
   }
   return ns_pid;
 }
@@ -244,6 +269,14 @@ void Supervisor::on_dns() {
 // (a `window` event) and as a baseline checks them (`anomaly` events).
 void Supervisor::on_window() {
   drain(window_timer_.get());
+  policy::BaselineWindow w = next_window();
+  uint64_t window_ms = config_.baseline ? config_.baseline->window_ms : 1000;
+  if (config_.observe) emit_window(w, window_ms);
+  if (config_.baseline) check_window(w, window_ms);
+}
+
+// The kernel's counts since the last window, and the system calls seen so far.
+policy::BaselineWindow Supervisor::next_window() {
   bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
   policy::BaselineWindow w;
   uint64_t syscalls = 0;
@@ -262,42 +295,51 @@ void Supervisor::on_window() {
     w.counts[metric] = total >= before ? total - before : 0;
   }
   window_totals_ = totals;
-  uint64_t window_ms = config_.baseline ? config_.baseline->window_ms : 1000;
-  if (config_.observe) {
-    nlohmann::json f = {{"window_ms", window_ms}};
-    for (const auto& [metric, count] : w.counts)
-      f[metric] = count;
-    events_.emit("window", init_.pid, f);
-  }
-  if (!config_.baseline) return;
+  return w;
+}
+
+void Supervisor::emit_window(const policy::BaselineWindow& w, uint64_t window_ms) {
+  nlohmann::json f = {{"window_ms", window_ms}};
+  for (const auto& [metric, count] : w.counts)
+    f[metric] = count;
+  events_.emit("window", init_.pid, f);
+}
+
+void Supervisor::check_window(const policy::BaselineWindow& w, uint64_t window_ms) {
   const policy::Baseline& rule = *config_.plan->baseline;
   for (const policy::Anomaly& a :
        policy::check_baseline_window(*config_.baseline, rule.tolerance, w, anomalies_reported_)) {
-    ++anomalies_;
-    nlohmann::json f = {
-        {"what", a.what},
-        {"window_ms", window_ms},
-        {"origin", "/baseline"},
-        {"profile", rule.profile},
-        {"action", rule.action == policy::BaselineAction::kill ? "terminate" : "alert"}};
-    if (a.what == "rate") {
-      f["metric"] = a.metric;
-      f["value"] = a.value;
-      f["profile_peak"] = a.peak;
-      f["limit"] = a.limit;
-      f["tolerance"] = rule.tolerance;
-    } else {
-      f["syscall"] = a.metric;
-      f["reason"] = "a system call never seen while learning";
-    }
-    events_.emit("anomaly", init_.pid, f);
-    if (rule.action == policy::BaselineAction::kill && !terminating_) {
-      outcome_.message = "behaviour anomaly: " +
-                         (a.what == "rate" ? a.metric + " rate " + std::to_string(a.value) +
-                                                 " per window above the profile's peak x tolerance"
-                                           : "syscall " + a.metric + " never seen while learning");
-      terminate("anomaly", "", nullptr, nullptr, false);
-    }
+    report_anomaly(a, window_ms);
+  }
+}
+
+// An `anomaly` event; under a baseline whose action is kill, the end of the run.
+void Supervisor::report_anomaly(const policy::Anomaly& a, uint64_t window_ms) {
+  const policy::Baseline& rule = *config_.plan->baseline;
+  ++anomalies_;
+  nlohmann::json f = {
+      {"what", a.what},
+      {"window_ms", window_ms},
+      {"origin", "/baseline"},
+      {"profile", rule.profile},
+      {"action", rule.action == policy::BaselineAction::kill ? "terminate" : "alert"}};
+  if (a.what == "rate") {
+    f["metric"] = a.metric;
+    f["value"] = a.value;
+    f["profile_peak"] = a.peak;
+    f["limit"] = a.limit;
+    f["tolerance"] = rule.tolerance;
+  } else {
+    f["syscall"] = a.metric;
+    f["reason"] = "a system call never seen while learning";
+  }
+  events_.emit("anomaly", init_.pid, f);
+  if (rule.action == policy::BaselineAction::kill && !terminating_) {
+    outcome_.message = "behaviour anomaly: " +
+                       (a.what == "rate" ? a.metric + " rate " + std::to_string(a.value) +
+                                               " per window above the profile's peak x tolerance"
+                                         : "syscall " + a.metric + " never seen while learning");
+    terminate("anomaly", "", nullptr, nullptr, false);
   }
 }
 
@@ -527,124 +569,65 @@ void Supervisor::on_tick() {
   }
 }
 
-namespace {
-
-bool condition_holds(const policy::SeccompCondition& c, const std::array<uint64_t, 6>& args) {
-  uint64_t v = c.arg < 6 ? args[c.arg] : 0;
-  switch (c.op) {
-    case policy::SeccompOp::eq:
-      return v == c.value;
-    case policy::SeccompOp::ne:
-      return v != c.value;
-    case policy::SeccompOp::gt:
-      return v > c.value;
-    case policy::SeccompOp::masked_eq:
-      return (v & c.mask) == c.value;
-  }
-  return false;
-}
-
-// The profile's own verdict on a call, from its rules (without the composition-rule gates):
-// true when a deny rule matches these arguments, or when an allow-list has no allow rule for it.
-bool profile_denies(const policy::SeccompProfile& p, const std::string& name,
-                    const std::array<uint64_t, 6>& args) {
-  bool allowed = false;
-  for (const policy::SeccompRule& r : p.rules) {
-    if (r.syscall != name || r.verdict == policy::SeccompVerdict::gate) continue;
-    bool holds =
-        std::all_of(r.conditions.begin(), r.conditions.end(),
-                    [&](const policy::SeccompCondition& c) { return condition_holds(c, args); });
-    if (!holds) continue;
-    if (r.verdict == policy::SeccompVerdict::deny) return true;
-    if (r.verdict == policy::SeccompVerdict::allow) allowed = true;
-  }
-  if (p.default_verdict != policy::SeccompVerdict::deny) return false;
-  // An allow-list: a gated call was allowed outright before the gate replaced its allowance.
-  return !allowed && !p.gates.count(name);
-}
-
-}  // namespace
-
-// A call gated by composition rules: allowed (continued) until a rule that denies its class has
-// fired in the kernel; then EPERM, with a deny event naming the rule. Returns false when the
-// call is not a gated one.
-bool Supervisor::decide_gate(const SeccompNotice& n) {
-  const policy::SeccompProfile& profile = config_.plan->seccomp;
-  auto gate = profile.gates.find(n.syscall);
-  if (n.foreign_abi || gate == profile.gates.end() || profile_denies(profile, n.syscall, n.args))
-    return false;
-  const std::vector<size_t>& denied_by =
-      gate->second == "write" ? profile.write_denied_by : profile.exec_denied_by;
-  uint64_t fired = config_.bpf ? config_.bpf->rules_fired(config_.cgroup_id) : 0;
-  const policy::Rule* rule = nullptr;
-  size_t index = 0;
-  for (size_t i : denied_by) {
-    if (i < 64 && (fired & (1ULL << i))) {
-      rule = &config_.plan->rules[i];
-      index = i;
-      break;
-    }
-  }
-  if (!rule) {
-    listener_->allow(n);
-    return true;
-  }
-  nlohmann::json args = nlohmann::json::array();
-  for (uint64_t a : n.args)
-    args.push_back(hex(a));
-  events_.emit("deny", n.pid,
-               {{"section", "rules"},
-                {"rule", rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id},
-                {"origin", "/rules/" + std::to_string(index)},
-                {"denies", gate->second},
-                {"syscall", n.syscall},
-                {"nr", n.nr},
-                {"args", args},
-                {"reason", "composition rule " +
-                               (rule->id.empty() ? "/rules/" + std::to_string(index) : rule->id) +
-                               " fired and denies " + gate->second},
-                {"action", "EPERM"}});
-  record_denial(n.syscall + " (/rules/" + std::to_string(index) + ")");
-  ++seccomp_denials_;
-  listener_->fail(n, EPERM);
-  return true;
-}
-
+// A call the seccomp filter handed over: the compiled profile says whether to deny it or to let
+// composition rules decide it.
 void Supervisor::on_notification() {
   std::optional<SeccompNotice> n = listener_->receive();
   if (!n) return;
-  if (decide_gate(*n)) return;
-  const policy::SeccompProfile& profile = config_.plan->seccomp;
-  nlohmann::json args = nlohmann::json::array();
-  for (uint64_t a : n->args)
-    args.push_back(hex(a));
-  std::string origin;
-  std::string action;
-  if (n->foreign_abi) {
-    origin = "/syscalls (foreign ABI " + n->abi + ": always killed)";
-    action = "kill";
+  policy::NotifiedCallVerdict verdict =
+      n->foreign_abi ? policy::foreign_abi_verdict(n->abi)
+                     : policy::verdict_for(config_.plan->seccomp, n->syscall, n->args);
+  if (verdict.kind == policy::NotifiedCallVerdict::Kind::gate) {
+    answer_gated_call(*n, verdict);
   } else {
-    auto it = profile.origins.find(n->syscall);
-    origin = it != profile.origins.end() ? it->second
-             : profile.default_verdict == policy::SeccompVerdict::deny
-                 ? "/syscalls/profile (" + profile.name + ": not in the allow-list)"
-                 : "/syscalls";
-    action = profile.action == policy::SyscallAction::kill ? "kill" : "errno";
+    deny_call(*n, verdict);
   }
-  events_.emit("deny", n->pid,
+}
+
+// A call gated by composition rules: allowed (continued) until a rule that denies its class has
+// fired in the kernel; then EPERM, with a deny event naming the rule.
+void Supervisor::answer_gated_call(const SeccompNotice& n,
+                                   const policy::NotifiedCallVerdict& verdict) {
+  uint64_t fired = config_.bpf ? config_.bpf->rules_fired(config_.cgroup_id) : 0;
+  std::optional<size_t> index = policy::gate_denied_by(verdict, fired);
+  if (!index) {
+    listener_->allow(n);
+    return;
+  }
+  const policy::Rule& rule = config_.plan->rules[*index];
+  std::string pointer = "/rules/" + std::to_string(*index);
+  std::string name = rule.id.empty() ? pointer : rule.id;
+  events_.emit("deny", n.pid,
+               {{"section", "rules"},
+                {"rule", name},
+                {"origin", pointer},
+                {"denies", verdict.gate},
+                {"syscall", n.syscall},
+                {"nr", n.nr},
+                {"args", hex_args(n.args)},
+                {"reason", "composition rule " + name + " fired and denies " + verdict.gate},
+                {"action", "EPERM"}});
+  record_denial(n.syscall + " (" + pointer + ")");
+  ++seccomp_denials_;
+  listener_->fail(n, EPERM);
+}
+
+// A call the profile denies: a deny event, the caller killed when the verdict says so, EPERM.
+void Supervisor::deny_call(const SeccompNotice& n, const policy::NotifiedCallVerdict& verdict) {
+  events_.emit("deny", n.pid,
                {{"section", "syscalls"},
-                {"syscall", n->syscall},
-                {"nr", n->nr},
-                {"abi", n->abi},
-                {"args", args},
-                {"origin", origin},
-                {"action", action == "kill" ? "process killed" : "EPERM"}});
-  if (action == "kill") listener_->kill_caller(*n);
+                {"syscall", n.syscall},
+                {"nr", n.nr},
+                {"abi", n.abi},
+                {"args", hex_args(n.args)},
+                {"origin", verdict.origin},
+                {"action", verdict.kill ? "process killed" : "EPERM"}});
+  if (verdict.kill) listener_->kill_caller(n);
   ++seccomp_denials_;
   // With on_violation: kill the enclosure dies before the call is answered, so nothing of the
   // agent runs past its first violation.
-  record_denial(n->syscall + " (" + origin + ")");
-  listener_->fail(*n, EPERM);
+  record_denial(n.syscall + " (" + verdict.origin + ")");
+  listener_->fail(n, EPERM);
 }
 
 RunOutcome Supervisor::run() {
@@ -655,56 +638,79 @@ RunOutcome Supervisor::run() {
       if (errno == EINTR) continue;
       throw_errno("supervisor: epoll_wait");
     }
-    for (int i = 0; i < n; ++i) {
-      int fd = evs[i].data.fd;
-      if (fd == init_.pidfd.get()) {
-        init_exited_ = true;
-      } else if (fd == channel_.get()) {
-        on_channel();
-      } else if (fd == signals_.get()) {
-        on_signal();
-      } else if (wall_timer_ && fd == wall_timer_.get()) {
-        drain(fd);
-        terminate("budget", "wall_clock",
-                  policy::format_duration(*config_.plan->budgets.wall_clock_ns),
-                  elapsed_text(elapsed_ns()));
-      } else if (tick_timer_ && fd == tick_timer_.get()) {
-        on_tick();
-      } else if (grace_timer_ && fd == grace_timer_.get()) {
-        drain(fd);
-        signal_enclosure(SIGKILL);
-      } else if (listener_ && fd == listener_->fd()) {
-        if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
-          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-        } else {
-          on_notification();
-        }
-      } else if (window_timer_ && fd == window_timer_.get()) {
-        on_window();
-      } else if (config_.resolver && fd == config_.resolver->event_fd()) {
-        on_dns();
-      } else if (config_.bpf && fd == config_.bpf->ring_fd()) {
-        on_ring();
-      } else if (cgroup_ && fd == cgroup_->oom_eventfd()) {
-        drain(fd);
-        on_tick();
-      } else if (meter_open_ && fd == config_.meter_fd) {
-        on_meter();
-      } else if (sink_timer_ && fd == sink_timer_.get()) {
-        on_sink_tick();
-      } else {
-        for (const auto& sink : events_.sinks()) {
-          if (sink->poll_fd() == fd) sink->on_readable();
-        }
-        check_audit_delivery();
-      }
-    }
+    for (int i = 0; i < n; ++i)
+      dispatch(evs[i].data.fd, evs[i].events);
   }
+  siginfo_t info = collect_after_exit();
+  outcome_.duration_ns = elapsed_ns();
+  settle_exit_code(info.si_code, info.si_status);
+  outcome_.figures = final_figures();
+  return outcome_;
+}
+
+// One ready descriptor of the loop, to its handler.
+void Supervisor::dispatch(int fd, uint32_t events) {
+  if (fd == init_.pidfd.get()) {
+    init_exited_ = true;
+  } else if (fd == channel_.get()) {
+    on_channel();
+  } else if (fd == signals_.get()) {
+    on_signal();
+  } else if (wall_timer_ && fd == wall_timer_.get()) {
+    on_wall_clock();
+  } else if (tick_timer_ && fd == tick_timer_.get()) {
+    on_tick();
+  } else if (grace_timer_ && fd == grace_timer_.get()) {
+    drain(fd);
+    signal_enclosure(SIGKILL);
+  } else if (listener_ && fd == listener_->fd()) {
+    on_listener(events);
+  } else if (window_timer_ && fd == window_timer_.get()) {
+    on_window();
+  } else if (config_.resolver && fd == config_.resolver->event_fd()) {
+    on_dns();
+  } else if (config_.bpf && fd == config_.bpf->ring_fd()) {
+    on_ring();
+  } else if (cgroup_ && fd == cgroup_->oom_eventfd()) {
+    drain(fd);
+    on_tick();
+  } else if (meter_open_ && fd == config_.meter_fd) {
+    on_meter();
+  } else if (sink_timer_ && fd == sink_timer_.get()) {
+    on_sink_tick();
+  } else {
+    on_sink_readable(fd);
+  }
+}
+
+void Supervisor::on_wall_clock() {
+  drain(wall_timer_.get());
+  terminate("budget", "wall_clock", policy::format_duration(*config_.plan->budgets.wall_clock_ns),
+            elapsed_text(elapsed_ns()));
+}
+
+void Supervisor::on_listener(uint32_t events) {
+  if (events & (EPOLLHUP | EPOLLERR)) {
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener_->fd(), nullptr);
+  } else {
+    on_notification();
+  }
+}
+
+void Supervisor::on_sink_readable(int fd) {
+  for (const auto& sink : events_.sinks()) {
+    if (sink->poll_fd() == fd) sink->on_readable();
+  }
+  check_audit_delivery();
+}
+
+// Pid 1 is gone, and with it the pid namespace: the last reports, messages, records and
+// samples, then pid 1's status.
+siginfo_t Supervisor::collect_after_exit() {
   // Reports still in the pipe count: every writer is gone with pid 1.
   while (meter_open_ && on_meter()) {
   }
   meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
-  // Pid 1 is gone, and with it the pid namespace. Collect its status and the last messages.
   on_channel();
   if (config_.resolver) on_dns();
   if (config_.bpf) {
@@ -720,8 +726,12 @@ RunOutcome Supervisor::run() {
     if (auto procs = cgroup_->pids_current()) peak_processes_ = std::max(peak_processes_, *procs);
     on_tick();
   }
-  outcome_.duration_ns = elapsed_ns();
+  return info;
+}
 
+// How the run ended and its exit code, from what ended it and pid 1's status (waitid's si_code
+// and si_status).
+void Supervisor::settle_exit_code(int child_code, int child_status) {
   if (outcome_.ended_by == "audit_unavailable") {
     outcome_.exit_code = 125;
   } else if (outcome_.ended_by == "budget") {
@@ -735,71 +745,23 @@ RunOutcome Supervisor::run() {
   } else if (agent_code_) {
     if (outcome_.ended_by.empty()) outcome_.ended_by = agent_signal_ ? "signaled" : "exited";
     outcome_.exit_code = *agent_code_;
-  } else if (info.si_code == CLD_EXITED) {
+  } else if (child_code == CLD_EXITED) {
     if (outcome_.ended_by.empty()) outcome_.ended_by = "exited";
-    outcome_.exit_code = info.si_status;
+    outcome_.exit_code = child_status;
   } else {
     if (outcome_.ended_by.empty()) outcome_.ended_by = "signaled";
-    outcome_.exit_code = 128 + info.si_status;
+    outcome_.exit_code = 128 + child_status;
   }
+}
+
+// The exit event's budget figures.
+nlohmann::json Supervisor::final_figures() {
   const policy::Budgets& b = config_.plan->budgets;
   nlohmann::json figures = nlohmann::json::object();
   figures["wall_clock"] = {{"value", elapsed_text(outcome_.duration_ns)}};
   if (b.wall_clock_ns) figures["wall_clock"]["limit"] = policy::format_duration(*b.wall_clock_ns);
-  if (cgroup_) {
-    if (auto usec = cgroup_->cpu_usage_usec()) {
-      figures["cpu_usec"] = *usec;
-      figures["cpu_time"] = {{"value", elapsed_text(*usec * 1000)}};
-      if (b.cpu_time_ns) figures["cpu_time"]["limit"] = policy::format_duration(*b.cpu_time_ns);
-    }
-    if (auto peak = cgroup_->memory_peak_bytes()) {
-      figures["memory_peak_bytes"] = *peak;
-      figures["memory"] = {{"peak", policy::format_size(*peak)}};
-      if (b.memory_bytes) figures["memory"]["limit"] = policy::format_size(*b.memory_bytes);
-    }
-    figures["processes"] = {{"peak_sampled", peak_processes_}};
-    if (b.processes) {
-      figures["processes"]["limit"] = *b.processes;
-      figures["processes"]["fork_refusals"] = pids_hits_seen_;
-    }
-  }
-  if (config_.bpf) {
-    bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
-    if (b.syscalls) figures["syscalls"] = {{"limit", *b.syscalls}, {"value", c.syscalls()}};
-    if (config_.plan->audit.syscalls) {
-      nlohmann::json hist = nlohmann::json::object();
-      for (const auto& [nr, count] : c.histogram) {
-        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-        hist[name ? name : std::to_string(nr)] = count;
-        std::free(name);
-      }
-      figures["syscall_histogram"] = hist;
-    }
-    figures["tool_calls"] = {{"value", c.state.tool_calls}};
-    if (b.tool_calls) figures["tool_calls"]["limit"] = *b.tool_calls;
-    nlohmann::json per_tool = nlohmann::json::object();
-    for (const policy::ToolEntry& t : config_.plan->tools) {
-      if (t.index < ENC_MAX_TOOLS) per_tool[t.name] = c.state.tool_counts[t.index];
-    }
-    figures["tool_calls"]["by_tool"] = per_tool;
-    figures["cost_usd"] = {{"tools", policy::format_usd(c.state.cost_micro)},
-                           {"reported", policy::format_usd(reported_micro_usd_)},
-                           {"total", policy::format_usd(c.state.cost_micro + reported_micro_usd_)}};
-    if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
-    if (config_.plan->network.mode == policy::NetworkMode::filtered || b.egress_bytes) {
-      figures["egress_bytes"] = {{"value", c.state.egress_bytes},
-                                 {"dropped_packets", c.state.egress_dropped}};
-      if (b.egress_bytes) figures["egress_bytes"]["limit"] = *b.egress_bytes;
-    }
-    // The kernel's counters are exact even when records were lost.
-    outcome_.denials =
-        seccomp_denials_ + c.state.net_denied + c.state.egress_dropped + c.state.exec_denied;
-    figures["kernel_events"] = {{"records", c.state.records},
-                                {"lost", c.state.lost},
-                                {"malformed", malformed_records_},
-                                {"network_denials", c.state.net_denied},
-                                {"execs", c.state.execs}};
-  }
+  if (cgroup_) add_cgroup_figures(figures);
+  if (config_.bpf) add_kernel_figures(figures);
   if (!figures.contains("cost_usd")) {
     figures["cost_usd"] = {{"reported", policy::format_usd(reported_micro_usd_)}};
     if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
@@ -809,8 +771,65 @@ RunOutcome Supervisor::run() {
   if (outcome_.figures.contains("absent")) figures["absent"] = outcome_.figures["absent"];
   if (config_.baseline) figures["anomalies"] = anomalies_;
   if (config_.resolver) figures["dns_refused"] = outcome_.dns_refused;
-  outcome_.figures = figures;
-  return outcome_;
+  return figures;
+}
+
+// cpu time, memory and processes, from the cgroup.
+void Supervisor::add_cgroup_figures(nlohmann::json& figures) {
+  const policy::Budgets& b = config_.plan->budgets;
+  if (auto usec = cgroup_->cpu_usage_usec()) {
+    figures["cpu_usec"] = *usec;
+    figures["cpu_time"] = {{"value", elapsed_text(*usec * 1000)}};
+    if (b.cpu_time_ns) figures["cpu_time"]["limit"] = policy::format_duration(*b.cpu_time_ns);
+  }
+  if (auto peak = cgroup_->memory_peak_bytes()) {
+    figures["memory_peak_bytes"] = *peak;
+    figures["memory"] = {{"peak", policy::format_size(*peak)}};
+    if (b.memory_bytes) figures["memory"]["limit"] = policy::format_size(*b.memory_bytes);
+  }
+  figures["processes"] = {{"peak_sampled", peak_processes_}};
+  if (b.processes) {
+    figures["processes"]["limit"] = *b.processes;
+    figures["processes"]["fork_refusals"] = pids_hits_seen_;
+  }
+}
+
+// System calls, tool calls, cost, egress and the kernel's own record counts, from the eBPF
+// layer's counters; also the run's denials, which those counters hold exactly.
+void Supervisor::add_kernel_figures(nlohmann::json& figures) {
+  const policy::Budgets& b = config_.plan->budgets;
+  bpf::EnclosureCounters c = config_.bpf->counters(config_.cgroup_id);
+  if (b.syscalls) figures["syscalls"] = {{"limit", *b.syscalls}, {"value", c.syscalls()}};
+  if (config_.plan->audit.syscalls) {
+    nlohmann::json hist = nlohmann::json::object();
+    for (const auto& [nr, count] : c.histogram)
+      hist[histogram_name(nr)] = count;
+    figures["syscall_histogram"] = hist;
+  }
+  figures["tool_calls"] = {{"value", c.state.tool_calls}};
+  if (b.tool_calls) figures["tool_calls"]["limit"] = *b.tool_calls;
+  nlohmann::json per_tool = nlohmann::json::object();
+  for (const policy::ToolEntry& t : config_.plan->tools) {
+    if (t.index < ENC_MAX_TOOLS) per_tool[t.name] = c.state.tool_counts[t.index];
+  }
+  figures["tool_calls"]["by_tool"] = per_tool;
+  figures["cost_usd"] = {{"tools", policy::format_usd(c.state.cost_micro)},
+                         {"reported", policy::format_usd(reported_micro_usd_)},
+                         {"total", policy::format_usd(c.state.cost_micro + reported_micro_usd_)}};
+  if (b.cost_micro_usd) figures["cost_usd"]["limit"] = policy::format_usd(*b.cost_micro_usd);
+  if (config_.plan->network.mode == policy::NetworkMode::filtered || b.egress_bytes) {
+    figures["egress_bytes"] = {{"value", c.state.egress_bytes},
+                               {"dropped_packets", c.state.egress_dropped}};
+    if (b.egress_bytes) figures["egress_bytes"]["limit"] = *b.egress_bytes;
+  }
+  // The kernel's counters are exact even when records were lost.
+  outcome_.denials =
+      seccomp_denials_ + c.state.net_denied + c.state.egress_dropped + c.state.exec_denied;
+  figures["kernel_events"] = {{"records", c.state.records},
+                              {"lost", c.state.lost},
+                              {"malformed", malformed_records_},
+                              {"network_denials", c.state.net_denied},
+                              {"execs", c.state.execs}};
 }
 
 }  // namespace launcher

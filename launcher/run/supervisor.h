@@ -6,6 +6,8 @@
 // On a budget it sends SIGTERM to every process, waits the grace period, then kills the cgroup.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -15,13 +17,14 @@
 #include <nlohmann/json.hpp>
 
 #include "bpf/kernel_layer.h"
-#include "launcher/run/cgroup.h"
-#include "launcher/events/event.h"
 #include "launcher/base/fd.h"
+#include "launcher/events/event.h"
 #include "launcher/events/meter.h"
+#include "launcher/run/cgroup.h"
 #include "launcher/run/spawn.h"
 #include "policy/baseline.h"
 #include "policy/plan.h"
+#include "policy/seccomp_verdict.h"
 
 namespace launcher {
 
@@ -67,20 +70,37 @@ class Supervisor {
 
  private:
   void add(int fd, uint32_t events = 0x001 /* EPOLLIN */);
+  // The event loop's handlers, one per descriptor.
+  void dispatch(int fd, uint32_t events);
   void on_channel();
   void on_signal();
+  void on_wall_clock();
   void on_tick();
+  void on_listener(uint32_t events);
   void on_notification();
-  bool decide_gate(const struct SeccompNotice& notice);
+  void answer_gated_call(const struct SeccompNotice& notice,
+                         const policy::NotifiedCallVerdict& verdict);
+  void deny_call(const struct SeccompNotice& notice, const policy::NotifiedCallVerdict& verdict);
   void on_ring();
   void on_dns();
   void on_window();
+  policy::BaselineWindow next_window();
+  void emit_window(const policy::BaselineWindow& window, uint64_t window_ms);
+  void check_window(const policy::BaselineWindow& window, uint64_t window_ms);
+  void report_anomaly(const policy::Anomaly& anomaly, uint64_t window_ms);
   bool on_meter();  // true when it read something
   void on_meter_line(const MeterLineSplitter::Line& line);
   void on_sink_tick();
+  void on_sink_readable(int fd);
   void check_audit_delivery();
   void check_kernel_counters();
   void report_unrecorded_budgets();
+  // After pid 1 has exited.
+  siginfo_t collect_after_exit();
+  void settle_exit_code(int child_code, int child_status);  // waitid's si_code, si_status
+  nlohmann::json final_figures();
+  void add_cgroup_figures(nlohmann::json& figures);
+  void add_kernel_figures(nlohmann::json& figures);
   void terminate(const std::string& reason, const std::string& budget, const nlohmann::json& limit,
                  const nlohmann::json& value, bool emit_budget_event = true);
   void signal_enclosure(int signal);

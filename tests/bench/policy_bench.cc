@@ -30,12 +30,15 @@ int main(int argc, char** argv) {
     auto start = std::chrono::steady_clock::now();
     policy::LoadResult r = policy::load_manifest(text);
     if (!r.manifest) {
-      std::fprintf(stderr, "bench manifest invalid: %s\n", r.diagnostics.errors()[0].message.c_str());
+      std::fprintf(stderr, "bench manifest invalid: %s\n",
+                   r.diagnostics.errors()[0].message.c_str());
       return 1;
     }
     policy::CompileResult c = policy::compile(*r.manifest);
     if (!c.plan) return 1;
-    times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count());
   }
   std::sort(times.begin(), times.end());
   std::printf("%.0f\n", times[times.size() / 2]);

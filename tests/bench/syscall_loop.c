@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   const char* path = argc > 3 ? argv[3] : "/usr/lib/os-release";
   double start = now_ns();
   if (strcmp(argv[1], "getppid") == 0) {
-    for (long i = 0; i < n; ++i) syscall(SYS_getppid);
+    for (long i = 0; i < n; ++i)
+      syscall(SYS_getppid);
   } else if (strcmp(argv[1], "openat") == 0) {
     for (long i = 0; i < n; ++i) {
       int fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `cmake --install` into a DESTDIR puts the binary, the systemd units (naming the installed
-# binary), the schema, the examples, the man page and the bash completion in place; `cpack -G DEB`
-# builds a .deb whose `dpkg-deb -c` lists the same files and whose Depends names the package of
-# every library the binary links. Usage: package_test.sh BUILD_DIR
+# binary), the schema and the manifest reference, the examples, the man page and the bash
+# completion in place; `cpack -G DEB` builds a .deb whose `dpkg-deb -c` lists the same files and
+# whose Depends names the package of every library the binary links. Usage: package_test.sh
+# BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,6 +19,7 @@ expected=(
   usr/lib/systemd/system/enclosure-daemon.service
   usr/lib/systemd/system/enclosed-agent@.service
   usr/share/enclosure/manifest.schema.json
+  usr/share/enclosure/MANIFEST.md
   usr/share/enclosure/examples/coding-agent.json
   usr/share/enclosure/examples/systemd/enclosed-agent@.service
   usr/share/enclosure/examples/systemd/enclosure-daemon.service

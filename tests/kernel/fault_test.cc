@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
-#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -26,7 +26,8 @@ namespace {
 size_t open_fds() {
   size_t n = 0;
   DIR* d = ::opendir("/proc/self/fd");
-  while (d && ::readdir(d)) ++n;
+  while (d && ::readdir(d))
+    ++n;
   if (d) ::closedir(d);
   return n;
 }
@@ -35,7 +36,8 @@ size_t open_fds() {
 size_t enclosure_programs_anywhere() {
   harness::BpfObjects all = harness::bpf_objects_on_host();
   size_t n = 0;
-  for (const auto& [id, name] : all.programs) n += name.rfind("enc_", 0) == 0;
+  for (const auto& [id, name] : all.programs)
+    n += name.rfind("enc_", 0) == 0;
   return n;
 }
 
@@ -102,7 +104,9 @@ TEST(Fault, AThousandSequentialRunsWithRandomKillsLeaveNothingBehind) {
   int completed = 0, killed = 0, policy_violations = 0;
   for (int i = 0; i < 1000; ++i) {
     // Each run tries to read a file outside its view; the run prints what happened.
-    BackgroundRun run(dir, m, {"sh", "-c", "cat " + secret + " 2>/dev/null && echo LEAKED || echo denied; sleep 1"});
+    BackgroundRun run(
+        dir, m,
+        {"sh", "-c", "cat " + secret + " 2>/dev/null && echo LEAKED || echo denied; sleep 1"});
     if (random() % 3 == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(random() % 40));
       run.kill(SIGKILL);
@@ -125,15 +129,18 @@ TEST(Fault, AThousandSequentialRunsWithRandomKillsLeaveNothingBehind) {
   auto new_cgroups = [&] {
     std::vector<std::string> now = harness::leftover_cgroups(), fresh;
     for (const std::string& c : now) {
-      if (std::find(cgroups_before.begin(), cgroups_before.end(), c) == cgroups_before.end()) fresh.push_back(c);
+      if (std::find(cgroups_before.begin(), cgroups_before.end(), c) == cgroups_before.end())
+        fresh.push_back(c);
     }
     return fresh;
   };
   EXPECT_TRUE(harness::wait_until([&] { return new_cgroups().empty(); }, 5000))
-      << "cgroups left: " << new_cgroups().size() << ", e.g. " << (new_cgroups().empty() ? "" : new_cgroups()[0]);
+      << "cgroups left: " << new_cgroups().size() << ", e.g. "
+      << (new_cgroups().empty() ? "" : new_cgroups()[0]);
   EXPECT_EQ(harness::mountinfo_lines(), mounts_before);
   EXPECT_EQ(open_fds(), fds_before);
-  EXPECT_TRUE(harness::wait_until([&] { return enclosure_programs_anywhere() <= programs_before; }, 5000))
+  EXPECT_TRUE(
+      harness::wait_until([&] { return enclosure_programs_anywhere() <= programs_before; }, 5000))
       << enclosure_programs_anywhere() << " enclosure BPF programs left";
 }
 
@@ -157,20 +164,23 @@ TEST(Fault, FiftyConcurrentEnclosuresEachKeepTheirPolicy) {
         "open(A[0] + '/mine', 'w').write('x')\n"
         "t('neighbour', lambda: open(A[1] + '/theirs', 'w'))\n"
         "t('own', lambda: open(A[0] + '/mine').read())\n";
-    runs.push_back(std::make_unique<BackgroundRun>(dir, m, harness::python_agent(body, {works[i]->path(), neighbour})));
+    runs.push_back(std::make_unique<BackgroundRun>(
+        dir, m, harness::python_agent(body, {works[i]->path(), neighbour})));
   }
   int held = 0;
   for (int i = 0; i < 50; ++i) {
     harness::RunResult r = runs[i]->wait(120000);
     json result = harness::python_result(r);
-    if (result.is_object() && result.value("neighbour", "") == "ENOENT" && result.value("own", "") == "x") {
+    if (result.is_object() && result.value("neighbour", "") == "ENOENT" &&
+        result.value("own", "") == "x") {
       ++held;
     } else {
       ADD_FAILURE() << "run " << i << ": " << r.describe();
     }
   }
   EXPECT_EQ(held, 50);
-  for (const auto& w : works) EXPECT_NE(::access((w->path() + "/theirs").c_str(), F_OK), 0);
+  for (const auto& w : works)
+    EXPECT_NE(::access((w->path() + "/theirs").c_str(), F_OK), 0);
   EXPECT_TRUE(harness::wait_until(
       [&] { return harness::leftover_processes_mentioning(dir.path()).empty(); }, 5000));
   EXPECT_EQ(harness::mountinfo_lines(), mounts_before);

@@ -23,7 +23,8 @@ TEST(RunExitCodes, AgentExitCodeIsPassedThrough) {
   EXPECT_EQ(r.events.front()["type"], "start");
   EXPECT_EQ(r.events.back()["type"], "exit");
   EXPECT_EQ(r.events.back()["exit_code"], 7);
-  for (size_t i = 0; i < r.events.size(); ++i) EXPECT_EQ(r.events[i]["seq"], i) << r.describe();
+  for (size_t i = 0; i < r.events.size(); ++i)
+    EXPECT_EQ(r.events[i]["seq"], i) << r.describe();
 }
 
 TEST(RunExitCodes, KilledBySignalIs128PlusN) {
@@ -73,6 +74,25 @@ TEST(RunExitCodes, ToolNotFoundIs127) {
 
 TEST(RunExitCodes, UnknownContextIs125) {
   TempDir dir;
-  auto r = run_enclosure(dir, manifest_with_sh(), {"true"}, {.extra_args = {"--context", "nope=1"}});
+  auto r =
+      run_enclosure(dir, manifest_with_sh(), {"true"}, {.extra_args = {"--context", "nope=1"}});
   EXPECT_EQ(r.exit_code, 125) << r.describe();
+}
+
+// A sink that cannot take events (a file on /dev/full: every write fails with ENOSPC) is
+// counted, and the exit event that reaches the other sinks says how many lines it lost.
+TEST(RunExitCodes, TheExitEventCountsLinesASinkFailedToTake) {
+  TempDir dir;
+  auto r = run_enclosure(dir, manifest_with_sh(), {"sh", "-c", "exit 0"},
+                         {.extra_args = {"--events", "/dev/full"}});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  auto exit = r.first("exit");
+  ASSERT_TRUE(exit) << r.describe();
+  ASSERT_TRUE(exit->contains("sink_failures")) << exit->dump();
+  // The start event and every event before the exit event failed on /dev/full.
+  EXPECT_GE((*exit)["sink_failures"].get<uint64_t>(), 1u) << exit->dump();
+  auto healthy = run_enclosure(dir, manifest_with_sh(), {"sh", "-c", "exit 0"});
+  auto healthy_exit = healthy.first("exit");
+  ASSERT_TRUE(healthy_exit) << healthy.describe();
+  EXPECT_EQ((*healthy_exit)["sink_failures"], 0) << healthy_exit->dump();
 }

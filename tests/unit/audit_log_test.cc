@@ -11,11 +11,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "launcher/base/error.h"
 #include "launcher/events/audit_chain.h"
 #include "launcher/events/audit_log.h"
 #include "launcher/events/audit_timeline.h"
 #include "launcher/events/collector_protocol.h"
-#include "launcher/base/error.h"
 #include "launcher/events/event.h"
 #include "launcher/events/metrics.h"
 
@@ -601,4 +601,34 @@ TEST(AuditTimeline, ShowsWhoApprovedWhatRanAndWhatWasDenied) {
   later.since = parse_rfc3339("2026-11-28T16:02:14Z");  // seq >= 4 of the sample's clock
   EXPECT_TRUE(timeline_selects(records[8], later));
   EXPECT_FALSE(timeline_selects(records[3], later));
+}
+
+TEST(AuditLogFile, ASymbolicLinkIsNotALog) {
+  TempDirectory dir;
+  std::string target = dir.file("elsewhere");
+  { std::ofstream(target) << "not a log\n"; }
+  std::string path = dir.file("audit.log");
+  ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
+  try {
+    AuditLog log(path, 0);
+    FAIL() << "a symbolic link was opened as the log";
+  } catch (const LaunchError& e) {
+    EXPECT_NE(std::string(e.what()).find("audit log: open " + path), std::string::npos) << e.what();
+  }
+  std::ifstream in(target);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "not a log\n");  // recovery did not touch what the link points to
+}
+
+TEST(AuditChain, AFirstFileThatBeginsWithARotationContinuesAnEarlierOne) {
+  Chain earlier;
+  earlier.add(event(kRunA, 0, "start"));
+  Chain later;
+  later.prev = earlier.prev;
+  later.add(collector_record("rotated"));
+  later.add(event(kRunB, 0, "start"));
+  AuditVerification v = verify_audit({{"audit.log", later.content(), std::nullopt}});
+  EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems[0].why);
+  EXPECT_TRUE(v.continues_earlier_file);
+  EXPECT_EQ(v.lines, 2u);
 }

@@ -627,3 +627,32 @@ TEST(CompileRules, RulesThatDenyWriteOrExecNeedTheSeccompGatesAndSaySo) {
   EXPECT_TRUE(needs("bpf", "/rules/0"));
   EXPECT_TRUE(needs("bpf", "/rules/1"));
 }
+
+TEST(CompileSeccomp, TheProfileIsIndexedPerSystemCallForTheSupervisor) {
+  SeccompProfile p = profile_with({{"deny", {"uname"}}});
+  ASSERT_EQ(p.calls.count("uname"), 1u);
+  EXPECT_EQ(p.calls.at("uname").origin, "/syscalls/deny/0");
+  ASSERT_EQ(p.calls.at("uname").rules.size(), 1u);
+  EXPECT_EQ(p.calls.at("uname").rules[0].verdict, SeccompVerdict::deny);
+  EXPECT_EQ(p.calls.at("socket").rules.size(), rules_for(p, "socket").size());
+  EXPECT_TRUE(p.calls.at("socket").gate.empty());
+  EXPECT_EQ(p.calls.count("read"), 0u) << "no rule, origin or gate";
+
+  EnforcementPlan plan = plan_with(
+      {{"filesystem", {{"read", {"/usr"}}, {"write", {"/srv/out"}}}},
+       {"network",
+        {{"mode", "filtered"}, {"egress", {{{"cidr", "10.0.0.0/8"}, {"ports", {443}}}}}}},
+       {"rules",
+        {{{"id", "freeze"}, {"after", {{"read", {"/usr/share"}}}}, {"deny", {"write", "exec"}}}}}});
+  // add_rule_gates re-indexes: the gates are in the index, their gate rules are not.
+  ASSERT_EQ(plan.seccomp.calls.count("openat"), 1u);
+  EXPECT_EQ(plan.seccomp.calls.at("openat").gate, "write");
+  EXPECT_TRUE(plan.seccomp.calls.at("openat").rules.empty());
+  EXPECT_EQ(plan.seccomp.calls.at("execve").gate, "exec");
+  for (const auto& [name, call] : plan.seccomp.calls) {
+    for (const SeccompRule& r : call.rules) {
+      EXPECT_NE(r.verdict, SeccompVerdict::gate) << name;
+      EXPECT_EQ(r.syscall, name);
+    }
+  }
+}

@@ -26,7 +26,9 @@ class MemorySink : public launcher::EventSink {
   std::vector<std::string>* lines_;
 };
 
-launcher::RunIdentity identity() { return {"00112233445566778899aabbccddeeff", "m", 3, "sha256:ab"}; }
+launcher::RunIdentity identity() {
+  return {"00112233445566778899aabbccddeeff", "m", 3, "sha256:ab"};
+}
 
 policy::EnforcementPlan test_plan() {
   auto r = policy::load_manifest(R"({"apiVersion":"enclosure/v1","metadata":{"name":"m"},
@@ -72,7 +74,9 @@ TEST(Events, Rfc3339Formatting) {
 
 TEST(Events, AnyPathByteSurvivesAndCannotForgeLines) {
   // Newlines, quotes, escape sequences, NUL-free control bytes and invalid UTF-8.
-  std::string path = "/tmp/a\nb\"c\x1b[31m\\d\xff\xfe\xc3\x28" "e\x7f";
+  std::string path =
+      "/tmp/a\nb\"c\x1b[31m\\d\xff\xfe\xc3\x28"
+      "e\x7f";
   nlohmann::json f;
   launcher::set_bytes(f, "path", path);
   ASSERT_TRUE(f.contains("path_hex"));
