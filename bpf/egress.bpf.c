@@ -2,6 +2,8 @@
  * sock_create on the enclosure's cgroup decide from LPM tries of (enclosure, protocol, address)
  * whether a destination and port are admitted; cgroup_skb/egress drops and counts any packet to
  * an address no rule admits (defense in depth) and counts bytes for budgets.egress_bytes.
+ * In every network mode, cgroup_skb/egress also drops every packet of an enclosure once one of
+ * its composition rules that deny network fired (sockets connected earlier included).
  * Included by enclosure.bpf.c. */
 #include "maps.bpf.h"
 
@@ -309,8 +311,85 @@ int enc_sock_create(struct bpf_sock *sk)
 	return 0;
 }
 
-/* Every packet the enclosure sends: dropped when no rule admits its destination (a second layer
- * under the socket hooks), counted for budgets.egress_bytes. */
+/* A packet's destination: family, layer-4 protocol, address and port (0 for other protocols).
+ * Returns 0, or -1 when the packet is neither IPv4 nor IPv6 or too short. */
+struct skb_destination {
+	__u32 addr[4];
+	__u8 l4;
+	int v6;
+	__u16 port;
+	__u16 dport_be;
+};
+
+static __always_inline int parse_destination(struct __sk_buff *skb, struct skb_destination *d)
+{
+	__u32 l4_off = 0;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		__u8 vihl = 0;
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 9, &d->l4, 1) ||
+		    bpf_skb_load_bytes(skb, 16, &d->addr[0], 4))
+			return -1;
+		l4_off = (vihl & 0x0f) * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		d->v6 = 1;
+		if (bpf_skb_load_bytes(skb, 6, &d->l4, 1) ||
+		    bpf_skb_load_bytes(skb, 24, d->addr, 16))
+			return -1;
+		l4_off = 40;
+	} else {
+		return -1;
+	}
+	if (d->l4 == IPPROTO_TCP || d->l4 == IPPROTO_UDP) {
+		if (bpf_skb_load_bytes(skb, l4_off + 2, &d->dport_be, 2))
+			return -1;
+		d->port = bpf_ntohs(d->dport_be);
+	}
+	return 0;
+}
+
+/* Sockets already reported as cut by a composition rule (bits of the rules reported). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} rule_cut_reports SEC(".maps");
+
+/* A composition rule that denies network has fired: every packet of the enclosure is dropped,
+ * on sockets connected before the rule as well as new ones (UDP senders get EPERM; TCP data
+ * stays queued until the supervisor destroys the socket). One deny event per socket and rule;
+ * a packet without a full socket is reported like the drops of the egress rules (powers of two). */
+static __always_inline int drop_for_rule(struct __sk_buff *skb, struct enc_state *st, __u64 cgid,
+					 __u64 denying)
+{
+	__u64 dropped = __sync_fetch_and_add(&st->egress_dropped, 1);
+	__u32 rule = lowest_bit(denying);
+	int report = (dropped & (dropped + 1)) == 0;
+	struct bpf_sock *sk = skb->sk;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (sk) {
+		__u64 *reported =
+			bpf_sk_storage_get(&rule_cut_reports, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		report = 0;
+		if (reported && !(*reported & (1ULL << rule))) {
+			*reported |= 1ULL << rule;
+			report = 1;
+		}
+	}
+	if (!report)
+		return 0;
+	struct skb_destination d = {};
+	parse_destination(skb, &d);
+	__sync_fetch_and_add(&st->net_denied, 1);
+	report_net(st, cgid, ENC_EV_EGRESS_DROP, ENC_HOOK_SKB_EGRESS, ENC_NET_RULE,
+		   d.v6 ? AF_INET6 : AF_INET, 0, d.l4, d.port, d.addr, d.v6, ~0u, rule);
+	return 0;
+}
+
+/* Every packet the enclosure sends: dropped when a composition rule that denies network fired
+ * (in every network mode), or when no rule admits its destination (a second layer under the
+ * socket hooks, filtered mode); counted for budgets.egress_bytes. */
 SEC("cgroup_skb/egress")
 int enc_skb_egress(struct __sk_buff *skb)
 {
@@ -321,64 +400,45 @@ int enc_skb_egress(struct __sk_buff *skb)
 	struct enc_state *st = state_of(cgid);
 	if (!st)
 		return 0;
+	__u64 denying = st->rules_fired & cfg->rules_deny_network;
+	if (denying)
+		return drop_for_rule(skb, st, cgid, denying);
 	if (cfg->flags & ENC_NET_FILTERED) {
-		__u32 addr[4] = {};
-		__u8 l4 = 0;
-		__u32 l4_off = 0;
-		int v6 = 0;
+		struct skb_destination d = {};
 		const struct enc_ports *p = 0;
-		__u16 port = 0;
-		if (skb->protocol == bpf_htons(ETH_P_IP)) {
-			__u8 vihl = 0;
-			if (bpf_skb_load_bytes(skb, 0, &vihl, 1) ||
-			    bpf_skb_load_bytes(skb, 9, &l4, 1) ||
-			    bpf_skb_load_bytes(skb, 16, &addr[0], 4)) {
-				return 0;
-			}
-			l4_off = (vihl & 0x0f) * 4;
-		} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-			v6 = 1;
-			if (bpf_skb_load_bytes(skb, 6, &l4, 1) ||
-			    bpf_skb_load_bytes(skb, 24, addr, 16))
-				return 0;
-			l4_off = 40;
-		} else {
+		if (parse_destination(skb, &d))
 			return 0;
-		}
-		if (l4 == IPPROTO_TCP || l4 == IPPROTO_UDP) {
-			__u16 dport_be = 0;
-			if (bpf_skb_load_bytes(skb, l4_off + 2, &dport_be, 2))
-				return 0;
-			port = bpf_ntohs(dport_be);
+		if (d.l4 == IPPROTO_TCP || d.l4 == IPPROTO_UDP) {
 			/* Traffic to the enclosure's own resolver (after redirection). */
 			if (cfg->flags & ENC_DNS_REDIRECT) {
-				int to_v4 = !v6 && addr[0] == cfg->dns_ip4 &&
-					    dport_be == cfg->dns_port4;
-				int to_mapped = v6 && is_v4_mapped(addr) &&
+				__u32 *addr = d.addr;
+				int to_v4 = !d.v6 && addr[0] == cfg->dns_ip4 &&
+					    d.dport_be == cfg->dns_port4;
+				int to_mapped = d.v6 && is_v4_mapped(addr) &&
 						addr[3] == cfg->dns_ip4 &&
-						dport_be == cfg->dns_port4;
+						d.dport_be == cfg->dns_port4;
 				int to_v6 =
-					v6 && addr[0] == cfg->dns_ip6[0] &&
+					d.v6 && addr[0] == cfg->dns_ip6[0] &&
 					addr[1] == cfg->dns_ip6[1] && addr[2] == cfg->dns_ip6[2] &&
-					addr[3] == cfg->dns_ip6[3] && dport_be == cfg->dns_port6;
+					addr[3] == cfg->dns_ip6[3] && d.dport_be == cfg->dns_port6;
 				if (to_v4 || to_mapped || to_v6)
 					goto admitted;
 			}
-			if (!v6) {
-				p = lookup4(cgid, l4, addr[0]);
-			} else if (is_v4_mapped(addr)) {
-				p = lookup4(cgid, l4, addr[3]);
+			if (!d.v6) {
+				p = lookup4(cgid, d.l4, d.addr[0]);
+			} else if (is_v4_mapped(d.addr)) {
+				p = lookup4(cgid, d.l4, d.addr[3]);
 			} else {
-				p = lookup6(cgid, l4, addr);
+				p = lookup6(cgid, d.l4, d.addr);
 			}
 		}
-		if (!p || !port_admitted(p, port)) {
+		if (!p || !port_admitted(p, d.port)) {
 			__u64 dropped = __sync_fetch_and_add(&st->egress_dropped, 1);
 			/* One record per power of two drops: a flood cannot drown the stream. */
 			if ((dropped & (dropped + 1)) == 0) {
 				report_net(st, cgid, ENC_EV_EGRESS_DROP, ENC_HOOK_SKB_EGRESS,
-					   ENC_NET_NO_RULE, v6 ? AF_INET6 : AF_INET, 0, l4, port,
-					   addr, v6, ~0u, 0);
+					   ENC_NET_NO_RULE, d.v6 ? AF_INET6 : AF_INET, 0, d.l4,
+					   d.port, d.addr, d.v6, ~0u, 0);
 			}
 			return 0;
 		}

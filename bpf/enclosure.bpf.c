@@ -3,6 +3,7 @@
 #include "maps.bpf.h"
 
 #include "egress.bpf.c"
+#include "sockets.bpf.c"
 #include "syscalls.bpf.c"
 #include "tools.bpf.c"
 

@@ -75,7 +75,11 @@ EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<si
 LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   LayerNeeds n;
   n.egress = plan.network.mode == policy::NetworkMode::filtered;
-  n.egress_bytes = plan.budgets.egress_bytes.has_value();
+  // A rule that denies network cuts every socket in every network mode: the skb program drops
+  // the enclosure's packets from the moment the rule fires, the iterators destroy its sockets.
+  bool rule_denies_network = std::any_of(plan.rules.begin(), plan.rules.end(),
+                                         [](const policy::Rule& r) { return r.deny.network; });
+  n.egress_bytes = plan.budgets.egress_bytes.has_value() || rule_denies_network;
   // Exec tracing counts tools and records every exec for the audit trail whenever the eBPF
   // layer is loaded at all.
   n.exec = true;
@@ -126,6 +130,7 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir)
   bpf_program__set_autoload(skel_->progs.enc_getpeername4, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_getpeername6, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_skb_egress, needs.egress || needs.egress_bytes);
+  bpf_program__set_autoload(skel_->progs.enc_cut_tcp, needs.egress || needs.egress_bytes);
   bpf_program__set_autoload(skel_->progs.enc_exec, needs.exec);
   bpf_program__set_autoload(skel_->progs.enc_sys_enter, needs.sys_enter);
   bpf_program__set_autoload(skel_->progs.enc_sys_exit, needs.sys_exit);
@@ -176,6 +181,8 @@ nlohmann::json EnclosureBpf::programs_for(const LayerNeeds& needs) {
                            "cgroup/getpeername6"};
   }
   if (needs.egress_bytes) programs["budgets.egress_bytes"] = "cgroup_skb/egress";
+  if (needs.egress || needs.egress_bytes)
+    programs["rules.deny_network"] = {"cgroup_skb/egress", "iter/tcp"};
   if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
   if (needs.sys_enter) programs["syscalls"] = "tp_btf/sys_enter";
   if (needs.sys_exit) programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
@@ -591,6 +598,28 @@ uint64_t EnclosureBpf::rules_fired(uint64_t cgid) const {
   enc_state state{};
   bpf_map__lookup_elem(skel_->maps.states, &cgid, sizeof cgid, &state, sizeof state, 0);
   return state.rules_fired;
+}
+
+std::optional<uint64_t> EnclosureBpf::cut_sockets(uint64_t) {
+  if (!(needs_.egress || needs_.egress_bytes)) return std::nullopt;
+  // The iterator decides by the maps (rules fired & rules that deny network), so one walk over
+  // the host's TCP sockets cuts those of every enclosure whose rule fired.
+  uint64_t before = __atomic_load_n(&skel_->bss->sockets_destroyed, __ATOMIC_RELAXED);
+  bpf_link* link = bpf_program__attach_iter(skel_->progs.enc_cut_tcp, nullptr);
+  if (!link) throw BpfError(std::string("bpf: attach iter/tcp: ") + std::strerror(errno));
+  int fd = bpf_iter_create(bpf_link__fd(link));
+  int err = fd < 0 ? errno : 0;
+  char buf[64];
+  while (fd >= 0) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) continue;
+    if (n < 0) err = errno;
+    break;
+  }
+  if (fd >= 0) ::close(fd);
+  bpf_link__destroy(link);
+  if (err) throw BpfError(std::string("bpf: run iter/tcp: ") + std::strerror(err));
+  return __atomic_load_n(&skel_->bss->sockets_destroyed, __ATOMIC_RELAXED) - before;
 }
 
 void EnclosureBpf::set_reported_cost(uint64_t cgid, uint64_t micro_usd) {

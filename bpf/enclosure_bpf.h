@@ -35,11 +35,13 @@ class BpfError : public std::runtime_error {
 
 // Which programs to load and attach.
 struct LayerNeeds {
-  bool egress = false;        // network mode filtered: cgroup sock_addr, sock_create, skb egress
-  bool egress_bytes = false;  // cgroup_skb/egress for budgets.egress_bytes alone
-  bool exec = false;          // sched_process_exec: tool calls, exec events
-  bool sys_enter = false;     // syscall budget, histogram, file-access log
-  bool sys_exit = false;      // file-access log
+  bool egress = false;  // network mode filtered: cgroup sock_addr, sock_create, skb egress
+  // cgroup_skb/egress alone (any network mode), and the TCP socket iterator that cuts sockets:
+  // for budgets.egress_bytes, or for a composition rule that denies network.
+  bool egress_bytes = false;
+  bool exec = false;       // sched_process_exec: tool calls, exec events
+  bool sys_enter = false;  // syscall budget, histogram, file-access log
+  bool sys_exit = false;   // file-access log
   // Behaviour counters (successful opens, the syscall histogram) for a baseline, or for the
   // observation run of `enclosure learn`, which must measure exactly what a baseline checks.
   bool behaviour = false;
@@ -115,6 +117,7 @@ class EnclosureBpf : public KernelLayer {
   EnclosureCounters counters(uint64_t cgroup_id) const override;
   uint64_t rules_fired(uint64_t cgroup_id) const override;
   void set_reported_cost(uint64_t cgroup_id, uint64_t micro_usd) override;
+  std::optional<uint64_t> cut_sockets(uint64_t cgroup_id) override;
 
   nlohmann::json report() const override { return report_; }
   // The "programs" part of a report for an enclosure that uses `needs`.

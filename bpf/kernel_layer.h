@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -39,6 +40,12 @@ class KernelLayer {
   virtual uint64_t rules_fired(uint64_t cgroup_id) const = 0;
   // Metered usage reported by the agent, so that the kernel's cost check sees the whole sum.
   virtual void set_reported_cost(uint64_t cgroup_id, uint64_t micro_usd) = 0;
+  // Destroys every TCP socket of the enclosure once a composition rule that denies network has
+  // fired (cgroup_skb/egress already drops its packets, and fails UDP sends with EPERM): the
+  // agent's later calls on them fail instead of queueing data that never leaves. Returns the number
+  // of sockets destroyed, or nullopt when this layer cannot reach the sockets (the daemon's: there
+  // the packet drop alone cuts them).
+  virtual std::optional<uint64_t> cut_sockets(uint64_t /*cgroup_id*/) { return std::nullopt; }
 
   // Admits one address (answered by the resolver) for `ports` of `protocol`, on top of what
   // the static CIDR rules already admit there; revoke() restores the static state.

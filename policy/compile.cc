@@ -620,7 +620,7 @@ CompileResult compile(const Manifest& m) {
     if (r.protocol == Protocol::tcp)
       tcp_ports.insert(tcp_ports.end(), r.ports.begin(), r.ports.end());
     if (r.is_host()) {
-      plan.network.hosts.push_back({r.host, r.protocol, r.ports, i});
+      plan.network.hosts.push_back({r.host, r.protocol, r.ports, i, r.private_ok});
       continue;
     }
     auto add_cidr = [&](const Cidr& c) {

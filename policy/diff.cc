@@ -49,11 +49,18 @@ std::string destination(const EgressRule& r) {
   return r.is_host() ? r.host : (r.cidr ? r.cidr->to_string() : r.cidr_text);
 }
 
+// A host rule with `"private": true` also admits answers in loopback and private ranges.
+std::string private_note(const EgressRule& r) {
+  return r.private_ok ? " (admits private/loopback answers)" : "";
+}
+
 // True when `rule`'s destinations and ports are all admitted by some rule of `rules`.
 bool egress_covered(const EgressRule& rule, const std::vector<EgressRule>& rules) {
   for (const EgressRule& o : rules) {
     if (o.protocol != rule.protocol || !port_ranges_contain(o.ports, rule.ports)) continue;
     if (rule.is_host() && o.is_host()) {
+      // Admitting private/loopback answers is more than the same name without it.
+      if (rule.private_ok && !o.private_ok) continue;
       if (o.host == rule.host) return true;
       if (o.host.rfind("*.", 0) == 0) {
         // "*.a.com" covers "x.a.com" and "*.x.a.com".
@@ -233,14 +240,14 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
     if (!egress_covered(r, a.network.egress)) {
       d.add("network", ChangeKind::widened,
             "may now connect to " + destination(r) + " " + to_string(r.protocol) + " " +
-                format_port_ranges(r.ports));
+                format_port_ranges(r.ports) + private_note(r));
     }
   }
   for (const EgressRule& r : any_host ? std::vector<EgressRule>{} : a.network.egress) {
     if (!egress_covered(r, b.network.egress)) {
       d.add("network", ChangeKind::narrowed,
             "may no longer connect to all of " + destination(r) + " " + to_string(r.protocol) +
-                " " + format_port_ranges(r.ports));
+                " " + format_port_ranges(r.ports) + private_note(r));
     }
   }
   if (a.network.dns != b.network.dns) {

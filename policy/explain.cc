@@ -120,6 +120,7 @@ json explain_json(const Manifest& m) {
                       {"kind", r.is_host() ? "host" : "cidr"},
                       {"protocol", to_string(r.protocol)},
                       {"ports", format_port_ranges(r.ports)}});
+    if (r.private_ok) egress.back()["private"] = true;
   }
   net["egress"] = egress;
   out["network"] = net;
@@ -297,12 +298,14 @@ std::string explain_text(const Manifest& m) {
         for (const auto& e : j["network"]["egress"]) {
           o << "    " << e["destination"].get<std::string>() << " "
             << e["protocol"].get<std::string>() << " port(s) " << e["ports"].get<std::string>()
+            << (e.value("private", false) ? " (admits private/loopback answers)" : "")
             << "   [/network/egress/" << e["index"].get<size_t>() << "]\n";
         }
       }
       o << (m.network.dns ? "  DNS: through the enclosure's resolver, which answers only the host "
                             "names above "
-                            "and admits the addresses it answers\n"
+                            "and admits the addresses it answers (loopback, private and "
+                            "link-local answers only for rules that say private)\n"
                           : "  DNS: none\n");
       o << "  everything else, including raw and packet sockets, is denied\n";
       break;

@@ -35,7 +35,7 @@ const std::map<std::string, std::vector<std::string>>& accepted_keys() {
       {"/filesystem", {"read", "write", "tmpfs", "hide"}},
       {"/tools/*", {"name", "path", "max_calls", "cost_usd"}},
       {"/network", {"mode", "egress", "dns"}},
-      {"/network/egress/*", {"host", "cidr", "ports", "protocol"}},
+      {"/network/egress/*", {"host", "cidr", "ports", "protocol", "private"}},
       {"/syscalls", {"profile", "profile_digest", "deny", "allow", "action"}},
       {"/budgets",
        {"wall_clock", "cpu_time", "tool_calls", "syscalls", "processes", "memory", "egress_bytes",
@@ -731,6 +731,18 @@ class ManifestReader {
       if (r.contains("protocol")) {
         if (auto s = enum_string(r["protocol"], path + "/protocol", {"tcp", "udp"})) {
           rule.protocol = *s == "udp" ? Protocol::udp : Protocol::tcp;
+        } else {
+          ok = false;
+        }
+      }
+      if (r.contains("private")) {
+        if (!has_host) {
+          d_.error(path + "/private",
+                   "\"private\" applies only to host rules (a cidr rule names its addresses "
+                   "itself)");
+          ok = false;
+        } else if (auto b = boolean(r["private"], path + "/private")) {
+          rule.private_ok = *b;
         } else {
           ok = false;
         }

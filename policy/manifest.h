@@ -67,6 +67,7 @@ struct EgressRule {
   std::string cidr_text;         // as written (after expansion)
   std::vector<PortRange> ports;  // merged
   Protocol protocol = Protocol::tcp;
+  bool private_ok = false;  // host rules: `"private": true` admits loopback/private answers
   bool is_host() const { return !host.empty(); }
 };
 

@@ -204,4 +204,142 @@ bool host_pattern_matches(std::string_view pattern, std::string_view name) {
   return lower_equal(pattern, name);
 }
 
+namespace {
+
+char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool label_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::vector<std::string_view> pattern_labels(std::string_view pattern) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start <= pattern.size()) {
+    size_t dot = pattern.find('.', start);
+    if (dot == std::string_view::npos) dot = pattern.size();
+    out.push_back(pattern.substr(start, dot - start));
+    start = dot + 1;
+  }
+  return out;
+}
+
+struct ClassBlock {
+  std::array<uint8_t, 16> addr;
+  uint8_t prefix;
+  AddressClass cls;
+};
+
+AddressClass classify_ipv4(const uint8_t* a) {
+  static constexpr ClassBlock kBlocks[] = {
+      {{0}, 8, AddressClass::unspecified},
+      {{127}, 8, AddressClass::loopback},
+      {{10}, 8, AddressClass::private_address},
+      {{172, 16}, 12, AddressClass::private_address},
+      {{192, 168}, 16, AddressClass::private_address},
+      {{100, 64}, 10, AddressClass::private_address},
+      {{169, 254}, 16, AddressClass::link_local},
+      {{224}, 4, AddressClass::multicast},
+      {{240}, 4, AddressClass::reserved},  // includes 255.255.255.255
+  };
+  for (const ClassBlock& b : kBlocks) {
+    if (prefix_equal(a, b.addr.data(), b.prefix)) return b.cls;
+  }
+  return AddressClass::public_address;
+}
+
+// The IPv4 address an IPv6 address carries, or nullptr.
+const uint8_t* embedded_ipv4(const std::array<uint8_t, 16>& a) {
+  static constexpr std::array<uint8_t, 16> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  static constexpr std::array<uint8_t, 16> kCompatible{};
+  static constexpr std::array<uint8_t, 16> kNat64{0x00, 0x64, 0xff, 0x9b};
+  static constexpr std::array<uint8_t, 16> k6to4{0x20, 0x02};
+  if (prefix_equal(a.data(), kMapped.data(), 96) ||
+      prefix_equal(a.data(), kCompatible.data(), 96) || prefix_equal(a.data(), kNat64.data(), 96)) {
+    return a.data() + 12;
+  }
+  if (prefix_equal(a.data(), k6to4.data(), 16)) return a.data() + 2;
+  return nullptr;
+}
+
+}  // namespace
+
+bool host_pattern_matches_labels(std::string_view pattern, const std::vector<std::string>& labels) {
+  bool wildcard = pattern.substr(0, 2) == "*.";
+  if (wildcard) pattern.remove_prefix(2);
+  std::vector<std::string_view> want = pattern_labels(pattern);
+  if (wildcard ? labels.size() <= want.size() : labels.size() != want.size()) return false;
+  size_t offset = labels.size() - want.size();
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!label_equal(labels[offset + i], want[i])) return false;
+  }
+  return true;
+}
+
+bool valid_host_labels(const std::vector<std::string>& labels) {
+  if (labels.empty()) return false;
+  return std::all_of(labels.begin(), labels.end(), [](const std::string& label) {
+    if (label.empty() || label.size() > 63) return false;
+    return std::all_of(label.begin(), label.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '_';
+    });
+  });
+}
+
+bool same_dns_name(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!label_equal(a[i], b[i])) return false;
+  }
+  return true;
+}
+
+AddressClass classify_address(const Cidr& address) {
+  if (!address.v6) return classify_ipv4(address.addr.data());
+  const std::array<uint8_t, 16>& a = address.addr;
+  static constexpr std::array<uint8_t, 16> kUnspecified{};
+  static constexpr std::array<uint8_t, 16> kLoopback{0, 0, 0, 0, 0, 0, 0, 0,
+                                                     0, 0, 0, 0, 0, 0, 0, 1};
+  if (a == kUnspecified) return AddressClass::unspecified;
+  if (a == kLoopback) return AddressClass::loopback;
+  if (const uint8_t* v4 = embedded_ipv4(a)) return classify_ipv4(v4);
+  static constexpr ClassBlock kBlocks[] = {
+      {{0xfc}, 7, AddressClass::private_address},
+      {{0xfe, 0xc0}, 10, AddressClass::private_address},  // deprecated site-local
+      {{0xfe, 0x80}, 10, AddressClass::link_local},
+      {{0xff}, 8, AddressClass::multicast},
+  };
+  for (const ClassBlock& b : kBlocks) {
+    if (prefix_equal(a.data(), b.addr.data(), b.prefix)) return b.cls;
+  }
+  return AddressClass::public_address;
+}
+
+const char* to_string(AddressClass c) {
+  switch (c) {
+    case AddressClass::public_address:
+      return "public";
+    case AddressClass::loopback:
+      return "loopback";
+    case AddressClass::private_address:
+      return "private";
+    case AddressClass::link_local:
+      return "link-local";
+    case AddressClass::unspecified:
+      return "unspecified";
+    case AddressClass::multicast:
+      return "multicast";
+    case AddressClass::reserved:
+      return "reserved";
+  }
+  return "reserved";
+}
+
 }  // namespace policy

@@ -48,4 +48,31 @@ bool port_ranges_contain(const std::vector<PortRange>& outer, const std::vector<
 bool valid_host_pattern(std::string_view host, std::string& why);
 bool host_pattern_matches(std::string_view pattern, std::string_view name);
 
+// The same match on a name as DNS carries it: its labels as raw bytes, leftmost first, without
+// the root. Labels compare with an ASCII case fold and equal length, so a label holding a
+// literal '.' ("com.example") never equals the pattern's labels "com" and "example", and
+// "*.example.com" matches one or more labels under example.com but never example.com itself.
+bool host_pattern_matches_labels(std::string_view pattern, const std::vector<std::string>& labels);
+// True when every label is 1 to 63 bytes of letters, digits, '-' and '_' and the name has at
+// least one label: what a host name can be. Anything else (a '.', a NUL, binary) is refused.
+bool valid_host_labels(const std::vector<std::string>& labels);
+// Two names' labels equal under the ASCII case fold.
+bool same_dns_name(const std::vector<std::string>& a, const std::vector<std::string>& b);
+
+// What an answered address is, for DNS rebinding protection. IPv4 embedded in IPv6
+// (IPv4-mapped ::ffff:0:0/96, IPv4-compatible ::/96, NAT64 64:ff9b::/96, 6to4 2002::/16) is
+// classified as the IPv4 address it carries.
+enum class AddressClass {
+  public_address,
+  loopback,
+  private_address,
+  link_local,
+  unspecified,
+  multicast,
+  reserved
+};
+AddressClass classify_address(const Cidr& address);
+// "public", "loopback", "private", "link-local", "unspecified", "multicast", "reserved".
+const char* to_string(AddressClass c);
+
 }  // namespace policy

@@ -125,6 +125,7 @@ struct HostEgress {
   Protocol protocol = Protocol::tcp;
   std::vector<PortRange> ports;
   size_t rule_index = 0;
+  bool private_ok = false;  // admits loopback, private, link-local, ... answers (`"private"`)
 };
 
 struct NetworkPlan {

@@ -12,7 +12,8 @@ const std::vector<SyscallGroup>& syscall_groups() {
   static const std::vector<SyscallGroup> kGroups{
       // ---- groups the default profile denies --------------------------------------------
       {"@debug", "inspect or control other processes",
-       {"ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "process_madvise"}},
+       {"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
+        "process_madvise"}},
       {"@perf", "performance counters and kernel tracing", {"perf_event_open"}},
       {"@bpf", "load BPF programs", {"bpf"}},
       {"@io-uring", "asynchronous I/O rings (bypass system call filters)",
@@ -66,7 +67,7 @@ const std::vector<SyscallGroup>& syscall_groups() {
         "sched_setaffinity", "sched_getparam", "sched_getscheduler", "sched_get_priority_max",
         "sched_get_priority_min", "sched_rr_get_interval", "getpriority", "setpriority",
         "capget", "uname", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times",
-        "sysinfo", "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "seccomp",
+        "sysinfo", "pidfd_open", "pidfd_send_signal", "seccomp",
         "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
         "getcpu"}},
       {"@signal", "send, receive and handle signals",

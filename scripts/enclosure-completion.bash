@@ -34,7 +34,8 @@ _enclosure() {
     case $command in
         run)
             options+=" -m --manifest --daemon --context --context-file --events --audit-required"
-            options+=" --collector-buffer --grace --ring-buffer --dns-upstream --dns-grace --"
+            options+=" --collector-buffer --grace --ring-buffer --dns-upstream --dns-grace"
+            options+=" --event-rate --event-burst --"
             ;;
         check) options+=" --context --context-file -q --quiet" ;;
         explain) options+=" --context --context-file --json" ;;
@@ -44,11 +45,11 @@ _enclosure() {
         learn) options+=" -o --output -m --manifest --headroom --profile --timeout --dns-upstream --" ;;
         collect)
             options+=" --listen --audit-log --metrics --metrics-allow-remote --socket-mode"
-            options+=" --rotate-size --fsync"
+            options+=" --rotate-size --keep --keep-size --metrics-max-connections --fsync"
             ;;
         daemon)
             options+=" --socket --pin-dir --state-dir --cgroup --allow-group --max-runs-per-user"
-            options+=" --adopt-timeout --ring-buffer"
+            options+=" --adopt-timeout --ring-buffer --event-rate --event-burst"
             ;;
         audit)
             if ((cword == 2)); then
@@ -94,12 +95,13 @@ _enclosure() {
             return
             ;;
         --type)
-            COMPREPLY=($(compgen -W "start exec tool_call open connect dns deny budget rule anomaly cost lost exit" -- "$cur"))
+            COMPREPLY=($(compgen -W "start exec tool_call open connect dns deny budget rule anomaly cost lost suppressed exit" -- "$cur"))
             return
             ;;
         --context | --grace | --ring-buffer | --collector-buffer | --headroom | --timeout | \
             --dns-upstream | --dns-grace | --metrics | --socket-mode | --rotate-size | --run | \
-            --since | --cgroup | --max-runs-per-user | --adopt-timeout)
+            --since | --cgroup | --max-runs-per-user | --adopt-timeout | --event-rate | \
+            --event-burst | --keep | --keep-size | --metrics-max-connections)
             return
             ;;
     esac

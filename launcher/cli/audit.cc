@@ -98,6 +98,7 @@ void print_verification_json(const AuditVerification& v, const std::vector<Audit
                              bool ok) {
   nlohmann::json out = {
       {"ok", ok}, {"lines", v.lines}, {"continues_earlier_file", v.continues_earlier_file}};
+  if (!v.pruned_predecessor.empty()) out["pruned_predecessor"] = v.pruned_predecessor;
   out["problems"] = nlohmann::json::array();
   for (const AuditProblem& p : v.problems) {
     out["problems"].push_back({{"file", inputs[p.file].name}, {"line", p.line}, {"why", p.why}});
@@ -139,7 +140,10 @@ void print_verification_text(const AuditVerification& v, const std::vector<Audit
               << (inputs.size() == 1 ? "" : "s") << ", " << v.runs.size()
               << (v.runs.size() == 1 ? " run (" : " runs (") << v.runs.size() - open << " closed, "
               << open << " open)";
-    if (v.continues_earlier_file)
+    if (!v.pruned_predecessor.empty())
+      std::cout << "; the chain continues from " << v.pruned_predecessor
+                << ", pruned by the collector's retention (its rotation record names it)";
+    else if (v.continues_earlier_file)
       std::cout << "; the chain continues from an earlier file that was not given";
     std::cout << "\n";
   }

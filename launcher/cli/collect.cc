@@ -1,5 +1,6 @@
 // enclosure collect --listen unix:PATH --audit-log FILE [--metrics HOST:PORT] [--socket-mode 0660]
-//                   [--rotate-size 64MiB] [--fsync durable|interval]
+//                   [--rotate-size 64MiB] [--keep N] [--keep-size SIZE]
+//                   [--metrics-max-connections 64] [--fsync durable|interval]
 // The collector: accepts many launchers and writes the hash-chained audit log.
 #include <boost/program_options.hpp>
 
@@ -19,7 +20,9 @@ namespace {
 // The option values as written on the command line.
 struct CollectFlags {
   std::string listen, audit_log, metrics, socket_mode = "0660", rotate_size = "64MiB",
-                                          fsync = "durable";
+                                          fsync = "durable", keep_size = "0";
+  uint64_t keep = 0;
+  size_t metrics_max_connections = MetricsEndpoint::kDefaultMaxClients;
   bool metrics_allow_remote = false;
 };
 
@@ -46,6 +49,13 @@ uint64_t parse_rotate_size(const std::string& text) {
   return *size.value;
 }
 
+uint64_t parse_keep_size(const std::string& text) {
+  if (text == "0") return 0;
+  policy::Parsed<uint64_t> size = policy::parse_size(text);
+  if (!size || *size.value == 0) bad_value("--keep-size " + text + ": expected a size, or 0");
+  return *size.value;
+}
+
 FsyncPolicy parse_fsync(const std::string& text) {
   if (text == "durable") return FsyncPolicy::durable;
   if (text == "interval") return FsyncPolicy::interval;
@@ -63,6 +73,11 @@ CollectorOptions collector_options(const CollectFlags& flags) {
   opt.fsync = parse_fsync(flags.fsync);
   opt.metrics = flags.metrics;
   opt.metrics_allow_remote = flags.metrics_allow_remote;
+  if (flags.metrics_max_connections == 0)
+    bad_value("--metrics-max-connections 0: expected at least 1");
+  opt.metrics_max_connections = flags.metrics_max_connections;
+  opt.retention.files = flags.keep;
+  opt.retention.bytes = parse_keep_size(flags.keep_size);
   return opt;
 }
 
@@ -88,6 +103,15 @@ po::options_description collect_options(CollectFlags& f) {
       "permissions of the socket (octal); who may connect is who may write audit records")(
       "rotate-size", po::value(&f.rotate_size)->default_value("64MiB"),
       "rotate FILE when it reaches this size (0: never)")(
+      "keep", po::value(&f.keep)->default_value(0),
+      "rotated files kept (FILE.1 ... FILE.N); at a rotation older ones are deleted and the new "
+      "file's rotation record names them with their last hash, so `audit verify` still checks "
+      "what is kept (0: keep all)")(
+      "keep-size", po::value(&f.keep_size)->default_value("0"),
+      "total size of the rotated files kept; the newest is always kept (0: no limit)")(
+      "metrics-max-connections", po::value(&f.metrics_max_connections)->default_value(64),
+      "metrics connections served at once; more wait in the listen backlog (each connection is "
+      "closed 5s after it was accepted)")(
       "fsync", po::value(&f.fsync)->default_value("durable"),
       "durable: the records that matter are fsync'd before they are acknowledged, the rest every "
       "second; interval: everything is acknowledged once written and fsync'd every second");

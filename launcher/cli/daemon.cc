@@ -1,6 +1,6 @@
 // enclosure daemon [--socket PATH] [--pin-dir DIR] [--state-dir DIR] [--cgroup NAME]
 //                  [--allow-group NAME]... [--max-runs-per-user N] [--adopt-timeout DURATION]
-//                  [--ring-buffer SIZE]
+//                  [--ring-buffer SIZE] [--event-rate N/s] [--event-burst N]
 // The privileged per-node service that gives unprivileged `enclosure run` the eBPF and cgroup
 // layers (launcher/daemon/service.h).
 #include <grp.h>
@@ -23,7 +23,7 @@ int command_daemon(const Args& args) {
   DaemonOptions opt;
   opt.socket_path = kDefaultDaemonSocket;
   std::vector<std::string> groups;
-  std::string adopt_timeout = "30s", ring_buffer = "4MiB";
+  std::string adopt_timeout = "30s", ring_buffer = "4MiB", event_rate = "10000/s";
   po::options_description options(
       "Usage: enclosure daemon [options]\n\n"
       "The privileged per-node service (run it as root, e.g. enclosure-daemon.service or a\n"
@@ -56,7 +56,12 @@ int command_daemon(const Args& args) {
       "adopt-timeout", po::value(&adopt_timeout)->default_value("30s"),
       "after a restart, how long a re-adopted enclosure waits for its launcher")(
       "ring-buffer", po::value(&ring_buffer)->default_value("4MiB"),
-      "size of the shared eBPF event ring buffer (a restart must keep the same size)");
+      "size of the shared eBPF event ring buffer (a restart must keep the same size)")(
+      "event-rate", po::value(&event_rate)->default_value(event_rate),
+      "kernel records forwarded per second for each user, all its runs together (N/s); the "
+      "rest are counted and reach the launcher as `lost`")(
+      "event-burst", po::value(&opt.event_burst)->default_value(opt.event_burst),
+      "records a user may have forwarded at once before --event-rate applies");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -90,6 +95,17 @@ int command_daemon(const Args& args) {
     return exit_code::kLaunchError;
   }
   opt.ring_bytes = *ring.value;
+  std::string rate_digits = event_rate.size() > 2 && event_rate.ends_with("/s")
+                                ? event_rate.substr(0, event_rate.size() - 2)
+                                : event_rate;
+  if (rate_digits.empty() || rate_digits.size() > 9 ||
+      rate_digits.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoull(rate_digits) == 0 || opt.event_burst == 0 || opt.event_burst > 999999999) {
+    std::cerr << "enclosure daemon: --event-rate, --event-burst: expected N/s and N from 1 to "
+                 "999999999\n";
+    return exit_code::kLaunchError;
+  }
+  opt.event_rate = std::stoull(rate_digits);
   if (opt.max_runs_per_user == 0) {
     std::cerr << "enclosure daemon: --max-runs-per-user: expected at least 1\n";
     return exit_code::kLaunchError;

@@ -1,6 +1,6 @@
 // enclosure run -m FILE [--daemon PATH] [--context NAME=VALUE]... [--context-file FILE]
 //               [--events DEST]... [--grace DURATION] [--dns-upstream ADDR:PORT]
-//               [--dns-grace DURATION] -- CMD [ARG]...
+//               [--dns-grace DURATION] [--event-rate N/s] [--event-burst N] -- CMD [ARG]...
 // Starts CMD (one of the manifest's tools) inside the enclosure and supervises it. As root it
 // builds every layer itself; otherwise the eBPF and cgroup layers come from `enclosure daemon`.
 #include <boost/program_options.hpp>
@@ -37,6 +37,7 @@ struct RunOptions {
   size_t ring_buffer_bytes = 0;
   bool audit_required = false;
   size_t collector_buffer_lines = 100000;
+  EventRateLimit event_rate;
   std::string dns_upstream;
   std::string dns_grace = "10s";
   bool observe = false;  // `enclosure learn`'s observation run (kept for scripts and tests)
@@ -67,6 +68,12 @@ po::options_description visible_options(RunOptions& opt) {
       "collector-buffer", po::value(&opt.collector_buffer_lines)->default_value(100000),
       "events kept for the collector while it is unreachable (also bounded to 64MiB); what does "
       "not fit is reported to it as one `lost` record")(
+      "event-rate", po::value<std::string>()->default_value("500/s"),
+      "sustained events per second of each type (N/s, or unlimited); past --event-burst, "
+      "repeats are counted into one `suppressed` event per type and second instead of written "
+      "(start, exit, budget, rule, lost, anomaly are never suppressed; exit totals stay exact)")(
+      "event-burst", po::value<std::string>()->default_value("2000"),
+      "events of each type written at once before --event-rate applies")(
       "grace", po::value(&opt.grace)->default_value("2s"),
       "time between SIGTERM and SIGKILL when a budget ends the run")(
       "ring-buffer", po::value<std::string>(),
@@ -91,6 +98,14 @@ std::optional<int> check_options(const po::variables_map& vm,
     std::cerr << "enclosure run: --collector-buffer: expected at least 1 line\n";
     return exit_code::kLaunchError;
   }
+  std::string error;
+  std::optional<uint64_t> rate = parse_event_rate(vm["event-rate"].as<std::string>(), error);
+  std::optional<uint64_t> burst = parse_event_burst(vm["event-burst"].as<std::string>(), error);
+  if (!rate || !burst) {
+    std::cerr << "enclosure run: " << error << "\n";
+    return exit_code::kLaunchError;
+  }
+  opt.event_rate = {*rate, *burst};
   if (vm.count("ring-buffer")) {
     policy::Parsed<uint64_t> size = policy::parse_size(vm["ring-buffer"].as<std::string>());
     if (!size || *size.value < 4096 || *size.value > (1ULL << 30)) {
@@ -190,6 +205,7 @@ EnclosureOptions enclosure_options(const RunOptions& opt, const policy::Enforcem
   out.command = opt.command;
   out.events = opt.events;
   out.collector_buffer_lines = opt.collector_buffer_lines;
+  out.event_rate = opt.event_rate;
   out.audit_required = opt.audit_required;
   out.ring_buffer_bytes = opt.ring_buffer_bytes;
   out.dns_upstream = opt.dns_upstream;

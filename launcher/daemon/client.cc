@@ -187,7 +187,9 @@ bpf::EnclosureCounters DaemonClient::counters(uint64_t) const {
   bpf::EnclosureCounters c;
   // Another size is another ABI: the counters stay zero rather than misread.
   if (r->state.size() == sizeof c.state) std::memcpy(&c.state, r->state.data(), sizeof c.state);
-  c.state.lost += r->forward_lost;
+  // Records the daemon dropped (its buffer full, or the user over its --event-rate) are lost to
+  // this launcher like records the ring buffer could not take: `lost` events and exit totals.
+  c.state.lost += r->forward_lost + r->forward_suppressed;
   c.syscalls_pending = r->syscalls_pending;
   c.histogram = r->histogram;
   last_counters_ = c;

@@ -48,6 +48,8 @@ ProvidedLayers DaemonLayers::provide(const LayerRequest& request) {
     rc.hosts = plan.network.hosts;
     rc.upstream = request.dns_upstream;
     rc.answer_all = request.observe;
+    rc.rules = plan.rules;
+    rc.rules_fired = [this] { return client_.rules_fired(client_.cgroup_id()); };
     // The admission table exists once the daemon said which cgroup the run has; the resolver
     // answers nothing before start().
     layers.resolver =

@@ -531,11 +531,9 @@ nlohmann::json CountersReply::to_json() const {
   nlohmann::json h = nlohmann::json::array();
   for (const auto& [nr, count] : histogram)
     h.push_back({nr, count});
-  return {{"ok", true},
-          {"state", to_hex(state)},
-          {"syscalls_pending", syscalls_pending},
-          {"histogram", h},
-          {"forward_lost", forward_lost}};
+  return {
+      {"ok", true},     {"state", to_hex(state)},       {"syscalls_pending", syscalls_pending},
+      {"histogram", h}, {"forward_lost", forward_lost}, {"forward_suppressed", forward_suppressed}};
 }
 
 std::optional<CountersReply> CountersReply::from_json(const nlohmann::json& j, std::string& error) {
@@ -559,6 +557,10 @@ std::optional<CountersReply> CountersReply::from_json(const nlohmann::json& j, s
     r.histogram.emplace_back(h[i][0].get<int>(), in.number(h[i][1], here + "/1"));
   }
   r.forward_lost = in.number(j, "forward_lost", "");
+  // Optional: a daemon from before --event-rate suppressed nothing.
+  if (j.is_object() && j.contains("forward_suppressed")) {
+    r.forward_suppressed = in.number(j, "forward_suppressed", "");
+  }
   return result(in, std::move(r), error);
 }
 

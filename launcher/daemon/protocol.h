@@ -221,6 +221,8 @@ struct CountersReply {
   uint64_t syscalls_pending = 0;
   std::vector<std::pair<int, uint64_t>> histogram;  // syscall number, count
   uint64_t forward_lost = 0;                        // records the daemon could not forward
+  // Records not forwarded because the run's user was over the daemon's --event-rate.
+  uint64_t forward_suppressed = 0;
   nlohmann::json to_json() const;
   static std::optional<CountersReply> from_json(const nlohmann::json& j, std::string& error);
 };

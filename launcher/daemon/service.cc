@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -41,6 +43,8 @@ constexpr size_t kMaxEventBuffer = 16u << 20;  // records waiting for a slow or 
 constexpr int kKillWaitMs = 1000;
 constexpr size_t kMaxConnectionsPerUser = 64;             // beyond the two each run uses
 constexpr uint64_t kDeadlineMarginNs = 5'000'000'000ULL;  // after wall clock + grace
+constexpr int kSoPeerPidfd = 77;                          // SO_PEERPIDFD, Linux 6.5
+constexpr int kMaxCgroupDepth = 4096;
 
 std::string random_token() {
   std::random_device rd;
@@ -73,14 +77,147 @@ std::string status_field(const std::string& text, const std::string& key) {
   return "";
 }
 
-// The v2 cgroup of a process, as this process sees it.
-std::string v2_cgroup_of(pid_t pid) {
-  std::istringstream in(read_proc_file("/proc/" + std::to_string(pid) + "/cgroup"));
+// A file of the directory `dir` (a /proc/PID opened earlier): "" when it cannot be read, which
+// includes the process having gone since (ESRCH).
+std::string read_at(int dir, const char* name) {
+  UniqueFd fd(::openat(dir, name, O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<size_t>(n));
+  return n < 0 ? "" : out;
+}
+
+// The v2 cgroup of the process whose /proc directory is `proc`, relative to this daemon's cgroup
+// namespace (whatever namespace the process itself is in).
+std::string v2_cgroup_at(int proc) {
+  std::istringstream in(read_at(proc, "cgroup"));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("0::", 0) == 0) return line.substr(3);
   }
   return "";
+}
+
+// The pid a pidfd refers to (its fdinfo "Pid:"); 0 when the descriptor is no pidfd or its
+// process is gone.
+pid_t pid_of_pidfd(int pidfd) {
+  std::string text =
+      status_field(read_proc_file("/proc/self/fdinfo/" + std::to_string(pidfd)), "Pid");
+  long pid = text.empty() ? 0 : std::strtol(text.c_str(), nullptr, 10);
+  return pid > 0 ? static_cast<pid_t>(pid) : 0;
+}
+
+// Whether the process behind `pidfd` still exists (signal 0 through the pidfd itself).
+bool pidfd_alive(int pidfd) {
+  return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
+}
+
+// /proc/PID of the process behind `pidfd`, so that every later read is of that very process: the
+// directory is opened first, and only then is the pidfd shown to refer to a live process with
+// that pid. A pid is reused only after its process is gone, so the directory opened before that
+// check is the process's own; reads through it fail once the process exits. The number alone is
+// never trusted. Invalid when the descriptor is no pidfd or its process is gone.
+UniqueFd open_process(int pidfd, pid_t& pid) {
+  pid = pid_of_pidfd(pidfd);
+  if (pid <= 0) return {};
+  UniqueFd dir(
+      ::open(("/proc/" + std::to_string(pid)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir || !pidfd_alive(pidfd) || pid_of_pidfd(pidfd) != pid) return {};
+  return dir;
+}
+
+// The caller's process as a pidfd: SO_PEERPIDFD (Linux 6.5+) names the very process that
+// connected. Older kernels: pidfd_open of the SO_PEERCRED pid, which names another process only
+// if the caller exited between connect and accept and its pid was reused meanwhile.
+UniqueFd peer_pidfd(int sock, pid_t pid) {
+  int fd = -1;
+  socklen_t len = sizeof fd;
+  if (::getsockopt(sock, SOL_SOCKET, kSoPeerPidfd, &fd, &len) == 0 && fd >= 0) return UniqueFd(fd);
+  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+// The cgroup id the kernel (and BPF) uses for the cgroup directory `dir`: its kernfs file handle.
+std::optional<uint64_t> cgroup_id_of(int dir) {
+  alignas(file_handle) char buf[sizeof(file_handle) + sizeof(uint64_t)] = {};
+  auto* handle = reinterpret_cast<file_handle*>(buf);
+  handle->handle_bytes = sizeof(uint64_t);
+  int mount_id = 0;
+  if (::name_to_handle_at(dir, "", handle, &mount_id, AT_EMPTY_PATH) != 0 ||
+      handle->handle_bytes != sizeof(uint64_t)) {
+    return std::nullopt;
+  }
+  uint64_t id;
+  std::memcpy(&id, handle->f_handle, sizeof id);
+  return id;
+}
+
+// Whether a cgroup directory carries the mark every run's cgroup gets (launcher/run/cgroup.h).
+bool has_run_mark(int dir) {
+  return ::fgetxattr(dir, kRunCgroupMark, nullptr, 0) >= 0 ||
+         ::fgetxattr(dir, kRunCgroupUserMark, nullptr, 0) >= 0;
+}
+
+// Whether the four ids of a status line ("Uid:" or "Gid:": real, effective, saved, file system)
+// are all `id`.
+bool all_ids_are(const std::string& field, unsigned id) {
+  std::istringstream in(field);
+  unsigned value;
+  int count = 0;
+  while (in >> value) {
+    if (value != id) return false;
+    ++count;
+  }
+  return count == 4;
+}
+
+// AT_SECURE of the process's image; nullopt when its auxiliary vector cannot be read.
+std::optional<unsigned long> at_secure(int proc) {
+  std::string auxv = read_at(proc, "auxv");
+  unsigned long pair[2];
+  for (size_t at = 0; at + sizeof pair <= auxv.size(); at += sizeof pair) {
+    std::memcpy(pair, auxv.data() + at, sizeof pair);
+    if (pair[0] == AT_SECURE) return pair[1];
+    if (pair[0] == AT_NULL) break;
+  }
+  return std::nullopt;
+}
+
+// Why the process whose /proc directory is `proc` may not be placed in the run of `caller`; ""
+// when it may: a process (not a thread) that is the caller's child, whose every user and group id
+// is the caller's, that has not changed credentials since its last exec (then /proc/PID belongs
+// to root: the kernel makes such a task non-dumpable) and whose image is not setuid, setgid or
+// file-capability (AT_SECURE). Its capabilities are not asked about: the launcher's first process
+// holds them in its own user namespace, which grants nothing on the host.
+std::string refusal_to_enter(int proc, const ucred& caller) {
+  std::string status = read_at(proc, "status");
+  if (status.empty()) return "its status cannot be read";
+  if (status_field(status, "Tgid") != status_field(status, "Pid")) return "it is a thread";
+  if (std::strtol(status_field(status, "PPid").c_str(), nullptr, 10) != caller.pid) {
+    return "it is not a child of the caller";
+  }
+  if (!all_ids_are(status_field(status, "Uid"), caller.uid) ||
+      !all_ids_are(status_field(status, "Gid"), caller.gid)) {
+    return "its user and group ids (real, effective, saved, file system: Uid " +
+           status_field(status, "Uid") + ", Gid " + status_field(status, "Gid") +
+           ") are not all the caller's";
+  }
+  std::optional<unsigned long> secure = at_secure(proc);
+  if (!secure) return "its auxiliary vector cannot be read";
+  if (*secure != 0) return "it runs a setuid, setgid or file-capability program (AT_SECURE)";
+  struct stat st {};
+  if (::fstat(proc, &st) != 0 || st.st_uid != caller.uid) {
+    return "it changed credentials (its /proc entry is not the caller's)";
+  }
+  return "";
+}
+
+// Writes `text` to a cgroup file; false when it could not.
+bool write_cgroup_file(const std::string& path, const std::string& text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
 }
 
 // A refusal for the caller: the reply names the field or the reason.
@@ -91,6 +228,7 @@ std::string v2_cgroup_of(pid_t pid) {
 struct Connection {
   UniqueFd fd;
   ucred peer{};
+  UniqueFd peer_pidfd;  // the caller's process (SO_PEERPIDFD)
   std::string in;
   std::string out;
   std::vector<UniqueFd> fds;  // received with the bytes in `in`
@@ -113,6 +251,7 @@ struct DaemonRun {
   int events = -1;
   std::string pending;  // records while no events connection is attached (bounded)
   uint64_t forward_lost = 0;
+  uint64_t forward_suppressed = 0;  // over its user's --event-rate
   // On monotonic_ns(): wall clock + grace + margin, a backstop kill; and, for a run a
   // predecessor left, when it is killed unless its launcher re-adopts it.
   std::optional<uint64_t> deadline_ns;
@@ -132,6 +271,14 @@ class EnclosureDaemon {
   std::vector<std::string> subtree_dirs_;
   UniqueFd subtree_fd_;
   uint64_t subtree_id_ = 0;
+  UniqueFd v2_root_fd_;  // the cgroup2 mount's root, where cgroup paths of callers resolve
+  uint64_t v2_root_id_ = 0;
+  // Each user's forwarded-record budget (--event-rate, --event-burst): tokens and when refilled.
+  struct EventBucket {
+    double tokens = 0;
+    uint64_t refilled_ns = 0;
+  };
+  std::map<uid_t, EventBucket> event_buckets_;
   std::unique_ptr<bpf::EnclosureBpf> bpf_;
   UniqueFd listener_, epoll_, signals_, timer_;
   std::map<int, Connection> connections_;
@@ -155,7 +302,8 @@ class EnclosureDaemon {
   // Connections.
   void watch(int fd, uint32_t events);
   void accept_all();
-  std::string refusal_for(const ucred& peer);
+  std::string refusal_for(Connection& c);
+  std::string enclosure_of(int proc) const;
   void on_connection(int fd, uint32_t events);
   void read_requests(Connection& c);
   void flush_out(Connection& c);
@@ -182,9 +330,12 @@ class EnclosureDaemon {
   DaemonRun new_run(Connection& c, const CreateRequest& request);
   RunReply run_reply(const DaemonRun& r) const;
   void enter(Connection& c, DaemonRun& r);
+  void move_checked(DaemonRun& r, int pidfd, pid_t pid);
+  void evict_all(const DaemonRun& r);
 
   // Records, runs.
   void forward(const void* data, size_t size);
+  bool within_event_rate(uid_t uid);
   void drain_ring();
   void release(const std::string& token, const std::string& why);
   void update_syscall_tracing();
@@ -222,6 +373,10 @@ void EnclosureDaemon::set_up_subtree() {
   struct stat st {};
   if (::fstat(subtree_fd_.get(), &st) != 0) throw_errno("daemon: stat " + v2_dir);
   subtree_id_ = st.st_ino;
+  v2_root_fd_.reset(::open(host_layout_.v2_mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::optional<uint64_t> root_id = v2_root_fd_ ? cgroup_id_of(v2_root_fd_.get()) : std::nullopt;
+  if (!root_id) throw_errno("daemon: the cgroup id of " + host_layout_.v2_mount);
+  v2_root_id_ = *root_id;
 }
 
 void EnclosureDaemon::write_state(const DaemonRun& r) {
@@ -353,33 +508,57 @@ void EnclosureDaemon::listen() {
   if (::listen(listener_.get(), 128) != 0) throw_errno("daemon: listen");
 }
 
-std::string EnclosureDaemon::refusal_for(const ucred& peer) {
+std::string EnclosureDaemon::refusal_for(Connection& c) {
+  pid_t pid = 0;
+  UniqueFd proc = c.peer_pidfd ? open_process(c.peer_pidfd.get(), pid) : UniqueFd();
+  if (!proc || pid != c.peer.pid) return "the caller's process cannot be identified";
   // A process inside an enclosure must never reach the layer that confines it (an agent could
   // otherwise admit addresses into its own egress map).
-  std::string cg = v2_cgroup_of(peer.pid);
-  if (cg.empty()) return "the caller's cgroup cannot be read";
-  std::string sub = "/" + options_.cgroup_name;
-  if (cg == sub || cg.rfind(sub + "/", 0) == 0) return "the caller runs inside an enclosure";
-  std::istringstream parts(cg);
-  std::string part;
-  while (std::getline(parts, part, '/')) {
-    // A standalone run's cgroup: "enclosure-" and its 32-digit run id.
-    if (part.size() == 42 && part.rfind("enclosure-", 0) == 0 &&
-        part.find_first_not_of("0123456789abcdef", 10) == std::string::npos) {
-      return "the caller runs inside an enclosure";
-    }
-  }
-  if (peer.uid == 0 || options_.allow_groups.empty()) return "";
-  std::set<gid_t> groups{peer.gid};
-  std::istringstream listed(
-      status_field(read_proc_file("/proc/" + std::to_string(peer.pid) + "/status"), "Groups"));
+  std::string inside = enclosure_of(proc.get());
+  if (!inside.empty()) return inside;
+  if (c.peer.uid == 0 || options_.allow_groups.empty()) return "";
+  std::set<gid_t> groups{c.peer.gid};
+  std::istringstream listed(status_field(read_at(proc.get(), "status"), "Groups"));
   gid_t g;
   while (listed >> g)
     groups.insert(g);
   for (gid_t allowed : options_.allow_groups) {
     if (groups.count(allowed)) return "";
   }
-  return "uid " + std::to_string(peer.uid) + " is in none of the groups --allow-group names";
+  return "uid " + std::to_string(c.peer.uid) + " is in none of the groups --allow-group names";
+}
+
+// Why the process whose /proc directory is `proc` is inside an enclosure ("" when it is not),
+// by cgroup identity, never by name: its v2 cgroup as this daemon's cgroup namespace names it
+// (a namespace of the caller's own changes nothing) is opened beneath the cgroup2 root, and it
+// and every ancestor are compared by cgroup id with the daemon's subtree and runs and checked
+// for the mark every run's cgroup carries (a standalone run's too). The cgroup is read again
+// afterwards: a caller that moved meanwhile is refused.
+std::string EnclosureDaemon::enclosure_of(int proc) const {
+  std::string path = v2_cgroup_at(proc);
+  if (path.empty() || path[0] != '/') return "the caller's cgroup cannot be read";
+  std::istringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part == "..") return "the caller's cgroup is outside the daemon's cgroup namespace";
+  }
+  UniqueFd dir(path == "/" ? ::dup(v2_root_fd_.get())
+                           : ::openat(v2_root_fd_.get(), path.c_str() + 1,
+                                      O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return "the caller's cgroup " + path + " cannot be opened";
+  for (int depth = 0;; ++depth) {
+    std::optional<uint64_t> id = cgroup_id_of(dir.get());
+    if (!id || depth > kMaxCgroupDepth) return "the caller's cgroup id cannot be read";
+    if (*id == subtree_id_ || by_cgroup_.count(*id) || has_run_mark(dir.get())) {
+      return "the caller runs inside an enclosure";
+    }
+    if (*id == v2_root_id_) break;
+    UniqueFd parent(::openat(dir.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!parent) return "the caller's cgroup " + path + " cannot be walked";
+    dir = std::move(parent);
+  }
+  if (v2_cgroup_at(proc) != path) return "the caller moved to another cgroup while it was checked";
+  return "";
 }
 
 void EnclosureDaemon::accept_all() {
@@ -390,7 +569,8 @@ void EnclosureDaemon::accept_all() {
     c.fd.reset(fd);
     socklen_t len = sizeof c.peer;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c.peer, &len) != 0) continue;
-    std::string refusal = refusal_for(c.peer);
+    c.peer_pidfd = peer_pidfd(fd, c.peer.pid);
+    std::string refusal = refusal_for(c);
     size_t mine = std::count_if(connections_.begin(), connections_.end(), [&](const auto& other) {
       return other.second.peer.uid == c.peer.uid;
     });
@@ -628,27 +808,67 @@ EmptyReply EnclosureDaemon::serve(Connection& c, const EnterRequest& request) {
   return {};
 }
 
+// Moves a child of the caller, named by the pidfd that comes with the request, into the run. The
+// process is checked through its pidfd end to end (open_process, refusal_to_enter) and, after
+// the cgroup.procs write, shown to be still the same process (move_checked).
 void EnclosureDaemon::enter(Connection& c, DaemonRun& r) {
   if (c.fds.empty()) refuse("enter: expected a pidfd with the request");
   int pidfd = c.fds.front().get();
-  std::string fdinfo = "/proc/self/fdinfo/" + std::to_string(pidfd);
-  pid_t pid = 0;
-  std::string pid_text = status_field(read_proc_file(fdinfo), "Pid");
-  if (!pid_text.empty()) pid = static_cast<pid_t>(std::strtol(pid_text.c_str(), nullptr, 10));
-  if (pid <= 0) refuse("enter: the descriptor is not a pidfd of a live process");
-  // Only a child of the caller, running as the caller, may be placed in the caller's run.
-  std::string status = read_proc_file("/proc/" + std::to_string(pid) + "/status");
-  std::istringstream uids(status_field(status, "Uid"));
-  uid_t real = 0;
-  uids >> real;
-  pid_t parent = static_cast<pid_t>(std::strtol(status_field(status, "PPid").c_str(), nullptr, 10));
-  if (parent != c.peer.pid || real != c.peer.uid) {
-    refuse("enter: process " + std::to_string(pid) +
-           " is not a child of the caller running as its user");
+  if (!c.peer_pidfd || !pidfd_alive(c.peer_pidfd.get()) ||
+      pid_of_pidfd(c.peer_pidfd.get()) != c.peer.pid) {
+    refuse("enter: the caller's process cannot be identified");
   }
-  r.cgroup->enter(pid);
-  // The pid could have been reused only if the process died (its pidfd then says Pid: -1).
-  if (status_field(read_proc_file(fdinfo), "Pid") != pid_text) refuse("enter: the process exited");
+  pid_t pid = 0;
+  UniqueFd proc = open_process(pidfd, pid);
+  if (!proc) refuse("enter: the descriptor is not a pidfd of a live process");
+  std::string why = refusal_to_enter(proc.get(), c.peer);
+  if (!why.empty()) {
+    refuse("enter: process " + std::to_string(pid) + " may not enter the caller's run: " + why);
+  }
+  // The run was empty: whatever a failed move leaves in it is not the caller's (evict_all).
+  if (r.cgroup->populated()) refuse("enter: the run already has processes");
+  move_checked(r, pidfd, pid);
+}
+
+// Writes `pid` to the run's cgroup.procs, then shows through the pidfd that the process was
+// alive after the write: it held that pid from before the checks until after the write, so the
+// write moved it. Otherwise it exited meanwhile and the pid may name another process by now:
+// the enter is refused and every process in the run is moved out, none signalled.
+void EnclosureDaemon::move_checked(DaemonRun& r, int pidfd, pid_t pid) {
+  std::string failure;
+  try {
+    r.cgroup->enter(pid);
+  } catch (const LaunchError& e) {
+    failure = e.what();
+  }
+  bool same = pidfd_alive(pidfd) && pid_of_pidfd(pidfd) == pid;
+  if (failure.empty() && same) return;
+  evict_all(r);
+  if (!same) {
+    refuse("enter: process " + std::to_string(pid) +
+           " exited while it was moved; nothing was left in the run");
+  }
+  refuse("enter: " + failure);
+}
+
+// Moves every process in the run's cgroups to the root of each hierarchy, and says so.
+void EnclosureDaemon::evict_all(const DaemonRun& r) {
+  CgroupDirectories dirs = r.cgroup->describe();
+  std::vector<std::pair<std::string, std::string>> moves{{dirs.v2, host_layout_.v2_mount}};
+  for (const auto& [controller, dir] : dirs.v1) {
+    auto root = host_layout_.v1_mount.find(controller);
+    if (root != host_layout_.v1_mount.end()) moves.emplace_back(dir, root->second);
+  }
+  for (const auto& [from, to] : moves) {
+    std::istringstream procs(read_proc_file(from + "/cgroup.procs"));
+    pid_t p;
+    while (procs >> p) {
+      bool moved = write_cgroup_file(to + "/cgroup.procs", std::to_string(p));
+      std::cerr << "enclosure daemon: run " << r.token.substr(0, 8) << ": after a failed enter, "
+                << (moved ? "moved" : "could not move") << " pid " << p << " from " << from
+                << " to " << to << std::endl;
+    }
+  }
 }
 
 CountersReply EnclosureDaemon::serve(Connection& c, const CountersRequest& request) {
@@ -660,6 +880,7 @@ CountersReply EnclosureDaemon::serve(Connection& c, const CountersRequest& reque
   reply.syscalls_pending = k.syscalls_pending;
   reply.histogram = k.histogram;
   reply.forward_lost = r.forward_lost;
+  reply.forward_suppressed = r.forward_suppressed;
   return reply;
 }
 
@@ -717,6 +938,10 @@ void EnclosureDaemon::forward(const void* data, size_t size) {
   auto it = runs_.find(t->second);
   if (it == runs_.end()) return;
   DaemonRun& r = it->second;
+  if (!within_event_rate(r.uid)) {
+    ++r.forward_suppressed;  // reported to the launcher with its counters, as `lost` records
+    return;
+  }
   std::string* out = &r.pending;
   Connection* c = nullptr;
   if (r.events >= 0) {
@@ -731,6 +956,22 @@ void EnclosureDaemon::forward(const void* data, size_t size) {
     return;
   }
   encode_frame(*out, std::string_view(static_cast<const char*>(data), size));
+}
+
+// Takes one record from the user's budget: at most --event-burst at once, refilled at
+// --event-rate per second, shared by all the user's runs.
+bool EnclosureDaemon::within_event_rate(uid_t uid) {
+  uint64_t now = monotonic_ns();
+  auto [it, fresh] =
+      event_buckets_.try_emplace(uid, EventBucket{static_cast<double>(options_.event_burst), now});
+  EventBucket& b = it->second;
+  double refill =
+      static_cast<double>(now - b.refilled_ns) * 1e-9 * static_cast<double>(options_.event_rate);
+  b.tokens = std::min(static_cast<double>(options_.event_burst), b.tokens + refill);
+  b.refilled_ns = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
 }
 
 void EnclosureDaemon::drain_ring() {
@@ -749,6 +990,12 @@ void EnclosureDaemon::release(const std::string& token, const std::string& why) 
               << std::endl;
   }
   r.cgroup->kill_and_wait(kKillWaitMs);
+  if (r.forward_suppressed || r.forward_lost) {
+    std::cerr << "enclosure daemon: run " << token.substr(0, 8) << " of uid " << r.uid << ": "
+              << r.forward_suppressed << " record(s) over the user's --event-rate and "
+              << r.forward_lost << " over the buffer were not forwarded (counted as lost)"
+              << std::endl;
+  }
   bpf_->forget(r.cgroup_id);
   by_cgroup_.erase(r.cgroup_id);
   ::unlink(state_file(token).c_str());

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -128,6 +129,16 @@ bool read_exact(int fd, uint8_t* buf, size_t n, int timeout_ms) {
   return true;
 }
 
+// An IPv4-mapped IPv6 answer is the IPv4 address.
+policy::Cidr as_ipv4_if_mapped(const policy::Cidr& address) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!address.v6 || std::memcmp(address.addr.data(), kMapped, 12) != 0) return address;
+  policy::Cidr v4;
+  std::memcpy(v4.addr.data(), address.addr.data() + 12, 4);
+  v4.prefix = 32;
+  return v4;
+}
+
 }  // namespace
 
 DnsResolver::DnsResolver(ResolverConfig config, std::function<void(const DnsAdmission&)> admit)
@@ -188,12 +199,58 @@ void DnsResolver::push_event(nlohmann::json event) {
   (void)!::write(event_fd_.get(), &one, sizeof one);
 }
 
-std::vector<size_t> DnsResolver::matching_rules(const std::string& name) const {
+std::vector<size_t> DnsResolver::matching_rules(const std::vector<std::string>& labels) const {
   std::vector<size_t> out;
   for (const policy::HostEgress& h : config_.hosts) {
-    if (policy::host_pattern_matches(h.pattern, name)) out.push_back(h.rule_index);
+    if (policy::host_pattern_matches_labels(h.pattern, labels)) out.push_back(h.rule_index);
   }
   return out;
+}
+
+std::vector<size_t> DnsResolver::not_denied(const std::vector<size_t>& rules, uint64_t fired,
+                                            std::string& denier) const {
+  std::vector<size_t> out;
+  for (size_t index : rules) {
+    const policy::HostEgress* host = nullptr;
+    for (const policy::HostEgress& h : config_.hosts) {
+      if (h.rule_index == index) host = &h;
+    }
+    bool denied = false;
+    for (size_t i = 0; host && i < config_.rules.size() && i < 64; ++i) {
+      const policy::Rule& r = config_.rules[i];
+      if (!(fired & (1ULL << i))) continue;
+      if (std::find(r.deny.hosts.begin(), r.deny.hosts.end(), host->pattern) !=
+          r.deny.hosts.end()) {
+        denied = true;
+        denier = r.id;
+      }
+    }
+    if (!denied) out.push_back(index);
+  }
+  return out;
+}
+
+std::string DnsResolver::refusal(const DnsQuestion& q, std::vector<size_t>& rules,
+                                 std::string& rule) {
+  if (!policy::valid_host_labels(q.labels))
+    return "not a host name (each label 1 to 63 letters, digits, '-' or '_')";
+  uint64_t fired = config_.rules_fired ? config_.rules_fired() : 0;
+  for (size_t i = 0; i < config_.rules.size() && i < 64; ++i) {
+    if ((fired & (1ULL << i)) && config_.rules[i].deny.network) {
+      rule = config_.rules[i].id;
+      return "composition rule " + rule + " fired and denies network";
+    }
+  }
+  rules = matching_rules(q.labels);
+  if (rules.empty()) {
+    if (config_.answer_all) return "";
+    // Never forwarded: the name itself would carry data out through the upstream's logs.
+    return "no egress host rule allows this name";
+  }
+  rules = not_denied(rules, fired, rule);
+  if (rules.empty()) return "composition rule " + rule + " fired and denies this host";
+  rule.clear();
+  return "";
 }
 
 void DnsResolver::loop() {
@@ -303,11 +360,12 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
                           {"name", q->name},
                           {"query_type", q->type_name},
                           {"transport", tcp ? "tcp" : "udp"}};
-  std::vector<size_t> rules = matching_rules(q->name);
-  if (rules.empty() && !config_.answer_all) {
-    // Never forwarded: the name itself would carry data out through the upstream's logs.
+  std::vector<size_t> rules;
+  std::string denying_rule;
+  if (std::string why = refusal(*q, rules, denying_rule); !why.empty()) {
     event["result"] = "refused";
-    event["reason"] = "no egress host rule allows this name";
+    event["reason"] = why;
+    if (!denying_rule.empty()) event["rule"] = denying_rule;
     push_event(event);
     return dns_error_response(query, size, kRcodeRefused);
   }
@@ -315,65 +373,107 @@ std::vector<uint8_t> DnsResolver::answer(const uint8_t* query, size_t size, bool
   for (size_t r : rules)
     rule_paths.push_back("/network/egress/" + std::to_string(r));
   event["rules"] = rule_paths;
-  // Upstream sees a fresh id; the client gets its own back.
-  std::vector<uint8_t> forwarded(query, query + size);
+  // Upstream sees only the question, rebuilt, with a fresh id; the client gets its own back.
   uint16_t upstream_id = next_id_++;
-  set_dns_id(forwarded, upstream_id);
+  std::vector<uint8_t> forwarded = dns_upstream_query(*q, upstream_id);
   std::vector<uint8_t> reply;
   try {
+    if (forwarded.empty()) throw LaunchError("the question could not be rebuilt");
     reply = ask_upstream(forwarded, tcp);
   } catch (const LaunchError& e) {
     error = e.what();
   }
+  if (!reply.empty()) reply = admit_answer(*q, rules, reply, upstream_id, event);
   if (reply.empty()) {
-    event["result"] = "error";
-    event["error"] = error;
+    event["result"] = event.value("result", "error");
+    if (!event.contains("error")) event["error"] = error;
     push_event(event);
-    return dns_error_response(query, size, kRcodeServfail);
+    return dns_error_response(query, size,
+                              event["result"] == "refused" ? kRcodeRefused : kRcodeServfail);
   }
-  DnsQuestion asked = *q;
+  push_event(event);
+  return reply;
+}
+
+nlohmann::json DnsResolver::admit_addresses(const DnsQuestion& q, const std::vector<size_t>& rules,
+                                            const DnsAnswer& a, std::vector<policy::Cidr>& removed,
+                                            nlohmann::json& removed_json) {
+  // Rebinding: an address outside the public ranges is admitted only for rules that say
+  // "private": true; for the others it is removed from the answer.
+  std::vector<size_t> private_rules;
+  for (const policy::HostEgress& h : config_.hosts) {
+    if (h.private_ok && std::find(rules.begin(), rules.end(), h.rule_index) != rules.end())
+      private_rules.push_back(h.rule_index);
+  }
+  nlohmann::json answers = nlohmann::json::array();
+  for (const DnsAddress& addr : a.addresses) {
+    policy::AddressClass cls = policy::classify_address(addr.address);
+    bool unchecked = config_.answer_all && rules.empty();  // learn: admits for no rule
+    if (cls != policy::AddressClass::public_address && private_rules.empty() && !unchecked) {
+      removed.push_back(addr.address);
+      removed_json.push_back({{"address", addr.address.address_text()},
+                              {"range", policy::to_string(cls)},
+                              {"owner", addr.owner}});
+      continue;
+    }
+    policy::Cidr admitted = as_ipv4_if_mapped(addr.address);
+    bool public_address = cls == policy::AddressClass::public_address;
+    admit_({admitted, public_address ? rules : private_rules, addr.ttl, q.name});
+    answers.push_back(
+        {{"address", admitted.address_text()}, {"ttl", addr.ttl}, {"owner", addr.owner}});
+  }
+  return answers;
+}
+
+std::vector<uint8_t> DnsResolver::admit_answer(const DnsQuestion& q,
+                                               const std::vector<size_t>& rules,
+                                               const std::vector<uint8_t>& reply,
+                                               uint16_t upstream_id, nlohmann::json& event) {
+  DnsQuestion asked = q;
   asked.id = upstream_id;
-  auto allowed = [this](const std::string& name) {
-    return config_.answer_all || !matching_rules(name).empty();
+  uint64_t fired = config_.rules_fired ? config_.rules_fired() : 0;
+  auto allowed = [this, fired](const DnsName& name) {
+    std::string ignored;
+    return config_.answer_all || !not_denied(matching_rules(name.labels), fired, ignored).empty();
   };
+  std::string error;
   std::optional<DnsAnswer> a = read_dns_answer(reply.data(), reply.size(), asked, allowed, error);
   if (!a || a->id != upstream_id) {
     event["result"] = "error";
     event["error"] = a ? "answer id mismatch" : error;
-    push_event(event);
-    return dns_error_response(query, size, kRcodeServfail);
+    return {};
   }
   if (!a->refused_name.empty()) {
     event["result"] = "refused";
     event["reason"] = "CNAME to " + a->refused_name + ", which no egress host rule allows";
     event["cnames"] = a->chain;
-    push_event(event);
-    return dns_error_response(query, size, kRcodeRefused);
+    return {};
   }
-  nlohmann::json answers = nlohmann::json::array();
-  for (DnsAddress& addr : a->addresses) {
-    // An IPv4-mapped IPv6 answer is the IPv4 address.
-    if (addr.address.v6 && addr.address.covers_ipv4_mapped() == false) {
-      static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-      if (std::memcmp(addr.address.addr.data(), kMapped, 12) == 0) {
-        policy::Cidr v4;
-        std::memcpy(v4.addr.data(), addr.address.addr.data() + 12, 4);
-        v4.prefix = 32;
-        addr.address = v4;
-      }
-    }
-    admit_({addr.address, rules, addr.ttl, q->name});
-    answers.push_back(
-        {{"address", addr.address.address_text()}, {"ttl", addr.ttl}, {"owner", addr.owner}});
-  }
+  std::vector<policy::Cidr> removed;
+  nlohmann::json removed_json = nlohmann::json::array();
+  nlohmann::json answers = admit_addresses(q, rules, *a, removed, removed_json);
   event["result"] = "answered";
   event["rcode"] = a->rcode;
   event["answers"] = answers;
+  if (!removed.empty()) {
+    event["removed"] = removed_json;
+    event["reason"] =
+        "answers in loopback, private, link-local, unspecified, multicast or reserved ranges "
+        "are removed: no egress rule for this name says \"private\": true";
+  }
   if (a->chain.size() > 1)
     event["cnames"] = std::vector<std::string>(a->chain.begin() + 1, a->chain.end());
-  push_event(event);
-  set_dns_id(reply, q->id);
-  return reply;
+  if (removed.empty()) {
+    std::vector<uint8_t> out = reply;
+    set_dns_id(out, q.id);
+    return out;
+  }
+  std::vector<uint8_t> out = dns_reply_without(reply.data(), reply.size(), removed, q.id);
+  if (out.empty()) {
+    event["result"] = "error";
+    event["error"] = "the answer could not be rebuilt without the removed addresses";
+  }
+  return out;
 }
 
 }  // namespace launcher

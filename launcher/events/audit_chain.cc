@@ -157,6 +157,7 @@ class AuditVerifier {
     check_heads();
     check_runs();
     check_chain();
+    find_pruned_predecessor();
     return std::move(out_);
   }
 
@@ -180,6 +181,7 @@ class AuditVerifier {
   void check_chain();
   void explain_broken_link(size_t i, std::vector<bool>& ok);
   bool link_ok(size_t i) const;
+  void find_pruned_predecessor();
 
   const std::vector<AuditInput>& files_;
   AuditVerification out_;
@@ -478,6 +480,31 @@ void AuditVerifier::explain_broken_link(size_t i, std::vector<bool>& ok) {
 }
 
 }  // namespace
+
+// The first line continues a file that is not given: a rotation record that pruned it says so.
+void AuditVerifier::find_pruned_predecessor() {
+  if (!out_.continues_earlier_file || lines_.empty()) return;
+  auto text = [](const nlohmann::json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  for (const Line& l : lines_) {
+    const nlohmann::json& r = l.record;
+    if (!r.is_object() || text(r, "event") != "rotated" || !r.contains("pruned") ||
+        !r["pruned"].is_array())
+      continue;
+    for (const nlohmann::json& p : r["pruned"]) {
+      if (!p.is_object() || text(p, "last_sha256") != lines_[0].prev) continue;
+      auto count = p.find("lines");
+      out_.pruned_predecessor =
+          text(p, "file") + " (" +
+          (count != p.end() && count->is_number_unsigned() ? std::to_string(count->get<uint64_t>())
+                                                           : std::string("?")) +
+          " lines)";
+      return;
+    }
+  }
+}
 
 AuditVerification verify_audit(const std::vector<AuditInput>& files) {
   return AuditVerifier(files).verify();

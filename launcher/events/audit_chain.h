@@ -71,6 +71,10 @@ struct AuditVerification {
   uint64_t lines = 0;
   // The first file starts with a rotation record: the chain continues from a file not given.
   bool continues_earlier_file = false;
+  // ... and that file was pruned by the collector (`collect --keep`): the entry of a later
+  // rotation record's "pruned" list whose last_sha256 the first line chains to, as
+  // "audit.log.3 (1200 lines)"; empty when no given record names it.
+  std::string pruned_predecessor;
   bool ok() const { return problems.empty(); }
 };
 

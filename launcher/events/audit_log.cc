@@ -31,6 +31,11 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
 // The whole log file, or nullopt when it does not exist. A symbolic link is refused, as the
 // appending open (O_NOFOLLOW) refuses it, before recovery could truncate what it points to.
 std::optional<std::string> read_log_file(const std::string& path) {
@@ -63,8 +68,8 @@ class HeadLock {
 
 }  // namespace
 
-AuditLog::AuditLog(std::string path, uint64_t rotate_bytes)
-    : path_(std::move(path)), rotate_bytes_(rotate_bytes) {
+AuditLog::AuditLog(std::string path, uint64_t rotate_bytes, AuditRetention retention)
+    : path_(std::move(path)), rotate_bytes_(rotate_bytes), retention_(retention) {
   std::string head_path = path_ + ".head";
   head_fd_.reset(::open(head_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!head_fd_) throw_errno("audit log: open " + head_path);
@@ -216,7 +221,8 @@ void AuditLog::sync_directory() {
 }
 
 std::string AuditLog::rotation_record(const std::string& previous_file, uint64_t previous_lines,
-                                      const nlohmann::json& open_runs) {
+                                      const nlohmann::json& open_runs,
+                                      const nlohmann::json& pruned) {
   nlohmann::ordered_json r;
   r["ts"] = rfc3339_now();
   r["type"] = "collector";
@@ -224,6 +230,7 @@ std::string AuditLog::rotation_record(const std::string& previous_file, uint64_t
   r["previous_file"] = previous_file;
   r["previous_lines"] = previous_lines;
   r["open_runs"] = open_runs;
+  if (!pruned.empty()) r["pruned"] = pruned;
   return encode_event(r);
 }
 
@@ -243,11 +250,12 @@ void AuditLog::rotate(const nlohmann::json& open_runs) {
   std::string first = path_ + ".1";
   if (::rename(path_.c_str(), first.c_str()) != 0)
     throw_errno("audit log: rotate " + path_ + " to " + first);
+  nlohmann::json pruned = prune(highest + 1);
   uint64_t previous_lines = lines_;
   open_file(true);
   lines_ = 0;
   bytes_ = 0;
-  append(rotation_record(base_name(first), previous_lines, open_runs), true);
+  append(rotation_record(base_name(first), previous_lines, open_runs, pruned), true);
   if (!write_all(fd_.get(), buffer_.data(), buffer_.size()))
     throw_errno("audit log: write " + path_);
   lines_ = buffered_lines_;
@@ -261,6 +269,41 @@ void AuditLog::rotate(const nlohmann::json& open_runs) {
   ::fdatasync(head_fd_.get());
   sync_directory();
   ++rotations_;
+}
+
+// The newest rotated file always stays; from FILE.2 on, a file goes once the count or the
+// total size would pass the retention, and every older one with it. Each pruned file is named
+// with its line count and the SHA-256 of its last line, which the next kept file chains to.
+nlohmann::json AuditLog::prune(int highest) {
+  nlohmann::json pruned = nlohmann::json::array();
+  if (!retention_.limited()) return pruned;
+  uint64_t total = file_size(path_ + ".1");
+  bool pruning = false;
+  for (int n = 2; n <= highest; ++n) {
+    std::string file = path_ + "." + std::to_string(n);
+    total += file_size(file);
+    pruning = pruning || (retention_.files && static_cast<uint64_t>(n) > retention_.files) ||
+              (retention_.bytes && total > retention_.bytes);
+    if (!pruning) continue;
+    std::optional<std::string> content = read_log_file(file);
+    if (!content) continue;
+    uint64_t lines = 0;
+    std::string_view last;
+    std::string_view rest = *content;
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      if (nl == std::string_view::npos) break;
+      last = rest.substr(0, nl);
+      rest.remove_prefix(nl + 1);
+      ++lines;
+    }
+    pruned.push_back({{"file", base_name(file)},
+                      {"lines", lines},
+                      {"last_sha256", lines ? line_hash(last) : std::string(kGenesisHash)}});
+    if (::unlink(file.c_str()) != 0) throw_errno("audit log: prune " + file);
+    ++pruned_files_;
+  }
+  return pruned;
 }
 
 void AuditLog::begin_rotated_file(const nlohmann::json& open_runs) {

@@ -30,11 +30,20 @@ struct AuditLogRecovery {
   std::map<std::string, AuditRunState> runs;
 };
 
+// Which rotated files (FILE.1, FILE.2, ...) a rotation keeps; 0 is no limit. The newest rotated
+// file is always kept; older ones go when there are more than `files` of them or when, with
+// the newer ones, they would pass `bytes`.
+struct AuditRetention {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  bool limited() const { return files > 0 || bytes > 0; }
+};
+
 class AuditLog {
  public:
   // Opens (creating, mode 0600) the log at `path`, takes the instance lock (one collector per
   // log) and recovers the chain. Throws LaunchError with the path and reason.
-  AuditLog(std::string path, uint64_t rotate_bytes);
+  AuditLog(std::string path, uint64_t rotate_bytes, AuditRetention retention = {});
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
@@ -51,8 +60,9 @@ class AuditLog {
   void sync();
 
   bool needs_rotation() const { return rotate_bytes_ > 0 && bytes_ >= rotate_bytes_; }
-  // Renames FILE to FILE.1 (FILE.1 to FILE.2, ...) and starts a new FILE whose first line, a
-  // collector record of event "rotated" listing `open_runs`, chains to the old file's last line.
+  // Renames FILE to FILE.1 (FILE.1 to FILE.2, ...), deletes the rotated files the retention
+  // does not keep, and starts a new FILE whose first line, a collector record of event
+  // "rotated" listing `open_runs` and what was pruned, chains to the old file's last line.
   void rotate(const nlohmann::json& open_runs);
   // After an interrupted rotation: the new FILE's first record.
   void begin_rotated_file(const nlohmann::json& open_runs);
@@ -62,19 +72,26 @@ class AuditLog {
   uint64_t bytes() const { return bytes_; }
   uint64_t fsyncs() const { return fsyncs_; }
   uint64_t rotations() const { return rotations_; }
+  uint64_t pruned_files() const { return pruned_files_; }
 
-  // The collector record of a rotation, as a JSON object line.
+  // The collector record of a rotation, as a JSON object line; `pruned` (an array of
+  // {"file","lines","last_sha256"}) only when not empty.
   static std::string rotation_record(const std::string& previous_file, uint64_t previous_lines,
-                                     const nlohmann::json& open_runs);
+                                     const nlohmann::json& open_runs,
+                                     const nlohmann::json& pruned = nlohmann::json::array());
 
  private:
   void open_file(bool create_new);
   void recover();
   void write_head();
   void sync_directory();
+  // Deletes FILE.(n) ... FILE.(highest) the retention does not keep; returns what it deleted.
+  nlohmann::json prune(int highest);
 
   std::string path_;
   uint64_t rotate_bytes_;
+  AuditRetention retention_;
+  uint64_t pruned_files_ = 0;
   UniqueFd fd_;
   UniqueFd head_fd_;
   std::string prev_hash_;

@@ -87,8 +87,9 @@ Collector::Collector(const CollectorOptions& options) : options_(options) {
   open_log();
   listen_on_socket();
   if (!options_.metrics.empty()) {
-    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(
-        options_.metrics, options_.metrics_allow_remote, epoll_.get());
+    metrics_endpoint_ =
+        std::make_unique<MetricsEndpoint>(options_.metrics, options_.metrics_allow_remote,
+                                          epoll_.get(), options_.metrics_max_connections);
   }
   watch_signals_and_timer();
   write_collector_record(started_record());
@@ -97,7 +98,7 @@ Collector::Collector(const CollectorOptions& options) : options_(options) {
 
 // Opens (recovers) the audit log and resumes the runs it holds.
 void Collector::open_log() {
-  log_ = std::make_unique<AuditLog>(options_.audit_log, options_.rotate_bytes);
+  log_ = std::make_unique<AuditLog>(options_.audit_log, options_.rotate_bytes, options_.retention);
   const AuditLogRecovery& rec = log_->recovery();
   for (const auto& [id, state] : rec.runs) {
     Run r;

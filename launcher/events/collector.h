@@ -40,6 +40,8 @@ struct CollectorOptions {
   uint64_t rotate_bytes = 64ULL << 20;
   std::string metrics;  // HOST:PORT, or empty
   bool metrics_allow_remote = false;
+  size_t metrics_max_connections = MetricsEndpoint::kDefaultMaxClients;
+  AuditRetention retention;  // --keep, --keep-size
   FsyncPolicy fsync = FsyncPolicy::durable;
 };
 

@@ -5,10 +5,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
+#include "launcher/base/clock.h"
 #include "launcher/base/error.h"
 
 namespace launcher {
@@ -137,8 +140,122 @@ std::unique_ptr<EventSink> open_fd_sink(const std::string& destination, std::str
   return std::make_unique<FdSink>(fd, true, destination);
 }
 
+std::string EventRateLimit::describe() const {
+  return unlimited() ? "unlimited" : std::to_string(per_second) + "/s";
+}
+
+namespace {
+
+// A whole number from 1 to EventRateLimit::kMax, nothing else.
+std::optional<uint64_t> parse_count(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  if (value < 1 || value > EventRateLimit::kMax) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+std::optional<uint64_t> parse_event_rate(std::string_view text, std::string& error) {
+  if (text == "unlimited") return 0;
+  std::string_view number = text;
+  if (number.size() > 2 && number.substr(number.size() - 2) == "/s") number.remove_suffix(2);
+  if (std::optional<uint64_t> rate = parse_count(number)) return rate;
+  error = "--event-rate " + std::string(text) +
+          ": expected events per second, N/s or N (1 to 10000000), or unlimited";
+  return std::nullopt;
+}
+
+std::optional<uint64_t> parse_event_burst(std::string_view text, std::string& error) {
+  if (std::optional<uint64_t> burst = parse_count(text)) return burst;
+  error = "--event-burst " + std::string(text) + ": expected a number of events, 1 to 10000000";
+  return std::nullopt;
+}
+
+bool never_suppressed(std::string_view type) {
+  // anomaly: at most one per metric and window; the rest are the run's frame and its accounting.
+  for (std::string_view t : {"start", "exit", "budget", "rule", "lost", "suppressed", "anomaly"}) {
+    if (type == t) return true;
+  }
+  return false;
+}
+
+TokenBucket::TokenBucket(uint64_t per_second, uint64_t burst, uint64_t now_ns)
+    : per_ns_(static_cast<double>(per_second) / 1e9),
+      burst_(static_cast<double>(burst)),
+      tokens_(static_cast<double>(burst)),
+      last_ns_(now_ns) {}
+
+bool TokenBucket::take(uint64_t now_ns) {
+  if (now_ns > last_ns_) {
+    tokens_ = std::min(burst_, tokens_ + static_cast<double>(now_ns - last_ns_) * per_ns_);
+    last_ns_ = now_ns;
+  }
+  if (tokens_ < 1.0) return false;
+  tokens_ -= 1.0;
+  return true;
+}
+
+EventStream::EventStream(RunIdentity identity)
+    : identity_(std::move(identity)), clock_(&monotonic_ns) {}
+
 nlohmann::ordered_json EventStream::emit(const std::string& type, int64_t pid,
                                          const nlohmann::json& fields) {
+  uint64_t now = clock_();
+  ++counts_[type];
+  bool admitted = admit(type, now);
+  if (!admitted) count_suppressed(type, now);
+  if (window_start_ns_ && now - *window_start_ns_ >= kSuppressedReportNs) flush_suppressed(true);
+  if (!admitted) return nullptr;
+  return write(type, pid, fields);
+}
+
+// The first event of a type always passes: its bucket starts full.
+bool EventStream::admit(const std::string& type, uint64_t now_ns) {
+  if (limit_.unlimited() || never_suppressed(type)) return true;
+  auto it = buckets_.try_emplace(type, limit_.per_second, limit_.burst, now_ns).first;
+  return it->second.take(now_ns);
+}
+
+void EventStream::count_suppressed(const std::string& type, uint64_t now_ns) {
+  ++suppressed_[type];
+  Pending& p = pending_[type];
+  struct timespec real {};
+  clock_gettime(CLOCK_REALTIME, &real);
+  if (p.count++ == 0) p.first = real;
+  p.last = real;
+  if (!window_start_ns_) window_start_ns_ = now_ns;
+}
+
+void EventStream::flush_suppressed(bool force) {
+  if (!window_start_ns_) return;
+  if (!force && clock_() - *window_start_ns_ < kSuppressedReportNs) return;
+  window_start_ns_.reset();
+  std::map<std::string, Pending> pending;
+  pending.swap(pending_);
+  for (const auto& [type, p] : pending) {
+    ++counts_["suppressed"];
+    write("suppressed", ::getpid(),
+          {{"of", type},
+           {"count", p.count},
+           {"total", suppressed_[type]},
+           {"since", rfc3339(p.first.tv_sec, p.first.tv_nsec)},
+           {"until", rfc3339(p.last.tv_sec, p.last.tv_nsec)},
+           {"rate", limit_.describe()},
+           {"burst", limit_.burst}});
+  }
+}
+
+int EventStream::suppressed_due_in_ms() const {
+  if (!window_start_ns_) return -1;
+  uint64_t age = clock_() - *window_start_ns_;
+  if (age >= kSuppressedReportNs) return 0;
+  return static_cast<int>((kSuppressedReportNs - age + 999'999ULL) / 1'000'000ULL);
+}
+
+nlohmann::ordered_json EventStream::write(const std::string& type, int64_t pid,
+                                          const nlohmann::json& fields) {
   nlohmann::ordered_json e;
   e["ts"] = rfc3339_now();
   e["run"] = identity_.run_id;
@@ -152,7 +269,6 @@ nlohmann::ordered_json EventStream::emit(const std::string& type, int64_t pid,
                    {"digest", identity_.manifest_digest}};
   for (auto it = fields.begin(); it != fields.end(); ++it)
     e[it.key()] = it.value();
-  ++counts_[type];
   std::string line = encode_event(e) + "\n";
   for (auto& sink : sinks_) {
     if (!sink->write_event(e, line)) ++sink_failures_;

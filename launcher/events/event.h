@@ -3,6 +3,8 @@
 // digest}, type and pid, plus the type's fields.
 #pragma once
 
+#include <time.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -77,30 +79,102 @@ class EventSink {
 // stderr ("-") or a file opened for appending (created 0600); one write(2) per line.
 std::unique_ptr<EventSink> open_fd_sink(const std::string& destination, std::string& error);
 
+// The per-run event rate (policy/MANIFEST.md, "Events"): one token bucket per event type, full
+// (`burst` tokens) at its first event and refilled at `per_second`. Past it, events are counted,
+// not written. `per_second` 0 means no limit.
+struct EventRateLimit {
+  static constexpr uint64_t kDefaultPerSecond = 500;
+  static constexpr uint64_t kDefaultBurst = 2000;
+  static constexpr uint64_t kMax = 10'000'000;
+  uint64_t per_second = kDefaultPerSecond;
+  uint64_t burst = kDefaultBurst;
+  bool unlimited() const { return per_second == 0; }
+  // "500/s" (or "unlimited") for the start event and the `suppressed` events.
+  std::string describe() const;
+};
+
+// `--event-rate`: "N/s" or "N" (events per second, 1 to 10,000,000) or "unlimited" (0).
+// nullopt with `error` set otherwise.
+std::optional<uint64_t> parse_event_rate(std::string_view text, std::string& error);
+// `--event-burst`: N, 1 to 10,000,000. nullopt with `error` set otherwise.
+std::optional<uint64_t> parse_event_burst(std::string_view text, std::string& error);
+
+// Types never suppressed: bounded by construction, and what an auditor needs to read the rest.
+bool never_suppressed(std::string_view type);
+
+// A token bucket on the monotonic clock: `burst` tokens at first, `per_second` more each second,
+// never more than `burst`.
+class TokenBucket {
+ public:
+  TokenBucket(uint64_t per_second, uint64_t burst, uint64_t now_ns);
+  // Takes one token; false when none is left.
+  bool take(uint64_t now_ns);
+
+ private:
+  double per_ns_;
+  double burst_;
+  double tokens_;
+  uint64_t last_ns_;
+};
+
 class EventStream {
  public:
-  explicit EventStream(RunIdentity identity) : identity_(std::move(identity)) {}
+  using MonotonicClock = uint64_t (*)();
+  // A window of counted-not-written events is reported at the latest this long after it opened.
+  static constexpr uint64_t kSuppressedReportNs = 1'000'000'000ULL;
+
+  explicit EventStream(RunIdentity identity);
 
   void add_sink(std::unique_ptr<EventSink> sink) { sinks_.push_back(std::move(sink)); }
   const std::vector<std::unique_ptr<EventSink>>& sinks() const { return sinks_; }
 
   // Stamps ts, run, seq, manifest, type and pid, merges `fields`, writes to every sink, and
-  // returns the event.
+  // returns the event. Past the type's rate the event is only counted (no seq, nothing written)
+  // and null is returned. Writes the due `suppressed` events first.
   nlohmann::ordered_json emit(const std::string& type, int64_t pid, const nlohmann::json& fields);
+
+  void set_rate_limit(EventRateLimit limit) { limit_ = limit; }
+  const EventRateLimit& rate_limit() const { return limit_; }
+  // For tests: the clock the buckets and the report window read (default monotonic_ns).
+  void set_clock(MonotonicClock clock) { clock_ = clock; }
+  // Writes one `suppressed` event per type counted since the last ones: all of them when
+  // `force` (before `exit`), otherwise only once the window is kSuppressedReportNs old.
+  void flush_suppressed(bool force);
+  // Milliseconds until flush_suppressed(false) has work (an epoll timeout); -1 when none.
+  int suppressed_due_in_ms() const;
 
   uint64_t next_seq() const { return seq_; }
   const RunIdentity& identity() const { return identity_; }
-  // Events emitted so far, by type.
+  // Events emitted so far, by type: written and suppressed alike (every decision counts).
   const std::map<std::string, uint64_t>& counts() const { return counts_; }
+  // Of those, the ones counted but not written (past the rate), by type.
+  const std::map<std::string, uint64_t>& suppressed() const { return suppressed_; }
   // Lines a sink failed to take (reported in the exit event).
   uint64_t sink_failures() const { return sink_failures_; }
 
  private:
+  // Counted-not-written events of one type since its last `suppressed` event.
+  struct Pending {
+    uint64_t count = 0;
+    struct timespec first {};
+    struct timespec last {};
+  };
+
+  bool admit(const std::string& type, uint64_t now_ns);
+  void count_suppressed(const std::string& type, uint64_t now_ns);
+  nlohmann::ordered_json write(const std::string& type, int64_t pid, const nlohmann::json& fields);
+
   RunIdentity identity_;
   std::vector<std::unique_ptr<EventSink>> sinks_;
   uint64_t seq_ = 0;
   uint64_t sink_failures_ = 0;
   std::map<std::string, uint64_t> counts_;
+  std::map<std::string, uint64_t> suppressed_;
+  EventRateLimit limit_;
+  MonotonicClock clock_;
+  std::map<std::string, TokenBucket> buckets_;
+  std::map<std::string, Pending> pending_;
+  std::optional<uint64_t> window_start_ns_;  // when the oldest pending event was counted
 };
 
 }  // namespace launcher

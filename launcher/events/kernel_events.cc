@@ -144,7 +144,7 @@ KernelEvent net_event(const bpf::NetRecord& n, int64_t pid, uint64_t kseq,
     f["rule"] = rule_id(plan, n.rule);
     f["origin"] = "/rules/" + std::to_string(n.rule);
     f["reason"] = reason_text(n.reason);
-    f["action"] = "EPERM";
+    f["action"] = n.dropped_packet ? "packet dropped" : "EPERM";
     return {"deny", pid, f};
   }
   f["section"] = "network";

@@ -15,7 +15,6 @@ namespace launcher {
 namespace {
 
 constexpr size_t kRequestMax = 8192;
-constexpr uint64_t kIdleLimit_ns = 5'000'000'000;
 
 std::string http_response(const std::string& status, const std::string& type,
                           const std::string& body) {
@@ -74,8 +73,9 @@ bool is_loopback(const sockaddr_storage& address) {
   return false;
 }
 
-MetricsEndpoint::MetricsEndpoint(const std::string& address, bool allow_remote, int epoll_fd)
-    : epoll_fd_(epoll_fd) {
+MetricsEndpoint::MetricsEndpoint(const std::string& address, bool allow_remote, int epoll_fd,
+                                 size_t max_clients)
+    : epoll_fd_(epoll_fd), max_clients_(max_clients == 0 ? 1 : max_clients) {
   TcpAddress parsed;
   try {
     parsed = parse_tcp_address(address);
@@ -122,10 +122,29 @@ MetricsEndpoint::MetricsEndpoint(const std::string& address, bool allow_remote, 
 
 MetricsEndpoint::~MetricsEndpoint() = default;
 
+// Level-triggered: a listener with pending connections stays readable, so it leaves the epoll
+// set (events 0) while no connection can be taken, and comes back when one can.
+void MetricsEndpoint::arm_listener(bool armed) {
+  if (armed == listener_armed_) return;
+  struct epoll_event e {};
+  e.events = armed ? EPOLLIN : 0;
+  e.data.fd = listener_.get();
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listener_.get(), &e) == 0) listener_armed_ = armed;
+}
+
 void MetricsEndpoint::accept_clients() {
   while (true) {
+    if (clients_.size() >= max_clients_) {
+      arm_listener(false);  // until a client closes
+      return;
+    }
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM...: retried on the next tick, not at once.
+      if (errno != EAGAIN) arm_listener(false);
+      return;
+    }
     struct epoll_event e {};
     e.events = EPOLLIN;
     e.data.fd = fd;
@@ -142,6 +161,7 @@ void MetricsEndpoint::accept_clients() {
 void MetricsEndpoint::close_client(int fd) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   clients_.erase(fd);
+  if (clients_.size() < max_clients_) arm_listener(true);
 }
 
 bool MetricsEndpoint::send_pending(Client& c) {
@@ -222,10 +242,11 @@ void MetricsEndpoint::expire_idle() {
   uint64_t now_ns = monotonic_ns();
   std::vector<int> idle;
   for (const auto& [fd, c] : clients_) {
-    if (now_ns - c.since_ns > kIdleLimit_ns) idle.push_back(fd);
+    if (now_ns - c.since_ns > kIdleLimitNs) idle.push_back(fd);
   }
   for (int fd : idle)
     close_client(fd);
+  if (clients_.size() < max_clients_) arm_listener(true);
 }
 
 }  // namespace launcher

@@ -1,6 +1,10 @@
 // A minimal HTTP/1.0 responder for `GET /metrics` on a TCP address, driven by the collector's
 // epoll loop (non-blocking sockets, one request per connection, idle clients closed).
-// Loopback addresses only, unless the operator allows others explicitly.
+// Loopback addresses only, unless the operator allows others explicitly. Bounded: at most
+// `max_clients` connections at once (at the cap, or when accept4 fails for lack of descriptors,
+// the listener is taken out of the epoll set until a client closes or the next tick, so a full
+// table can never make the loop spin), and each one has kIdleLimitNs for its whole request
+// and response.
 #pragma once
 
 #include <netinet/in.h>
@@ -16,17 +20,24 @@ namespace launcher {
 
 class MetricsEndpoint {
  public:
+  static constexpr size_t kDefaultMaxClients = 64;
+  static constexpr uint64_t kIdleLimitNs = 5'000'000'000ULL;
+
   // `address`: HOST:PORT with HOST an IPv4 address, [IPv6] or localhost; port 0 lets the kernel
   // choose. Registers its listener with `epoll_fd`. Throws LaunchError.
-  MetricsEndpoint(const std::string& address, bool allow_remote, int epoll_fd);
+  MetricsEndpoint(const std::string& address, bool allow_remote, int epoll_fd,
+                  size_t max_clients = kDefaultMaxClients);
   ~MetricsEndpoint();
   MetricsEndpoint(const MetricsEndpoint&) = delete;
   MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
 
   bool handles(int fd) const { return fd == listener_.get() || clients_.count(fd) > 0; }
   void on_ready(int fd, uint32_t events, const std::function<std::string()>& render);
+  // Closes clients past kIdleLimitNs and re-arms a listener disarmed by a failed accept; call it
+  // about once a second.
   void expire_idle();
   const std::string& url() const { return url_; }
+  size_t clients() const { return clients_.size(); }
 
  private:
   struct Client {
@@ -40,8 +51,11 @@ class MetricsEndpoint {
   void respond(Client& client, const std::function<std::string()>& render);
   bool send_pending(Client& client);  // true when done
   void close_client(int fd);
+  void arm_listener(bool armed);
 
   int epoll_fd_;
+  size_t max_clients_;
+  bool listener_armed_ = true;
   UniqueFd listener_;
   std::string url_;
   std::map<int, Client> clients_;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -214,6 +215,11 @@ RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
     struct stat st {};
     if (::fstat(v2_fd_.get(), &st) != 0) throw_errno("cgroup: stat " + v2_path_);
     v2_id_ = st.st_ino;
+    // The mark `enclosure daemon` recognises a run's cgroup by (never its name): trusted.* (only
+    // root can set or remove it), or user.* for an unprivileged launcher's delegated cgroup.
+    if (::fsetxattr(v2_fd_.get(), kRunCgroupMark, name.data(), name.size(), 0) != 0) {
+      ::fsetxattr(v2_fd_.get(), kRunCgroupUserMark, name.data(), name.size(), 0);
+    }
     auto v1_dir = [&](const char* controller) {
       std::string own = layout.v1_own.at(controller);
       std::string dir = layout.v1_mount.at(controller) + (own == "/" ? "" : own) + "/" + name;

@@ -20,6 +20,11 @@
 
 namespace launcher {
 
+// Extended attributes on every run's cgroup v2 directory (value: its name), by which
+// `enclosure daemon` recognises a process inside an enclosure whatever the cgroup is called.
+constexpr const char* kRunCgroupMark = "trusted.enclosure.run";
+constexpr const char* kRunCgroupUserMark = "user.enclosure.run";
+
 // Where the hierarchies are and where this process sits in them.
 struct CgroupLayout {
   std::string v2_mount;                         // "" when no cgroup2 is mounted

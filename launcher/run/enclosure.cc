@@ -187,6 +187,8 @@ void Enclosure::open_events() {
   if (options_.audit_required && !has_collector)
     throw LaunchError("--audit-required needs a collector: --events unix:PATH");
   if (options_.on_event) events_->add_sink(std::make_unique<CallbackSink>(options_.on_event));
+  // learn counts its profile from the events: an observation run writes every one of them.
+  events_->set_rate_limit(options_.observe ? EventRateLimit{0, 0} : options_.event_rate);
 }
 
 // The run's cgroup and eBPF layer, from the provider; which layer enforces TCP egress then.
@@ -275,6 +277,8 @@ nlohmann::json Enclosure::start_fields() const {
           {"command", argv_json_},
           {"tool", tool_->name},
           {"observation", options_.observe},
+          {"event_rate",
+           {{"rate", events_->rate_limit().describe()}, {"burst", events_->rate_limit().burst}}},
           {"agent_user", {{"uid", uid_}, {"gid", gid_}}},
           {"host", host_report(host_)},
           {"cgroup", layers_.cgroup_report},
@@ -359,6 +363,7 @@ void Enclosure::report_exit(const RunOutcome& outcome) {
     std::cerr << "enclosure run: WARNING: processes of the run's cgroup did not exit within 5s\n";
   }
   provider_->release();
+  events_->flush_suppressed(true);  // `events` and `suppressed` below then add up
   nlohmann::json fields = {{"ended_by", outcome.ended_by},
                            {"exit_code", outcome.exit_code},
                            {"duration_ns", outcome.duration_ns},
@@ -366,6 +371,7 @@ void Enclosure::report_exit(const RunOutcome& outcome) {
                            {"budgets", outcome.figures},
                            {"events", events_->counts()},
                            {"sink_failures", events_->sink_failures()}};
+  fields["suppressed"] = events_->suppressed();
   if (!outcome.budget.empty()) fields["budget"] = outcome.budget;
   if (!outcome.message.empty()) fields["message"] = outcome.message;
   nlohmann::json delivery = nlohmann::json::array();

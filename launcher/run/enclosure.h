@@ -32,6 +32,8 @@ struct EnclosureOptions {
   std::vector<std::string> command;  // argv; command[0] names one of the manifest's tools
   std::vector<std::string> events;   // --events destinations: "-", a file, unix:PATH
   size_t collector_buffer_lines = 100000;
+  // --event-rate / --event-burst; an observation run (`observe`) writes every event.
+  EventRateLimit event_rate;
   bool audit_required = false;
   uint64_t grace_ns = 2'000'000'000ULL;
   size_t ring_buffer_bytes = 0;   // 0: the default size

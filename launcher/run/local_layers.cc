@@ -44,6 +44,9 @@ std::pair<uint16_t, uint16_t> LocalLayers::create_resolver(const LayerRequest& r
   config.hosts = plan.network.hosts;
   config.upstream = request.dns_upstream;
   config.answer_all = request.observe;
+  config.rules = plan.rules;
+  bpf::KernelLayer* kernel = programs_.get();
+  config.rules_fired = [kernel, cgroup_id] { return kernel->rules_fired(cgroup_id); };
   DnsAdmissions* table = out.admissions.get();
   out.resolver =
       std::make_unique<DnsResolver>(config, [table](const DnsAdmission& a) { table->admit(a); });

@@ -108,6 +108,23 @@ std::optional<pid_t> innermost_pid(pid_t host_pid) {
   return std::nullopt;
 }
 
+// A composition rule that denies network fired: the kernel drops every packet of the enclosure
+// from that moment (UDP sends fail with EPERM); destroying its TCP sockets makes the agent's calls
+// on connections made before fail (ECONNABORTED, then EPIPE) instead of queueing data. The rule
+// event says how many were destroyed, or why none could be.
+void cut_sockets(bpf::KernelLayer& kernel, uint64_t cgroup_id, nlohmann::json& rule_event) {
+  try {
+    std::optional<uint64_t> destroyed = kernel.cut_sockets(cgroup_id);
+    if (destroyed) {
+      rule_event["sockets_destroyed"] = *destroyed;
+    } else {
+      rule_event["sockets_destroyed"] = "not available (packets are dropped)";
+    }
+  } catch (const std::exception& e) {
+    rule_event["sockets_destroyed"] = std::string("failed (packets are dropped): ") + e.what();
+  }
+}
+
 }  // namespace
 
 Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunCgroup* cgroup,
@@ -237,6 +254,11 @@ void Supervisor::on_ring() {
             config_.admissions->names_of(e.fields["address"].get<std::string>());
         if (names.size() == 1) e.fields["name"] = names[0];
         if (names.size() > 1) e.fields["names"] = names;
+      }
+      if (e.type == "rule") {
+        uint32_t rule = std::get<bpf::RuleRecord>(r->body).rule;
+        if (rule < config_.plan->rules.size() && config_.plan->rules[rule].deny.network)
+          cut_sockets(*config_.bpf, config_.cgroup_id, e.fields);
       }
       events_.emit(e.type, e.pid, e.fields);
       if (e.type == "deny") {
@@ -633,13 +655,15 @@ void Supervisor::deny_call(const SeccompNotice& n, const policy::NotifiedCallVer
 RunOutcome Supervisor::run() {
   struct epoll_event evs[16];
   while (!init_exited_) {
-    int n = ::epoll_wait(epoll_.get(), evs, 16, -1);
+    // The wait ends when counted-not-written events are due for their `suppressed` event.
+    int n = ::epoll_wait(epoll_.get(), evs, 16, events_.suppressed_due_in_ms());
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_errno("supervisor: epoll_wait");
     }
     for (int i = 0; i < n; ++i)
       dispatch(evs[i].data.fd, evs[i].events);
+    events_.flush_suppressed(false);
   }
   siginfo_t info = collect_after_exit();
   outcome_.duration_ns = elapsed_ns();

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 /* kill PID: signal a process of the host by its pid, then everything we can see. */
 static void kill_outside(int argc, char** argv) {
@@ -112,7 +114,35 @@ static void inject(int argc, char** argv) {
   report("inject", 0, 0, detail);
 }
 
-static const struct attack attacks[] = {{"kill", kill_outside},
+/* pidfd-getfd: take a descriptor of a sibling process through its pidfd (a copy of another
+ * process's open file, like ptrace would give): a raw syscall, so no libc wrapper decides. */
+static void pidfd_getfd_of_sibling(int argc, char** argv) {
+  (void)argc, (void)argv;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    report("pidfd-getfd", 0, errno, "pipe");
+    return;
+  }
+  pid_t sibling = fork();
+  if (sibling == 0) {
+    close(fds[0]);
+    pause(); /* holds the pipe's write end as descriptor fds[1] */
+    _exit(0);
+  }
+  close(fds[1]);
+  long pidfd = syscall(SYS_pidfd_open, sibling, 0);
+  if (pidfd < 0) {
+    report("pidfd-getfd", 0, errno, "pidfd_open");
+  } else {
+    long fd = syscall(SYS_pidfd_getfd, (int)pidfd, fds[1], 0);
+    report_call("pidfd-getfd", fd, "write end of the sibling's pipe");
+  }
+  kill(sibling, SIGKILL);
+  waitpid(sibling, NULL, 0);
+}
+
+static const struct attack attacks[] = {{"pidfd-getfd", pidfd_getfd_of_sibling},
+                                        {"kill", kill_outside},
                                         {"fork-bomb", fork_bomb},
                                         {"thread-bomb", thread_bomb},
                                         {"memory-bomb", memory_bomb},

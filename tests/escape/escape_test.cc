@@ -371,6 +371,21 @@ TEST(EscapeProcess, SignalsToProcessesOutside) {
   ::waitpid(victim, nullptr, 0);
 }
 
+// pidfd_getfd copies another process's descriptor (it reaches into it like ptrace): denied by
+// the default profile and by the strict one, with a deny event from seccomp.
+TEST(EscapeProcess, PidfdGetfdOfASibling) {
+  TempDir dir;
+  RunResult r =
+      run_enclosure(dir, escape_manifest("escape-pidfd-getfd"), {"attack_process", "pidfd-getfd"});
+  expect_blocked(outcomes(r), "pidfd-getfd", {"EPERM"}, r);
+  expect_denied_syscall(r, "pidfd_getfd");
+  json strict = escape_manifest("escape-pidfd-getfd-strict");
+  strict["syscalls"]["profile"] = "strict";
+  RunResult s = run_enclosure(dir, strict, {"attack_process", "pidfd-getfd"});
+  expect_blocked(outcomes(s), "pidfd-getfd", {"EPERM"}, s);
+  expect_denied_syscall(s, "pidfd_getfd");
+}
+
 TEST(EscapeProcess, ForkThreadAndMemoryBombsStopAtTheirLimits) {
   TempDir dir;
   json m = escape_manifest("escape-bombs");

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -949,4 +950,133 @@ TEST(Collector, NotifiesSystemdWhenReadyAndWhenStopping) {
   std::string stopping = receive();
   EXPECT_NE(stopping.find("STOPPING=1"), std::string::npos) << stopping;
   ::close(fd);
+}
+
+namespace {
+
+// utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+uint64_t cpu_ticks(pid_t pid) {
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return utime + stime;
+}
+
+// `count` connections to 127.0.0.1:port that send nothing (non-blocking connects: past the
+// listen backlog they stay pending).
+std::vector<int> idle_connections(int port, int count) {
+  std::vector<int> fds;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < count; ++i) {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) break;
+    ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fds.push_back(s);
+  }
+  return fds;
+}
+
+// One GET /metrics; the response, or "" when none came within 15 s.
+std::string scrape_metrics(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  std::string request = "GET /metrics HTTP/1.0\r\n\r\n";
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    ::send(s, request.data(), request.size(), MSG_NOSIGNAL);
+    char buf[8192];
+    struct pollfd p = {s, POLLIN, 0};
+    while (::poll(&p, 1, 15000) == 1) {
+      ssize_t n = ::recv(s, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      response.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(s);
+  return response;
+}
+
+// The endpoint under a pile of idle connections: the collector stays idle (a resource check:
+// its CPU time over 2 s) and serves a fresh scrape once they are gone.
+void expect_idle_under_connection_flood(const CollectorProcess& collector, int port) {
+  std::vector<int> idle = idle_connections(port, 300);
+  ASSERT_EQ(idle.size(), 300u);
+  ::usleep(300000);  // let the collector take what it will
+  uint64_t before = cpu_ticks(collector.pid());
+  ::sleep(2);
+  uint64_t used = cpu_ticks(collector.pid()) - before;
+  long hz = ::sysconf(_SC_CLK_TCK);
+  EXPECT_LT(used, static_cast<uint64_t>(hz / 5))
+      << "the collector used " << used << " ticks of CPU in 2 s with idle metrics connections";
+  for (int fd : idle)
+    ::close(fd);
+  std::string response = scrape_metrics(port);
+  EXPECT_EQ(response.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << response;
+}
+
+}  // namespace
+
+TEST(Collector, RetentionKeepsTwoRotatedFilesAndTheKeptChainVerifies) {
+  TempDir dir;
+  CollectorProcess collector(dir, {"--rotate-size", "4KiB", "--keep", "2"});
+  ASSERT_TRUE(collector.ready()) << collector.errors();
+  for (int i = 0; i < 6; ++i) {
+    auto r = run_enclosure(dir, python_manifest("retention"), python_agent("R['i'] = 1\n"),
+                           {.extra_args = {"--events", collector.events_arg()}});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+  }
+  ASSERT_EQ(collector.stop(SIGTERM), 0) << collector.errors();
+  std::string log = collector.log();
+  struct stat st {};
+  ASSERT_EQ(::stat((log + ".1").c_str(), &st), 0);
+  ASSERT_EQ(::stat((log + ".2").c_str(), &st), 0);
+  EXPECT_NE(::stat((log + ".3").c_str(), &st), 0) << "a third rotated file was kept";
+  // What was pruned is named in rotation records, with the hash of its last line.
+  std::set<std::string> pruned;
+  for (const std::string& file : {log + ".2", log + ".1", log}) {
+    for (const nlohmann::json& rec : records_of(file)) {
+      if (rec.value("event", "") != "rotated" || !rec.contains("pruned")) continue;
+      for (const nlohmann::json& p : rec["pruned"]) {
+        pruned.insert(p["file"].get<std::string>());
+        EXPECT_EQ(p["last_sha256"].get<std::string>().size(), 64u) << p.dump();
+        EXPECT_GT(p["lines"].get<uint64_t>(), 0u) << p.dump();
+      }
+    }
+  }
+  EXPECT_TRUE(pruned.count("audit.log.3")) << "no rotation record names a pruned file";
+  auto v = verify({log + ".2", log + ".1", log});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("pruned by the collector's retention"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("audit.log.3"), std::string::npos) << v.out;
+}
+
+TEST(Collector, MetricsConnectionsAreCappedAndIdleOnesCostNothing) {
+  TempDir dir;
+  CollectorProcess collector(dir, {"--metrics", "127.0.0.1:0", "--metrics-max-connections", "8"});
+  ASSERT_TRUE(collector.ready()) << collector.errors();
+  int port = collector.metrics_port();
+  ASSERT_GT(port, 0) << collector.errors();
+  // The cap: 8 served at once, the rest wait in the backlog.
+  expect_idle_under_connection_flood(collector, port);
+  // Out of descriptors (the 1024-descriptor case, made small): accept4 fails with EMFILE, and
+  // the listener waits for the next tick instead of spinning.
+  size_t open_fds = 0;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(collector.pid()) + "/fd"))
+    ++open_fds;
+  struct rlimit few = {open_fds + 2, open_fds + 2};
+  ASSERT_EQ(::prlimit(collector.pid(), RLIMIT_NOFILE, &few, nullptr), 0) << std::strerror(errno);
+  expect_idle_under_connection_flood(collector, port);
+  EXPECT_EQ(collector.stop(SIGTERM), 0) << collector.errors();
 }

@@ -2,24 +2,35 @@
 // without privileges (setpriv) and gets the eBPF and cgroup layers from a daemon the test starts
 // on a private bpffs mount, with its own cgroup subtree name. Checked through the kernel: the
 // same allow and deny cases as the privileged tests, enforcement held while the daemon is down
-// and after it re-adopts the run, and one user's enclosure closed to another user.
+// and after it re-adopts the run, one user's enclosure closed to another user, `enter` admitting
+// only a child with the caller's credentials through its pidfd, callers inside an enclosure
+// recognised by cgroup identity (a cgroup namespace changes nothing), and each user's forwarded
+// records bounded by the daemon's --event-rate with exact totals.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 
+#include "launcher/daemon/client.h"
 #include "tests/kernel/harness.h"
 
 using harness::BackgroundRun;
@@ -68,7 +79,8 @@ std::string slurp(const std::string& path) {
 // of the binary that unprivileged users can execute.
 class TestDaemon {
  public:
-  explicit TestDaemon(const TempDir& dir) : dir_(dir) {
+  explicit TestDaemon(const TempDir& dir, std::vector<std::string> extra_args = {})
+      : dir_(dir), extra_args_(std::move(extra_args)) {
     ::chmod(dir_.path().c_str(), 01777);
     binary_ = dir_.file("enclosure");
     std::filesystem::copy_file(harness::enclosure_binary(), binary_);
@@ -98,9 +110,15 @@ class TestDaemon {
       int log = ::open(dir_.file("daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(log, 2);
       ::setpgid(0, 0);
-      ::execl(binary_.c_str(), binary_.c_str(), "daemon", "--socket", socket_.c_str(), "--pin-dir",
-              pins().c_str(), "--state-dir", state().c_str(), "--cgroup", cgroup_.c_str(),
-              "--adopt-timeout", "20s", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {binary_,     "daemon", "--socket",        socket_,
+                                       "--pin-dir", pins(),   "--state-dir",     state(),
+                                       "--cgroup",  cgroup_,  "--adopt-timeout", "20s"};
+      args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+      std::vector<char*> argv;
+      for (std::string& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(binary_.c_str(), argv.data());
       ::_exit(127);
     }
     harness::wait_until(
@@ -129,6 +147,7 @@ class TestDaemon {
 
  private:
   const TempDir& dir_;
+  std::vector<std::string> extra_args_;
   std::string binary_, bpffs_, socket_, cgroup_;
   bool mounted_ = false;
   pid_t pid_ = -1;
@@ -188,6 +207,160 @@ void expect_daemon_cleaned_up(const TestDaemon& d) {
   EXPECT_FALSE(std::filesystem::exists(d.subtree())) << d.log();
   EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/pids/" + d.subtree().substr(23)));
   EXPECT_FALSE(std::filesystem::exists(d.pins())) << d.log();
+}
+
+// Runs `body` in a forked child as `uid`:`gid` (no supplementary groups) and returns what it
+// returns; `prepare` runs first, still as root (e.g. to change the child's cgroup).
+std::string in_child_as(uid_t uid, gid_t gid, const std::function<void()>& prepare,
+                        const std::function<std::string()>& body) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return "pipe failed";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(out[0]);
+    std::string text;
+    try {
+      prepare();
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+          ::setresuid(uid, uid, uid) != 0) {
+        text = "cannot change to the test user";
+      } else {
+        text = body();
+      }
+    } catch (const std::exception& e) {
+      text = std::string("exception: ") + e.what();
+    }
+    for (size_t at = 0; at < text.size();) {
+      ssize_t n = ::write(out[1], text.data() + at, text.size() - at);
+      if (n <= 0) break;
+      at += static_cast<size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0)
+    text.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  ::waitpid(pid, nullptr, 0);
+  return text;
+}
+
+// What the launcher side hands to `enter`: a child running `program`, or one that has exited
+// (a zombie, or reaped: its pidfd then refers to no process at all).
+enum class EnterTarget { running, zombie, reaped };
+
+// The launcher's side of `enter`, in the test user's process: creates a run, starts a child
+// (`program 60`), takes its pidfd and asks the daemon to move it. JSON: the daemon's answer
+// ("error", "" when admitted), the child's v2 cgroup before and after, and the run's members.
+std::string ask_to_enter(const std::string& socket, const std::string& program,
+                         EnterTarget target) {
+  launcher::DaemonClient client(socket);
+  client.create(launcher::CreateRequest{});
+  int exec_done[2];
+  if (::pipe2(exec_done, O_CLOEXEC) != 0) return "pipe failed";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (target != EnterTarget::running) ::_exit(0);
+    ::execl(program.c_str(), program.c_str(), "60", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(exec_done[1]);
+  char byte;
+  while (::read(exec_done[0], &byte, 1) > 0) {
+  }
+  ::close(exec_done[0]);  // EOF: the child has exec'd (its end was close-on-exec) or exited
+  siginfo_t info{};
+  if (target != EnterTarget::running) ::waitid(P_PID, pid, &info, WEXITED | WNOWAIT);
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (target == EnterTarget::reaped) ::waitpid(pid, nullptr, 0);
+  std::string cgroup_file = "/proc/" + std::to_string(pid) + "/cgroup";
+  nlohmann::json out = {{"pid", pid}, {"pidfd", pidfd}, {"before", slurp(cgroup_file)}};
+  try {
+    client.enter(pidfd);
+    out["error"] = "";
+  } catch (const std::exception& e) {
+    out["error"] = e.what();
+  }
+  out["after"] = slurp(cgroup_file);
+  out["run_procs"] = slurp(client.cgroup().v2 + "/cgroup.procs");
+  out["run"] = client.cgroup().v2;
+  if (target != EnterTarget::reaped) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  ::close(pidfd);
+  client.release();
+  return out.dump();
+}
+
+// The v2 cgroup directory of a standalone run whose launcher is `launcher`: the cgroup of the
+// launcher's child that sits in an "enclosure-" cgroup, as the host names it.
+std::string run_cgroup_of(pid_t launcher) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = slurp("/proc/" + name + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string state;
+    pid_t parent = 0;
+    fields >> state >> parent;
+    if (parent != launcher) continue;
+    std::istringstream lines(slurp("/proc/" + name + "/cgroup"));
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind("0::", 0) == 0 && line.find("/enclosure-") != std::string::npos) {
+        return "/sys/fs/cgroup/unified" + line.substr(3);
+      }
+    }
+  }
+  return "";
+}
+
+// A cgroup v2 directory of the test's own (with a child "nested"), removed on destruction.
+class TestCgroup {
+ public:
+  explicit TestCgroup(const std::string& name) : path_("/sys/fs/cgroup/unified/" + name) {
+    ::mkdir(path_.c_str(), 0755);
+    ::mkdir(nested().c_str(), 0755);
+  }
+  ~TestCgroup() {
+    for (const std::string& dir : {nested(), path_}) {
+      for (int i = 0; i < 50 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i)
+        ::usleep(20000);
+    }
+  }
+  const std::string& path() const { return path_; }
+  std::string nested() const { return path_ + "/nested"; }
+
+ private:
+  std::string path_;
+};
+
+// As user A, from `cgroup` and in a cgroup namespace of its own rooted there: greets the daemon.
+// JSON: the cgroup the caller sees for itself and the daemon's answer ("" when admitted).
+nlohmann::json hello_from_cgroup_namespace(const std::string& socket, const std::string& cgroup) {
+  std::string text = in_child_as(
+      61001, 61001,
+      [&] {
+        std::ofstream(cgroup + "/cgroup.procs") << ::getpid() << std::flush;
+        if (::unshare(CLONE_NEWCGROUP) != 0) throw std::runtime_error("unshare(CLONE_NEWCGROUP)");
+      },
+      [&] {
+        nlohmann::json out = {{"cgroup", slurp("/proc/self/cgroup")}};
+        try {
+          launcher::DaemonClient client(socket);
+          out["answer"] = "";
+        } catch (const std::exception& e) {
+          out["answer"] = e.what();
+        }
+        return out.dump();
+      });
+  return nlohmann::json::parse(text, nullptr, false);
 }
 
 }  // namespace
@@ -529,5 +702,196 @@ TEST(Daemon, ADaemonThatCannotStartSaysWhyAndLeavesNothingBehind) {
   EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/pids/" + cgroup));
   EXPECT_FALSE(std::filesystem::exists(dir.file("other-state")));
   EXPECT_EQ(daemon.stop(SIGTERM), 0);
+  expect_daemon_cleaned_up(daemon);
+}
+
+TEST(Daemon, EnterAdmitsOnlyALiveChildWithAllOfTheCallersIdsThroughItsPidfd) {
+  TempDir dir;
+  TestDaemon daemon(dir);
+  ASSERT_TRUE(daemon.mounted());
+  // Copies of sleep: setuid root, setgid root and plain (the test directory is not nosuid).
+  auto copy_sleep = [&](const std::string& name, mode_t mode) {
+    std::string path = dir.file(name);
+    std::filesystem::copy_file("/usr/bin/sleep", path);
+    EXPECT_EQ(::chown(path.c_str(), 0, 0), 0);
+    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+    return path;
+  };
+  std::string setuid_sleep = copy_sleep("setuid-sleep", 04755);
+  std::string setgid_sleep = copy_sleep("setgid-sleep", 02755);
+  std::string plain_sleep = copy_sleep("plain-sleep", 0755);
+  // A file-capability program (cap_net_bind_service, effective): no id changes, but AT_SECURE.
+  std::string capability_sleep = copy_sleep("capability-sleep", 0755);
+  const uint32_t capability[5] = {0x02000000u | 1u, 1u << 10, 0, 0, 0};  // VFS_CAP_REVISION_2
+  ASSERT_EQ(
+      ::setxattr(capability_sleep.c_str(), "security.capability", capability, sizeof capability, 0),
+      0);
+  auto enter = [&](const std::string& program, EnterTarget target) {
+    std::string text = in_child_as(
+        61001, 61001, [] {}, [&] { return ask_to_enter(daemon.socket(), program, target); });
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << text << daemon.log();
+    return j.is_object() ? j : nlohmann::json::object();
+  };
+
+  // A plain child of the caller is admitted: it is then in the run's cgroup.
+  nlohmann::json plain = enter(plain_sleep, EnterTarget::running);
+  EXPECT_EQ(plain.value("error", "?"), "") << plain << daemon.log();
+  EXPECT_NE(plain.value("after", "").find(daemon.subtree().substr(22) + "/run-"), std::string::npos)
+      << plain;
+
+  // A setuid-root child: its effective and saved uids are 0, AT_SECURE is set. Refused, and it
+  // stays where it was.
+  nlohmann::json setuid = enter(setuid_sleep, EnterTarget::running);
+  EXPECT_NE(setuid.value("error", "")
+                .find("may not enter the caller's run: its user and group "
+                      "ids (real, effective, saved, file system: Uid 61001\t0"),
+            std::string::npos)
+      << setuid;
+  EXPECT_FALSE(setuid.value("before", "").empty()) << setuid;
+  EXPECT_EQ(setuid.value("after", "?"), setuid.value("before", "")) << setuid;
+  EXPECT_EQ(setuid.value("run_procs", "?"), "") << setuid;
+  // A file-capability child keeps every id: refused for its AT_SECURE image.
+  nlohmann::json capable = enter(capability_sleep, EnterTarget::running);
+  EXPECT_NE(capable.value("error", "")
+                .find("it runs a setuid, setgid or file-capability program (AT_SECURE)"),
+            std::string::npos)
+      << capable;
+  EXPECT_EQ(capable.value("after", "?"), capable.value("before", "")) << capable;
+  EXPECT_EQ(capable.value("run_procs", "?"), "") << capable;
+  // A setgid child: its gids differ. Refused the same way.
+  nlohmann::json setgid = enter(setgid_sleep, EnterTarget::running);
+  EXPECT_NE(setgid.value("error", "").find("may not enter the caller's run"), std::string::npos)
+      << setgid;
+  EXPECT_EQ(setgid.value("after", "?"), setgid.value("before", "")) << setgid;
+  EXPECT_EQ(setgid.value("run_procs", "?"), "") << setgid;
+
+  // A child that has exited. The daemon never acts on the pid number alone: it opens /proc/PID
+  // and only then shows through the pidfd that this very process is still alive with that pid,
+  // reads everything through that directory, and after the cgroup.procs write shows through the
+  // pidfd again that the process was alive throughout (a pid is reused only after its process
+  // is gone). So a reused pid is refused exactly like the exited process here, and whatever a
+  // write in that window moved is moved out again.
+  nlohmann::json zombie = enter(plain_sleep, EnterTarget::zombie);
+  EXPECT_NE(zombie.value("error", "").find("may not enter the caller's run"), std::string::npos)
+      << zombie;
+  EXPECT_EQ(zombie.value("after", "?"), zombie.value("before", "")) << zombie;
+  EXPECT_EQ(zombie.value("run_procs", "?"), "") << zombie;
+  nlohmann::json reaped = enter(plain_sleep, EnterTarget::reaped);
+  EXPECT_GE(reaped.value("pidfd", -1), 0) << reaped;
+  EXPECT_NE(reaped.value("error", "").find("not a pidfd of a live process"), std::string::npos)
+      << reaped;
+  EXPECT_EQ(reaped.value("run_procs", "?"), "") << reaped;
+
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+  expect_daemon_cleaned_up(daemon);
+}
+
+TEST(Daemon, ACallerInAnEnclosuresCgroupIsRefusedByIdentityWhateverItsNamespace) {
+  TempDir dir;
+  TestDaemon daemon(dir);
+  ASSERT_TRUE(daemon.mounted());
+  // A standalone run's cgroup carries the mark the daemon looks for.
+  nlohmann::json m = base_manifest("marked-run", {"/usr/bin/python3"});
+  std::string shared = dir.file("shared");
+  ::mkdir(shared.c_str(), 0777);
+  m["filesystem"]["write"] = {shared};
+  std::string run_cgroup;
+  {
+    BackgroundRun run(dir, m,
+                      python_agent(R"(
+import time
+print("ready", flush=True)
+while not os.path.exists(A[0] + "/stop"):
+    time.sleep(0.05)
+)",
+                                   {shared}));
+    ASSERT_EQ(run.read_line(20000), "ready");
+    run_cgroup = run_cgroup_of(run.pid());
+    ASSERT_FALSE(run_cgroup.empty());
+    char mark[128] = {};
+    ssize_t n = ::getxattr(run_cgroup.c_str(), "trusted.enclosure.run", mark, sizeof mark - 1);
+    EXPECT_GT(n, 0) << run_cgroup;
+    EXPECT_EQ(std::string(mark), std::filesystem::path(run_cgroup).filename().string());
+    std::ofstream(shared + "/stop").put('x');
+    EXPECT_EQ(run.wait(30000).exit_code, 0);
+  }
+  EXPECT_TRUE(harness::wait_until([&] { return !std::filesystem::exists(run_cgroup); }, 10000));
+
+  // A cgroup named like nothing in particular but marked as a run's; the caller sits in a child
+  // of it, in a cgroup namespace rooted there: it sees itself at "/", the daemon (in the host's
+  // namespace) sees the real path and finds the mark on an ancestor.
+  std::string suffix = std::to_string(::getpid());
+  TestCgroup marked("daemon-test-marked-" + suffix);
+  std::string value = "daemon-test-marked-" + suffix;
+  ASSERT_EQ(
+      ::setxattr(marked.path().c_str(), "trusted.enclosure.run", value.data(), value.size(), 0), 0);
+  nlohmann::json inside = hello_from_cgroup_namespace(daemon.socket(), marked.nested());
+  EXPECT_NE(inside.value("cgroup", "").find("0::/\n"), std::string::npos) << inside;
+  EXPECT_NE(inside.value("answer", "").find("refused: the caller runs inside an enclosure"),
+            std::string::npos)
+      << inside << daemon.log();
+  // The same from an unmarked cgroup is admitted: the refusal came from the mark, not from the
+  // namespace or the user.
+  TestCgroup plain("daemon-test-plain-" + suffix);
+  nlohmann::json outside = hello_from_cgroup_namespace(daemon.socket(), plain.nested());
+  EXPECT_NE(outside.value("cgroup", "").find("0::/\n"), std::string::npos) << outside;
+  EXPECT_EQ(outside.value("answer", "?"), "") << outside << daemon.log();
+
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+  expect_daemon_cleaned_up(daemon);
+}
+
+TEST(Daemon, EachUsersForwardedRecordsAreBoundedAndTheTotalsStayExact) {
+  constexpr uint64_t kRate = 100, kBurst = 300;
+  TempDir dir;
+  TestDaemon daemon(
+      dir, {"--event-rate", std::to_string(kRate) + "/s", "--event-burst", std::to_string(kBurst)});
+  ASSERT_TRUE(daemon.mounted());
+  Listener denied;
+  nlohmann::json m = network_manifest(1);
+  auto started = std::chrono::steady_clock::now();
+  harness::RunResult r = run_enclosure(dir, m,
+                                       python_agent(R"(
+import socket
+n = 0
+for i in range(20000):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", int(A[0])))
+    except PermissionError:
+        n += 1
+    s.close()
+R["denied"] = n
+)",
+                                                    {std::to_string(denied.port())}),
+                                       daemon.as(kUserA));
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_EQ(r.exit_code, 0) << r.describe() << daemon.log();
+  EXPECT_EQ(python_result(r)["denied"], 20000) << r.describe();
+  const nlohmann::json& exit = r.events.back();
+  ASSERT_EQ(exit["type"], "exit") << r.describe();
+  const nlohmann::json& k = exit["budgets"]["kernel_events"];
+  uint64_t records = k["records"].get<uint64_t>();
+  uint64_t lost_total = k["lost"].get<uint64_t>();
+  EXPECT_GE(records, 20000u) << exit.dump();
+  EXPECT_EQ(k["network_denials"], 20000) << exit.dump();
+  // What the daemon forwarded is bounded by the user's burst and rate over the run's life.
+  std::set<uint64_t> delivered;
+  for (const nlohmann::json& e : r.events) {
+    if (e.contains("kseq")) delivered.insert(e["kseq"].get<uint64_t>());
+  }
+  EXPECT_LE(delivered.size(), kBurst + kRate * static_cast<uint64_t>(seconds + 1)) << seconds;
+  // Never silent: `lost` events add up to the total, and delivered + lost is every record.
+  uint64_t lost_sum = 0;
+  for (const nlohmann::json& e : r.of_type("lost"))
+    lost_sum += e["count"].get<uint64_t>();
+  EXPECT_GT(lost_total, 0u) << exit.dump();
+  EXPECT_EQ(lost_sum, lost_total) << exit.dump();
+  EXPECT_EQ(delivered.size() + lost_total, records) << exit.dump();
+  EXPECT_NE(daemon.log().find("record(s) over the user's --event-rate"), std::string::npos)
+      << daemon.log();
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
   expect_daemon_cleaned_up(daemon);
 }

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -71,9 +72,18 @@ class TestZoneServer {
     std::lock_guard<std::mutex> lock(mutex_);
     return asked_;
   }
+  // Every message the server received, byte for byte.
+  std::vector<std::vector<uint8_t>> received() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return received_;
+  }
 
  private:
   std::vector<uint8_t> respond(const uint8_t* data, size_t size) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      received_.emplace_back(data, data + size);
+    }
     ldns_pkt* q = nullptr;
     if (ldns_wire2pkt(&q, data, size) != LDNS_STATUS_OK) return {};
     ldns_rr* question = ldns_rr_list_rr(ldns_pkt_question(q), 0);
@@ -163,9 +173,12 @@ class TestZoneServer {
   std::mutex mutex_;
   std::map<std::string, std::vector<Record>> zone_;
   std::set<std::string> asked_;
+  std::vector<std::vector<uint8_t>> received_;
 };
 
-json dns_manifest(uint16_t port) {
+// The test zone answers loopback addresses (the only ones a test may use), which a host rule
+// admits only with "private": true; `private_ok` false gives rules without it.
+json dns_manifest(uint16_t port, bool private_ok = true) {
   json m = base_manifest("dns", {"/usr/bin/python3"});
   m["network"] = {{"mode", "filtered"},
                   {"dns", true},
@@ -173,6 +186,10 @@ json dns_manifest(uint16_t port) {
                    {{{"host", "api.test.example"}, {"ports", {port}}},
                     {{"host", "alias.test.example"}, {"ports", {port}}},
                     {{"host", "*.wild.test.example"}, {"ports", {port}}}}}};
+  if (private_ok) {
+    for (json& rule : m["network"]["egress"])
+      rule["private"] = true;
+  }
   return m;
 }
 
@@ -399,4 +416,248 @@ TEST(Dns, AComposedRuleDeniesAHostByNameOnceItFires) {
                       e.value("name", "") == "api.test.example");
   }
   EXPECT_TRUE(named) << "the deny event should name the rule and the host\n" << r.describe();
+}
+
+namespace {
+
+// Raw queries built byte by byte, so that labels may hold any byte (a '.' included) and the
+// additional section may carry what the test wants. ask() returns [rcode, answer count].
+const char* kRawDnsPrelude = R"(
+def wire_name(labels):
+    return b''.join(bytes([len(l)]) + l for l in labels) + b'\0'
+def raw_query(labels, qtype=1, extra=b'', arcount=0):
+    h = struct.pack('>HHHHHH', 0x4321, 0x0100, 1, 0, 0, arcount)
+    return h + wire_name(labels) + struct.pack('>HH', qtype, 1) + extra
+def ask(msg, server='127.0.0.53'):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+    s.sendto(msg, (server, 53)); data = s.recv(4096)
+    return [data[3] & 15, struct.unpack('>H', data[6:8])[0]]
+API = [b'api', b'test', b'example']
+)";
+
+std::string dns_agent_body(const std::string& body) {
+  return std::string(kDnsPrelude) + kRawDnsPrelude + body;
+}
+
+// The zone's answers for api.test.example: loopback, private, link-local (metadata), and
+// IPv6 forms that embed loopback.
+void add_rebinding_answers(TestZoneServer& zone) {
+  zone.add("api.test.example", {"A", "127.0.0.1", 300});
+  zone.add("api.test.example", {"A", "10.0.0.5", 300});
+  zone.add("api.test.example", {"A", "169.254.169.254", 300});
+  zone.add("api.test.example", {"AAAA", "::ffff:127.0.0.1", 300});
+  zone.add("api.test.example", {"AAAA", "64:ff9b::7f00:1", 300});
+}
+
+// The `range` the dns events gave each removed address.
+std::map<std::string, std::string> removed_addresses(const RunResult& r) {
+  std::map<std::string, std::string> out;
+  for (const json& e : r.of_type("dns")) {
+    if (!e.contains("removed")) continue;
+    for (const json& x : e["removed"])
+      out[x.value("address", "")] = x.value("range", "");
+  }
+  return out;
+}
+
+bool has_label_bytes(const std::vector<uint8_t>& message, const std::string& text) {
+  return std::search(message.begin(), message.end(), text.begin(), text.end()) != message.end();
+}
+
+}  // namespace
+
+TEST(Dns, RebindingAnswersAreRemovedUnlessTheRuleSaysPrivate) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+  ASSERT_TRUE(listener.ok());
+  add_rebinding_answers(zone);
+  std::string body = dns_agent_body(
+      "t('a', lambda: ask(raw_query(API, 1)))\n"
+      "t('aaaa', lambda: ask(raw_query(API, 28)))\n"
+      "t('resolve', lambda: resolve('api.test.example'))\n"
+      "t('connect', lambda: connect('127.0.0.1', int(A[0])))\n"
+      "t('mapped', lambda: socket.create_connection(('::ffff:127.0.0.1', int(A[0])), "
+      "timeout=3).close())\n");
+  RunResult r =
+      run_enclosure(dir, dns_manifest(listener.port(), /*private_ok=*/false),
+                    harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["a"], json::array({0, 0})) << r.describe();     // NOERROR, every A removed
+  EXPECT_EQ(res["aaaa"], json::array({0, 0})) << r.describe();  // and every AAAA
+  EXPECT_FALSE(res["resolve"].is_array()) << r.describe();      // no address at all
+  EXPECT_EQ(res["connect"], "EPERM") << r.describe();
+  EXPECT_EQ(res["mapped"], "EPERM") << r.describe();
+  std::map<std::string, std::string> removed = removed_addresses(r);
+  EXPECT_EQ(removed["127.0.0.1"], "loopback") << r.describe();
+  EXPECT_EQ(removed["10.0.0.5"], "private") << r.describe();
+  EXPECT_EQ(removed["169.254.169.254"], "link-local") << r.describe();
+  EXPECT_EQ(removed["::ffff:127.0.0.1"], "loopback") << r.describe();
+  EXPECT_EQ(removed["64:ff9b::7f00:1"], "loopback") << r.describe();
+  bool denied = false;
+  for (const json& e : r.of_type("deny"))
+    denied = denied || e.value("port", 0) == listener.port();
+  EXPECT_TRUE(denied) << "the refused connect should have a deny event\n" << r.describe();
+  listener.collect();
+  EXPECT_EQ(listener.connections(), 0u);
+}
+
+TEST(Dns, PrivateTrueAdmitsLoopbackAnswers) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+  ASSERT_TRUE(listener.ok());
+  add_rebinding_answers(zone);
+  std::string body = dns_agent_body(
+      "t('a', lambda: ask(raw_query(API, 1)))\n"
+      "t('aaaa', lambda: ask(raw_query(API, 28)))\n"
+      "t('connect', lambda: connect('127.0.0.1', int(A[0])))\n");
+  RunResult r =
+      run_enclosure(dir, dns_manifest(listener.port(), /*private_ok=*/true),
+                    harness::python_agent(body, {std::to_string(listener.port())}), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["a"], json::array({0, 3})) << r.describe();
+  EXPECT_EQ(res["aaaa"], json::array({0, 2})) << r.describe();
+  EXPECT_EQ(res["connect"], "ok") << r.describe();
+  EXPECT_TRUE(removed_addresses(r).empty()) << r.describe();
+  listener.collect();
+  EXPECT_EQ(listener.connections(), 1u);
+}
+
+TEST(Dns, WildcardLabelTricksAreRefusedAndNeverForwarded) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  std::string body = dns_agent_body(
+      // evil.x\.wild.test.example and evil\.wild.test.example end in ".wild.test.example" as
+      // text; the apex wild.test.example is not under itself.
+      "t('dot_inside', lambda: ask(raw_query([b'evil', b'x.wild', b'test', b'example'])))\n"
+      "t('dot_joined', lambda: ask(raw_query([b'evil.wild', b'test', b'example'])))\n"
+      "t('apex', lambda: ask(raw_query([b'wild', b'test', b'example'])))\n"
+      "t('apex_case', lambda: ask(raw_query([b'WILD', b'Test', b'example'])))\n"
+      "t('nul', lambda: ask(raw_query([b'a\\0b', b'wild', b'test', b'example'])))\n");
+  RunResult r =
+      run_enclosure(dir, dns_manifest(1, false), harness::python_agent(body), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  for (const char* name : {"dot_inside", "dot_joined", "apex", "apex_case", "nul"})
+    EXPECT_EQ(res[name], json::array({5, 0})) << name << "\n" << r.describe();  // REFUSED
+  EXPECT_TRUE(zone.received().empty())
+      << "the upstream was asked " << zone.received().size() << " queries";
+  size_t refused = 0;
+  for (const json& e : r.of_type("dns"))
+    refused += e.value("result", "") == "refused";
+  EXPECT_GE(refused, 5u) << r.describe();
+}
+
+TEST(Dns, MixedCaseNameUnderAWildcardIsForwarded) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  std::string body =
+      dns_agent_body("t('mixed', lambda: ask(raw_query([b'A', b'WILD', b'Test', b'example'])))\n");
+  RunResult r =
+      run_enclosure(dir, dns_manifest(1, false), harness::python_agent(body), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["mixed"], json::array({3, 0})) << r.describe();  // the zone's NXDOMAIN
+  EXPECT_EQ(zone.asked().count("A.WILD.Test.example"), 1u) << r.describe();
+}
+
+TEST(Dns, OnlyTheQuestionReachesTheUpstream) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  zone.add("api.test.example", {"A", "127.0.0.1", 300});
+  // Additional section: a TXT record and an OPT record with an option (code 65001), both
+  // carrying a payload the upstream must never see.
+  std::string body = dns_agent_body(
+      "txt = b'\\0' + struct.pack('>HHIH', 16, 1, 0, 14) + bytes([13]) + b'SECRETINTXT00'\n"
+      "opt = b'\\0' + struct.pack('>HHIH', 41, 4096, 0, 17) + struct.pack('>HH', 65001, 13) + "
+      "b'SECRETINOPT00'\n"
+      "t('rcode', lambda: ask(raw_query(API, 1, txt + opt, 2)))\n");
+  RunResult r =
+      run_enclosure(dir, dns_manifest(1, true), harness::python_agent(body), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["rcode"], json::array({0, 1})) << r.describe();
+  std::vector<std::vector<uint8_t>> received = zone.received();
+  ASSERT_EQ(received.size(), 1u) << r.describe();
+  const std::vector<uint8_t>& q = received[0];
+  EXPECT_FALSE(has_label_bytes(q, "SECRET")) << "the agent's additional section went upstream";
+  // Header, the question (api.test.example A IN), and the resolver's own OPT: root name,
+  // type 41, UDP size 1232, no extended flags, no options.
+  const std::vector<uint8_t> question = {3,   'a', 'p', 'i', 4,   't', 'e', 's', 't', 7, 'e',
+                                         'x', 'a', 'm', 'p', 'l', 'e', 0,   0,   1,   0, 1};
+  const std::vector<uint8_t> opt = {0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
+  ASSERT_EQ(q.size(), 12 + question.size() + opt.size());
+  EXPECT_EQ(std::vector<uint8_t>(q.begin() + 4, q.begin() + 12),
+            std::vector<uint8_t>({0, 1, 0, 0, 0, 0, 0, 1}));  // qd 1, an 0, ns 0, ar 1
+  EXPECT_EQ(std::vector<uint8_t>(q.begin() + 12, q.begin() + 12 + question.size()), question);
+  EXPECT_EQ(std::vector<uint8_t>(q.end() - opt.size(), q.end()), opt);
+  EXPECT_NE((q[0] << 8) | q[1], 0x4321) << "the upstream should see a fresh id";
+}
+
+TEST(Dns, AFiredRuleDenyingAHostRefusesItsNamesWithoutForwarding) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  zone.add("a.wild.test.example", {"A", "127.0.0.1", 300});
+  zone.add("b.wild.test.example", {"A", "127.0.0.1", 300});
+  dir.write("pii/data.csv", "secret\n");
+  json m = dns_manifest(1, true);
+  m["filesystem"]["read"].push_back(dir.path());
+  m["rules"] = {{{"id", "no-wild-after-pii"},
+                 {"after", {{"read", {dir.file("pii")}}}},
+                 {"deny", {"host:*.wild.test.example"}}}};
+  std::string body = dns_agent_body(
+      "t('before', lambda: ask(raw_query([b'a', b'wild', b'test', b'example'])))\n"
+      "t('read', lambda: open(A[0] + '/pii/data.csv').read())\n"
+      "t('after', lambda: ask(raw_query([b'b', b'wild', b'test', b'example'])))\n"
+      "t('other', lambda: ask(raw_query(API)))\n");
+  RunResult r = run_enclosure(dir, m, harness::python_agent(body, {dir.path()}), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["before"], json::array({0, 1})) << r.describe();
+  EXPECT_EQ(res["read"], "secret\n") << r.describe();
+  EXPECT_EQ(res["after"], json::array({5, 0})) << r.describe();
+  EXPECT_EQ(res["other"][0], 3) << r.describe();  // another rule's name: still forwarded
+  EXPECT_EQ(zone.asked().count("a.wild.test.example"), 1u);
+  EXPECT_EQ(zone.asked().count("b.wild.test.example"), 0u) << "a denied name was forwarded";
+  bool named = false;
+  for (const json& e : r.of_type("dns")) {
+    named =
+        named || (e.value("name", "") == "b.wild.test.example" &&
+                  e.value("result", "") == "refused" && e.value("rule", "") == "no-wild-after-pii");
+  }
+  EXPECT_TRUE(named) << "the dns event should name the rule\n" << r.describe();
+}
+
+TEST(Dns, AfterARuleDenyingNetworkFiresNothingIsResolvedOrForwarded) {
+  TempDir dir;
+  TestZoneServer zone;
+  ASSERT_NE(zone.port(), 0);
+  zone.add("a.wild.test.example", {"A", "127.0.0.1", 300});
+  zone.add("b.wild.test.example", {"A", "127.0.0.1", 300});
+  dir.write("pii/data.csv", "secret\n");
+  json m = dns_manifest(1, true);
+  m["filesystem"]["read"].push_back(dir.path());
+  m["rules"] = {
+      {{"id", "quiet-after-pii"}, {"after", {{"read", {dir.file("pii")}}}}, {"deny", {"network"}}}};
+  std::string body = dns_agent_body(
+      "t('before', lambda: ask(raw_query([b'a', b'wild', b'test', b'example'])))\n"
+      "t('read', lambda: open(A[0] + '/pii/data.csv').read())\n"
+      "t('after', lambda: ask(raw_query([b'b', b'wild', b'test', b'example'])))\n");
+  RunResult r = run_enclosure(dir, m, harness::python_agent(body, {dir.path()}), upstream(zone));
+  json res = harness::python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["before"], json::array({0, 1})) << r.describe();
+  EXPECT_EQ(res["read"], "secret\n") << r.describe();
+  // The kernel drops the query (EPERM) or the resolver refuses it: never an answer.
+  EXPECT_TRUE(res["after"] == "EPERM" || res["after"] == json::array({5, 0})) << r.describe();
+  EXPECT_EQ(zone.asked().count("b.wild.test.example"), 0u) << "resolved after network was denied";
 }

@@ -231,3 +231,107 @@ TEST(RunRules, ConnectToAnEgressRuleDeniesATool) {
   EXPECT_TRUE(has_rule_event(r, "no-true-after-upload")) << r.describe();
   EXPECT_TRUE(has_deny_naming(r, "no-true-after-upload")) << r.describe();
 }
+
+namespace {
+
+// The agent of the "sockets connected before" tests: a TCP connection and a connected UDP
+// socket opened before the trigger, one message on each before the read and after it, then TCP
+// sends until one fails (the supervisor destroys the socket once it sees the rule fire).
+const char* const kEarlierSocketsAgent =
+    "import socket, time\n"
+    "D = A[0]; TP = int(A[1]); UP = int(A[2])\n"
+    "tcp = socket.create_connection(('127.0.0.1', TP), timeout=3)\n"
+    "udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "udp.connect(('127.0.0.1', UP))\n"
+    "t('tcp_before', lambda: tcp.sendall(b'B' * 10))\n"
+    "t('udp_before', lambda: udp.send(b'b' * 7) and None)\n"
+    "t('read', lambda: open(D + '/pii/data.csv').read() and None)\n"
+    "t('udp_after', lambda: udp.send(b'a' * 5) and None)\n"
+    "t('tcp_after', lambda: tcp.send(b'A' * 11) and None)\n"
+    "def until_error():\n"
+    "    for i in range(600):\n"
+    "        tcp.send(b'x')\n"
+    "        time.sleep(0.05)\n"
+    "    return 'no error after 600 sends'\n"
+    "t('tcp_later', until_error)\n"
+    "t('tcp_then', lambda: tcp.send(b'y') and None)\n";
+
+json earlier_sockets_manifest(const TempDir& dir, const std::string& mode, uint16_t tcp_port,
+                              uint16_t udp_port) {
+  json m = rules_manifest(dir, "network", 0);
+  if (mode == "filtered") {
+    m["network"] = {{"mode", "filtered"},
+                    {"egress",
+                     {{{"cidr", "127.0.0.1/32"}, {"ports", {tcp_port}}},
+                      {{"cidr", "127.0.0.1/32"}, {"ports", {udp_port}}, {"protocol", "udp"}}}}};
+  } else {
+    m["network"] = {{"mode", mode}};
+    m["enforcement"] = {{"allow_degraded", {"network"}}};
+  }
+  return m;
+}
+
+// A deny event naming the rule for a packet of `protocol` that cgroup_skb/egress dropped.
+bool has_dropped_packet_naming(const RunResult& r, const std::string& id,
+                               const std::string& protocol) {
+  for (const json& e : r.of_type("deny")) {
+    if (e.value("rule", "") == id && e.value("hook", "") == "skb_egress" &&
+        e.value("action", "") == "packet dropped" && e.value("protocol", "") == protocol)
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// deny: network cuts sockets connected before the rule fired: from the read on, no byte leaves
+// on them (bytes at the listeners: exactly those sent before), a connected UDP send fails with
+// EPERM, TCP data is dropped and the TCP socket is then destroyed (ECONNABORTED, then EPIPE), and
+// the agent runs on. Both sends arrive before the read. In filtered and in host mode.
+TEST(RunRules, DenyNetworkCutsSocketsConnectedBeforeTheRule) {
+  for (const std::string mode : {"filtered", "host"}) {
+    SCOPED_TRACE(mode);
+    TempDir dir;
+    make_tree(dir);
+    LoopbackListener tcp(LoopbackListener::Protocol::tcp, "127.0.0.1");
+    LoopbackListener udp(LoopbackListener::Protocol::udp, "127.0.0.1");
+    ASSERT_TRUE(tcp.ok() && udp.ok());
+    RunResult r = run_enclosure(
+        dir, earlier_sockets_manifest(dir, mode, tcp.port(), udp.port()),
+        python_agent(kEarlierSocketsAgent,
+                     {dir.path(), std::to_string(tcp.port()), std::to_string(udp.port())}));
+    json res = python_result(r);
+    ASSERT_TRUE(res.is_object()) << r.describe();
+    EXPECT_EQ(res["tcp_before"], "ok") << r.describe();
+    EXPECT_EQ(res["udp_before"], "ok") << r.describe();
+    EXPECT_EQ(res["read"], "ok") << r.describe();
+    EXPECT_EQ(res["udp_after"], "EPERM") << r.describe();
+    // Queued (and dropped), or already refused when the socket was destroyed first.
+    EXPECT_TRUE(res["tcp_after"] == "ok" || res["tcp_after"] == "ECONNABORTED" ||
+                res["tcp_after"] == "EPIPE")
+        << r.describe();
+    EXPECT_TRUE(res["tcp_later"] == "ECONNABORTED" || res["tcp_later"] == "EPIPE" ||
+                res["tcp_later"] == "ECONNRESET")
+        << r.describe();
+    EXPECT_TRUE(res["tcp_then"] == "EPIPE" || res["tcp_then"] == "ECONNRESET") << r.describe();
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_TRUE(has_rule_event(r, "no-network-after-pii")) << r.describe();
+    EXPECT_TRUE(has_dropped_packet_naming(r, "no-network-after-pii", "udp")) << r.describe();
+    EXPECT_TRUE(has_dropped_packet_naming(r, "no-network-after-pii", "tcp")) << r.describe();
+    bool destroyed = false;
+    for (const json& e : r.of_type("rule")) {
+      destroyed =
+          destroyed || (e.contains("sockets_destroyed") && e["sockets_destroyed"].is_number() &&
+                        e["sockets_destroyed"].get<uint64_t>() >= 1);
+    }
+    EXPECT_TRUE(destroyed) << "the rule event counts the destroyed TCP socket\n" << r.describe();
+    tcp.collect();
+    udp.collect();
+    EXPECT_EQ(tcp.connections(), 1u) << tcp.describe();
+    EXPECT_EQ(tcp.bytes(), 10u) << "only the bytes sent before the rule arrive\n"
+                                << tcp.describe() << "\n"
+                                << r.describe();
+    EXPECT_EQ(udp.datagrams(), 1u) << udp.describe();
+    EXPECT_EQ(udp.bytes(), 7u) << udp.describe();
+  }
+}

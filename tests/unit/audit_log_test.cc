@@ -632,3 +632,100 @@ TEST(AuditChain, AFirstFileThatBeginsWithARotationContinuesAnEarlierOne) {
   EXPECT_TRUE(v.continues_earlier_file);
   EXPECT_EQ(v.lines, 2u);
 }
+
+namespace {
+
+// Writes run A's events into a log with `retention`, rotating at 4 KiB; returns the rotated
+// files that remain, oldest first, then the active file.
+std::vector<std::string> write_rotating_log(const std::string& path, AuditRetention retention,
+                                            uint64_t* pruned) {
+  {
+    AuditLog log(path, 4096, retention);
+    log.append(event(kRunA, 0, "start"), true);
+    log.commit();
+    for (uint64_t seq = 1; seq < 120; ++seq) {
+      log.append(event(kRunA, seq, "open", {{"path", "/usr/lib/file-" + std::to_string(seq)}}),
+                 false);
+      log.commit();
+      if (log.needs_rotation()) {
+        log.rotate(
+            {{kRunA,
+              {{"token_sha256", std::string(64, 'f')}, {"next_seq", seq + 1}, {"manifest", "a"}}}});
+      }
+    }
+    log.append(event(kRunA, 120, "exit"), true);
+    log.commit();
+    *pruned = log.pruned_files();
+  }
+  std::vector<std::string> files;
+  for (int n = 40; n >= 1; --n) {
+    if (std::filesystem::exists(path + "." + std::to_string(n)))
+      files.push_back(path + "." + std::to_string(n));
+  }
+  files.push_back(path);
+  return files;
+}
+
+AuditVerification verify_files(const std::vector<std::string>& files) {
+  std::vector<AuditInput> inputs;
+  for (const std::string& f : files)
+    inputs.push_back({f.substr(f.rfind('/') + 1), slurp(f), std::nullopt});
+  return verify_audit(inputs);
+}
+
+}  // namespace
+
+TEST(AuditLogFile, KeepPrunesTheOldestRotatedFilesAndWhatIsKeptVerifies) {
+  TempDirectory dir;
+  std::string path = dir.file("audit.log");
+  uint64_t pruned = 0;
+  std::vector<std::string> files = write_rotating_log(path, {2, 0}, &pruned);
+  ASSERT_EQ(files.size(), 3u);  // audit.log.2, audit.log.1, audit.log
+  EXPECT_EQ(files[0], path + ".2");
+  EXPECT_GT(pruned, 0u);
+  auto v = verify_files(files);
+  EXPECT_TRUE(v.ok()) << describe(v);
+  EXPECT_TRUE(v.continues_earlier_file);
+  // The active file's rotation record names the file the oldest kept one chains to.
+  auto rotated = nlohmann::json::parse(slurp(path).substr(0, slurp(path).find('\n')));
+  ASSERT_TRUE(rotated.contains("pruned")) << rotated.dump();
+  EXPECT_EQ(rotated["pruned"][0]["file"], "audit.log.3");
+  auto oldest = nlohmann::json::parse(slurp(files[0]).substr(0, slurp(files[0]).find('\n')));
+  EXPECT_EQ(rotated["pruned"][0]["last_sha256"], oldest["prev"]);
+  EXPECT_EQ(v.pruned_predecessor.rfind("audit.log.3 (", 0), 0u) << v.pruned_predecessor;
+  // The run that began in a pruned file continues in what is kept.
+  ASSERT_EQ(v.runs.size(), 1u);
+  EXPECT_TRUE(v.runs[0].closed);
+}
+
+TEST(AuditLogFile, KeepSizeBoundsTheRotatedFilesButKeepsTheNewest) {
+  TempDirectory dir;
+  std::string path = dir.file("audit.log");
+  uint64_t pruned = 0;
+  std::vector<std::string> files = write_rotating_log(path, {0, 9000}, &pruned);
+  EXPECT_GT(pruned, 0u);
+  uint64_t rotated_bytes = 0;
+  for (size_t i = 0; i + 1 < files.size(); ++i)
+    rotated_bytes += std::filesystem::file_size(files[i]);
+  EXPECT_LE(rotated_bytes, 9000u);
+  EXPECT_GE(files.size(), 2u);
+  EXPECT_TRUE(verify_files(files).ok()) << describe(verify_files(files));
+  // Smaller than one rotated file: the newest rotated file is kept all the same.
+  TempDirectory tiny_dir;
+  std::string tiny = tiny_dir.file("audit.log");
+  files = write_rotating_log(tiny, {0, 1}, &pruned);
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0], tiny + ".1");
+  EXPECT_TRUE(verify_files(files).ok()) << describe(verify_files(files));
+}
+
+TEST(AuditLogFile, WithoutRetentionEveryRotatedFileStays) {
+  TempDirectory dir;
+  uint64_t pruned = 0;
+  std::vector<std::string> files = write_rotating_log(dir.file("audit.log"), {}, &pruned);
+  EXPECT_EQ(pruned, 0u);
+  EXPECT_GE(files.size(), 4u);
+  auto v = verify_files(files);
+  EXPECT_TRUE(v.ok()) << describe(v);
+  EXPECT_FALSE(v.continues_earlier_file);
+}

@@ -443,6 +443,7 @@ TEST(DaemonProtocol, CountersReplyRoundTripsTheStateBytes) {
   EXPECT_EQ(back->syscalls_pending, 9u);
   EXPECT_EQ(back->histogram, r.histogram);
   EXPECT_EQ(back->forward_lost, 3u);
+  EXPECT_EQ(back->forward_suppressed, 0u);
   j["state"] = "abc";
   EXPECT_FALSE(CountersReply::from_json(j, error));
   EXPECT_EQ(error, "/state: expected hex digits of at most 65536 bytes");
@@ -507,6 +508,25 @@ TEST(DaemonProtocol, RunStateRoundTrips) {
   j.erase("needs");
   EXPECT_FALSE(RunState::from_json(j, error));
   EXPECT_EQ(error, "/needs: missing");
+}
+
+TEST(DaemonProtocol, CountersReplyCarriesRecordsSuppressedByTheUsersEventRate) {
+  CountersReply r;
+  r.forward_lost = 2;
+  r.forward_suppressed = 70000;
+  std::string error;
+  auto back = CountersReply::from_json(json::parse(r.to_json().dump()), error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->forward_lost, 2u);
+  EXPECT_EQ(back->forward_suppressed, 70000u);
+  // A daemon without the field (an older one) suppressed nothing.
+  json j = r.to_json();
+  j.erase("forward_suppressed");
+  back = CountersReply::from_json(j, error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->forward_suppressed, 0u);
+  j["forward_suppressed"] = -1;
+  EXPECT_FALSE(CountersReply::from_json(j, error));
 }
 
 }  // namespace

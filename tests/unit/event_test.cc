@@ -264,3 +264,107 @@ TEST(Decoder, OpenRecordShowsFlagsAndErrno) {
   EXPECT_EQ(events[0].fields["flags"], "O_WRONLY|O_CREAT|O_CLOEXEC");
   EXPECT_EQ(events[0].fields["path"], "missing.txt");
 }
+
+namespace {
+
+uint64_t fake_now_ns = 0;
+uint64_t fake_clock() {
+  return fake_now_ns;
+}
+
+}  // namespace
+
+TEST(EventRate, TokenBucketGivesTheBurstThenTheSustainedRate) {
+  launcher::TokenBucket bucket(10, 5, 0);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(bucket.take(0)) << i;
+  EXPECT_FALSE(bucket.take(0));
+  EXPECT_FALSE(bucket.take(99'000'000));  // 0.99 tokens after 99 ms at 10/s
+  EXPECT_TRUE(bucket.take(100'000'000));
+  EXPECT_FALSE(bucket.take(100'000'000));
+  // Never more than the burst, however long it rested.
+  int taken = 0;
+  while (bucket.take(1'000'000'000'000ULL))
+    ++taken;
+  EXPECT_EQ(taken, 5);
+}
+
+TEST(EventRate, RatesAndBurstsParse) {
+  std::string error;
+  EXPECT_EQ(launcher::parse_event_rate("500/s", error), 500u);
+  EXPECT_EQ(launcher::parse_event_rate("7", error), 7u);
+  EXPECT_EQ(launcher::parse_event_rate("unlimited", error), 0u);
+  for (const char* bad : {"0", "0/s", "-1", "1/m", "fast", "", "/s", "10000001"}) {
+    error.clear();
+    EXPECT_FALSE(launcher::parse_event_rate(bad, error)) << bad;
+    EXPECT_NE(error.find("--event-rate"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(launcher::parse_event_burst("2000", error), 2000u);
+  EXPECT_FALSE(launcher::parse_event_burst("0", error));
+  EXPECT_FALSE(launcher::parse_event_burst("1e3", error));
+}
+
+TEST(EventRate, PastTheRateEventsAreCountedNotWrittenAndSeqStaysGapFree) {
+  std::vector<std::string> lines;
+  launcher::EventStream s(identity());
+  s.add_sink(std::make_unique<MemorySink>(&lines));
+  s.set_clock(&fake_clock);
+  s.set_rate_limit({10, 3});
+  fake_now_ns = 1'000'000'000;
+  s.emit("start", 1, {});
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(s.emit("deny", 1, {{"i", i}}).is_null(), i >= 3) << i;
+  // The first event of another type passes; budget, lost and rule are never suppressed.
+  EXPECT_FALSE(s.emit("open", 1, {}).is_null());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_FALSE(s.emit("budget", 1, {}).is_null());
+    EXPECT_FALSE(s.emit("lost", 1, {}).is_null());
+    EXPECT_FALSE(s.emit("rule", 1, {}).is_null());
+  }
+  EXPECT_EQ(s.suppressed_due_in_ms(), 1000);
+  EXPECT_EQ(lines.size(), 1u + 3 + 1 + 60);
+  // A second later the next emit writes the `suppressed` event first.
+  fake_now_ns += 1'000'000'000;
+  EXPECT_EQ(s.suppressed_due_in_ms(), 0);
+  s.emit("open", 1, {});
+  ASSERT_EQ(lines.size(), 1u + 3 + 1 + 60 + 2);
+  auto summary = nlohmann::json::parse(lines[lines.size() - 2]);
+  EXPECT_EQ(summary["type"], "suppressed");
+  EXPECT_EQ(summary["of"], "deny");
+  EXPECT_EQ(summary["count"], 97);
+  EXPECT_EQ(summary["total"], 97);
+  EXPECT_EQ(summary["rate"], "10/s");
+  EXPECT_EQ(summary["burst"], 3);
+  EXPECT_EQ(s.suppressed_due_in_ms(), -1);
+  // More of the flood, flushed before exit: counts add up to every decision.
+  for (int i = 0; i < 50; ++i)
+    s.emit("deny", 1, {});
+  s.flush_suppressed(true);
+  s.emit("exit", 1, {});
+  uint64_t written_denies = 0, suppressed_denies = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    auto j = nlohmann::json::parse(lines[i]);
+    EXPECT_EQ(j["seq"], i);
+    if (j["type"] == "deny") ++written_denies;
+    if (j["type"] == "suppressed" && j["of"] == "deny")
+      suppressed_denies += j["count"].get<uint64_t>();
+  }
+  EXPECT_EQ(written_denies + suppressed_denies, 150u);
+  EXPECT_EQ(s.counts().at("deny"), 150u);
+  EXPECT_EQ(s.suppressed().at("deny"), suppressed_denies);
+  EXPECT_EQ(s.counts().at("suppressed"), 2u);
+  EXPECT_EQ(s.next_seq(), lines.size());
+}
+
+TEST(EventRate, AnUnlimitedStreamWritesEverything) {
+  std::vector<std::string> lines;
+  launcher::EventStream s(identity());
+  s.add_sink(std::make_unique<MemorySink>(&lines));
+  s.set_clock(&fake_clock);
+  s.set_rate_limit({0, 0});
+  for (int i = 0; i < 5000; ++i)
+    s.emit("open", 1, {});
+  EXPECT_EQ(lines.size(), 5000u);
+  EXPECT_TRUE(s.suppressed().empty());
+  EXPECT_EQ(s.suppressed_due_in_ms(), -1);
+}

@@ -514,3 +514,34 @@ TEST_F(DiffCommandLine, ExplainJsonIsValidJson) {
 }
 
 }  // namespace
+
+// "private": true on a host rule admits loopback and private answers: a widening of its own,
+// told in explain and diff.
+TEST(Diff, PrivateOnAHostRuleWidens) {
+  json before = base_manifest();
+  before["network"]["dns"] = true;
+  before["network"]["egress"] = {{{"host", "db.internal.example"}, {"ports", {5432}}}};
+  json after = before;
+  after["network"]["egress"][0]["private"] = true;
+  auto gained = policy::diff_manifests(load(before.dump()), load(after.dump()));
+  expect_only(gained, ChangeKind::widened, "network");
+  EXPECT_TRUE(mentions(gained, "admits private/loopback answers")) << describe(gained);
+  auto lost = policy::diff_manifests(load(after.dump()), load(before.dump()));
+  expect_only(lost, ChangeKind::narrowed, "network");
+}
+
+TEST(Explain, PrivateHostRuleIsSaid) {
+  json doc = base_manifest();
+  doc["network"]["dns"] = true;
+  doc["network"]["egress"] = {
+      {{"host", "db.internal.example"}, {"ports", {5432}}, {"private", true}},
+      {{"host", "api.example.com"}, {"ports", {443}}}};
+  policy::Manifest m = load(doc.dump());
+  json j = policy::explain_json(m);
+  EXPECT_EQ(j["network"]["egress"][0]["private"], true);
+  EXPECT_FALSE(j["network"]["egress"][1].contains("private"));
+  std::string text = policy::explain_text(m);
+  EXPECT_NE(text.find("db.internal.example tcp port(s) 5432 (admits private/loopback answers)"),
+            std::string::npos)
+      << text;
+}

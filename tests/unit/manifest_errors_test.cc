@@ -142,6 +142,13 @@ const ErrorCase kCases[] = {
     {"ProtocolUnknown",
      R"({"network": {"egress": [{"host": "api.example.com", "ports": [443], "protocol": "icmp"}]}})",
      "/network/egress/0/protocol", "expected \"tcp\" or \"udp\", got \"icmp\""},
+    {"PrivateNotBoolean",
+     R"({"network": {"egress": [{"host": "api.example.com", "ports": [443], "private": "yes"}]}})",
+     "/network/egress/0/private", "expected true or false, got \"yes\""},
+    {"PrivateOnCidrRule",
+     R"({"network": {"egress": [{"host": "api.example.com", "ports": [443]},
+                                {"cidr": "10.20.0.0/16", "ports": [5432], "private": true}]}})",
+     "/network/egress/1/private", "\"private\" applies only to host rules"},
 
     // ---- durations and sizes ---------------------------------------------------------------
     {"DurationBadUnit", R"({"budgets": {"wall_clock": "5min"}})", "/budgets/wall_clock",

@@ -302,7 +302,7 @@ json full_manifest() {
     "network": {"mode": "filtered",
                 "egress": [{"host": "api.example.com", "ports": [443, "8000-8080"], "protocol": "tcp"},
                            {"cidr": "10.0.0.0/8", "ports": [53], "protocol": "udp"},
-                           {"host": "docs.example.org", "ports": [443]}],
+                           {"host": "docs.example.org", "ports": [443], "private": true}],
                 "dns": true},
     "syscalls": {"profile": "default", "deny": ["memfd_create"], "allow": ["ptrace"],
                  "action": "errno"},
@@ -648,6 +648,12 @@ TEST(ManifestSchema, AgreesWithParserOnValueForms) {
       {"/network/egress/1/cidr", "10.0.0.0/", false},
       {"/network/egress/1/cidr", "example.com", false},
       {"/network/egress/1/cidr", "10.0.0.0/8/8", false},
+      {"/network/egress/2/private", false, true},
+      {"/network/egress/2/private", "yes", false},
+      {"/network/egress/2/private", 1, false},
+      {"/network/egress/0/private", true, true},
+      {"/network/egress/1/private", true, false},  // a cidr rule names its addresses itself
+      {"/network/egress/1/private", false, false},
       {"/network/mode", "host", false},  // needs allow_degraded network; see below
       {"/rules/0/deny/0", "tool:helper", true},
       {"/rules/0/deny/0", "tool:", false},
