@@ -197,25 +197,29 @@ EnclosureBpf::~EnclosureBpf() {
   if (skel_) enclosure_bpf__destroy(skel_);
 }
 
-void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
-                             const LayerNeeds& run_needs, const EnclosureFiles& files,
-                             std::optional<std::pair<uint16_t, uint16_t>> dns_ports) {
-  auto update = [&](bpf_map* map, const void* key, size_t key_size, const void* value,
-                    size_t value_size, const std::string& what) {
-    if (bpf_map__update_elem(map, key, key_size, value, value_size, BPF_ANY) != 0) {
-      throw BpfError("bpf: configure " + what + ": " + std::strerror(errno));
-    }
-  };
+namespace {
+
+void update_map(bpf_map* map, const void* key, size_t key_size, const void* value,
+                size_t value_size, const std::string& what) {
+  if (bpf_map__update_elem(map, key, key_size, value, value_size, BPF_ANY) != 0) {
+    throw BpfError("bpf: configure " + what + ": " + std::strerror(errno));
+  }
+}
+
+// The flags and budgets of an enclosure's configuration. `count_tools` when both the enclosure
+// and the loaded programs trace execs.
+enc_config config_flags_and_budgets(const policy::EnforcementPlan& plan,
+                                    const LayerNeeds& run_needs, bool count_tools, int ncpus) {
   enc_config cfg{};
   const policy::Budgets& b = plan.budgets;
   if (plan.network.mode == policy::NetworkMode::filtered) cfg.flags |= ENC_NET_FILTERED;
-  if (run_needs.exec && needs_.exec) cfg.flags |= ENC_COUNT_TOOLS;
+  if (count_tools) cfg.flags |= ENC_COUNT_TOOLS;
   if (b.syscalls) {
     cfg.flags |= ENC_SYSCALL_BUDGET;
     cfg.syscall_budget = *b.syscalls;
     // Overshoot stays under max(1%, 1000): every CPU may hold one unflushed batch.
     uint64_t slack = std::max<uint64_t>(*b.syscalls / 100, 1000);
-    cfg.syscall_batch = static_cast<__u32>(std::clamp<uint64_t>(slack / (ncpus_ + 1), 1, 64));
+    cfg.syscall_batch = static_cast<__u32>(std::clamp<uint64_t>(slack / (ncpus + 1), 1, 64));
   }
   if (plan.audit.files) cfg.flags |= ENC_AUDIT_FILES;
   // A behaviour baseline compares per-window counts of opens and the set of syscalls seen.
@@ -233,6 +237,12 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     cfg.flags |= ENC_TOOL_CALLS_BUDGET;
     cfg.tool_calls_budget = *b.tool_calls;
   }
+  return cfg;
+}
+
+// Each tool's call limit and cost in `cfg`, and its file's inode in the tools map.
+void write_tools(enclosure_bpf* skel, uint64_t cgid, const policy::EnforcementPlan& plan,
+                 const EnclosureFiles& files, enc_config& cfg) {
   if (plan.tools.size() > ENC_MAX_TOOLS) {
     throw BpfError("bpf: the manifest has " + std::to_string(plan.tools.size()) +
                    " tools; the eBPF "
@@ -248,11 +258,16 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     enc_tool_key key{cgid, file->second.dev, file->second.ino};
     __u32 idx = static_cast<__u32>(t.index);
     // Two tools that are the same file count as the first of them.
-    if (bpf_map__lookup_elem(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0)
+    if (bpf_map__lookup_elem(skel->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0)
       continue;
     idx = static_cast<__u32>(t.index);
-    update(skel_->maps.tools, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
+    update_map(skel->maps.tools, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
   }
+}
+
+// Script tools are recognised by the path they are run by (the exec's file is their interpreter).
+void write_script_tools(enclosure_bpf* skel, uint64_t cgid, const policy::EnforcementPlan& plan,
+                        const EnclosureFiles& files) {
   for (size_t index : files.script_tools) {
     const policy::ToolEntry& t = plan.tools.at(index);
     if (t.path.size() >= ENC_PATH_MAX) {
@@ -263,39 +278,57 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     key.cgroup_id = cgid;
     std::memcpy(key.path, t.path.data(), t.path.size());
     __u32 idx = static_cast<__u32>(t.index);
-    update(skel_->maps.script_tools, &key, sizeof key, &idx, sizeof idx, "script tool " + t.name);
+    update_map(skel->maps.script_tools, &key, sizeof key, &idx, sizeof idx,
+               "script tool " + t.name);
   }
+}
+
+void write_loaders(enclosure_bpf* skel, uint64_t cgid, const EnclosureFiles& files) {
   for (const std::string& loader : files.loaders) {
     auto file = files.keys.find(loader);
     if (file == files.keys.end()) continue;
     enc_tool_key key{cgid, file->second.dev, file->second.ino};
     __u32 one = 1;
-    update(skel_->maps.loaders, &key, sizeof key, &one, sizeof one, "ELF interpreter " + loader);
+    update_map(skel->maps.loaders, &key, sizeof key, &one, sizeof one, "ELF interpreter " + loader);
   }
+}
+
+// A fresh state, per-CPU syscall batches and, `with_histogram`, per-CPU syscall histograms, all
+// zero.
+void write_zero_counters(enclosure_bpf* skel, uint64_t cgid, int ncpus, bool with_histogram) {
   enc_state state{};
-  update(skel_->maps.states, &cgid, sizeof cgid, &state, sizeof state, "enclosure state");
-  std::vector<uint64_t> zero_batches(static_cast<size_t>(ncpus_), 0);
-  update(skel_->maps.syscall_batches, &cgid, sizeof cgid, zero_batches.data(),
-         zero_batches.size() * sizeof(uint64_t), "syscall batches");
-  if (plan.audit.syscalls || run_needs.behaviour) {
-    std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
-    update(skel_->maps.histograms, &cgid, sizeof cgid, zero_hist.data(),
-           zero_hist.size() * sizeof(uint64_t), "syscall histogram");
+  update_map(skel->maps.states, &cgid, sizeof cgid, &state, sizeof state, "enclosure state");
+  std::vector<uint64_t> zero_batches(static_cast<size_t>(ncpus), 0);
+  update_map(skel->maps.syscall_batches, &cgid, sizeof cgid, zero_batches.data(),
+             zero_batches.size() * sizeof(uint64_t), "syscall batches");
+  if (with_histogram) {
+    std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus) * ENC_SYSCALL_SLOTS, 0);
+    update_map(skel->maps.histograms, &cgid, sizeof cgid, zero_hist.data(),
+               zero_hist.size() * sizeof(uint64_t), "syscall histogram");
   }
-  // Composition rules: one bit each; what fires them and what they deny.
+}
+
+// Composition rules: one bit each; at most ENC_MAX_RULES.
+void check_rule_count(const policy::EnforcementPlan& plan) {
   if (plan.rules.size() > ENC_MAX_RULES) {
     throw BpfError("bpf: the manifest has " + std::to_string(plan.rules.size()) +
                    " composition rules; the eBPF "
                    "layer tracks at most " +
                    std::to_string(ENC_MAX_RULES));
   }
-  remember_egress(cgid, plan);
-  auto tool_index = [&](const std::string& name) -> std::optional<size_t> {
-    for (const policy::ToolEntry& t : plan.tools) {
-      if (t.name == name) return t.index;
-    }
-    return std::nullopt;
-  };
+}
+
+std::optional<size_t> tool_index(const policy::EnforcementPlan& plan, const std::string& name) {
+  for (const policy::ToolEntry& t : plan.tools) {
+    if (t.name == name) return t.index;
+  }
+  return std::nullopt;
+}
+
+// What fires each composition rule and what it denies: its bit in `cfg` per denied and per
+// triggering tool, and in the read-triggers map per triggering file.
+void write_rules(enclosure_bpf* skel, uint64_t cgid, const policy::EnforcementPlan& plan,
+                 const EnclosureFiles& files, enc_config& cfg) {
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> read_trigger_bits;
   cfg.nrules = static_cast<__u32>(plan.rules.size());
   for (size_t i = 0; i < plan.rules.size(); ++i) {
@@ -303,10 +336,10 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     uint64_t bit = 1ULL << i;
     if (r.deny.network) cfg.rules_deny_network |= bit;
     for (const std::string& t : r.deny.tools) {
-      if (auto idx = tool_index(t)) cfg.tool_denied_by[*idx] |= bit;
+      if (auto idx = tool_index(plan, t)) cfg.tool_denied_by[*idx] |= bit;
     }
     for (const std::string& t : r.after.exec) {
-      if (auto idx = tool_index(t)) cfg.tool_triggers[*idx] |= bit;
+      if (auto idx = tool_index(plan, t)) cfg.tool_triggers[*idx] |= bit;
     }
     for (const std::string& path : r.after.read) {
       auto file = files.keys.find(path);
@@ -319,25 +352,43 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   }
   for (const auto& [dev_ino, bits] : read_trigger_bits) {
     enc_tool_key key{cgid, dev_ino.first, dev_ino.second};
-    update(skel_->maps.read_triggers, &key, sizeof key, &bits, sizeof bits,
-           "composition rule trigger");
+    update_map(skel->maps.read_triggers, &key, sizeof key, &bits, sizeof bits,
+               "composition rule trigger");
     cfg.flags |= ENC_READ_TRIGGERS;
   }
+}
+
+// Sends every port-53 destination to the enclosure's resolver on 127.0.0.1 and ::1.
+void set_dns_redirect(enc_config& cfg, std::pair<uint16_t, uint16_t> dns_ports) {
+  cfg.flags |= ENC_DNS_REDIRECT;
+  cfg.dns_ip4 = htonl(INADDR_LOOPBACK);
+  std::memcpy(cfg.dns_ip6, &in6addr_loopback, sizeof cfg.dns_ip6);
+  cfg.dns_port4 = htons(dns_ports.first);
+  cfg.dns_port6 = htons(dns_ports.second);
+}
+
+}  // namespace
+
+void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
+                             const LayerNeeds& run_needs, const EnclosureFiles& files,
+                             std::optional<std::pair<uint16_t, uint16_t>> dns_ports) {
+  enc_config cfg = config_flags_and_budgets(plan, run_needs, run_needs.exec && needs_.exec, ncpus_);
+  write_tools(skel_, cgid, plan, files, cfg);
+  write_script_tools(skel_, cgid, plan, files);
+  write_loaders(skel_, cgid, files);
+  write_zero_counters(skel_, cgid, ncpus_, plan.audit.syscalls || run_needs.behaviour);
+  check_rule_count(plan);
+  remember_egress(cgid, plan);
+  write_rules(skel_, cgid, plan, files, cfg);
 
   // Egress: each block carries the ports of every block that contains it, because an LPM trie
   // answers with the most specific match only.
   for (const policy::CidrEgress& e : plan.network.cidrs) {
     write_egress(cgid, e.cidr, e.protocol, e.ports, e.rule_index, true);
   }
-  if (dns_ports) {
-    cfg.flags |= ENC_DNS_REDIRECT;
-    cfg.dns_ip4 = htonl(INADDR_LOOPBACK);
-    std::memcpy(cfg.dns_ip6, &in6addr_loopback, sizeof cfg.dns_ip6);
-    cfg.dns_port4 = htons(dns_ports->first);
-    cfg.dns_port6 = htons(dns_ports->second);
-  }
+  if (dns_ports) set_dns_redirect(cfg, *dns_ports);
   // The configuration last: the programs act on an enclosure only once it exists.
-  update(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
+  update_map(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
 }
 
 void EnclosureBpf::remember_egress(uint64_t cgid, const policy::EnforcementPlan& plan) {

@@ -25,6 +25,134 @@ bool read_record(const void* data, size_t size, T& out, std::string& error) {
   return true;
 }
 
+using RecordBody = decltype(DecodedRecord::body);
+
+// A tool index from the kernel, or -1 when it names no tool.
+int32_t valid_tool(int32_t tool) {
+  return tool >= 0 && tool < ENC_MAX_TOOLS ? tool : -1;
+}
+
+// The printable form of a 16-byte address field of family 2 (AF_INET) or 10 (AF_INET6); empty
+// when it cannot be printed.
+std::string printable_address(uint32_t family, const unsigned char* addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (inet_ntop(family == 10 ? AF_INET6 : AF_INET, addr, buf, sizeof buf)) return buf;
+  return {};
+}
+
+std::optional<RecordBody> decode_exec(const void* data, size_t size, uint32_t type,
+                                      std::string& error) {
+  enc_exec_event e{};
+  e.h.type = type;
+  if (!read_record(data, size, e, error)) return std::nullopt;
+  ExecRecord x;
+  x.ppid = e.ppid;
+  x.tool = valid_tool(e.tool);
+  x.initial = e.initial != 0;
+  x.killed = e.killed != 0;
+  x.refused = e.refused;
+  x.rule = e.rule;
+  x.script = e.script != 0;
+  x.tool_count = e.tool_count;
+  x.tool_calls = e.tool_calls;
+  x.cost_micro = e.cost_micro;
+  x.filename = bounded_string(e.filename, sizeof e.filename);
+  x.argv0 = bounded_string(e.argv0, sizeof e.argv0);
+  return x;
+}
+
+// A refused socket or connect, an admitted connect, or a dropped packet (by `type`).
+std::optional<RecordBody> decode_net(const void* data, size_t size, uint32_t type,
+                                     std::string& error) {
+  enc_net_event e{};
+  e.h.type = type;
+  if (!read_record(data, size, e, error)) return std::nullopt;
+  NetRecord x;
+  x.hook = e.hook;
+  x.reason = e.reason;
+  x.admitted = type == ENC_EV_CONNECT;
+  x.dropped_packet = type == ENC_EV_EGRESS_DROP;
+  x.family = e.family;
+  x.type = e.type;
+  x.protocol = e.protocol;
+  x.rule_index = e.rule_index;
+  x.rule = e.rule;
+  x.port = e.port;
+  // A refused socket() has no address yet.
+  if (e.hook != ENC_HOOK_SOCK_CREATE) x.address = printable_address(e.family, e.addr);
+  return x;
+}
+
+std::optional<RecordBody> decode_budget(const void* data, size_t size, uint32_t type,
+                                        std::string& error) {
+  enc_budget_event e{};
+  e.h.type = type;
+  if (!read_record(data, size, e, error)) return std::nullopt;
+  if (e.budget < ENC_BUDGET_TOOL_MAX_CALLS || e.budget > ENC_BUDGET_EGRESS_BYTES) {
+    error = "budget record with unknown budget " + std::to_string(e.budget);
+    return std::nullopt;
+  }
+  return BudgetRecord{e.budget, valid_tool(e.tool), e.limit, e.value};
+}
+
+std::optional<RecordBody> decode_open(const void* data, size_t size, uint32_t type,
+                                      std::string& error) {
+  enc_open_event e{};
+  e.h.type = type;
+  if (!read_record(data, size, e, error)) return std::nullopt;
+  OpenRecord x;
+  x.result = e.result;
+  x.dirfd = e.dirfd;
+  x.flags = e.flags;
+  x.syscall = e.syscall;
+  x.path_unreadable = e.path_unreadable != 0;
+  x.path = bounded_string(e.path, sizeof e.path);
+  return x;
+}
+
+std::optional<RecordBody> decode_rule(const void* data, size_t size, uint32_t type,
+                                      std::string& error) {
+  enc_rule_event e{};
+  e.h.type = type;
+  if (!read_record(data, size, e, error)) return std::nullopt;
+  if (e.rule >= ENC_MAX_RULES || e.trigger < ENC_TRIGGER_READ || e.trigger > ENC_TRIGGER_CONNECT) {
+    error = "rule record with rule " + std::to_string(e.rule) + " and trigger " +
+            std::to_string(e.trigger);
+    return std::nullopt;
+  }
+  RuleRecord x;
+  x.rule = e.rule;
+  x.trigger = e.trigger;
+  x.tool = valid_tool(e.tool);
+  x.egress_rule = e.egress_rule;
+  x.port = e.port;
+  if (e.trigger == ENC_TRIGGER_CONNECT) x.address = printable_address(e.family, e.addr);
+  x.path = bounded_string(e.path, sizeof e.path);
+  return x;
+}
+
+// The typed body of a record of `type`, from the decoder of that type.
+std::optional<RecordBody> decode_body(const void* data, size_t size, uint32_t type,
+                                      std::string& error) {
+  switch (type) {
+    case ENC_EV_EXEC:
+      return decode_exec(data, size, type, error);
+    case ENC_EV_NET_DENY:
+    case ENC_EV_CONNECT:
+    case ENC_EV_EGRESS_DROP:
+      return decode_net(data, size, type, error);
+    case ENC_EV_BUDGET:
+      return decode_budget(data, size, type, error);
+    case ENC_EV_OPEN:
+      return decode_open(data, size, type, error);
+    case ENC_EV_RULE:
+      return decode_rule(data, size, type, error);
+    default:
+      error = "record of unknown type " + std::to_string(type);
+      return std::nullopt;
+  }
+}
+
 }  // namespace
 
 std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::string& error) {
@@ -39,113 +167,16 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
             std::to_string(size) + " delivered";
     return std::nullopt;
   }
+  std::optional<RecordBody> body = decode_body(data, size, h.type, error);
+  if (!body) return std::nullopt;
   DecodedRecord r;
   r.cgroup_id = h.cgroup_id;
   r.kseq = h.kseq;
   r.ktime_ns = h.ktime_ns;
   r.pid = h.pid;
   r.tid = h.tid;
-  switch (h.type) {
-    case ENC_EV_EXEC: {
-      enc_exec_event e{};
-      e.h.type = h.type;
-      if (!read_record(data, size, e, error)) return std::nullopt;
-      ExecRecord x;
-      x.ppid = e.ppid;
-      x.tool = e.tool >= 0 && e.tool < ENC_MAX_TOOLS ? e.tool : -1;
-      x.initial = e.initial != 0;
-      x.killed = e.killed != 0;
-      x.refused = e.refused;
-      x.rule = e.rule;
-      x.script = e.script != 0;
-      x.tool_count = e.tool_count;
-      x.tool_calls = e.tool_calls;
-      x.cost_micro = e.cost_micro;
-      x.filename = bounded_string(e.filename, sizeof e.filename);
-      x.argv0 = bounded_string(e.argv0, sizeof e.argv0);
-      r.body = std::move(x);
-      return r;
-    }
-    case ENC_EV_NET_DENY:
-    case ENC_EV_CONNECT:
-    case ENC_EV_EGRESS_DROP: {
-      enc_net_event e{};
-      e.h.type = h.type;
-      if (!read_record(data, size, e, error)) return std::nullopt;
-      NetRecord x;
-      x.hook = e.hook;
-      x.reason = e.reason;
-      x.admitted = h.type == ENC_EV_CONNECT;
-      x.dropped_packet = h.type == ENC_EV_EGRESS_DROP;
-      x.family = e.family;
-      x.type = e.type;
-      x.protocol = e.protocol;
-      x.rule_index = e.rule_index;
-      x.rule = e.rule;
-      x.port = e.port;
-      if (e.hook != ENC_HOOK_SOCK_CREATE) {
-        char buf[INET6_ADDRSTRLEN] = {};
-        bool v6 = e.family == 10;
-        if (inet_ntop(v6 ? AF_INET6 : AF_INET, e.addr, buf, sizeof buf)) x.address = buf;
-      }
-      r.body = std::move(x);
-      return r;
-    }
-    case ENC_EV_BUDGET: {
-      enc_budget_event e{};
-      e.h.type = h.type;
-      if (!read_record(data, size, e, error)) return std::nullopt;
-      if (e.budget < ENC_BUDGET_TOOL_MAX_CALLS || e.budget > ENC_BUDGET_EGRESS_BYTES) {
-        error = "budget record with unknown budget " + std::to_string(e.budget);
-        return std::nullopt;
-      }
-      r.body = BudgetRecord{e.budget, e.tool >= 0 && e.tool < ENC_MAX_TOOLS ? e.tool : -1, e.limit,
-                            e.value};
-      return r;
-    }
-    case ENC_EV_OPEN: {
-      enc_open_event e{};
-      e.h.type = h.type;
-      if (!read_record(data, size, e, error)) return std::nullopt;
-      OpenRecord x;
-      x.result = e.result;
-      x.dirfd = e.dirfd;
-      x.flags = e.flags;
-      x.syscall = e.syscall;
-      x.path_unreadable = e.path_unreadable != 0;
-      x.path = bounded_string(e.path, sizeof e.path);
-      r.body = std::move(x);
-      return r;
-    }
-    case ENC_EV_RULE: {
-      enc_rule_event e{};
-      e.h.type = h.type;
-      if (!read_record(data, size, e, error)) return std::nullopt;
-      if (e.rule >= ENC_MAX_RULES || e.trigger < ENC_TRIGGER_READ ||
-          e.trigger > ENC_TRIGGER_CONNECT) {
-        error = "rule record with rule " + std::to_string(e.rule) + " and trigger " +
-                std::to_string(e.trigger);
-        return std::nullopt;
-      }
-      RuleRecord x;
-      x.rule = e.rule;
-      x.trigger = e.trigger;
-      x.tool = e.tool >= 0 && e.tool < ENC_MAX_TOOLS ? e.tool : -1;
-      x.egress_rule = e.egress_rule;
-      x.port = e.port;
-      if (e.trigger == ENC_TRIGGER_CONNECT) {
-        char buf[INET6_ADDRSTRLEN] = {};
-        if (inet_ntop(e.family == 10 ? AF_INET6 : AF_INET, e.addr, buf, sizeof buf))
-          x.address = buf;
-      }
-      x.path = bounded_string(e.path, sizeof e.path);
-      r.body = std::move(x);
-      return r;
-    }
-    default:
-      error = "record of unknown type " + std::to_string(h.type);
-      return std::nullopt;
-  }
+  r.body = std::move(*body);
+  return r;
 }
 
 const char* hook_name(uint32_t hook) {

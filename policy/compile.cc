@@ -219,6 +219,74 @@ std::optional<std::vector<SeccompCondition>> intersect(const std::vector<Seccomp
   return out;
 }
 
+// Adds `rule` to `p`: an equal rule is added once; the same comparisons with two verdicts keep
+// the refusal.
+void add_imported_rule(SeccompProfile& p, SeccompRule rule) {
+  for (SeccompRule& r : p.rules) {
+    if (r.syscall != rule.syscall || r.conditions != rule.conditions) continue;
+    if (r.verdict == SeccompVerdict::allow && rule.verdict != SeccompVerdict::allow) {
+      r.verdict = rule.verdict;
+      r.origin = rule.origin;
+    }
+    return;
+  }
+  if (rule.verdict == SeccompVerdict::deny && !p.origins.count(rule.syscall)) {
+    p.origins[rule.syscall] = rule.origin;
+  }
+  p.rules.push_back(std::move(rule));
+}
+
+// Whether the imported profile refuses `name` whatever its arguments.
+bool refused_outright(const SeccompProfile& in, const std::string& name) {
+  for (const SeccompRule& r : in.rules) {
+    if (r.syscall == name && r.verdict != SeccompVerdict::allow && r.conditions.empty())
+      return true;
+  }
+  return false;
+}
+
+std::string filter_origin(const FilteredSyscall& f) {
+  return std::string("/syscalls/profile (argument filter: ") + f.description + ")";
+}
+
+// An allow-list admits a filtered call `r`: only where the filter admits it too.
+void add_filtered_allow(SeccompProfile& p, const SeccompRule& r, const FilteredSyscall& f) {
+  std::vector<std::vector<SeccompCondition>> admitted = admitted_arguments(f.filter, r.syscall);
+  if (r.conditions.empty()) {
+    for (auto& conditions : admitted) {
+      add_imported_rule(p, {r.syscall, SeccompVerdict::allow, conditions, filter_origin(f)});
+    }
+  } else if (std::any_of(admitted.begin(), admitted.end(),
+                         [&](const auto& b) { return conditions_imply(r.conditions, b); })) {
+    add_imported_rule(p, r);
+  } else {
+    for (const auto& b : admitted) {
+      if (auto both = intersect(r.conditions, b)) {
+        add_imported_rule(
+            p, {r.syscall, SeccompVerdict::allow, *both, r.origin + " and " + filter_origin(f)});
+      }
+    }
+  }
+  p.origins[r.syscall] = filter_origin(f);
+}
+
+// clone3's flags are out of the filter's reach: ENOSYS (libc falls back to clone, filtered),
+// unless the file refuses it outright itself.
+void add_imported_clone3(SeccompProfile& p, const SeccompProfile& in, bool allow_list) {
+  bool file_allows = false;
+  for (const SeccompRule& r : in.rules) {
+    if (r.syscall == "clone3" && r.verdict == SeccompVerdict::allow) file_allows = true;
+  }
+  if (refused_outright(in, "clone3") || (allow_list && !file_allows)) {
+    for (const SeccompRule& r : in.rules) {
+      if (r.syscall == "clone3") add_imported_rule(p, r);
+    }
+  } else {
+    add_imported_rule(
+        p, {"clone3", SeccompVerdict::enosys, {}, "/syscalls/profile (clone3: libc uses clone)"});
+  }
+}
+
 // compile_seccomp for a manifest whose profile is an imported OCI file: the file's rules, with
 // the enclosure's argument filters and clone3 answer kept on top (an imported profile cannot
 // widen them), then the manifest's deny and allow lists.
@@ -239,90 +307,33 @@ SeccompProfile compile_imported_seccomp(const Syscalls& s) {
   auto decided = [&](const std::string& name) {
     return denied_by_manifest.count(name) || allowed_by_manifest.count(name);
   };
-  // An equal rule is added once; the same comparisons with two verdicts keep the refusal.
-  auto add_rule = [&](SeccompRule rule) {
-    for (SeccompRule& r : p.rules) {
-      if (r.syscall != rule.syscall || r.conditions != rule.conditions) continue;
-      if (r.verdict == SeccompVerdict::allow && rule.verdict != SeccompVerdict::allow) {
-        r.verdict = rule.verdict;
-        r.origin = rule.origin;
-      }
-      return;
-    }
-    if (rule.verdict == SeccompVerdict::deny && !p.origins.count(rule.syscall)) {
-      p.origins[rule.syscall] = rule.origin;
-    }
-    p.rules.push_back(std::move(rule));
-  };
-  auto refused_outright = [&](const std::string& name) {
-    for (const SeccompRule& r : in.rules) {
-      if (r.syscall == name && r.verdict != SeccompVerdict::allow && r.conditions.empty())
-        return true;
-    }
-    return false;
-  };
-  auto filter_origin = [](const FilteredSyscall& f) {
-    return std::string("/syscalls/profile (argument filter: ") + f.description + ")";
-  };
-  const std::string clone3_origin = "/syscalls/profile (clone3: libc uses clone)";
 
   for (const SeccompRule& r : in.rules) {
     if (decided(r.syscall) || r.syscall == "clone3") continue;
     const FilteredSyscall* f = find_filtered(r.syscall);
     if (!allow_list || !f || r.verdict != SeccompVerdict::allow) {
-      add_rule(r);
+      add_imported_rule(p, r);
       continue;
     }
-    // An allow-list admits a filtered call: only where the filter admits it too.
-    std::vector<std::vector<SeccompCondition>> admitted = admitted_arguments(f->filter, r.syscall);
-    if (r.conditions.empty()) {
-      for (auto& conditions : admitted) {
-        add_rule({r.syscall, SeccompVerdict::allow, conditions, filter_origin(*f)});
-      }
-    } else if (std::any_of(admitted.begin(), admitted.end(),
-                           [&](const auto& b) { return conditions_imply(r.conditions, b); })) {
-      add_rule(r);
-    } else {
-      for (const auto& b : admitted) {
-        if (auto both = intersect(r.conditions, b)) {
-          add_rule(
-              {r.syscall, SeccompVerdict::allow, *both, r.origin + " and " + filter_origin(*f)});
-        }
-      }
-    }
-    p.origins[r.syscall] = filter_origin(*f);
+    add_filtered_allow(p, r, *f);
   }
   if (!allow_list) {
     for (const FilteredSyscall& f : filtered_syscalls()) {
       std::string name = f.syscall;
-      if (decided(name) || refused_outright(name)) continue;
+      if (decided(name) || refused_outright(in, name)) continue;
       for (auto& conditions : refused_arguments(f.filter, name)) {
-        add_rule({name, SeccompVerdict::deny, conditions, filter_origin(f)});
+        add_imported_rule(p, {name, SeccompVerdict::deny, conditions, filter_origin(f)});
       }
     }
   }
-  if (!decided("clone3")) {
-    // Its flags are out of the filter's reach: ENOSYS (libc falls back to clone, filtered),
-    // unless the file refuses it outright itself.
-    bool file_allows = false;
-    for (const SeccompRule& r : in.rules) {
-      if (r.syscall == "clone3" && r.verdict == SeccompVerdict::allow) file_allows = true;
-    }
-    if (refused_outright("clone3") || (allow_list && !file_allows)) {
-      for (const SeccompRule& r : in.rules) {
-        if (r.syscall == "clone3") add_rule(r);
-      }
-    } else {
-      add_rule({"clone3", SeccompVerdict::enosys, {}, clone3_origin});
-    }
-  }
+  if (!decided("clone3")) add_imported_clone3(p, in, allow_list);
   for (const auto& [name, origin] : denied_by_manifest) {
-    if (!allow_list) add_rule({name, SeccompVerdict::deny, {}, origin});
+    if (!allow_list) add_imported_rule(p, {name, SeccompVerdict::deny, {}, origin});
     p.origins[name] = origin;
   }
   if (allow_list) {
     for (const auto& [name, origin] : allowed_by_manifest) {
-      add_rule({name, SeccompVerdict::allow, {}, origin});
+      add_imported_rule(p, {name, SeccompVerdict::allow, {}, origin});
     }
   }
   return p;
@@ -537,27 +548,15 @@ const std::vector<LandlockGrant>& builtin_landlock_grants() {
   return kGrants;
 }
 
-CompileResult compile(const Manifest& m) {
-  CompileResult result;
-  if (m.is_template()) {
-    std::string names;
-    for (const std::string& n : m.unresolved)
-      names += (names.empty() ? "" : ", ") + n;
-    result.error = "context variables without a value: " + names + " (give them with --context)";
-    return result;
-  }
-  EnforcementPlan plan;
-  plan.manifest_name = m.metadata.name;
-  plan.manifest_revision = m.metadata.revision;
-  plan.digest = m.digest;
-  plan.process = m.process;
+namespace {
 
-  // Mount plan: grants, tool files outside them, masks; parents before children.
+// Mount plan: grants, tool files outside them, masks; parents before children.
+std::vector<MountStep> mount_steps(const Manifest& m) {
+  std::vector<MountStep> steps;
   const Filesystem& fs = m.filesystem;
   auto add_steps = [&](const std::vector<std::string>& paths, MountKind kind, const char* section) {
     for (size_t i = 0; i < paths.size(); ++i) {
-      plan.mounts.steps.push_back(
-          {kind, paths[i], pointer_join(std::string("/filesystem/") + section, i)});
+      steps.push_back({kind, paths[i], pointer_join(std::string("/filesystem/") + section, i)});
     }
   };
   add_steps(fs.read, MountKind::bind_read, "read");
@@ -575,44 +574,49 @@ CompileResult compile(const Manifest& m) {
   for (size_t i = 0; i < m.tools.size(); ++i) {
     const Tool& t = m.tools[i];
     if (!granted(t.path)) {
-      plan.mounts.steps.push_back({MountKind::tool, t.path, pointer_join("/tools", i) + "/path"});
+      steps.push_back({MountKind::tool, t.path, pointer_join("/tools", i) + "/path"});
     }
   }
-  std::stable_sort(plan.mounts.steps.begin(), plan.mounts.steps.end(),
-                   [](const MountStep& a, const MountStep& b) {
-                     size_t da = depth(a.path), db = depth(b.path);
-                     if (da != db) return da < db;
-                     bool ma = a.kind == MountKind::mask, mb = b.kind == MountKind::mask;
-                     if (ma != mb) return mb;
-                     return a.path < b.path;
-                   });
+  std::stable_sort(steps.begin(), steps.end(), [](const MountStep& a, const MountStep& b) {
+    size_t da = depth(a.path), db = depth(b.path);
+    if (da != db) return da < db;
+    bool ma = a.kind == MountKind::mask, mb = b.kind == MountKind::mask;
+    if (ma != mb) return mb;
+    return a.path < b.path;
+  });
+  return steps;
+}
 
-  // Landlock: what each granted path allows; tools alone carry EXECUTE.
+// Landlock: what each granted path allows; tools alone carry EXECUTE.
+std::vector<LandlockGrant> landlock_grants(const Manifest& m) {
+  std::vector<LandlockGrant> grants;
+  const Filesystem& fs = m.filesystem;
   for (size_t i = 0; i < fs.read.size(); ++i) {
-    plan.landlock.grants.push_back(
-        {fs.read[i], kLandlockRead, pointer_join("/filesystem/read", i)});
+    grants.push_back({fs.read[i], kLandlockRead, pointer_join("/filesystem/read", i)});
   }
   for (size_t i = 0; i < fs.write.size(); ++i) {
-    plan.landlock.grants.push_back(
+    grants.push_back(
         {fs.write[i], kLandlockRead | kLandlockWrite, pointer_join("/filesystem/write", i)});
   }
   for (size_t i = 0; i < fs.tmpfs.size(); ++i) {
-    plan.landlock.grants.push_back(
+    grants.push_back(
         {fs.tmpfs[i], kLandlockRead | kLandlockWrite, pointer_join("/filesystem/tmpfs", i)});
   }
   for (size_t i = 0; i < m.tools.size(); ++i) {
-    plan.landlock.grants.push_back(
+    grants.push_back(
         {m.tools[i].path, kLandlockRead | kLandlockExecute, pointer_join("/tools", i) + "/path"});
   }
   for (const LandlockGrant& g : builtin_landlock_grants())
-    plan.landlock.grants.push_back(g);
+    grants.push_back(g);
+  return grants;
+}
 
-  // Network.
-  const Network& n = m.network;
-  plan.network.mode = n.mode;
-  plan.network.new_namespace = n.mode == NetworkMode::none;
-  plan.network.dns = n.dns;
-  plan.network.egress_rules = n.egress;
+// Network: the egress plan, and under mode "filtered" Landlock's TCP connect ports.
+void plan_network(const Network& n, NetworkPlan& network, LandlockPlan& landlock) {
+  network.mode = n.mode;
+  network.new_namespace = n.mode == NetworkMode::none;
+  network.dns = n.dns;
+  network.egress_rules = n.egress;
   std::vector<PortRange> tcp_ports;
   std::map<std::pair<Cidr, Protocol>, size_t> cidr_index;
   for (size_t i = 0; i < n.egress.size(); ++i) {
@@ -620,46 +624,37 @@ CompileResult compile(const Manifest& m) {
     if (r.protocol == Protocol::tcp)
       tcp_ports.insert(tcp_ports.end(), r.ports.begin(), r.ports.end());
     if (r.is_host()) {
-      plan.network.hosts.push_back({r.host, r.protocol, r.ports, i, r.private_ok});
+      network.hosts.push_back({r.host, r.protocol, r.ports, i, r.private_ok});
       continue;
     }
     auto add_cidr = [&](const Cidr& c) {
       auto key = std::make_pair(c, r.protocol);
       if (auto it = cidr_index.find(key); it != cidr_index.end()) {
-        CidrEgress& existing = plan.network.cidrs[it->second];
+        CidrEgress& existing = network.cidrs[it->second];
         existing.ports.insert(existing.ports.end(), r.ports.begin(), r.ports.end());
         existing.ports = merge_port_ranges(existing.ports);
         return;
       }
-      cidr_index.emplace(key, plan.network.cidrs.size());
-      plan.network.cidrs.push_back({c, r.protocol, r.ports, i});
+      cidr_index.emplace(key, network.cidrs.size());
+      network.cidrs.push_back({c, r.protocol, r.ports, i});
     };
     add_cidr(*r.cidr);
     if (r.cidr->covers_ipv4_mapped()) add_cidr(*parse_cidr("0.0.0.0/0").value);
   }
   if (n.mode == NetworkMode::filtered) {
     if (n.dns) tcp_ports.push_back({53, 53});
-    plan.landlock.restrict_tcp_connect = true;
-    plan.landlock.tcp_connect_ports = merge_port_ranges(tcp_ports);
+    landlock.restrict_tcp_connect = true;
+    landlock.tcp_connect_ports = merge_port_ranges(tcp_ports);
   }
+}
 
-  plan.seccomp = compile_seccomp(m.syscalls);
-  add_rule_gates(plan.seccomp, m.rules);
-  for (size_t i = 0; i < m.tools.size(); ++i) {
-    const Tool& t = m.tools[i];
-    plan.tools.push_back({i, t.name, t.path, t.max_calls, t.cost_micro_usd});
-  }
-  plan.budgets = m.budgets;
-  plan.rules = m.rules;
-  plan.audit = m.audit;
-  plan.baseline = m.baseline;
-  plan.on_violation = m.on_violation;
-  plan.enforcement = m.enforcement;
-
-  // What the host must provide.
+// What the host must provide.
+std::vector<Requirement> host_requirements(const Manifest& m) {
+  std::vector<Requirement> requirements;
   auto need = [&](const char* layer, std::string feature, std::string origin) {
-    plan.requirements.push_back({layer, std::move(feature), std::move(origin)});
+    requirements.push_back({layer, std::move(feature), std::move(origin)});
   };
+  const Network& n = m.network;
   need("seccomp", "seccomp filter with user notification", "/syscalls");
   need("landlock", "landlock (filesystem access rights)", "/filesystem");
   need("landlock", "landlock (execute only granted tools)", "/tools");
@@ -706,6 +701,41 @@ CompileResult compile(const Manifest& m) {
   }
   if (m.baseline) need("bpf", "bpf counters (behaviour baseline)", "/baseline");
 
+  return requirements;
+}
+
+}  // namespace
+
+CompileResult compile(const Manifest& m) {
+  CompileResult result;
+  if (m.is_template()) {
+    std::string names;
+    for (const std::string& n : m.unresolved)
+      names += (names.empty() ? "" : ", ") + n;
+    result.error = "context variables without a value: " + names + " (give them with --context)";
+    return result;
+  }
+  EnforcementPlan plan;
+  plan.manifest_name = m.metadata.name;
+  plan.manifest_revision = m.metadata.revision;
+  plan.digest = m.digest;
+  plan.process = m.process;
+  plan.mounts.steps = mount_steps(m);
+  plan.landlock.grants = landlock_grants(m);
+  plan_network(m.network, plan.network, plan.landlock);
+  plan.seccomp = compile_seccomp(m.syscalls);
+  add_rule_gates(plan.seccomp, m.rules);
+  for (size_t i = 0; i < m.tools.size(); ++i) {
+    const Tool& t = m.tools[i];
+    plan.tools.push_back({i, t.name, t.path, t.max_calls, t.cost_micro_usd});
+  }
+  plan.budgets = m.budgets;
+  plan.rules = m.rules;
+  plan.audit = m.audit;
+  plan.baseline = m.baseline;
+  plan.on_violation = m.on_violation;
+  plan.enforcement = m.enforcement;
+  plan.requirements = host_requirements(m);
   result.plan = std::move(plan);
   return result;
 }

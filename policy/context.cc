@@ -126,8 +126,6 @@ std::optional<std::regex> compile_context_pattern(const std::string& pattern, st
   }
 }
 
-namespace {
-
 bool valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
@@ -150,8 +148,6 @@ bool valid_utf8(std::string_view s) {
   }
   return true;
 }
-
-}  // namespace
 
 std::string check_context_value(const ContextVariable& variable, const std::regex& pattern,
                                 std::string_view value) {

@@ -43,6 +43,9 @@ std::optional<std::regex> compile_context_pattern(const std::string& pattern, st
 std::string check_context_value(const ContextVariable& variable, const std::regex& pattern,
                                 std::string_view value);
 
+// Whether `s` is valid UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
+bool valid_utf8(std::string_view s);
+
 // The result of expanding ${name} placeholders in one string.
 struct Expansion {
   std::string text;

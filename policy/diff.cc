@@ -111,44 +111,39 @@ struct Differ {
   }
 };
 
-}  // namespace
-
-std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
-  Differ d;
-  // Metadata: not permissions, but a reviewer wants to see them.
-  if (a.metadata.name != b.metadata.name) {
-    d.add("metadata", ChangeKind::info, "name: " + a.metadata.name + " -> " + b.metadata.name);
-  }
-  if (a.metadata.revision != b.metadata.revision) {
+// Metadata: not permissions, but a reviewer wants to see them.
+void diff_metadata(const Metadata& a, const Metadata& b, Differ& d) {
+  if (a.name != b.name) d.add("metadata", ChangeKind::info, "name: " + a.name + " -> " + b.name);
+  if (a.revision != b.revision) {
     auto r = [](const std::optional<int64_t>& v) {
       return v ? std::to_string(*v) : std::string("none");
     };
-    d.add("metadata", ChangeKind::info,
-          "revision: " + r(a.metadata.revision) + " -> " + r(b.metadata.revision));
+    d.add("metadata", ChangeKind::info, "revision: " + r(a.revision) + " -> " + r(b.revision));
   }
-  if (a.metadata.approved_by != b.metadata.approved_by) {
+  if (a.approved_by != b.approved_by) {
     d.add("metadata", ChangeKind::info,
-          "approved_by: \"" + a.metadata.approved_by + "\" -> \"" + b.metadata.approved_by + "\"");
+          "approved_by: \"" + a.approved_by + "\" -> \"" + b.approved_by + "\"");
   }
-  if (a.metadata.reason != b.metadata.reason) {
-    d.add("metadata", ChangeKind::info,
-          "reason: \"" + a.metadata.reason + "\" -> \"" + b.metadata.reason + "\"");
+  if (a.reason != b.reason) {
+    d.add("metadata", ChangeKind::info, "reason: \"" + a.reason + "\" -> \"" + b.reason + "\"");
   }
-  for (const auto& [key, value] : b.metadata.labels) {
-    auto it = a.metadata.labels.find(key);
-    if (it == a.metadata.labels.end()) {
+  for (const auto& [key, value] : b.labels) {
+    auto it = a.labels.find(key);
+    if (it == a.labels.end()) {
       d.add("metadata", ChangeKind::info, "label " + key + "=" + value + " added");
     } else if (it->second != value) {
       d.add("metadata", ChangeKind::info, "label " + key + ": " + it->second + " -> " + value);
     }
   }
-  for (const auto& [key, value] : a.metadata.labels) {
-    if (!b.metadata.labels.count(key)) {
+  for (const auto& [key, value] : a.labels) {
+    if (!b.labels.count(key)) {
       d.add("metadata", ChangeKind::info, "label " + key + "=" + value + " removed");
     }
   }
+}
 
-  // Context: a changed pattern may admit values it did not before.
+// Context: a changed pattern may admit values it did not before.
+void diff_context(const Manifest& a, const Manifest& b, Differ& d) {
   std::map<std::string, std::string> pa, pb;
   for (const ContextVariable& v : a.context)
     pa[v.name] = v.pattern;
@@ -166,98 +161,105 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
   for (const auto& [name, pattern] : pa) {
     if (!pb.count(name)) d.add("context", ChangeKind::info, "variable ${" + name + "} removed");
   }
+}
 
-  // Filesystem: compare the access level at every path either manifest names.
+// Filesystem: compare the access level at every path either manifest names.
+void diff_filesystem(const Filesystem& a, const Filesystem& b, Differ& d) {
   std::set<std::string> points;
-  for (const Manifest* m : {&a, &b}) {
-    for (const auto* list :
-         {&m->filesystem.read, &m->filesystem.write, &m->filesystem.tmpfs, &m->filesystem.hide}) {
+  for (const Filesystem* fs : {&a, &b}) {
+    for (const auto* list : {&fs->read, &fs->write, &fs->tmpfs, &fs->hide}) {
       points.insert(list->begin(), list->end());
     }
   }
   for (const std::string& p : points) {
-    Level la = level_at(a.filesystem, p), lb = level_at(b.filesystem, p);
+    Level la = level_at(a, p), lb = level_at(b, p);
     if (la == lb) continue;
     d.add("filesystem", lb > la ? ChangeKind::widened : ChangeKind::narrowed,
           p + ": " + level_name(la) + " -> " + level_name(lb));
   }
-  for (const std::string& p : b.filesystem.tmpfs) {
-    if (std::find(a.filesystem.tmpfs.begin(), a.filesystem.tmpfs.end(), p) ==
-        a.filesystem.tmpfs.end()) {
+  for (const std::string& p : b.tmpfs) {
+    if (std::find(a.tmpfs.begin(), a.tmpfs.end(), p) == a.tmpfs.end()) {
       d.add("filesystem", ChangeKind::widened, "new private scratch space at " + p);
     }
   }
-  for (const std::string& p : a.filesystem.tmpfs) {
-    if (std::find(b.filesystem.tmpfs.begin(), b.filesystem.tmpfs.end(), p) ==
-        b.filesystem.tmpfs.end()) {
+  for (const std::string& p : a.tmpfs) {
+    if (std::find(b.tmpfs.begin(), b.tmpfs.end(), p) == b.tmpfs.end()) {
       d.add("filesystem", ChangeKind::narrowed, "private scratch space at " + p + " removed");
     }
   }
+}
 
-  // Tools.
+// One tool both manifests name: its program, call limit and price.
+void diff_tool(const Tool& ta, const Tool& tb, Differ& d) {
+  if (ta.path != tb.path) {
+    d.add("tools", ChangeKind::widened, "tool " + tb.name + " now runs " + tb.path);
+    d.add("tools", ChangeKind::narrowed, "tool " + tb.name + " no longer runs " + ta.path);
+  }
+  if (ta.max_calls != tb.max_calls) {
+    auto text = [](const std::optional<uint64_t>& v) {
+      return v ? std::to_string(*v) : std::string("unlimited");
+    };
+    bool wider = !tb.max_calls || (ta.max_calls && *tb.max_calls > *ta.max_calls);
+    d.add("tools", wider ? ChangeKind::widened : ChangeKind::narrowed,
+          "tool " + tb.name + " max_calls " + text(ta.max_calls) + " -> " + text(tb.max_calls));
+  }
+  if (ta.cost_micro_usd != tb.cost_micro_usd) {
+    d.add("tools",
+          tb.cost_micro_usd < ta.cost_micro_usd ? ChangeKind::widened : ChangeKind::narrowed,
+          "tool " + tb.name + " price " + format_usd(ta.cost_micro_usd) + " -> " +
+              format_usd(tb.cost_micro_usd) + " per call");
+  }
+}
+
+void diff_tools(const Manifest& a, const Manifest& b, Differ& d) {
   for (const Tool& tb : b.tools) {
     const Tool* ta = a.find_tool(tb.name);
     if (!ta) {
       d.add("tools", ChangeKind::widened, "new tool " + tb.name + " (" + tb.path + ")");
       continue;
     }
-    if (ta->path != tb.path) {
-      d.add("tools", ChangeKind::widened, "tool " + tb.name + " now runs " + tb.path);
-      d.add("tools", ChangeKind::narrowed, "tool " + tb.name + " no longer runs " + ta->path);
-    }
-    if (ta->max_calls != tb.max_calls) {
-      auto text = [](const std::optional<uint64_t>& v) {
-        return v ? std::to_string(*v) : std::string("unlimited");
-      };
-      bool wider = !tb.max_calls || (ta->max_calls && *tb.max_calls > *ta->max_calls);
-      d.add("tools", wider ? ChangeKind::widened : ChangeKind::narrowed,
-            "tool " + tb.name + " max_calls " + text(ta->max_calls) + " -> " + text(tb.max_calls));
-    }
-    if (ta->cost_micro_usd != tb.cost_micro_usd) {
-      d.add("tools",
-            tb.cost_micro_usd < ta->cost_micro_usd ? ChangeKind::widened : ChangeKind::narrowed,
-            "tool " + tb.name + " price " + format_usd(ta->cost_micro_usd) + " -> " +
-                format_usd(tb.cost_micro_usd) + " per call");
-    }
+    diff_tool(*ta, tb, d);
   }
   for (const Tool& ta : a.tools) {
     if (!b.find_tool(ta.name)) d.add("tools", ChangeKind::narrowed, "tool " + ta.name + " removed");
   }
+}
 
-  // Network.
+void diff_network(const Network& a, const Network& b, Differ& d) {
   auto rank = [](NetworkMode m) {
     return m == NetworkMode::none ? 0 : m == NetworkMode::filtered ? 1 : 2;
   };
-  if (a.network.mode != b.network.mode) {
-    d.add("network",
-          rank(b.network.mode) > rank(a.network.mode) ? ChangeKind::widened : ChangeKind::narrowed,
-          std::string("mode ") + to_string(a.network.mode) + " -> " + to_string(b.network.mode));
+  if (a.mode != b.mode) {
+    d.add("network", rank(b.mode) > rank(a.mode) ? ChangeKind::widened : ChangeKind::narrowed,
+          std::string("mode ") + to_string(a.mode) + " -> " + to_string(b.mode));
   }
   // Mode "host" admits every destination: its change is the mode entry above, and egress rules
   // compared with it would report destinations gained or lost that were never in question.
-  bool any_host = a.network.mode == NetworkMode::host || b.network.mode == NetworkMode::host;
-  for (const EgressRule& r : any_host ? std::vector<EgressRule>{} : b.network.egress) {
-    if (!egress_covered(r, a.network.egress)) {
-      d.add("network", ChangeKind::widened,
-            "may now connect to " + destination(r) + " " + to_string(r.protocol) + " " +
-                format_port_ranges(r.ports) + private_note(r));
+  bool any_host = a.mode == NetworkMode::host || b.mode == NetworkMode::host;
+  if (!any_host) {
+    for (const EgressRule& r : b.egress) {
+      if (!egress_covered(r, a.egress)) {
+        d.add("network", ChangeKind::widened,
+              "may now connect to " + destination(r) + " " + to_string(r.protocol) + " " +
+                  format_port_ranges(r.ports) + private_note(r));
+      }
+    }
+    for (const EgressRule& r : a.egress) {
+      if (!egress_covered(r, b.egress)) {
+        d.add("network", ChangeKind::narrowed,
+              "may no longer connect to all of " + destination(r) + " " + to_string(r.protocol) +
+                  " " + format_port_ranges(r.ports) + private_note(r));
+      }
     }
   }
-  for (const EgressRule& r : any_host ? std::vector<EgressRule>{} : a.network.egress) {
-    if (!egress_covered(r, b.network.egress)) {
-      d.add("network", ChangeKind::narrowed,
-            "may no longer connect to all of " + destination(r) + " " + to_string(r.protocol) +
-                " " + format_port_ranges(r.ports) + private_note(r));
-    }
+  if (a.dns != b.dns) {
+    d.add("network", b.dns ? ChangeKind::widened : ChangeKind::narrowed,
+          std::string("dns ") + (a.dns ? "on" : "off") + " -> " + (b.dns ? "on" : "off"));
   }
-  if (a.network.dns != b.network.dns) {
-    d.add("network", b.network.dns ? ChangeKind::widened : ChangeKind::narrowed,
-          std::string("dns ") + (a.network.dns ? "on" : "off") + " -> " +
-              (b.network.dns ? "on" : "off"));
-  }
+}
 
-  // System calls.
-  std::map<std::string, int> sa = syscall_states(a.syscalls), sb = syscall_states(b.syscalls);
+void diff_syscalls(const Syscalls& a, const Syscalls& b, Differ& d) {
+  std::map<std::string, int> sa = syscall_states(a), sb = syscall_states(b);
   std::set<std::string> names;
   for (const auto& [n, s] : sa)
     names.insert(n);
@@ -270,16 +272,14 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
     d.add("syscalls", y > x ? ChangeKind::widened : ChangeKind::narrowed,
           n + ": " + kState[x] + " -> " + kState[y]);
   }
-  if (a.syscalls.action != b.syscalls.action) {
+  if (a.action != b.action) {
     d.add("syscalls",
-          b.syscalls.action == SyscallAction::errno_eperm ? ChangeKind::widened
-                                                          : ChangeKind::narrowed,
-          std::string("action ") + to_string(a.syscalls.action) + " -> " +
-              to_string(b.syscalls.action));
+          b.action == SyscallAction::errno_eperm ? ChangeKind::widened : ChangeKind::narrowed,
+          std::string("action ") + to_string(a.action) + " -> " + to_string(b.action));
   }
+}
 
-  // Budgets.
-  const Budgets &ba = a.budgets, &bb = b.budgets;
+void diff_budgets(const Budgets& ba, const Budgets& bb, Differ& d) {
   auto count = [](uint64_t v) { return std::to_string(v); };
   d.limit("wall_clock", ba.wall_clock_ns, bb.wall_clock_ns, format_duration);
   d.limit("cpu_time", ba.cpu_time_ns, bb.cpu_time_ns, format_duration);
@@ -289,65 +289,71 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
   d.limit("memory", ba.memory_bytes, bb.memory_bytes, format_size);
   d.limit("egress_bytes", ba.egress_bytes, bb.egress_bytes, format_size);
   d.limit("cost_usd", ba.cost_micro_usd, bb.cost_micro_usd, format_usd);
+}
 
-  // Composition rules, by id.
-  auto rule_json = [](const Rule& r) {
-    json j = {{"read", r.after.read},  {"exec", r.after.exec},       {"network", r.deny.network},
-              {"write", r.deny.write}, {"exec_denied", r.deny.exec}, {"tools", r.deny.tools},
-              {"hosts", r.deny.hosts}};
-    for (const ConnectTrigger& c : r.after.connect) {
-      j["connect"].push_back(c.egress_index ? json(*c.egress_index) : json(c.host));
-    }
-    return j;
-  };
-  for (const Rule& rb : b.rules) {
-    auto it =
-        std::find_if(a.rules.begin(), a.rules.end(), [&](const Rule& r) { return r.id == rb.id; });
-    if (it == a.rules.end()) {
+// A composition rule's triggers and denials, compared as a whole.
+json rule_json(const Rule& r) {
+  json j = {{"read", r.after.read},  {"exec", r.after.exec},       {"network", r.deny.network},
+            {"write", r.deny.write}, {"exec_denied", r.deny.exec}, {"tools", r.deny.tools},
+            {"hosts", r.deny.hosts}};
+  for (const ConnectTrigger& c : r.after.connect) {
+    j["connect"].push_back(c.egress_index ? json(*c.egress_index) : json(c.host));
+  }
+  return j;
+}
+
+// Composition rules, by id.
+void diff_rules(const std::vector<Rule>& a, const std::vector<Rule>& b, Differ& d) {
+  for (const Rule& rb : b) {
+    auto it = std::find_if(a.begin(), a.end(), [&](const Rule& r) { return r.id == rb.id; });
+    if (it == a.end()) {
       d.add("rules", ChangeKind::narrowed, "new composition rule " + rb.id);
     } else if (rule_json(*it) != rule_json(rb)) {
       d.add("rules", ChangeKind::changed, "composition rule " + rb.id + " changed");
     }
   }
-  for (const Rule& ra : a.rules) {
-    if (std::none_of(b.rules.begin(), b.rules.end(),
-                     [&](const Rule& r) { return r.id == ra.id; })) {
+  for (const Rule& ra : a) {
+    if (std::none_of(b.begin(), b.end(), [&](const Rule& r) { return r.id == ra.id; })) {
       d.add("rules", ChangeKind::widened, "composition rule " + ra.id + " removed");
     }
   }
+}
 
-  // Oversight and response.
-  if (a.audit.files != b.audit.files) {
-    d.add("audit", b.audit.files ? ChangeKind::narrowed : ChangeKind::widened,
-          std::string("file-access log ") + (b.audit.files ? "turned on" : "turned off"));
+void diff_audit(const Audit& a, const Audit& b, Differ& d) {
+  if (a.files != b.files) {
+    d.add("audit", b.files ? ChangeKind::narrowed : ChangeKind::widened,
+          std::string("file-access log ") + (b.files ? "turned on" : "turned off"));
   }
-  if (a.audit.syscalls != b.audit.syscalls) {
-    d.add("audit", b.audit.syscalls ? ChangeKind::narrowed : ChangeKind::widened,
-          std::string("syscall histogram ") + (b.audit.syscalls ? "turned on" : "turned off"));
+  if (a.syscalls != b.syscalls) {
+    d.add("audit", b.syscalls ? ChangeKind::narrowed : ChangeKind::widened,
+          std::string("syscall histogram ") + (b.syscalls ? "turned on" : "turned off"));
   }
-  if (a.baseline.has_value() != b.baseline.has_value()) {
-    d.add("baseline", b.baseline ? ChangeKind::narrowed : ChangeKind::widened,
-          b.baseline ? "behaviour baseline added" : "behaviour baseline removed");
-  } else if (a.baseline && b.baseline) {
-    if (a.baseline->tolerance != b.baseline->tolerance) {
-      d.add("baseline",
-            b.baseline->tolerance > a.baseline->tolerance ? ChangeKind::widened
-                                                          : ChangeKind::narrowed,
-            "baseline tolerance " + std::to_string(a.baseline->tolerance) + " -> " +
-                std::to_string(b.baseline->tolerance));
-    }
-    if (a.baseline->action != b.baseline->action) {
-      d.add(
-          "baseline",
-          b.baseline->action == BaselineAction::alert ? ChangeKind::widened : ChangeKind::narrowed,
-          std::string("baseline action ") + to_string(a.baseline->action) + " -> " +
-              to_string(b.baseline->action));
-    }
-    if (a.baseline->profile != b.baseline->profile) {
-      d.add("baseline", ChangeKind::changed,
-            "baseline profile " + a.baseline->profile + " -> " + b.baseline->profile);
-    }
+}
+
+void diff_baseline(const std::optional<Baseline>& a, const std::optional<Baseline>& b, Differ& d) {
+  if (a.has_value() != b.has_value()) {
+    d.add("baseline", b ? ChangeKind::narrowed : ChangeKind::widened,
+          b ? "behaviour baseline added" : "behaviour baseline removed");
+    return;
   }
+  if (!a) return;
+  if (a->tolerance != b->tolerance) {
+    d.add("baseline", b->tolerance > a->tolerance ? ChangeKind::widened : ChangeKind::narrowed,
+          "baseline tolerance " + std::to_string(a->tolerance) + " -> " +
+              std::to_string(b->tolerance));
+  }
+  if (a->action != b->action) {
+    d.add("baseline",
+          b->action == BaselineAction::alert ? ChangeKind::widened : ChangeKind::narrowed,
+          std::string("baseline action ") + to_string(a->action) + " -> " + to_string(b->action));
+  }
+  if (a->profile != b->profile) {
+    d.add("baseline", ChangeKind::changed, "baseline profile " + a->profile + " -> " + b->profile);
+  }
+}
+
+// The response to a violation and the layers a run may go without.
+void diff_response(const Manifest& a, const Manifest& b, Differ& d) {
   if (a.on_violation != b.on_violation) {
     d.add("on_violation",
           b.on_violation == OnViolation::deny ? ChangeKind::widened : ChangeKind::narrowed,
@@ -361,30 +367,46 @@ std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
     if (!b.enforcement.allows(l))
       d.add("enforcement", ChangeKind::narrowed, "layer " + l + " is now required");
   }
+}
 
-  // Process.
-  for (const std::string& n : b.process.env_pass) {
-    if (std::find(a.process.env_pass.begin(), a.process.env_pass.end(), n) ==
-        a.process.env_pass.end()) {
+void diff_process(const Process& a, const Process& b, Differ& d) {
+  for (const std::string& n : b.env_pass) {
+    if (std::find(a.env_pass.begin(), a.env_pass.end(), n) == a.env_pass.end()) {
       d.add("process", ChangeKind::widened, "environment variable " + n + " now passed in");
     }
   }
-  for (const std::string& n : a.process.env_pass) {
-    if (std::find(b.process.env_pass.begin(), b.process.env_pass.end(), n) ==
-        b.process.env_pass.end()) {
+  for (const std::string& n : a.env_pass) {
+    if (std::find(b.env_pass.begin(), b.env_pass.end(), n) == b.env_pass.end()) {
       d.add("process", ChangeKind::narrowed, "environment variable " + n + " no longer passed in");
     }
   }
-  if (a.process.env_set != b.process.env_set) d.add("process", ChangeKind::info, "env.set changed");
-  if (a.process.cwd != b.process.cwd) {
-    d.add("process", ChangeKind::info, "cwd " + a.process.cwd + " -> " + b.process.cwd);
-  }
-  if (a.process.user != b.process.user) {
+  if (a.env_set != b.env_set) d.add("process", ChangeKind::info, "env.set changed");
+  if (a.cwd != b.cwd) d.add("process", ChangeKind::info, "cwd " + a.cwd + " -> " + b.cwd);
+  if (a.user != b.user) {
     auto u = [](const std::optional<UserIds>& v) {
       return v ? std::to_string(v->uid) + ":" + std::to_string(v->gid) : std::string("caller's");
     };
-    d.add("process", ChangeKind::changed, "user " + u(a.process.user) + " -> " + u(b.process.user));
+    d.add("process", ChangeKind::changed, "user " + u(a.user) + " -> " + u(b.user));
   }
+}
+
+}  // namespace
+
+std::vector<DiffEntry> diff_manifests(const Manifest& a, const Manifest& b) {
+  Differ d;
+  diff_metadata(a.metadata, b.metadata, d);
+  diff_context(a, b, d);
+  diff_filesystem(a.filesystem, b.filesystem, d);
+  diff_tools(a, b, d);
+  diff_network(a.network, b.network, d);
+  diff_syscalls(a.syscalls, b.syscalls, d);
+  diff_budgets(a.budgets, b.budgets, d);
+  diff_rules(a.rules, b.rules, d);
+  // Oversight and response.
+  diff_audit(a.audit, b.audit, d);
+  diff_baseline(a.baseline, b.baseline, d);
+  diff_response(a, b, d);
+  diff_process(a.process, b.process, d);
   return d.out;
 }
 

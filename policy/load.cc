@@ -650,6 +650,90 @@ class ManifestReader {
     return std::nullopt;
   }
 
+  // One egress rule's "host" or "cidr"; false when missing, doubled or invalid.
+  bool read_egress_destination(const json& r, const std::string& path, EgressRule& rule) {
+    bool ok = true;
+    bool has_host = r.contains("host"), has_cidr = r.contains("cidr");
+    if (has_host == has_cidr) {
+      d_.error(path,
+               "expected exactly one of \"host\" (a DNS name) and \"cidr\" (an address "
+               "block)");
+      ok = false;
+    } else if (has_host) {
+      if (auto s = string(r["host"], path + "/host", "a DNS name")) {
+        std::string why;
+        if (!(template_ && has_placeholder(*s)) && !valid_host_pattern(*s, why)) {
+          mismatch(path + "/host", why, r["host"]);
+          ok = false;
+        } else {
+          rule.host = *s;
+        }
+      } else {
+        ok = false;
+      }
+    } else {
+      if (auto s = string(r["cidr"], path + "/cidr", "an address block")) {
+        rule.cidr_text = *s;
+        if (!(template_ && has_placeholder(*s))) {
+          Parsed<Cidr> c = parse_cidr(*s);
+          if (c) {
+            rule.cidr = *c.value;
+          } else {
+            mismatch(path + "/cidr", c.error, r["cidr"]);
+            ok = false;
+          }
+        }
+      } else {
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  // One egress rule at `path`; false when any of its fields is invalid (each one reported).
+  bool read_egress_rule(const json& r, const std::string& path, EgressRule& rule) {
+    bool ok = read_egress_destination(r, path, rule);
+    bool has_host = r.contains("host");
+    if (require(r, path, "ports", "a non-empty array of ports")) {
+      const json& ports = r["ports"];
+      if (!ports.is_array() || ports.empty()) {
+        mismatch(path + "/ports", "a non-empty array of ports 1-65535 or \"a-b\" ranges", ports);
+        ok = false;
+      } else {
+        for (size_t k = 0; k < ports.size(); ++k) {
+          if (auto p = port(ports[k], pointer_join(path + "/ports", k))) {
+            rule.ports.push_back(*p);
+          } else {
+            ok = false;
+          }
+        }
+        rule.ports = merge_port_ranges(rule.ports);
+      }
+    } else {
+      ok = false;
+    }
+    if (r.contains("protocol")) {
+      if (auto s = enum_string(r["protocol"], path + "/protocol", {"tcp", "udp"})) {
+        rule.protocol = *s == "udp" ? Protocol::udp : Protocol::tcp;
+      } else {
+        ok = false;
+      }
+    }
+    if (r.contains("private")) {
+      if (!has_host) {
+        d_.error(path + "/private",
+                 "\"private\" applies only to host rules (a cidr rule names its addresses "
+                 "itself)");
+        ok = false;
+      } else if (auto b = boolean(r["private"], path + "/private")) {
+        rule.private_ok = *b;
+      } else {
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
   void read_network(const json& v, Manifest& m) {
     Network& n = m.network;
     if (!keys(v, "/network", "/network")) return;
@@ -675,79 +759,7 @@ class ManifestReader {
       const json& r = egress[i];
       if (!keys(r, path, "/network/egress/*")) continue;
       EgressRule rule;
-      bool ok = true;
-      bool has_host = r.contains("host"), has_cidr = r.contains("cidr");
-      if (has_host == has_cidr) {
-        d_.error(path,
-                 "expected exactly one of \"host\" (a DNS name) and \"cidr\" (an address "
-                 "block)");
-        ok = false;
-      } else if (has_host) {
-        if (auto s = string(r["host"], path + "/host", "a DNS name")) {
-          std::string why;
-          if (!(template_ && has_placeholder(*s)) && !valid_host_pattern(*s, why)) {
-            mismatch(path + "/host", why, r["host"]);
-            ok = false;
-          } else {
-            rule.host = *s;
-          }
-        } else {
-          ok = false;
-        }
-      } else {
-        if (auto s = string(r["cidr"], path + "/cidr", "an address block")) {
-          rule.cidr_text = *s;
-          if (!(template_ && has_placeholder(*s))) {
-            Parsed<Cidr> c = parse_cidr(*s);
-            if (c) {
-              rule.cidr = *c.value;
-            } else {
-              mismatch(path + "/cidr", c.error, r["cidr"]);
-              ok = false;
-            }
-          }
-        } else {
-          ok = false;
-        }
-      }
-      if (require(r, path, "ports", "a non-empty array of ports")) {
-        const json& ports = r["ports"];
-        if (!ports.is_array() || ports.empty()) {
-          mismatch(path + "/ports", "a non-empty array of ports 1-65535 or \"a-b\" ranges", ports);
-          ok = false;
-        } else {
-          for (size_t k = 0; k < ports.size(); ++k) {
-            if (auto p = port(ports[k], pointer_join(path + "/ports", k))) {
-              rule.ports.push_back(*p);
-            } else {
-              ok = false;
-            }
-          }
-          rule.ports = merge_port_ranges(rule.ports);
-        }
-      } else {
-        ok = false;
-      }
-      if (r.contains("protocol")) {
-        if (auto s = enum_string(r["protocol"], path + "/protocol", {"tcp", "udp"})) {
-          rule.protocol = *s == "udp" ? Protocol::udp : Protocol::tcp;
-        } else {
-          ok = false;
-        }
-      }
-      if (r.contains("private")) {
-        if (!has_host) {
-          d_.error(path + "/private",
-                   "\"private\" applies only to host rules (a cidr rule names its addresses "
-                   "itself)");
-          ok = false;
-        } else if (auto b = boolean(r["private"], path + "/private")) {
-          rule.private_ok = *b;
-        } else {
-          ok = false;
-        }
-      }
-      if (!ok) continue;
+      if (!read_egress_rule(r, path, rule)) continue;
       std::string destination = (rule.is_host() ? "host " + rule.host
                                  : rule.cidr    ? "cidr " + rule.cidr->to_string()
                                                 : "cidr " + rule.cidr_text) +
@@ -793,6 +805,51 @@ class ManifestReader {
     imported_kill_ = imported.first_kill;
   }
 
+  // /syscalls/profile_digest: well formed, and the digest of the profile file named.
+  void check_profile_digest(const json& v, const Syscalls& s) {
+    const json& pd = v["profile_digest"];
+    bool profile_is_path = v.contains("profile") && v["profile"].is_string() &&
+                           v["profile"].get<std::string>().rfind('/', 0) == 0;
+    auto well_formed = [](const std::string& t) {
+      return t.size() == 71 && t.rfind("sha256:", 0) == 0 &&
+             std::all_of(t.begin() + 7, t.end(),
+                         [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    };
+    if (!pd.is_string() || !well_formed(pd.get<std::string>())) {
+      mismatch("/syscalls/profile_digest", "\"sha256:\" and 64 lower-case hex digits", pd);
+    } else if (!profile_is_path) {
+      d_.error("/syscalls/profile_digest",
+               "pins the content of a profile file, but /syscalls/profile names none");
+    } else if (s.is_imported() && pd.get<std::string>() != s.imported_digest) {
+      d_.error("/syscalls/profile_digest",
+               "the profile file " + s.profile + " has digest " + s.imported_digest + ", not " +
+                   pd.get<std::string>() + " (it changed since the manifest pinned it)");
+    }
+  }
+
+  // An imported profile must let the launcher's own calls before the agent starts pass
+  // (policy/oci_seccomp.h).
+  void check_launcher_start_calls(const Syscalls& s) {
+    SeccompProfile compiled = compile_seccomp(s);
+    std::string missing;
+    for (const std::string& name : launcher_start_syscalls()) {
+      bool outright = compiled.default_verdict == SeccompVerdict::allow;
+      for (const SeccompRule& r : compiled.rules) {
+        if (r.syscall != name) continue;
+        if (r.verdict == SeccompVerdict::allow && r.conditions.empty()) outright = true;
+        if (r.verdict != SeccompVerdict::allow) outright = false;
+      }
+      if (!outright) missing += (missing.empty() ? "" : ", ") + name;
+    }
+    if (!missing.empty()) {
+      d_.error("/syscalls/profile",
+               "in " + s.profile + ": the enclosure needs " + missing +
+                   " allowed outright to start the agent (after loading the filter it hands the "
+                   "filter's listener to its supervisor with sendmsg, then calls execve); allow "
+                   "them in the file or under /syscalls/allow");
+    }
+  }
+
   void read_syscalls(const json& v, Syscalls& s) {
     if (!keys(v, "/syscalls", "/syscalls")) return;
     if (v.contains("profile")) {
@@ -812,26 +869,7 @@ class ManifestReader {
                  p);
       }
     }
-    if (v.contains("profile_digest")) {
-      const json& pd = v["profile_digest"];
-      bool profile_is_path = v.contains("profile") && v["profile"].is_string() &&
-                             v["profile"].get<std::string>().rfind('/', 0) == 0;
-      auto well_formed = [](const std::string& t) {
-        return t.size() == 71 && t.rfind("sha256:", 0) == 0 &&
-               std::all_of(t.begin() + 7, t.end(),
-                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-      };
-      if (!pd.is_string() || !well_formed(pd.get<std::string>())) {
-        mismatch("/syscalls/profile_digest", "\"sha256:\" and 64 lower-case hex digits", pd);
-      } else if (!profile_is_path) {
-        d_.error("/syscalls/profile_digest",
-                 "pins the content of a profile file, but /syscalls/profile names none");
-      } else if (s.is_imported() && pd.get<std::string>() != s.imported_digest) {
-        d_.error("/syscalls/profile_digest",
-                 "the profile file " + s.profile + " has digest " + s.imported_digest + ", not " +
-                     pd.get<std::string>() + " (it changed since the manifest pinned it)");
-      }
-    }
+    if (v.contains("profile_digest")) check_profile_digest(v, s);
     auto known = [](const std::string& name) -> std::string {
       if (known_syscall(name)) return {};
       return "a system call name of this architecture (as in syscalls(2))";
@@ -869,27 +907,7 @@ class ManifestReader {
         s.action = *a == "kill" ? SyscallAction::kill : SyscallAction::errno_eperm;
       }
     }
-    if (s.is_imported()) {
-      // The launcher's own calls before the agent starts must pass (policy/oci_seccomp.h).
-      SeccompProfile compiled = compile_seccomp(s);
-      std::string missing;
-      for (const std::string& name : launcher_start_syscalls()) {
-        bool outright = compiled.default_verdict == SeccompVerdict::allow;
-        for (const SeccompRule& r : compiled.rules) {
-          if (r.syscall != name) continue;
-          if (r.verdict == SeccompVerdict::allow && r.conditions.empty()) outright = true;
-          if (r.verdict != SeccompVerdict::allow) outright = false;
-        }
-        if (!outright) missing += (missing.empty() ? "" : ", ") + name;
-      }
-      if (!missing.empty()) {
-        d_.error("/syscalls/profile",
-                 "in " + s.profile + ": the enclosure needs " + missing +
-                     " allowed outright to start the agent (after loading the filter it hands the "
-                     "filter's listener to its supervisor with sendmsg, then calls execve); allow "
-                     "them in the file or under /syscalls/allow");
-      }
-    }
+    if (s.is_imported()) check_launcher_start_calls(s);
     if (!imported_kill_.empty() && s.action != SyscallAction::kill) {
       d_.error(imported_kill_, "in " + s.profile +
                                    ": the profile kills here, but the enclosure answers every "
@@ -1160,11 +1178,13 @@ class ManifestReader {
   std::string imported_kill_;  // pointer of the imported profile's first kill action
 };
 
-// Cross-section checks: contradictions and references between sections.
-void check_consistency(const Manifest& m, Diagnostics& d) {
-  const Filesystem& fs = m.filesystem;
-  // A path granted twice (read and write, or write and tmpfs) is ambiguous.
-  std::map<std::string, std::string> granted;  // path -> pointer of its grant
+// Granted paths (/filesystem read, write and tmpfs) -> the pointer of their grant.
+using GrantPointers = std::map<std::string, std::string>;
+
+// The filesystem grants by path; a path granted twice (read and write, or write and tmpfs) is
+// ambiguous.
+GrantPointers note_grants(const Filesystem& fs, Diagnostics& d) {
+  GrantPointers granted;
   auto note = [&](const std::vector<std::string>& list, const char* section) {
     for (size_t i = 0; i < list.size(); ++i) {
       std::string pointer = pointer_join(std::string("/filesystem/") + section, i);
@@ -1178,18 +1198,32 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
   note(fs.read, "read");
   note(fs.write, "write");
   note(fs.tmpfs, "tmpfs");
-  auto under_grant = [&](const std::string& path, bool strictly) {
-    for (const auto& [grant, pointer] : granted) {
-      if (path_is_under(path, grant) && (!strictly || path != grant)) return true;
-    }
-    return false;
-  };
+  return granted;
+}
+
+bool under_grant(const GrantPointers& granted, const std::string& path, bool strictly) {
+  for (const auto& [grant, pointer] : granted) {
+    if (path_is_under(path, grant) && (!strictly || path != grant)) return true;
+  }
+  return false;
+}
+
+// The pointer of the /filesystem/hide entry that hides `path`, or "".
+std::string hidden_by(const Filesystem& fs, const std::string& path) {
+  for (size_t i = 0; i < fs.hide.size(); ++i) {
+    if (path_is_under(path, fs.hide[i])) return pointer_join("/filesystem/hide", i);
+  }
+  return {};
+}
+
+// Each hidden path must lie strictly under a grant, and no grant beneath a hidden path.
+void check_hidden_paths(const Filesystem& fs, const GrantPointers& granted, Diagnostics& d) {
   for (size_t i = 0; i < fs.hide.size(); ++i) {
     std::string pointer = pointer_join("/filesystem/hide", i);
     if (auto it = granted.find(fs.hide[i]); it != granted.end()) {
       d.error(pointer,
               "hides exactly the path granted at " + it->second + "; remove the grant instead");
-    } else if (!under_grant(fs.hide[i], true)) {
+    } else if (!under_grant(granted, fs.hide[i], true)) {
       d.error(pointer, "\"" + fs.hide[i] +
                            "\" is not under any read, write or tmpfs path, so "
                            "there is nothing to hide");
@@ -1204,28 +1238,30 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
       }
     }
   }
-  auto hidden = [&](const std::string& path) -> std::string {
-    for (size_t i = 0; i < fs.hide.size(); ++i) {
-      if (path_is_under(path, fs.hide[i])) return pointer_join("/filesystem/hide", i);
-    }
-    return {};
-  };
+}
+
+// The working directory and the tools must be inside the view and not hidden.
+void check_reachable(const Manifest& m, const GrantPointers& granted, Diagnostics& d) {
+  const Filesystem& fs = m.filesystem;
   if (m.process.cwd != "/" && !has_placeholder(m.process.cwd)) {
-    if (!under_grant(m.process.cwd, false)) {
+    if (!under_grant(granted, m.process.cwd, false)) {
       d.error("/process/cwd", "\"" + m.process.cwd +
                                   "\" is not inside the enclosure's view; "
                                   "grant it under /filesystem/read, write or tmpfs");
-    } else if (std::string h = hidden(m.process.cwd); !h.empty()) {
+    } else if (std::string h = hidden_by(fs, m.process.cwd); !h.empty()) {
       d.error("/process/cwd", "\"" + m.process.cwd + "\" is hidden by " + h);
     }
   }
   for (size_t i = 0; i < m.tools.size(); ++i) {
-    if (std::string h = hidden(m.tools[i].path); !h.empty()) {
+    if (std::string h = hidden_by(fs, m.tools[i].path); !h.empty()) {
       d.error(pointer_join("/tools", i) + "/path",
               "\"" + m.tools[i].path + "\" is hidden by " + h + "; a tool must be reachable");
     }
   }
-  // Network.
+}
+
+// Egress rules, the resolver and host mode against the network mode.
+void check_network_mode(const Manifest& m, Diagnostics& d) {
   const Network& n = m.network;
   if (n.mode != NetworkMode::filtered && !n.egress.empty()) {
     d.error("/network/egress",
@@ -1251,55 +1287,75 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
       }
     }
   }
-  // Composition rules refer to grants, tools and egress rules that must exist.
+}
+
+// A rule's triggers must be able to fire: readable paths, existing tools and egress rules.
+void check_rule_triggers(const Manifest& m, size_t i, const GrantPointers& granted,
+                         const std::set<std::string>& egress_hosts, Diagnostics& d) {
+  const Rule& r = m.rules[i];
+  const Network& n = m.network;
+  std::string base = pointer_join("/rules", i);
+  for (size_t k = 0; k < r.after.read.size(); ++k) {
+    const std::string& p = r.after.read[k];
+    if (has_placeholder(p)) continue;
+    if (!under_grant(granted, p, false)) {
+      d.error(pointer_join(base + "/after/read", k),
+              "\"" + p + "\" is not readable in the enclosure, so this trigger can never fire");
+    } else if (std::string h = hidden_by(m.filesystem, p); !h.empty()) {
+      d.error(pointer_join(base + "/after/read", k),
+              "\"" + p + "\" is hidden by " + h + ", so this trigger can never fire");
+    }
+  }
+  for (size_t k = 0; k < r.after.exec.size(); ++k) {
+    if (!m.find_tool(r.after.exec[k])) {
+      d.error(pointer_join(base + "/after/exec", k),
+              "no tool named \"" + r.after.exec[k] + "\" under /tools");
+    }
+  }
+  for (size_t k = 0; k < r.after.connect.size(); ++k) {
+    const ConnectTrigger& c = r.after.connect[k];
+    std::string item = pointer_join(base + "/after/connect", k);
+    if (c.egress_index && *c.egress_index >= n.egress.size()) {
+      d.error(item, "no egress rule " + std::to_string(*c.egress_index) + " (there are " +
+                        std::to_string(n.egress.size()) + ")");
+    } else if (!c.egress_index && !egress_hosts.count(c.host)) {
+      d.error(item, "no egress rule for host \"" + c.host + "\"");
+    }
+  }
+}
+
+// A rule's denial must refer to something the enclosure has.
+void check_rule_denial(const Manifest& m, size_t i, const std::set<std::string>& egress_hosts,
+                       Diagnostics& d) {
+  const RuleDenial& dn = m.rules[i].deny;
+  const Filesystem& fs = m.filesystem;
+  std::string base = pointer_join("/rules", i);
+  if (dn.network && m.network.mode == NetworkMode::none) {
+    d.error(base + "/deny", "denies \"network\", but the enclosure has none (mode \"none\")");
+  }
+  if (dn.write && fs.write.empty() && fs.tmpfs.empty()) {
+    d.error(base + "/deny", "denies \"write\", but nothing is writable");
+  }
+  for (const std::string& t : dn.tools) {
+    if (!m.find_tool(t)) d.error(base + "/deny", "no tool named \"" + t + "\" under /tools");
+  }
+  for (const std::string& h : dn.hosts) {
+    if (!egress_hosts.count(h)) d.error(base + "/deny", "no egress rule for host \"" + h + "\"");
+  }
+}
+
+// Composition rules refer to grants, tools and egress rules that must exist.
+void check_rules(const Manifest& m, const GrantPointers& granted, Diagnostics& d) {
   std::set<std::string> egress_hosts;
-  for (const EgressRule& r : n.egress) {
+  for (const EgressRule& r : m.network.egress) {
     if (r.is_host()) egress_hosts.insert(r.host);
   }
   std::map<std::string, size_t> fingerprints;
   for (size_t i = 0; i < m.rules.size(); ++i) {
     const Rule& r = m.rules[i];
-    std::string base = pointer_join("/rules", i);
-    for (size_t k = 0; k < r.after.read.size(); ++k) {
-      const std::string& p = r.after.read[k];
-      if (has_placeholder(p)) continue;
-      if (!under_grant(p, false)) {
-        d.error(pointer_join(base + "/after/read", k),
-                "\"" + p + "\" is not readable in the enclosure, so this trigger can never fire");
-      } else if (std::string h = hidden(p); !h.empty()) {
-        d.error(pointer_join(base + "/after/read", k),
-                "\"" + p + "\" is hidden by " + h + ", so this trigger can never fire");
-      }
-    }
-    for (size_t k = 0; k < r.after.exec.size(); ++k) {
-      if (!m.find_tool(r.after.exec[k])) {
-        d.error(pointer_join(base + "/after/exec", k),
-                "no tool named \"" + r.after.exec[k] + "\" under /tools");
-      }
-    }
-    for (size_t k = 0; k < r.after.connect.size(); ++k) {
-      const ConnectTrigger& c = r.after.connect[k];
-      std::string item = pointer_join(base + "/after/connect", k);
-      if (c.egress_index && *c.egress_index >= n.egress.size()) {
-        d.error(item, "no egress rule " + std::to_string(*c.egress_index) + " (there are " +
-                          std::to_string(n.egress.size()) + ")");
-      } else if (!c.egress_index && !egress_hosts.count(c.host)) {
-        d.error(item, "no egress rule for host \"" + c.host + "\"");
-      }
-    }
     const RuleDenial& dn = r.deny;
-    if (dn.network && n.mode == NetworkMode::none) {
-      d.error(base + "/deny", "denies \"network\", but the enclosure has none (mode \"none\")");
-    }
-    if (dn.write && fs.write.empty() && fs.tmpfs.empty()) {
-      d.error(base + "/deny", "denies \"write\", but nothing is writable");
-    }
-    for (const std::string& t : dn.tools) {
-      if (!m.find_tool(t)) d.error(base + "/deny", "no tool named \"" + t + "\" under /tools");
-    }
-    for (const std::string& h : dn.hosts) {
-      if (!egress_hosts.count(h)) d.error(base + "/deny", "no egress rule for host \"" + h + "\"");
-    }
+    check_rule_triggers(m, i, granted, egress_hosts, d);
+    check_rule_denial(m, i, egress_hosts, d);
     // Two rules with the same trigger and the same denial say one thing twice.
     nlohmann::json fp = {{"read", r.after.read}, {"exec", r.after.exec}, {"network", dn.network},
                          {"write", dn.write},    {"x", dn.exec},         {"tools", dn.tools},
@@ -1309,7 +1365,166 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
                                              : nlohmann::json(c.host));
     }
     if (auto [it, inserted] = fingerprints.emplace(fp.dump(), i); !inserted) {
-      d.error(base, "same trigger and denial as " + pointer_join("/rules", it->second));
+      d.error(pointer_join("/rules", i),
+              "same trigger and denial as " + pointer_join("/rules", it->second));
+    }
+  }
+}
+
+// Cross-section checks: contradictions and references between sections.
+void check_consistency(const Manifest& m, Diagnostics& d) {
+  GrantPointers granted = note_grants(m.filesystem, d);
+  check_hidden_paths(m.filesystem, granted, d);
+  check_reachable(m, granted, d);
+  check_network_mode(m, d);
+  check_rules(m, granted, d);
+}
+
+}  // namespace
+
+namespace {
+
+// Every declared context variable mapped to its value, or to nullopt when it has none.
+using ContextBindings = std::map<std::string, std::optional<std::string>>;
+
+// One declaration under /context: checked, and its value (given with --context, else the
+// default) bound in `values`; a variable without either is left unresolved when `options`
+// allow it.
+void read_context_variable(const std::string& name, const json& decl, const ContextValues& context,
+                           const LoadOptions& options, Manifest& m, ContextBindings& values,
+                           Diagnostics& d) {
+  std::string path = pointer_join("/context", name);
+  if (!valid_context_name(name)) {
+    d.error(path,
+            "expected a variable name of letters, digits and _ (not starting with a "
+            "digit)");
+    return;
+  }
+  if (!decl.is_object()) {
+    d.error(path, "expected an object with \"pattern\" and optionally \"default\", got " +
+                      describe(decl));
+    return;
+  }
+  bool ok = true;
+  const std::vector<std::string>& accepted = accepted_keys().at("/context/*");
+  for (const auto& [key, unused] : decl.items()) {
+    (void)unused;
+    if (std::find(accepted.begin(), accepted.end(), key) == accepted.end()) {
+      d.error(pointer_join(path, key), unknown_key_message(key, accepted));
+      ok = false;
+    }
+  }
+  ContextVariable var;
+  var.name = name;
+  if (!decl.contains("pattern") || !decl["pattern"].is_string()) {
+    d.error(path + "/pattern",
+            "expected an anchored regular expression such as "
+            "\"^[0-9]{1,12}$\", got " +
+                (decl.contains("pattern") ? describe(decl["pattern"]) : std::string("nothing")));
+    return;
+  }
+  var.pattern = decl["pattern"].get<std::string>();
+  std::string why;
+  std::optional<std::regex> re = compile_context_pattern(var.pattern, why);
+  if (!re) {
+    d.error(path + "/pattern", "expected " + why + ", got " + describe(decl["pattern"]));
+    return;
+  }
+  if (decl.contains("default")) {
+    if (!decl["default"].is_string()) {
+      d.error(path + "/default", "expected a string, got " + describe(decl["default"]));
+      ok = false;
+    } else {
+      var.default_value = decl["default"].get<std::string>();
+      std::string problem = check_context_value(var, *re, *var.default_value);
+      if (!problem.empty()) {
+        d.error(path + "/default", "default rejected: " + problem);
+        ok = false;
+      }
+    }
+  }
+  if (!ok) return;
+  std::optional<std::string> value = var.default_value;
+  if (auto given = context.find(name); given != context.end()) {
+    std::string problem = check_context_value(var, *re, given->second);
+    if (!problem.empty()) {
+      d.error(path, "--context " + name + ": " + problem);
+      return;
+    }
+    value = given->second;
+  }
+  if (value) {
+    m.context_values[name] = *value;
+  } else if (options.allow_unresolved) {
+    m.unresolved.push_back(name);
+  } else {
+    d.error(path, "no value given (--context " + name + "=VALUE) and no default");
+    return;
+  }
+  values[name] = value;
+  m.context.push_back(var);
+}
+
+// Context declarations, read before the other sections (which are read after expansion).
+void read_context(const json& doc, const ContextValues& context, const LoadOptions& options,
+                  Manifest& m, ContextBindings& values, Diagnostics& d) {
+  if (doc.contains("context")) {
+    const json& ctx = doc["context"];
+    if (!ctx.is_object()) {
+      d.error("/context", "expected an object of variable declarations, got " + describe(ctx));
+    } else {
+      for (const auto& [name, decl] : ctx.items()) {
+        read_context_variable(name, decl, context, options, m, values, d);
+      }
+    }
+  }
+  for (const auto& [name, value] : context) {
+    (void)value;
+    if (!doc.contains("context") || !doc["context"].is_object() || !doc["context"].contains(name)) {
+      d.error("/context", "--context " + name + ": the manifest declares no such variable");
+    }
+  }
+  // Variables that failed their checks still count as declared, so that their placeholders are
+  // not reported a second time as undeclared.
+  if (doc.contains("context") && doc["context"].is_object()) {
+    for (const auto& [name, decl] : doc["context"].items()) {
+      (void)decl;
+      if (!values.count(name)) values[name] = std::string("x");
+    }
+  }
+}
+
+// Replaces the ${name} placeholders in `node` and below; `path` is its JSON pointer.
+void expand_node(json& node, const std::string& path, const ContextBindings& values,
+                 Diagnostics& d) {
+  if (node.is_string()) {
+    const std::string& s = node.get_ref<const std::string&>();
+    if (!has_placeholder(s)) return;
+    Expansion e = expand_placeholders(s, values);
+    for (const std::string& problem : e.problems)
+      d.error(path, problem);
+    node = e.text;
+  } else if (node.is_object()) {
+    for (auto it = node.begin(); it != node.end(); ++it)
+      expand_node(it.value(), pointer_join(path, it.key()), values, d);
+  } else if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i)
+      expand_node(node[i], pointer_join(path, i), values, d);
+  }
+}
+
+// Expansion of ${name} placeholders, in the sections that may hold them.
+void expand_context(json& doc, const ContextBindings& values, Diagnostics& d) {
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (kExpandedSections.count(it.key()))
+      expand_node(it.value(), pointer_join("", it.key()), values, d);
+  }
+  if (doc.contains("tools") && doc["tools"].is_array()) {
+    json& tools = doc["tools"];
+    for (size_t i = 0; i < tools.size(); ++i) {
+      if (tools[i].is_object() && tools[i].contains("path")) {
+        expand_node(tools[i]["path"], pointer_join("/tools", i) + "/path", values, d);
+      }
     }
   }
 }
@@ -1329,131 +1544,9 @@ LoadResult load_manifest(std::string_view text, const ContextValues& context,
   }
 
   Manifest m;
-  // Context declarations first: the other sections are read after expansion.
-  std::map<std::string, std::optional<std::string>> values;
-  if (doc.contains("context")) {
-    const json& ctx = doc["context"];
-    if (!ctx.is_object()) {
-      d.error("/context", "expected an object of variable declarations, got " + describe(ctx));
-    } else {
-      for (const auto& [name, decl] : ctx.items()) {
-        std::string path = pointer_join("/context", name);
-        if (!valid_context_name(name)) {
-          d.error(path,
-                  "expected a variable name of letters, digits and _ (not starting with a "
-                  "digit)");
-          continue;
-        }
-        if (!decl.is_object()) {
-          d.error(path, "expected an object with \"pattern\" and optionally \"default\", got " +
-                            describe(decl));
-          continue;
-        }
-        bool ok = true;
-        const std::vector<std::string>& accepted = accepted_keys().at("/context/*");
-        for (const auto& [key, unused] : decl.items()) {
-          (void)unused;
-          if (std::find(accepted.begin(), accepted.end(), key) == accepted.end()) {
-            d.error(pointer_join(path, key), unknown_key_message(key, accepted));
-            ok = false;
-          }
-        }
-        ContextVariable var;
-        var.name = name;
-        if (!decl.contains("pattern") || !decl["pattern"].is_string()) {
-          d.error(
-              path + "/pattern",
-              "expected an anchored regular expression such as "
-              "\"^[0-9]{1,12}$\", got " +
-                  (decl.contains("pattern") ? describe(decl["pattern"]) : std::string("nothing")));
-          continue;
-        }
-        var.pattern = decl["pattern"].get<std::string>();
-        std::string why;
-        std::optional<std::regex> re = compile_context_pattern(var.pattern, why);
-        if (!re) {
-          d.error(path + "/pattern", "expected " + why + ", got " + describe(decl["pattern"]));
-          continue;
-        }
-        if (decl.contains("default")) {
-          if (!decl["default"].is_string()) {
-            d.error(path + "/default", "expected a string, got " + describe(decl["default"]));
-            ok = false;
-          } else {
-            var.default_value = decl["default"].get<std::string>();
-            std::string problem = check_context_value(var, *re, *var.default_value);
-            if (!problem.empty()) {
-              d.error(path + "/default", "default rejected: " + problem);
-              ok = false;
-            }
-          }
-        }
-        if (!ok) continue;
-        std::optional<std::string> value = var.default_value;
-        if (auto given = context.find(name); given != context.end()) {
-          std::string problem = check_context_value(var, *re, given->second);
-          if (!problem.empty()) {
-            d.error(path, "--context " + name + ": " + problem);
-            continue;
-          }
-          value = given->second;
-        }
-        if (value) {
-          m.context_values[name] = *value;
-        } else if (options.allow_unresolved) {
-          m.unresolved.push_back(name);
-        } else {
-          d.error(path, "no value given (--context " + name + "=VALUE) and no default");
-          continue;
-        }
-        values[name] = value;
-        m.context.push_back(var);
-      }
-    }
-  }
-  for (const auto& [name, value] : context) {
-    (void)value;
-    if (!doc.contains("context") || !doc["context"].is_object() || !doc["context"].contains(name)) {
-      d.error("/context", "--context " + name + ": the manifest declares no such variable");
-    }
-  }
-  // Variables that failed their checks still count as declared, so that their placeholders are
-  // not reported a second time as undeclared.
-  if (doc.contains("context") && doc["context"].is_object()) {
-    for (const auto& [name, decl] : doc["context"].items()) {
-      (void)decl;
-      if (!values.count(name)) values[name] = std::string("x");
-    }
-  }
-
-  // Expansion of ${name} placeholders, in the sections that may hold them.
-  std::function<void(json&, const std::string&)> expand = [&](json& node, const std::string& path) {
-    if (node.is_string()) {
-      const std::string& s = node.get_ref<const std::string&>();
-      if (!has_placeholder(s)) return;
-      Expansion e = expand_placeholders(s, values);
-      for (const std::string& problem : e.problems)
-        d.error(path, problem);
-      node = e.text;
-    } else if (node.is_object()) {
-      for (auto it = node.begin(); it != node.end(); ++it)
-        expand(it.value(), pointer_join(path, it.key()));
-    } else if (node.is_array()) {
-      for (size_t i = 0; i < node.size(); ++i)
-        expand(node[i], pointer_join(path, i));
-    }
-  };
-  for (auto it = doc.begin(); it != doc.end(); ++it) {
-    if (kExpandedSections.count(it.key())) expand(it.value(), pointer_join("", it.key()));
-  }
-  if (doc.contains("tools") && doc["tools"].is_array()) {
-    json& tools = doc["tools"];
-    for (size_t i = 0; i < tools.size(); ++i) {
-      if (tools[i].is_object() && tools[i].contains("path")) {
-        expand(tools[i]["path"], pointer_join("/tools", i) + "/path");
-      }
-    }
-  }
+  ContextBindings values;
+  read_context(doc, context, options, m, values, d);
+  expand_context(doc, values, d);
 
   ManifestReader reader(d, options.allow_unresolved && !m.unresolved.empty(), options);
   reader.read(doc, m);

@@ -113,6 +113,8 @@ std::string list_of(const std::vector<std::string>& names) {
 
 // One argument comparison as alternatives (any may hold); nullopt: holds for every value.
 using Alternatives = std::vector<std::optional<SeccompCondition>>;
+// Condition sets of which any may hold, each a list of conditions that must all hold.
+using ConditionSets = std::vector<std::vector<SeccompCondition>>;
 
 Alternatives less_than(unsigned arg, uint64_t bound) {
   // x < bound exactly when, for some bit i set in bound, x has i clear and agrees with bound
@@ -436,12 +438,8 @@ class OciReader {
     return less_than(arg, v + 1);
   }
 
-  void read_entry(const json& e, size_t i, const SeccompProfile& p) {
-    const std::string at = pointer_join("/syscalls", i);
-    if (!e.is_object()) {
-      error(at, "expected an object {names, action, args}, got " + describe(e));
-      return;
-    }
+  // The entry's keys: known ones only, no Docker conditions; false after reporting any.
+  bool check_entry_keys(const json& e, const std::string& at) {
     bool ok = true;
     static const std::vector<std::string> kKeys{"names",   "action",   "errnoRet", "args",
                                                 "comment", "includes", "excludes"};
@@ -463,8 +461,13 @@ class OciReader {
         ok = false;
       }
     }
-    // Names.
-    std::vector<std::string> names;
+    return ok;
+  }
+
+  // The entry's system call names into `names`; false after reporting a missing, unknown or
+  // repeated one.
+  bool read_entry_names(const json& e, const std::string& at, std::vector<std::string>& names) {
+    bool ok = true;
     if (!e.contains("names")) {
       error(at + "/names", "required key is missing; expected an array of system call names");
       ok = false;
@@ -494,20 +497,94 @@ class OciReader {
         names.push_back(name);
       }
     }
-    // Action.
-    std::optional<ActionKind> kind;
+    return ok;
+  }
+
+  // The entry's action (with its errnoRet); nullopt after reporting the error.
+  std::optional<ActionKind> read_entry_action(const json& e, const std::string& at) {
     if (!e.contains("action")) {
       error(at + "/action", "required key is missing; expected an action such as SCMP_ACT_ALLOW");
-      ok = false;
-    } else {
-      std::optional<uint64_t> errno_ret;
-      if (e.contains("errnoRet")) errno_ret = errno_value(e["errnoRet"], at + "/errnoRet");
-      kind =
-          action(e["action"], at + "/action", errno_ret, e.contains("errnoRet"), at + "/errnoRet");
-      if (!kind) ok = false;
+      return std::nullopt;
     }
+    std::optional<uint64_t> errno_ret;
+    if (e.contains("errnoRet")) errno_ret = errno_value(e["errnoRet"], at + "/errnoRet");
+    return action(e["action"], at + "/action", errno_ret, e.contains("errnoRet"), at + "/errnoRet");
+  }
+
+  // Each comparison of `args` as alternatives, with its argument index, into `comparisons`;
+  // false after reporting any that is invalid.
+  bool read_comparisons(const json& args, const std::string& at,
+                        std::vector<std::pair<unsigned, Alternatives>>& comparisons) {
+    bool ok = true;
+    for (size_t k = 0; k < args.size(); ++k) {
+      auto alternatives = comparison(args[k], pointer_join(at + "/args", k));
+      if (!alternatives) {
+        ok = false;
+        continue;
+      }
+      unsigned index = static_cast<unsigned>(args[k]["index"].get<uint64_t>());
+      comparisons.push_back({index, std::move(*alternatives)});
+    }
+    return ok;
+  }
+
+  // The comparisons as condition sets (alternatives); nullopt after reporting that they expand
+  // to too many filter rules.
+  std::optional<ConditionSets> condition_sets(
+      const std::vector<std::pair<unsigned, Alternatives>>& comparisons, const std::string& at) {
+    ConditionSets sets;
+    std::map<unsigned, size_t> per_index;
+    for (const auto& [index, alternatives] : comparisons) {
+      (void)alternatives;
+      ++per_index[index];
+    }
+    bool repeated = std::any_of(per_index.begin(), per_index.end(),
+                                [](const auto& kv) { return kv.second > 1; });
+    if (repeated) {
+      // runc: when an index repeats, every comparison becomes a rule of its own (OR).
+      for (const auto& [index, alternatives] : comparisons) {
+        (void)index;
+        for (const auto& alt : alternatives) {
+          sets.push_back(alt ? std::vector<SeccompCondition>{*alt}
+                             : std::vector<SeccompCondition>{});
+        }
+      }
+    } else {
+      sets.push_back({});
+      for (const auto& [index, alternatives] : comparisons) {
+        (void)index;
+        ConditionSets next;
+        for (const auto& base : sets) {
+          for (const auto& alt : alternatives) {
+            std::vector<SeccompCondition> s = base;
+            if (alt) s.push_back(*alt);
+            next.push_back(std::move(s));
+          }
+        }
+        if (next.size() > kMaxRulesPerEntry) {
+          error(at + "/args", "these comparisons expand to more than " +
+                                  std::to_string(kMaxRulesPerEntry) + " filter rules");
+          return std::nullopt;
+        }
+        sets = std::move(next);
+      }
+    }
+    return sets;
+  }
+
+  void read_entry(const json& e, size_t i, const SeccompProfile& p) {
+    const std::string at = pointer_join("/syscalls", i);
+    if (!e.is_object()) {
+      error(at, "expected an object {names, action, args}, got " + describe(e));
+      return;
+    }
+    bool ok = check_entry_keys(e, at);
+    std::vector<std::string> names;
+    if (!read_entry_names(e, at, names)) ok = false;
+    std::optional<ActionKind> kind = read_entry_action(e, at);
+    if (!kind) ok = false;
     // Arguments: a list of condition sets (alternatives).
-    std::vector<std::vector<SeccompCondition>> sets;
+    ConditionSets sets;
     if (e.contains("args") && !e["args"].is_null()) {
       const json& args = e["args"];
       if (!args.is_array()) {
@@ -516,49 +593,11 @@ class OciReader {
         return;
       }
       std::vector<std::pair<unsigned, Alternatives>> comparisons;
-      std::map<unsigned, size_t> per_index;
-      for (size_t k = 0; k < args.size(); ++k) {
-        auto alternatives = comparison(args[k], pointer_join(at + "/args", k));
-        if (!alternatives) {
-          ok = false;
-          continue;
-        }
-        unsigned index = static_cast<unsigned>(args[k]["index"].get<uint64_t>());
-        ++per_index[index];
-        comparisons.push_back({index, std::move(*alternatives)});
-      }
+      if (!read_comparisons(args, at, comparisons)) ok = false;
       if (!ok) return;
-      bool repeated = std::any_of(per_index.begin(), per_index.end(),
-                                  [](const auto& kv) { return kv.second > 1; });
-      if (repeated) {
-        // runc: when an index repeats, every comparison becomes a rule of its own (OR).
-        for (const auto& [index, alternatives] : comparisons) {
-          (void)index;
-          for (const auto& alt : alternatives) {
-            sets.push_back(alt ? std::vector<SeccompCondition>{*alt}
-                               : std::vector<SeccompCondition>{});
-          }
-        }
-      } else {
-        sets.push_back({});
-        for (const auto& [index, alternatives] : comparisons) {
-          (void)index;
-          std::vector<std::vector<SeccompCondition>> next;
-          for (const auto& base : sets) {
-            for (const auto& alt : alternatives) {
-              std::vector<SeccompCondition> s = base;
-              if (alt) s.push_back(*alt);
-              next.push_back(std::move(s));
-            }
-          }
-          if (next.size() > kMaxRulesPerEntry) {
-            error(at + "/args", "these comparisons expand to more than " +
-                                    std::to_string(kMaxRulesPerEntry) + " filter rules");
-            return;
-          }
-          sets = std::move(next);
-        }
-      }
+      std::optional<ConditionSets> expanded = condition_sets(comparisons, at);
+      if (!expanded) return;
+      sets = std::move(*expanded);
     } else {
       sets.push_back({});
     }

@@ -1,5 +1,7 @@
 #include "policy/path.h"
 
+#include "policy/context.h"
+
 namespace policy {
 
 std::string check_absolute_path(std::string_view path, bool template_ok) {
@@ -57,6 +59,15 @@ std::string parent_path(std::string_view path) {
   size_t slash = path.find_last_of('/');
   if (slash == std::string_view::npos || slash == 0) return "/";
   return std::string(path.substr(0, slash));
+}
+
+std::string check_nameable_path(std::string_view path) {
+  if (!valid_utf8(path)) return "it is not valid UTF-8 (a manifest is JSON text)";
+  if (path.find("${") != std::string_view::npos) {
+    return "it contains \"${\", which a manifest reads as a context placeholder";
+  }
+  std::string why = check_absolute_path(path);
+  return why.empty() ? "" : "a manifest needs " + why;
 }
 
 }  // namespace policy

@@ -14,6 +14,11 @@ inline constexpr size_t kMaxPathLength = 4095;
 // With `template_ok`, a path starting with a ${placeholder} is not required to start with "/".
 std::string check_absolute_path(std::string_view path, bool template_ok = false);
 
+// Why a manifest the launcher writes itself (`learn`) cannot name `path` as it is on disk, or
+// "" when it can: not valid UTF-8 (a manifest is JSON text), "${" (it would read as a context
+// placeholder), or what check_absolute_path says.
+std::string check_nameable_path(std::string_view path);
+
 // True when `path` is `dir` or lies beneath it ("/usr/lib" is under "/usr", "/usrx" is not).
 bool path_is_under(std::string_view path, std::string_view dir);
 

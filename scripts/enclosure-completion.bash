@@ -11,7 +11,7 @@ _enclosure() {
         cword=$COMP_CWORD
     fi
 
-    local commands="run check explain diff doctor export learn collect daemon audit"
+    local commands="run check explain diff doctor export learn collect daemon audit ps stop init"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
         return
@@ -35,16 +35,19 @@ _enclosure() {
         run)
             options+=" -m --manifest --daemon --context --context-file --events --audit-required"
             options+=" --collector-buffer --grace --ring-buffer --dns-upstream --dns-grace"
-            options+=" --event-rate --event-burst --"
+            options+=" --event-rate --event-burst --tty --no-tty --"
             ;;
         check) options+=" --context --context-file -q --quiet" ;;
+        ps) options+=" --json" ;;
+        init) options+=" -o --output --force coding data browsing" ;;
+        stop) options+=" --timeout" ;;
         explain) options+=" --context --context-file --json" ;;
         diff) options+=" --fail-on-widen --context --context-file --json" ;;
         doctor) options+=" -m --manifest --context --daemon --json" ;;
         export) options+=" --format -o --output --context --context-file" ;;
         learn) options+=" -o --output -m --manifest --headroom --profile --timeout --dns-upstream --" ;;
         collect)
-            options+=" --listen --audit-log --metrics --metrics-allow-remote --socket-mode"
+            options+=" --listen --audit-log --metrics --metrics-allow-remote --socket-mode --socket-group"
             options+=" --rotate-size --keep --keep-size --metrics-max-connections --fsync"
             ;;
         daemon)

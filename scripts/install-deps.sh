@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev clang-format
+  # the function-length check (scripts/check-function-length.sh)
+  universal-ctags
   # libraries
   libseccomp-dev libbpf-dev libcap-dev libboost-program-options-dev nlohmann-json3-dev
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libldns-dev libsystemd-dev
@@ -14,7 +16,12 @@ packages=(
   # tests and examples
   python3 iproute2 util-linux procps git
   # deployment tests: systemd-analyze verify, the Kubernetes YAML, the man page, the .deb
-  systemd python3-yaml groff-base dpkg-dev
+  systemd python3-yaml groff-base dpkg-dev lintian
+  # the collector's metrics page: promtool and the Python client's parsers
+  prometheus python3-prometheus-client
+  # the container test (tests/deploy/container_test.sh; rootful, images built locally): runc
+  # because crun refuses hybrid cgroup hosts, catatonit as the pause process of podman's pods
+  podman runc catatonit
   # benchmarks (side by side)
   bubblewrap firejail hyperfine
 )

@@ -51,4 +51,8 @@ std::optional<std::string> read_file_if_exists(const std::string& path, size_t m
   return read_open_file(fd.get(), path, max_bytes);
 }
 
+std::string read_standard_input(size_t max_bytes) {
+  return read_open_file(STDIN_FILENO, "standard input", max_bytes);
+}
+
 }  // namespace launcher

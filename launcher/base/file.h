@@ -18,4 +18,8 @@ std::string read_file(const std::string& path, size_t max_bytes = kNoFileLimit);
 std::optional<std::string> read_file_if_exists(const std::string& path,
                                                size_t max_bytes = kNoFileLimit);
 
+// Everything on standard input until end of file, at most `max_bytes` (`-m -`). Throws
+// LaunchError naming "standard input".
+std::string read_standard_input(size_t max_bytes = kNoFileLimit);
+
 }  // namespace launcher

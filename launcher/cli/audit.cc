@@ -80,8 +80,7 @@ bool parse_files(const std::string& command, const po::options_description& opti
     return false;
   }
   if (files.empty()) {
-    std::cerr << "enclosure audit " << command << ": no audit log given\n" << options;
-    status = kUsage;
+    status = usage_error("audit " + command, "no audit log given", kUsage);
     return false;
   }
   return true;

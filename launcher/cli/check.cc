@@ -48,8 +48,7 @@ int command_check(const Args& args) {
   if (auto done = parse_command_line("check", args, options, po::value(&files), -1, vm))
     return *done;
   if (files.empty()) {
-    std::cerr << "enclosure check: no manifest file given\n" << options;
-    return exit_code::kInvalid;
+    return usage_error("check", "no manifest file given", exit_code::kInvalid);
   }
   policy::ContextValues values = collect_context(context, context_file);
   bool all_valid = true;

@@ -4,11 +4,14 @@
 // The collector: accepts many launchers and writes the hash-chained audit log.
 #include <boost/program_options.hpp>
 
+#include <grp.h>
+
 #include <iostream>
 
 #include "launcher/base/error.h"
 #include "launcher/base/exit_code.h"
 #include "launcher/cli/commands.h"
+#include "launcher/cli/options.h"
 #include "launcher/events/collector.h"
 #include "policy/units.h"
 
@@ -19,7 +22,7 @@ namespace {
 
 // The option values as written on the command line.
 struct CollectFlags {
-  std::string listen, audit_log, metrics, socket_mode = "0660", rotate_size = "64MiB",
+  std::string listen, audit_log, metrics, socket_mode = "0660", socket_group, rotate_size = "64MiB",
                                           fsync = "durable", keep_size = "0";
   uint64_t keep = 0;
   size_t metrics_max_connections = MetricsEndpoint::kDefaultMaxClients;
@@ -29,6 +32,17 @@ struct CollectFlags {
 // A usage error of `collect` that names one option value (exit 2).
 [[noreturn]] void bad_value(const std::string& what) {
   throw LaunchError(what, exit_code::kInvalid);
+}
+
+// --socket-group: a group name or a numeric gid.
+gid_t parse_group(const std::string& text) {
+  if (const group* g = ::getgrnam(text.c_str())) return g->gr_gid;
+  char* end = nullptr;
+  unsigned long gid = std::strtoul(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || gid >= 0xffffffffUL) {
+    bad_value("--socket-group " + text + ": no such group (a name or a numeric gid)");
+  }
+  return static_cast<gid_t>(gid);
 }
 
 mode_t parse_socket_mode(const std::string& text) {
@@ -69,6 +83,7 @@ CollectorOptions collector_options(const CollectFlags& flags) {
   opt.socket_path = flags.listen.substr(5);
   opt.audit_log = flags.audit_log;
   opt.socket_mode = parse_socket_mode(flags.socket_mode);
+  if (!flags.socket_group.empty()) opt.socket_group = parse_group(flags.socket_group);
   opt.rotate_bytes = parse_rotate_size(flags.rotate_size);
   opt.fsync = parse_fsync(flags.fsync);
   opt.metrics = flags.metrics;
@@ -101,6 +116,10 @@ po::options_description collect_options(CollectFlags& f) {
                                               "allow --metrics on a non-loopback address")(
       "socket-mode", po::value(&f.socket_mode)->default_value("0660"),
       "permissions of the socket (octal); who may connect is who may write audit records")(
+      "socket-group", po::value(&f.socket_group),
+      "the socket's group (name or gid): launchers of users in it may connect (mode 0660); "
+      "pods with their own user namespace (hostUsers: false) need --socket-mode 0666, and every "
+      "record names the connecting process's uid, pid and cgroup")(
       "rotate-size", po::value(&f.rotate_size)->default_value("64MiB"),
       "rotate FILE when it reaches this size (0: never)")(
       "keep", po::value(&f.keep)->default_value(0),
@@ -124,24 +143,15 @@ int command_collect(const Args& args) {
   CollectFlags flags;
   po::options_description options = collect_options(flags);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure collect: " << e.what() << "\n" << options;
-    return exit_code::kInvalid;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return exit_code::kSuccess;
+  if (std::optional<int> done =
+          parse_options_only("collect", args, options, vm, exit_code::kInvalid)) {
+    return *done;
   }
   if (flags.listen.rfind("unix:", 0) != 0 || flags.listen.size() <= 5) {
-    std::cerr << "enclosure collect: --listen unix:PATH is required\n" << options;
-    return exit_code::kInvalid;
+    return usage_error("collect", "--listen unix:PATH is required", exit_code::kInvalid);
   }
   if (flags.audit_log.empty()) {
-    std::cerr << "enclosure collect: --audit-log FILE is required\n" << options;
-    return exit_code::kInvalid;
+    return usage_error("collect", "--audit-log FILE is required", exit_code::kInvalid);
   }
   flags.metrics_allow_remote = vm.count("metrics-allow-remote") > 0;
   CollectorOptions opt = collector_options(flags);

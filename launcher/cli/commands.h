@@ -19,5 +19,8 @@ int command_audit(const Args& args);
 int command_export(const Args& args);
 int command_learn(const Args& args);
 int command_daemon(const Args& args);
+int command_init(const Args& args);
+int command_ps(const Args& args);
+int command_stop(const Args& args);
 
 }  // namespace launcher

@@ -11,6 +11,7 @@
 #include "launcher/base/error.h"
 #include "launcher/base/exit_code.h"
 #include "launcher/cli/commands.h"
+#include "launcher/cli/options.h"
 #include "launcher/daemon/protocol.h"
 #include "launcher/daemon/service.h"
 #include "policy/units.h"
@@ -63,16 +64,9 @@ int command_daemon(const Args& args) {
       "event-burst", po::value(&opt.event_burst)->default_value(opt.event_burst),
       "records a user may have forwarded at once before --event-rate applies");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure daemon: " << e.what() << "\n" << options;
-    return exit_code::kLaunchError;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return exit_code::kSuccess;
+  if (std::optional<int> done =
+          parse_options_only("daemon", args, options, vm, exit_code::kLaunchError)) {
+    return *done;
   }
   for (const std::string& name : groups) {
     if (const group* g = ::getgrnam(name.c_str())) {

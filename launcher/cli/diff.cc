@@ -62,8 +62,7 @@ int command_diff(const Args& args) {
   po::variables_map vm;
   if (auto done = parse_command_line("diff", args, options, po::value(&files), 2, vm)) return *done;
   if (files.size() != 2) {
-    std::cerr << "enclosure diff: expected two manifest files, OLD and NEW\n" << options;
-    return exit_code::kInvalid;
+    return usage_error("diff", "expected two manifest files, OLD and NEW", exit_code::kInvalid);
   }
   auto [before, after] = load_both(files, collect_context(context, context_file));
   std::vector<policy::DiffEntry> entries = policy::diff_manifests(before, after);

@@ -8,9 +8,11 @@
 #include "launcher/base/exit_code.h"
 #include "launcher/cli/commands.h"
 #include "launcher/cli/manifest_file.h"
+#include "launcher/cli/options.h"
 #include "launcher/daemon/client.h"
 #include "launcher/daemon/protocol.h"
 #include "launcher/run/host_features.h"
+#include "launcher/run/setup_probe.h"
 #include "policy/compile.h"
 
 namespace po = boost::program_options;
@@ -45,6 +47,9 @@ void print_text_report(const HostFeatures& host, const Feature& daemon_feature) 
     std::cout << (f.available ? "  ok   " : "  --   ") << name << ": " << f.detail << "\n";
   };
   std::cout << "Host: " << host.kernel << (host.root ? ", running as root" : ", not root") << "\n";
+  if (std::string seccomp = inherited_seccomp(); !seccomp.empty()) {
+    std::cout << "  note " << seccomp << "\n";
+  }
   line("namespaces (pid, mount, ipc, uts, cgroup, net)", host.namespaces);
   line("user namespaces", host.user_namespaces);
   line("landlock", host.landlock);
@@ -81,16 +86,9 @@ int command_doctor(const Args& args) {
       "ask `enclosure daemon` at this socket for the eBPF and cgroup layers (as `run --daemon` "
       "does)")("json", "print the report as JSON");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure doctor: " << e.what() << "\n" << options;
-    return exit_code::kInvalid;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return exit_code::kSuccess;
+  if (std::optional<int> done =
+          parse_options_only("doctor", args, options, vm, exit_code::kInvalid)) {
+    return *done;
   }
   Feature daemon_feature;
   HostFeatures host = probe_with_daemon(daemon_option, daemon_feature);
@@ -111,6 +109,14 @@ int command_doctor(const Args& args) {
     std::string why;
     if (!requirement_met(host, r, why))
       unmet.push_back({{"origin", r.origin}, {"feature", r.feature}, {"why", why}});
+  }
+  // Every run's pid 1 does these steps, whatever the manifest: a container's defaults refuse
+  // some of them, and only doing them shows which.
+  for (const SetupRefusal& refusal : probe_setup(!host.root)) {
+    if (refusal.step == "unshare") host.namespaces = {false, refusal.error + "; " + refusal.fix};
+    unmet.push_back({{"origin", "(every run: the enclosure's set-up)"},
+                     {"feature", refusal.step},
+                     {"why", refusal.error + (refusal.fix.empty() ? "" : "; " + refusal.fix)}});
   }
   if (vm.count("json")) {
     nlohmann::json report = host_report(host);

@@ -28,8 +28,7 @@ int command_explain(const Args& args) {
   if (auto done = parse_command_line("explain", args, options, po::value(&source.path), 1, vm))
     return *done;
   if (source.path.empty()) {
-    std::cerr << "enclosure explain: no manifest file given\n" << options;
-    return exit_code::kInvalid;
+    return usage_error("explain", "no manifest file given", exit_code::kInvalid);
   }
   policy::Manifest manifest = load_manifest_or_throw(source);
   if (vm.count("json")) {

@@ -83,8 +83,7 @@ int command_export(const Args& args) {
     return exit_code::kInvalid;
   }
   if (source.path.empty()) {
-    std::cerr << "enclosure export: no manifest file given\n" << options;
-    return exit_code::kInvalid;
+    return usage_error("export", "no manifest file given", exit_code::kInvalid);
   }
   std::string text = oci_profile(source.path, load_manifest_or_throw(source)).dump(2) + "\n";
   if (output.empty() || output == "-") {

@@ -29,6 +29,7 @@
 #include "launcher/run/local_layers.h"
 #include "policy/compile.h"
 #include "policy/learn.h"
+#include "policy/observation_manifest.h"
 #include "policy/path.h"
 
 namespace po = boost::program_options;
@@ -73,31 +74,6 @@ std::string join_path(const std::string& cwd, const std::string& path) {
   return out.empty() ? "/" : out;
 }
 
-// The observation manifest: broad read access, writes in the working directory, any
-// destination (names answered by the resolver in observe mode), every record switched on.
-nlohmann::json observation_manifest(const std::string& cwd, const std::string& command_path,
-                                    const std::string& timeout) {
-  nlohmann::json m = {
-      {"apiVersion", "enclosure/v1"},
-      {"metadata", {{"name", "learn"}, {"reason", "observation run of enclosure learn"}}},
-      {"filesystem", {{"read", {"/"}}, {"tmpfs", {"/tmp"}}}},
-      {"tools", {{{"name", "command"}, {"path", command_path}}}},
-      {"process", {{"cwd", cwd}, {"env", {{"pass", {"PATH", "LANG", "TERM", "HOME"}}}}}},
-      {"network",
-       {{"mode", "filtered"},
-        {"dns", true},
-        {"egress",
-         {{{"cidr", "0.0.0.0/0"}, {"ports", {"1-65535"}}, {"protocol", "tcp"}},
-          {{"cidr", "0.0.0.0/0"}, {"ports", {"1-65535"}}, {"protocol", "udp"}},
-          {{"cidr", "::/0"}, {"ports", {"1-65535"}}, {"protocol", "tcp"}},
-          {{"cidr", "::/0"}, {"ports", {"1-65535"}}, {"protocol", "udp"}}}}}},
-      {"syscalls", {{"profile", "default"}}},
-      {"budgets", {{"wall_clock", timeout}}},
-      {"audit", {{"files", true}, {"syscalls", true}}}};
-  if (cwd != "/" && policy::check_absolute_path(cwd).empty()) m["filesystem"]["write"] = {cwd};
-  return m;
-}
-
 // Writes `text` to `path` (created or truncated). Throws LaunchError naming the file when the
 // write does not complete.
 void write_text_file(const std::string& path, const std::string& text) {
@@ -115,11 +91,13 @@ void write_text_file(const std::string& path, const std::string& text) {
 std::optional<int> parse_options(const Args& all_args, LearnOptions& opt) {
   Args args;
   split_at_double_dash(all_args, args, opt.command);
+  bool dash_given = has_double_dash(all_args);
   po::options_description options(
       "Usage: enclosure learn -o OUT [options] -- CMD [ARG]...\n\n"
       "Runs CMD observed — read access to the whole host, writes in the working directory and\n"
-      "/tmp, any destination, every exec, open, connect, DNS name and syscall recorded — and\n"
-      "writes a least-privilege manifest to OUT and a behaviour profile (for `baseline`).\n"
+      "a private /tmp (only the working directory when it is in /tmp), any destination, every\n"
+      "exec, open, connect, DNS name and syscall recorded — and writes a least-privilege\n"
+      "manifest to OUT and a behaviour profile (for `baseline`).\n"
       "Paths are collapsed to directories (never \"/\", /etc or a home directory as a whole);\n"
       "paths that look like credentials are left out and named in metadata.reason. Review the\n"
       "result (`enclosure explain OUT`, `enclosure diff BASE OUT`) before approving it.\n"
@@ -137,20 +115,13 @@ std::optional<int> parse_options(const Args& all_args, LearnOptions& opt) {
       "dns-upstream", po::value(&opt.upstream),
       "upstream resolver ADDR[:PORT] (default: /etc/resolv.conf)");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure learn: " << e.what() << "\n" << options;
-    return exit_code::kLaunchError;
-  }
-  if (vm.count("help")) {
-    std::cout << options;
-    return exit_code::kSuccess;
+  if (std::optional<int> done =
+          parse_options_only("learn", args, options, vm, exit_code::kLaunchError, !dash_given)) {
+    return done;
   }
   if (opt.out.empty() || opt.command.empty()) {
-    std::cerr << "enclosure learn: -o OUT and a command after -- are required\n" << options;
-    return exit_code::kLaunchError;
+    return usage_error("learn", "-o OUT and a command after -- are required",
+                       exit_code::kLaunchError);
   }
   if (!std::isfinite(opt.headroom) || opt.headroom < 1.0 || opt.headroom > 100.0) {
     std::cerr << "enclosure learn: --headroom: expected a factor from 1 to 100\n";
@@ -367,7 +338,11 @@ void write_learned(const LearnOptions& opt, const policy::Observation& o,
                                   {"tolerance", 3.0},
                                   {"action", "alert"}};
   write_text_file(opt.out, learned.manifest.dump(2) + "\n");
-  write_text_file(opt.profile_path, learned.profile.dump(2) + "\n");
+  // The command line it was learned from is text for people: bytes that are not UTF-8 are
+  // replaced (U+FFFD) rather than refused.
+  write_text_file(
+      opt.profile_path,
+      learned.profile.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   std::cerr << "enclosure learn: wrote " << opt.out << " and " << opt.profile_path << " ("
             << o.execs.size() << " programs, " << o.opens.size() << " opens, " << o.connects.size()
             << " connections, " << o.syscalls.size() << " syscalls observed)\n";
@@ -389,11 +364,14 @@ int command_learn(const Args& all_args) {
   std::string cwd = ::getcwd(cwd_buf, sizeof cwd_buf) ? cwd_buf : "/";
   std::string command_path = find_command_path(opt.command[0], cwd);
 
+  policy::ObservationManifest observation =
+      policy::observation_manifest(cwd, command_path, opt.timeout);
+  if (!observation.error.empty()) throw LaunchError(observation.error);
   char dir_template[] = "/tmp/enclosure-learn-XXXXXX";
   if (!::mkdtemp(dir_template)) throw_errno("mkdtemp");
   std::string work = dir_template;
   std::string manifest_file = work + "/observe.json", events_file = work + "/events.jsonl";
-  write_text_file(manifest_file, observation_manifest(cwd, command_path, opt.timeout).dump(2));
+  write_text_file(manifest_file, observation.manifest.dump(2));
   RunObserver observer(opt, command_path, cwd);
   struct timespec started {};
   clock_gettime(CLOCK_REALTIME, &started);

@@ -79,7 +79,8 @@ policy::Manifest load_manifest_or_throw(const std::string& path,
                                         bool allow_unresolved) {
   std::string text;
   try {
-    text = read_file(path, kMaxManifestBytes);
+    text = path == kStandardInput ? read_standard_input(kMaxManifestBytes)
+                                  : read_file(path, kMaxManifestBytes);
   } catch (const LaunchError& e) {
     throw InvalidManifest({e.what()});
   }
@@ -88,7 +89,8 @@ policy::Manifest load_manifest_or_throw(const std::string& path,
   if (!r.manifest) {
     std::vector<std::string> lines;
     for (const policy::Diagnostic& d : r.diagnostics.errors()) {
-      lines.push_back(policy::format_diagnostic(path, d));
+      lines.push_back(
+          policy::format_diagnostic(path == kStandardInput ? "standard input" : path, d));
     }
     throw InvalidManifest(std::move(lines));
   }

@@ -45,9 +45,12 @@ struct ManifestSource {
 policy::ContextValues collect_context(const std::vector<std::string>& assignments,
                                       const std::string& context_file);
 
-// Reads and loads a manifest file with these context values. Throws InvalidManifest with one
-// "FILE: /path: message" line per error. The OCI seccomp profile that /syscalls/profile names
-// is read like the manifest.
+// The manifest path that means standard input (`-m -`).
+inline constexpr const char* kStandardInput = "-";
+
+// Reads and loads a manifest file (or standard input for "-") with these context values. Throws
+// InvalidManifest with one "FILE: /path: message" line per error. The OCI seccomp profile that
+// /syscalls/profile names is read like the manifest.
 policy::Manifest load_manifest_or_throw(const std::string& path,
                                         const policy::ContextValues& context,
                                         bool allow_unresolved);

@@ -22,14 +22,54 @@ std::optional<int> parse_command_line(const std::string& command, const Args& ar
     po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << "enclosure " << command << ": " << e.what() << "\n" << options;
-    return exit_code::kInvalid;
+    return usage_error(command, e.what(), exit_code::kInvalid);
   }
   if (vm.count("help")) {
     std::cout << options;
     return exit_code::kSuccess;
   }
   return std::nullopt;
+}
+
+int usage_error(const std::string& command, const std::string& message, int status) {
+  std::cerr << "enclosure " << command << ": " << message << " (see enclosure " << command
+            << " --help)\n";
+  return status;
+}
+
+std::optional<int> parse_options_only(const std::string& command, const Args& args,
+                                      const po::options_description& options, po::variables_map& vm,
+                                      int usage_status, bool missing_dash,
+                                      const po::options_description* hidden) {
+  po::options_description all;
+  all.add(options);
+  if (hidden) all.add(*hidden);
+  try {
+    po::store(po::command_line_parser(args).options(all).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::string message = e.what();
+    // An agent's own options (bash -c, python3 -m) or its name as a stray operand: the usual
+    // cause is a forgotten "--" in front of the command.
+    bool looks_like_command = dynamic_cast<const po::unknown_option*>(&e) ||
+                              dynamic_cast<const po::too_many_positional_options_error*>(&e);
+    if (missing_dash && looks_like_command) {
+      message += "; the command to run goes after \"--\": enclosure " + command +
+                 " [options] -- CMD [ARG]...";
+    }
+    return usage_error(command, message, usage_status);
+  }
+  if (vm.count("help")) {
+    std::cout << options;
+    return exit_code::kSuccess;
+  }
+  return std::nullopt;
+}
+
+bool has_double_dash(const Args& all) {
+  for (const std::string& a : all)
+    if (a == "--") return true;
+  return false;
 }
 
 void split_at_double_dash(const Args& all, Args& options, std::vector<std::string>& command) {

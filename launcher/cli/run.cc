@@ -1,8 +1,11 @@
 // enclosure run -m FILE [--daemon PATH] [--context NAME=VALUE]... [--context-file FILE]
 //               [--events DEST]... [--grace DURATION] [--dns-upstream ADDR:PORT]
-//               [--dns-grace DURATION] [--event-rate N/s] [--event-burst N] -- CMD [ARG]...
+//               [--dns-grace DURATION] [--event-rate N/s] [--event-burst N] [--tty|--no-tty]
+//               -- CMD [ARG]...
 // Starts CMD (one of the manifest's tools) inside the enclosure and supervises it. As root it
 // builds every layer itself; otherwise the eBPF and cgroup layers come from `enclosure daemon`.
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 
 #include <iostream>
@@ -42,6 +45,8 @@ struct RunOptions {
   std::string dns_grace = "10s";
   bool observe = false;  // `enclosure learn`'s observation run (kept for scripts and tests)
   std::string daemon;    // --daemon PATH
+  // --tty, --no-tty; by default whether standard input is a terminal
+  bool terminal = false;
   std::vector<std::string> command;
 };
 
@@ -53,8 +58,9 @@ po::options_description visible_options(RunOptions& opt) {
       "Exit status: the agent's; 128+N when killed by signal N; 124 when a budget ended the run;\n"
       "125 launcher error (invalid manifest, a layer this host cannot enforce); 126 the command\n"
       "is not a tool or cannot be executed; 127 not found.\n\nOptions");
-  options.add_options()("help,h", "show this help")("manifest,m", po::value(&opt.manifest),
-                                                    "the manifest (required)")(
+  options.add_options()("help,h", "show this help")(
+      "manifest,m", po::value(&opt.manifest),
+      "the manifest (required; - reads it from standard input)")(
       "context", po::value(&opt.context)->composing(),
       "NAME=VALUE for a context variable (repeatable)")(
       "context-file", po::value(&opt.context_file), "a JSON object of context values")(
@@ -84,16 +90,24 @@ po::options_description visible_options(RunOptions& opt) {
       "nameserver of /etc/resolv.conf); used when the manifest sets /network/dns")(
       "dns-grace", po::value(&opt.dns_grace)->default_value("10s"),
       "how long an answered address stays reachable after its TTL ran out")(
+      "tty",
+      "give the agent a terminal of its own (a pseudo-terminal the launcher relays to its "
+      "standard input and output) even when standard input is not a terminal; the default when "
+      "it is one")("no-tty",
+                   "never: the agent gets the launcher's standard input, output and error")(
       "daemon", po::value(&opt.daemon),
       "get the eBPF and cgroup layers from `enclosure daemon` at this socket (needed without "
       "root; a non-root launcher uses /run/enclosure/daemon.sock when that socket exists)");
   return options;
 }
 
-// The options that need more than parsing: a usage error prints `options` and is exit 125.
-std::optional<int> check_options(const po::variables_map& vm,
-                                 const po::options_description& options, RunOptions& opt) {
+// The options that need more than parsing: a usage error is exit 125.
+std::optional<int> check_options(const po::variables_map& vm, RunOptions& opt) {
   opt.audit_required = vm.count("audit-required") > 0;
+  if (vm.count("tty") && vm.count("no-tty")) {
+    return usage_error("run", "--tty and --no-tty exclude each other", exit_code::kLaunchError);
+  }
+  opt.terminal = vm.count("tty") || (!vm.count("no-tty") && ::isatty(STDIN_FILENO));
   if (opt.collector_buffer_lines == 0) {
     std::cerr << "enclosure run: --collector-buffer: expected at least 1 line\n";
     return exit_code::kLaunchError;
@@ -115,12 +129,10 @@ std::optional<int> check_options(const po::variables_map& vm,
     opt.ring_buffer_bytes = *size.value;
   }
   if (opt.manifest.empty()) {
-    std::cerr << "enclosure run: -m FILE is required\n" << options;
-    return exit_code::kLaunchError;
+    return usage_error("run", "-m FILE is required", exit_code::kLaunchError);
   }
   if (opt.command.empty()) {
-    std::cerr << "enclosure run: no command given after --\n" << options;
-    return exit_code::kLaunchError;
+    return usage_error("run", "no command given after --", exit_code::kLaunchError);
   }
   return std::nullopt;
 }
@@ -134,21 +146,13 @@ std::optional<int> parse_options(const Args& all_args, RunOptions& opt) {
   // Used by `enclosure learn` before it ran the enclosure in-process; not shown in the help.
   po::options_description hidden;
   hidden.add_options()("observe", po::bool_switch(&opt.observe));
-  po::options_description all;
-  all.add(options).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "enclosure run: " << e.what() << "\n" << options;
-    return exit_code::kLaunchError;
+  if (std::optional<int> done =
+          parse_options_only("run", args, options, vm, exit_code::kLaunchError,
+                             /*missing_dash=*/!has_double_dash(all_args), &hidden)) {
+    return done;
   }
-  if (vm.count("help")) {
-    std::cout << options;
-    return exit_code::kSuccess;
-  }
-  return check_options(vm, options, opt);
+  return check_options(vm, opt);
 }
 
 // The manifest with its context values, compiled. Throws InvalidManifest.
@@ -210,6 +214,7 @@ EnclosureOptions enclosure_options(const RunOptions& opt, const policy::Enforcem
   out.ring_buffer_bytes = opt.ring_buffer_bytes;
   out.dns_upstream = opt.dns_upstream;
   out.observe = opt.observe;
+  out.terminal = opt.terminal;
   out.default_daemon_socket = kDefaultDaemonSocket;
   return out;
 }

@@ -34,6 +34,8 @@
 #include "launcher/daemon/protocol.h"
 #include "launcher/daemon/protocol_conversion.h"
 #include "launcher/run/cgroup.h"
+#include "launcher/run/memfd_noexec.h"
+#include "launcher/run/peer_process.h"
 
 namespace launcher {
 namespace {
@@ -43,8 +45,6 @@ constexpr size_t kMaxEventBuffer = 16u << 20;  // records waiting for a slow or 
 constexpr int kKillWaitMs = 1000;
 constexpr size_t kMaxConnectionsPerUser = 64;             // beyond the two each run uses
 constexpr uint64_t kDeadlineMarginNs = 5'000'000'000ULL;  // after wall clock + grace
-constexpr int kSoPeerPidfd = 77;                          // SO_PEERPIDFD, Linux 6.5
-constexpr int kMaxCgroupDepth = 4096;
 
 std::string random_token() {
   std::random_device rd;
@@ -53,111 +53,6 @@ std::string random_token() {
   for (int i = 0; i < 32; ++i)
     out += hex[rd() % 16];
   return out;
-}
-
-// A /proc file of a process that may be gone by now: "" when it cannot be read.
-std::string read_proc_file(const std::string& path) {
-  try {
-    return read_file(path);
-  } catch (const LaunchError&) {
-    return "";
-  }
-}
-
-// A "Key:\tvalue" line of a /proc status-like file.
-std::string status_field(const std::string& text, const std::string& key) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) {
-      size_t start = line.find_first_not_of(" \t", key.size() + 1);
-      return start == std::string::npos ? "" : line.substr(start);
-    }
-  }
-  return "";
-}
-
-// A file of the directory `dir` (a /proc/PID opened earlier): "" when it cannot be read, which
-// includes the process having gone since (ESRCH).
-std::string read_at(int dir, const char* name) {
-  UniqueFd fd(::openat(dir, name, O_RDONLY | O_CLOEXEC));
-  if (!fd) return "";
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
-    out.append(buf, static_cast<size_t>(n));
-  return n < 0 ? "" : out;
-}
-
-// The v2 cgroup of the process whose /proc directory is `proc`, relative to this daemon's cgroup
-// namespace (whatever namespace the process itself is in).
-std::string v2_cgroup_at(int proc) {
-  std::istringstream in(read_at(proc, "cgroup"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("0::", 0) == 0) return line.substr(3);
-  }
-  return "";
-}
-
-// The pid a pidfd refers to (its fdinfo "Pid:"); 0 when the descriptor is no pidfd or its
-// process is gone.
-pid_t pid_of_pidfd(int pidfd) {
-  std::string text =
-      status_field(read_proc_file("/proc/self/fdinfo/" + std::to_string(pidfd)), "Pid");
-  long pid = text.empty() ? 0 : std::strtol(text.c_str(), nullptr, 10);
-  return pid > 0 ? static_cast<pid_t>(pid) : 0;
-}
-
-// Whether the process behind `pidfd` still exists (signal 0 through the pidfd itself).
-bool pidfd_alive(int pidfd) {
-  return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
-}
-
-// /proc/PID of the process behind `pidfd`, so that every later read is of that very process: the
-// directory is opened first, and only then is the pidfd shown to refer to a live process with
-// that pid. A pid is reused only after its process is gone, so the directory opened before that
-// check is the process's own; reads through it fail once the process exits. The number alone is
-// never trusted. Invalid when the descriptor is no pidfd or its process is gone.
-UniqueFd open_process(int pidfd, pid_t& pid) {
-  pid = pid_of_pidfd(pidfd);
-  if (pid <= 0) return {};
-  UniqueFd dir(
-      ::open(("/proc/" + std::to_string(pid)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir || !pidfd_alive(pidfd) || pid_of_pidfd(pidfd) != pid) return {};
-  return dir;
-}
-
-// The caller's process as a pidfd: SO_PEERPIDFD (Linux 6.5+) names the very process that
-// connected. Older kernels: pidfd_open of the SO_PEERCRED pid, which names another process only
-// if the caller exited between connect and accept and its pid was reused meanwhile.
-UniqueFd peer_pidfd(int sock, pid_t pid) {
-  int fd = -1;
-  socklen_t len = sizeof fd;
-  if (::getsockopt(sock, SOL_SOCKET, kSoPeerPidfd, &fd, &len) == 0 && fd >= 0) return UniqueFd(fd);
-  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-}
-
-// The cgroup id the kernel (and BPF) uses for the cgroup directory `dir`: its kernfs file handle.
-std::optional<uint64_t> cgroup_id_of(int dir) {
-  alignas(file_handle) char buf[sizeof(file_handle) + sizeof(uint64_t)] = {};
-  auto* handle = reinterpret_cast<file_handle*>(buf);
-  handle->handle_bytes = sizeof(uint64_t);
-  int mount_id = 0;
-  if (::name_to_handle_at(dir, "", handle, &mount_id, AT_EMPTY_PATH) != 0 ||
-      handle->handle_bytes != sizeof(uint64_t)) {
-    return std::nullopt;
-  }
-  uint64_t id;
-  std::memcpy(&id, handle->f_handle, sizeof id);
-  return id;
-}
-
-// Whether a cgroup directory carries the mark every run's cgroup gets (launcher/run/cgroup.h).
-bool has_run_mark(int dir) {
-  return ::fgetxattr(dir, kRunCgroupMark, nullptr, 0) >= 0 ||
-         ::fgetxattr(dir, kRunCgroupUserMark, nullptr, 0) >= 0;
 }
 
 // Whether the four ids of a status line ("Uid:" or "Gid:": real, effective, saved, file system)
@@ -303,7 +198,6 @@ class EnclosureDaemon {
   void watch(int fd, uint32_t events);
   void accept_all();
   std::string refusal_for(Connection& c);
-  std::string enclosure_of(int proc) const;
   void on_connection(int fd, uint32_t events);
   void read_requests(Connection& c);
   void flush_out(Connection& c);
@@ -514,7 +408,9 @@ std::string EnclosureDaemon::refusal_for(Connection& c) {
   if (!proc || pid != c.peer.pid) return "the caller's process cannot be identified";
   // A process inside an enclosure must never reach the layer that confines it (an agent could
   // otherwise admit addresses into its own egress map).
-  std::string inside = enclosure_of(proc.get());
+  std::string inside =
+      enclosure_of(proc.get(), v2_root_fd_.get(), v2_root_id_,
+                   [this](uint64_t id) { return id == subtree_id_ || by_cgroup_.count(id) > 0; });
   if (!inside.empty()) return inside;
   if (c.peer.uid == 0 || options_.allow_groups.empty()) return "";
   std::set<gid_t> groups{c.peer.gid};
@@ -526,39 +422,6 @@ std::string EnclosureDaemon::refusal_for(Connection& c) {
     if (groups.count(allowed)) return "";
   }
   return "uid " + std::to_string(c.peer.uid) + " is in none of the groups --allow-group names";
-}
-
-// Why the process whose /proc directory is `proc` is inside an enclosure ("" when it is not),
-// by cgroup identity, never by name: its v2 cgroup as this daemon's cgroup namespace names it
-// (a namespace of the caller's own changes nothing) is opened beneath the cgroup2 root, and it
-// and every ancestor are compared by cgroup id with the daemon's subtree and runs and checked
-// for the mark every run's cgroup carries (a standalone run's too). The cgroup is read again
-// afterwards: a caller that moved meanwhile is refused.
-std::string EnclosureDaemon::enclosure_of(int proc) const {
-  std::string path = v2_cgroup_at(proc);
-  if (path.empty() || path[0] != '/') return "the caller's cgroup cannot be read";
-  std::istringstream parts(path);
-  std::string part;
-  while (std::getline(parts, part, '/')) {
-    if (part == "..") return "the caller's cgroup is outside the daemon's cgroup namespace";
-  }
-  UniqueFd dir(path == "/" ? ::dup(v2_root_fd_.get())
-                           : ::openat(v2_root_fd_.get(), path.c_str() + 1,
-                                      O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir) return "the caller's cgroup " + path + " cannot be opened";
-  for (int depth = 0;; ++depth) {
-    std::optional<uint64_t> id = cgroup_id_of(dir.get());
-    if (!id || depth > kMaxCgroupDepth) return "the caller's cgroup id cannot be read";
-    if (*id == subtree_id_ || by_cgroup_.count(*id) || has_run_mark(dir.get())) {
-      return "the caller runs inside an enclosure";
-    }
-    if (*id == v2_root_id_) break;
-    UniqueFd parent(::openat(dir.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!parent) return "the caller's cgroup " + path + " cannot be walked";
-    dir = std::move(parent);
-  }
-  if (v2_cgroup_at(proc) != path) return "the caller moved to another cgroup while it was checked";
-  return "";
 }
 
 void EnclosureDaemon::accept_all() {
@@ -828,6 +691,13 @@ void EnclosureDaemon::enter(Connection& c, DaemonRun& r) {
   // The run was empty: whatever a failed move leaves in it is not the caller's (evict_all).
   if (r.cgroup->populated()) refuse("enter: the run already has processes");
   move_checked(r, pidfd, pid);
+  // Its launcher cannot write /proc/sys; a run without it would run memfd copies of tools.
+  try {
+    forbid_executable_memfds_of(pidfd);
+  } catch (const LaunchError& e) {
+    evict_all(r);
+    refuse(std::string("enter: ") + e.what());
+  }
 }
 
 // Writes `pid` to the run's cgroup.procs, then shows through the pidfd that the process was

@@ -199,6 +199,9 @@ void Collector::listen_on_socket() {
   socket_bound_ = true;
   if (::chmod(path.c_str(), options_.socket_mode) != 0)
     throw_errno("--listen unix:" + path + ": chmod");
+  if (options_.socket_group &&
+      ::chown(path.c_str(), static_cast<uid_t>(-1), *options_.socket_group) != 0)
+    throw_errno("--socket-group: chown unix:" + path);
   if (::listen(listener_.get(), 512) != 0) throw_errno("--listen unix:" + path + ": listen");
 }
 
@@ -387,7 +390,7 @@ void Collector::on_line(Connection& c, std::string_view line) {
     r.closed = true;
     closed_runs_.push_back(c.run);
   }
-  metrics_.record(*f);
+  metrics_.record(*f, r.manifest);
   c.ack = r.next_seq - 1;
 }
 
@@ -504,7 +507,7 @@ void Collector::forget_old_closed_runs() {
   }
 }
 
-std::string Collector::render_metrics() const {
+std::string Collector::render_metrics(ExpositionFormat format) const {
   CollectorGauges g;
   for (const auto& [id, r] : runs_) {
     if (r.started && !r.closed) ++g.runs_active;
@@ -514,7 +517,7 @@ std::string Collector::render_metrics() const {
   g.log_bytes = log_->bytes();
   g.fsyncs = log_->fsyncs();
   g.rotations = log_->rotations();
-  return metrics_.render(g);
+  return metrics_.render(g, format);
 }
 
 int Collector::run() {
@@ -550,7 +553,8 @@ int Collector::run() {
         log_->sync();
         if (metrics_endpoint_) metrics_endpoint_->expire_idle();
       } else if (metrics_endpoint_ && metrics_endpoint_->handles(fd)) {
-        metrics_endpoint_->on_ready(fd, evs[i].events, [this] { return render_metrics(); });
+        metrics_endpoint_->on_ready(
+            fd, evs[i].events, [this](ExpositionFormat format) { return render_metrics(format); });
       } else {
         on_connection(fd, evs[i].events);
       }

@@ -36,6 +36,7 @@ enum class FsyncPolicy {
 struct CollectorOptions {
   std::string socket_path;
   mode_t socket_mode = 0660;
+  std::optional<gid_t> socket_group;  // --socket-group: the socket's group (who may connect)
   std::string audit_log;
   uint64_t rotate_bytes = 64ULL << 20;
   std::string metrics;  // HOST:PORT, or empty
@@ -94,7 +95,7 @@ class Collector {
   void write_collector_record(nlohmann::ordered_json record);
   nlohmann::json peer_json(const ucred& peer) const;
   nlohmann::json open_runs() const;
-  std::string render_metrics() const;
+  std::string render_metrics(ExpositionFormat format) const;
   void forget_old_closed_runs();
 
   CollectorOptions options_;

@@ -119,6 +119,7 @@ class EventLineReader {
     if (key_ == "first_seq") out_.first_seq = v;
     if (key_ == "last_seq") out_.last_seq = v;
     if (key_ == "count") out_.count = v;
+    if (key_ == "duration_ns") out_.duration_ns = v;
   }
   bool fail(std::string why) {
     if (error_.empty()) error_ = std::move(why);

@@ -58,6 +58,8 @@ struct EventLineFields {
   std::string section;                // deny
   std::string name;                   // budget
   std::string action;                 // budget
+  // exit: the run's duration
+  std::optional<uint64_t> duration_ns;
 };
 std::optional<EventLineFields> scan_event_line(std::string_view line, std::string& error);
 

@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,6 +38,25 @@ std::string random_token() {
   return out;
 }
 
+// A collector that runs but whose socket this user may not connect to: who owns it, who this
+// is, and the two ways out.
+std::string permission_advice(const std::string& path) {
+  struct stat st {};
+  std::string owner = "?";
+  if (::stat(path.c_str(), &st) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    owner = "uid " + std::to_string(st.st_uid) + ", gid " + std::to_string(st.st_gid) + ", mode " +
+            mode;
+  }
+  return "--events unix:" + path + ": permission denied: the collector's socket is " + owner +
+         " and this launcher runs as uid " + std::to_string(::getuid()) + ", gid " +
+         std::to_string(::getgid()) +
+         "; add the user to the socket's group (enclosure collect "
+         "--socket-group), or for pods with their own user namespace start the collector with "
+         "--socket-mode 0666";
+}
+
 }  // namespace
 
 CollectorSink::CollectorSink(const CollectorSinkOptions& options, const std::string& run_id)
@@ -49,6 +69,11 @@ CollectorSink::CollectorSink(const CollectorSinkOptions& options, const std::str
   try {
     connect_now(true);
   } catch (const LaunchError& e) {
+    // throw_errno ends the message with the errno text.
+    std::string what = e.what(), denied = std::strerror(EACCES);
+    if (what.size() >= denied.size() && what.ends_with(denied)) {
+      throw LaunchError(permission_advice(options_.socket_path));
+    }
     throw LaunchError("--events unix:" + options_.socket_path +
                       ": cannot reach the collector: " + e.what() + advice);
   }

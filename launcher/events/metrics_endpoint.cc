@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -21,6 +23,29 @@ std::string http_response(const std::string& status, const std::string& type,
   return "HTTP/1.0 " + status + "\r\nContent-Type: " + type +
          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
          body;
+}
+
+// The value of the request's first header named `name` (lower case), or "".
+std::string header_value(const std::string& request, std::string_view name) {
+  size_t line_start = request.find('\n');
+  while (line_start != std::string::npos) {
+    ++line_start;
+    size_t line_end = request.find('\n', line_start);
+    std::string line = request.substr(
+        line_start, line_end == std::string::npos ? std::string::npos : line_end - line_start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) break;  // the end of the headers
+    size_t colon = line.find(':');
+    if (colon == name.size() &&
+        std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+          return a == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      size_t value = line.find_first_not_of(" \t", colon + 1);
+      return value == std::string::npos ? "" : line.substr(value);
+    }
+    line_start = line_end;
+  }
+  return "";
 }
 
 }  // namespace
@@ -176,7 +201,7 @@ bool MetricsEndpoint::send_pending(Client& c) {
   return true;
 }
 
-void MetricsEndpoint::respond(Client& c, const std::function<std::string()>& render) {
+void MetricsEndpoint::respond(Client& c, const Render& render) {
   size_t line_end = c.request.find_first_of("\r\n");
   std::string line = c.request.substr(0, line_end);
   size_t sp1 = line.find(' ');
@@ -189,16 +214,16 @@ void MetricsEndpoint::respond(Client& c, const std::function<std::string()>& ren
   if (method != "GET" && method != "HEAD") {
     c.response = http_response("405 Method Not Allowed", "text/plain", "only GET /metrics\n");
   } else if (target == "/metrics" || target.rfind("/metrics?", 0) == 0) {
-    std::string body = render();
-    c.response = http_response("200 OK", "text/plain; version=0.0.4; charset=utf-8", body);
+    ExpositionFormat format = exposition_format_for_accept(header_value(c.request, "accept"));
+    std::string body = render(format);
+    c.response = http_response("200 OK", std::string(exposition_content_type(format)), body);
     if (method == "HEAD") c.response.resize(c.response.size() - body.size());
   } else {
     c.response = http_response("404 Not Found", "text/plain", "only GET /metrics\n");
   }
 }
 
-void MetricsEndpoint::on_ready(int fd, uint32_t events,
-                               const std::function<std::string()>& render) {
+void MetricsEndpoint::on_ready(int fd, uint32_t events, const Render& render) {
   if (fd == listener_.get()) {
     accept_clients();
     return;

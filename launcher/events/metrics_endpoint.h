@@ -15,6 +15,7 @@
 #include <string>
 
 #include "launcher/base/fd.h"
+#include "launcher/events/metrics.h"
 
 namespace launcher {
 
@@ -32,7 +33,9 @@ class MetricsEndpoint {
   MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
 
   bool handles(int fd) const { return fd == listener_.get() || clients_.count(fd) > 0; }
-  void on_ready(int fd, uint32_t events, const std::function<std::string()>& render);
+  // `render` writes the page in the format the request's Accept header asks for.
+  using Render = std::function<std::string(ExpositionFormat)>;
+  void on_ready(int fd, uint32_t events, const Render& render);
   // Closes clients past kIdleLimitNs and re-arms a listener disarmed by a failed accept; call it
   // about once a second.
   void expire_idle();
@@ -48,7 +51,7 @@ class MetricsEndpoint {
     uint64_t since_ns = 0;  // monotonic_ns() when accepted
   };
   void accept_clients();
-  void respond(Client& client, const std::function<std::string()>& render);
+  void respond(Client& client, const Render& render);
   bool send_pending(Client& client);  // true when done
   void close_client(int fd);
   void arm_listener(bool armed);

@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -64,33 +65,84 @@ std::optional<uint64_t> plain_value(const std::string& text) {
 
 }  // namespace
 
-CgroupLayout discover_cgroups() {
-  CgroupLayout layout;
-  std::istringstream mounts(slurp("/proc/self/mountinfo"));
+namespace {
+
+// A mountinfo path field with its octal escapes (\040 space, \011 tab, \012 newline, \134
+// backslash) decoded.
+std::string unescape_mount_path(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() &&
+        std::isdigit(static_cast<unsigned char>(field[i + 1]))) {
+      out += static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+// `path` (from /proc/self/cgroup) relative to a mount whose root field is `root`: "/" for the
+// root itself; nullopt when the path is outside what is mounted.
+std::optional<std::string> relative_to_mount(const std::string& path, const std::string& root) {
+  if (root == "/") return path;
+  if (path == root) return "/";
+  if (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+      path[root.size()] == '/') {
+    return path.substr(root.size());
+  }
+  return std::nullopt;
+}
+
+struct CgroupMount {
+  std::string root, point;
+};
+
+// The cgroup2 mount and the v1 mounts of the controllers a run uses, from mountinfo.
+void read_cgroup_mounts(const std::string& mountinfo, CgroupMount& v2,
+                        std::map<std::string, CgroupMount>& v1) {
+  std::istringstream mounts(mountinfo);
   std::string line;
   while (std::getline(mounts, line)) {
     // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
     std::istringstream f(line);
-    std::string id, parent, dev, root, point, opts;
+    std::string id, parent, dev, root, point, opts, token, fstype, source, super;
     f >> id >> parent >> dev >> root >> point >> opts;
-    std::string token;
     while (f >> token && token != "-") {
     }
-    std::string fstype, source, super;
     f >> fstype >> source >> super;
-    if (fstype == "cgroup2" && layout.v2_mount.empty()) {
-      layout.v2_mount = point;
-    } else if (fstype == "cgroup") {
-      std::istringstream so(super);
-      std::string option;
-      while (std::getline(so, option, ',')) {
-        if (option == "pids" || option == "memory" || option == "cpuacct" || option == "cpu") {
-          layout.v1_mount.emplace(option, point);
-        }
+    CgroupMount m{unescape_mount_path(root), unescape_mount_path(point)};
+    if (fstype == "cgroup2" && v2.point.empty()) v2 = m;
+    if (fstype != "cgroup") continue;
+    std::istringstream so(super);
+    std::string option;
+    while (std::getline(so, option, ',')) {
+      if (option == "pids" || option == "memory" || option == "cpuacct" || option == "cpu") {
+        v1.emplace(option, m);
       }
     }
   }
-  std::istringstream groups(slurp("/proc/self/cgroup"));
+}
+
+std::string outside_mount(const std::string& what, const std::string& path, const CgroupMount& m) {
+  return what + ": this process's cgroup " + path +
+         " is outside the part of the hierarchy "
+         "mounted at " +
+         m.point + " (" + m.root +
+         "); give the container a cgroup namespace "
+         "(runc/podman --cgroupns=private) or mount the whole hierarchy";
+}
+
+}  // namespace
+
+CgroupLayout parse_cgroup_layout(const std::string& mountinfo, const std::string& proc_cgroup) {
+  CgroupLayout layout;
+  CgroupMount v2;
+  std::map<std::string, CgroupMount> v1;
+  read_cgroup_mounts(mountinfo, v2, v1);
+  std::istringstream groups(proc_cgroup);
+  std::string line;
   while (std::getline(groups, line)) {
     size_t a = line.find(':');
     size_t b = line.find(':', a + 1);
@@ -98,14 +150,34 @@ CgroupLayout discover_cgroups() {
     std::string controllers = line.substr(a + 1, b - a - 1);
     std::string path = line.substr(b + 1);
     if (controllers.empty()) {
-      layout.v2_own = path;
+      if (v2.point.empty()) continue;
+      if (std::optional<std::string> own = relative_to_mount(path, v2.root)) {
+        layout.v2_mount = v2.point;
+        layout.v2_own = *own;
+      } else {
+        layout.v2_unreachable = outside_mount("cgroup2", path, v2);
+      }
       continue;
     }
     std::istringstream cs(controllers);
     std::string c;
-    while (std::getline(cs, c, ','))
-      layout.v1_own[c] = path;
+    while (std::getline(cs, c, ',')) {
+      auto m = v1.find(c);
+      if (m == v1.end()) continue;
+      if (std::optional<std::string> own = relative_to_mount(path, m->second.root)) {
+        layout.v1_mount[c] = m->second.point;
+        layout.v1_own[c] = *own;
+      } else {
+        layout.v1_unreachable[c] = outside_mount("cgroup v1 " + c, path, m->second);
+      }
+    }
   }
+  return layout;
+}
+
+CgroupLayout discover_cgroups() {
+  CgroupLayout layout =
+      parse_cgroup_layout(slurp("/proc/self/mountinfo"), slurp("/proc/self/cgroup"));
   if (!layout.v2_mount.empty()) {
     std::istringstream cs(slurp(layout.v2_own_dir() + "/cgroup.controllers"));
     std::string c;

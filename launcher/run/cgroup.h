@@ -32,12 +32,23 @@ struct CgroupLayout {
   std::set<std::string> v2_controllers;         // cgroup.controllers of v2_own
   std::map<std::string, std::string> v1_mount;  // controller -> mount point
   std::map<std::string, std::string> v1_own;    // controller -> own path in that hierarchy
+  // Own paths are relative to what is mounted: a container's hierarchy is often a bind mount of
+  // its own cgroup (mountinfo's root field), so /proc/self/cgroup's path is cut by that root.
+  // When this process's cgroup is outside the mounted part, the hierarchy cannot be used and
+  // these say why (the v2 fields or the controller's v1 entries are then left empty).
+  std::string v2_unreachable;
+  std::map<std::string, std::string> v1_unreachable;  // controller -> why
 
   std::string v2_own_dir() const { return v2_mount + (v2_own == "/" ? "" : v2_own); }
 };
 
 // Reads /proc/self/mountinfo and /proc/self/cgroup.
 CgroupLayout discover_cgroups();
+
+// The layout from the text of those two files (what discover_cgroups reads): pure, for tests.
+// Paths in mountinfo are unescaped (\040 and the like). Not libmount: four fields of the cgroup
+// lines are all this needs, and this parser is tested on the shapes runc, crun and podman make.
+CgroupLayout parse_cgroup_layout(const std::string& mountinfo, const std::string& proc_cgroup);
 
 struct CgroupLimits {
   std::optional<uint64_t> pids_max;

@@ -1,5 +1,7 @@
 #include "launcher/run/enclosure.h"
 
+#include "launcher/run/setup_probe.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -80,7 +82,7 @@ nlohmann::json argv_json(const std::vector<std::string>& command) {
 void print_summary(const RunIdentity& id, const RunOutcome& o) {
   bool intervened = o.denials > 0 || o.dns_refused > 0 || o.ended_by == "budget" ||
                     o.ended_by == "violation" || o.ended_by == "audit_unavailable" ||
-                    o.ended_by == "anomaly";
+                    o.ended_by == "anomaly" || o.ended_by == "stopped";
   if (!intervened) return;
   std::string line = "enclosure: run " + id.run_id + ":";
   if (o.denials > 0) {
@@ -95,6 +97,7 @@ void print_summary(const RunIdentity& id, const RunOutcome& o) {
   if (o.ended_by == "violation") line += " terminated on the first violation (on_violation: kill);";
   if (o.ended_by == "anomaly") line += " terminated: " + o.message + " (baseline action: kill);";
   if (o.ended_by == "audit_unavailable") line += " terminated: " + o.message + ";";
+  if (o.ended_by == "stopped") line += " stopped by enclosure stop;";
   line += " exit " + std::to_string(o.exit_code) + "\n";
   write_all(STDERR_FILENO, line.data(), line.size());
 }
@@ -117,6 +120,7 @@ int Enclosure::run(std::unique_ptr<LayerProvider> provider) {
   open_events();
   provide_layers();
   prepare_child();
+  open_control();
   announce_start();
   RunOutcome outcome = supervise(spawn());
   report_exit(outcome);
@@ -249,6 +253,20 @@ void Enclosure::prepare_child() {
   spec_.sync_fd = sync_read_.get();
   spec_.channel_fd = channel_child_.get();
   spec_.meter_fd = meter_write_.get();
+  if (options_.terminal) {
+    terminal_ = std::make_unique<AgentTerminal>();
+    spec_.terminal_fd = terminal_->slave_fd();
+  }
+}
+
+// The control socket `enclosure ps` and `enclosure stop` reach this run by. Not a protection
+// layer: a host without a runtime directory runs without it, and the start event says why.
+void Enclosure::open_control() {
+  try {
+    control_ = std::make_unique<ControlSocket>(events_->identity().run_id);
+  } catch (const LaunchError& e) {
+    control_error_ = e.what();
+  }
 }
 
 // The start event: the whole expanded manifest and what enforces each section.
@@ -277,11 +295,14 @@ nlohmann::json Enclosure::start_fields() const {
           {"command", argv_json_},
           {"tool", tool_->name},
           {"observation", options_.observe},
+          {"terminal", options_.terminal},
           {"event_rate",
            {{"rate", events_->rate_limit().describe()}, {"burst", events_->rate_limit().burst}}},
           {"agent_user", {{"uid", uid_}, {"gid", gid_}}},
           {"host", host_report(host_)},
           {"cgroup", layers_.cgroup_report},
+          {"control", control_ ? nlohmann::json{{"socket", control_->path()}}
+                               : nlohmann::json{{"unavailable", control_error_}}},
           {"enforcement",
            {{"layers", policy::describe_layers(plan_, facts)},
             {"degraded", policy::degraded_report(degraded_.degraded)},
@@ -289,6 +310,7 @@ nlohmann::json Enclosure::start_fields() const {
 }
 
 void Enclosure::announce_start() {
+  started_ = rfc3339_now();
   events_->emit("start", ::getpid(), start_fields());
   if (options_.audit_required) {
     // The agent starts only once its start record is in the audit log.
@@ -306,18 +328,22 @@ void Enclosure::announce_start() {
 }
 
 SpawnedInit Enclosure::spawn() {
-  // Signals that the supervisor forwards are read through its signalfd.
+  // Signals that the supervisor forwards are read through its signalfd (SIGWINCH too: the
+  // agent's terminal follows the launcher's size).
   sigset_t forwarded;
   sigemptyset(&forwarded);
-  for (int s : {SIGINT, SIGTERM, SIGHUP})
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGWINCH})
     sigaddset(&forwarded, s);
   sigprocmask(SIG_BLOCK, &forwarded, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // Raw mode from here: the warnings above were written to a terminal in its usual mode.
+  if (terminal_) terminal_->start_relay();
 
   SpawnedInit init = spawn_enclosure(spec_, provider_->clone_into_cgroup_fd(layers_));
   channel_child_.reset();
   sync_read_.reset();
   meter_write_.reset();
+  if (terminal_) terminal_->close_slave();
   try {
     if (spec_.user_namespace) set_up_user_namespace(init.pid, uid_, gid_);
     provider_->place(layers_, init);
@@ -349,13 +375,27 @@ SupervisorConfig Enclosure::supervisor_config() const {
   config.observe = options_.observe;
   config.baseline = options_.baseline;
   config.admissions = layers_.admissions.get();
+  config.control = control_.get();
+  config.terminal = terminal_.get();
+  const RunIdentity& id = events_->identity();
+  config.run_status = {{"run", id.run_id},
+                       {"manifest", {{"name", id.manifest_name}, {"digest", id.manifest_digest}}},
+                       {"started", started_},
+                       {"launcher_pid", ::getpid()},
+                       {"uid", ::getuid()},
+                       {"command", argv_json_},
+                       {"tool", tool_->name}};
+  if (id.manifest_revision) config.run_status["manifest"]["revision"] = *id.manifest_revision;
   return config;
 }
 
 RunOutcome Enclosure::supervise(SpawnedInit init) {
   supervisor_ = std::make_unique<Supervisor>(supervisor_config(), *events_, layers_.cgroup.get(),
                                              std::move(init), std::move(channel_parent_));
-  return supervisor_->run();
+  RunOutcome outcome = supervisor_->run();
+  // The launcher's terminal as it was, before anything else is written to it.
+  if (terminal_) terminal_->restore();
+  return outcome;
 }
 
 void Enclosure::report_exit(const RunOutcome& outcome) {
@@ -398,6 +438,7 @@ void Enclosure::tear_down() {
   layers_.kernel = nullptr;
   layers_.cgroup.reset();
   provider_.reset();
+  control_.reset();
 }
 
 void Enclosure::report_outcome(const RunOutcome& outcome) const {
@@ -405,6 +446,9 @@ void Enclosure::report_outcome(const RunOutcome& outcome) const {
     std::cerr << "enclosure run: "
               << (outcome.ended_by == "exec_error" ? "cannot execute " + tool_->path + ": " : "")
               << outcome.message << "\n";
+    if (std::string hint = setup_hint(outcome.message); !hint.empty()) {
+      std::cerr << "  " << hint << "\n";
+    }
   }
   print_summary(events_->identity(), outcome);
 }

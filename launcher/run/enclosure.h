@@ -18,9 +18,11 @@
 
 #include "launcher/base/fd.h"
 #include "launcher/events/event.h"
+#include "launcher/run/control_socket.h"
 #include "launcher/run/enclosure_init.h"
 #include "launcher/run/layer_provider.h"
 #include "launcher/run/supervisor.h"
+#include "launcher/run/terminal.h"
 #include "policy/baseline.h"
 #include "policy/launch.h"
 #include "policy/manifest.h"
@@ -41,6 +43,9 @@ struct EnclosureOptions {
   std::string dns_grace = "10s";  // as given, for the start event
   uint64_t dns_grace_ns = 10'000'000'000ULL;
   bool observe = false;  // `enclosure learn`'s observation run
+  // A pseudo-terminal of its own for the agent, relayed to the launcher's standard input and
+  // output (--tty; by default when standard input is a terminal).
+  bool terminal = false;
   // The socket a refusal names when it suggests starting `enclosure daemon` (without root).
   std::string default_daemon_socket;
   std::optional<policy::BaselineProfile> baseline;
@@ -68,6 +73,7 @@ class Enclosure {
   void open_events();
   void provide_layers();
   void prepare_child();
+  void open_control();
   void announce_start();
   SpawnedInit spawn();
   RunOutcome supervise(SpawnedInit init);
@@ -95,7 +101,11 @@ class Enclosure {
   gid_t gid_ = 0;
   std::optional<EventStream> events_;
   ProvidedLayers layers_;
+  std::unique_ptr<ControlSocket> control_;  // `enclosure ps` / `stop`; null when unavailable
+  std::string control_error_;               // why it is unavailable (the start event says)
+  std::string started_;                     // when the start event was written (RFC 3339)
 
+  std::unique_ptr<AgentTerminal> terminal_;  // restores the launcher's terminal when destroyed
   ChildSpec spec_;
   UniqueFd channel_parent_, channel_child_;
   UniqueFd sync_read_, sync_write_;

@@ -4,6 +4,8 @@
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -19,6 +21,7 @@
 #include "launcher/run/credentials.h"
 #include "launcher/run/landlock.h"
 #include "launcher/run/loopback.h"
+#include "launcher/run/memfd_noexec.h"
 #include "launcher/run/mount_view.h"
 #include "launcher/run/seccomp_filter.h"
 
@@ -45,11 +48,28 @@ void place_meter_fd(int meter_fd, int& channel_fd, int& exec_fd) {
   }
 }
 
+// The agent's own pseudo-terminal as its standard descriptors and controlling terminal (it is
+// the leader of a new session by now): /dev/tty and job control work; the launcher's
+// terminal stays outside.
+void attach_terminal(int terminal_fd) {
+  if (::ioctl(terminal_fd, TIOCSCTTY, 0) != 0) throw_errno("agent: TIOCSCTTY");
+  for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+    if (fd != terminal_fd && ::dup2(terminal_fd, fd) != fd)
+      throw_errno("agent: terminal to fd " + std::to_string(fd));
+  }
+  if (terminal_fd > STDERR_FILENO) {
+    ::close(terminal_fd);
+  } else if (::fcntl(terminal_fd, F_SETFD, 0) != 0) {
+    throw_errno("agent: terminal descriptor");
+  }
+}
+
 [[noreturn]] void run_agent(const ChildSpec& spec_in, const ViewResult& view, int exec_fd) {
   ChildSpec spec = spec_in;
   try {
-    // A session of its own: no controlling terminal to inject input into.
+    // A session of its own: no controlling terminal to inject input into, or its own one.
     if (::setsid() < 0) throw_errno("agent: setsid");
+    if (spec.terminal_fd >= 0) attach_terminal(spec.terminal_fd);
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("agent: PR_SET_PDEATHSIG");
     // Only 0, 1 and 2 survive execve, and the metering descriptor.
     if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("agent: close_range");
@@ -137,7 +157,7 @@ void close_fds_except(std::initializer_list<int> keep) {
 
 [[noreturn]] void run_enclosure_init(const ChildSpec& spec) {
   int channel = spec.channel_fd;
-  close_fds_except({spec.sync_fd, spec.channel_fd, spec.meter_fd});
+  close_fds_except({spec.sync_fd, spec.channel_fd, spec.meter_fd, spec.terminal_fd});
   try {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("init: PR_SET_PDEATHSIG");
     // Wait until the supervisor has written our uid map and cgroup membership; EOF means it is
@@ -158,6 +178,9 @@ void close_fds_except(std::initializer_list<int> keep) {
     if (::sethostname("enclosure", 9) != 0) throw_errno("init: sethostname");
     if (spec.new_network) bring_up_loopback();
     ViewResult view = build_mount_view(spec.mount_steps, {spec.uid, spec.gid});
+    // A launcher without root cannot (/proc/sys is the host root's): the daemon has set it
+    // when this process entered the run (launcher/run/memfd_noexec.h).
+    if (!spec.user_namespace) forbid_executable_memfds();
     send_message(channel, {{"type", "view"}, {"absent", view.absent}});
 
     int exec_pipe[2];
@@ -183,6 +206,7 @@ void close_fds_except(std::initializer_list<int> keep) {
     ::close(exec_pipe[1]);
     // The agent holds the metering pipe; pid 1 has no use for it.
     if (spec.meter_fd >= 0) ::close(spec.meter_fd);
+    if (spec.terminal_fd >= 0) ::close(spec.terminal_fd);  // nor for the agent's terminal
     // pid 1 keeps CAP_KILL alone, to forward signals to an agent under another uid.
     const int keep[] = {CAP_KILL};
     keep_only_capabilities(keep, 1);

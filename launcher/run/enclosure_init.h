@@ -35,6 +35,8 @@ struct ChildSpec {
   int sync_fd = -1;     // read end: one byte from the supervisor once it has set us up
   int channel_fd = -1;  // SEQPACKET socket to the supervisor
   int meter_fd = -1;    // write end of the metering pipe: fd kMeterFd in the agent, or -1
+  // The agent's pseudo-terminal (its slave): its 0-2 and controlling terminal, or -1.
+  int terminal_fd = -1;
 };
 
 // The agent's metering descriptor (ENCLOSURE_METER_FD): the only one besides 0-2 it inherits.

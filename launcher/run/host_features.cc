@@ -13,6 +13,7 @@
 #include "bpf/probe_loader.h"
 #include "launcher/run/landlock.h"
 #include "launcher/run/seccomp_filter.h"
+#include "launcher/run/setup_probe.h"
 
 namespace launcher {
 namespace {
@@ -64,8 +65,15 @@ HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
                                                          : "needs root or user namespaces");
 
   h.cgroups = discover_cgroups();
-  if (h.cgroups.v2_mount.empty()) {
+  if (!h.cgroups.v2_unreachable.empty()) {
+    h.cgroup_v2 = {false, h.cgroups.v2_unreachable};
+  } else if (h.cgroups.v2_mount.empty()) {
     h.cgroup_v2 = {false, "no cgroup2 file system is mounted"};
+  } else if (cgroup_read_only(h.cgroups.v2_own_dir())) {
+    h.cgroup_v2 = {false, "the cgroup file system at " + h.cgroups.v2_mount +
+                              " is mounted read-only (a container runtime's default): give the "
+                              "container a writable cgroup (podman: --security-opt "
+                              "unmask=/sys/fs/cgroup; Kubernetes: the daemon shape)"};
   } else if (::access(h.cgroups.v2_own_dir().c_str(), W_OK) != 0) {
     h.cgroup_v2 = {false, "cannot create cgroups under " + h.cgroups.v2_own_dir() +
                               " (not root, and not delegated to this user)"};
@@ -76,6 +84,9 @@ HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
   CgroupPlacement place = place_limits(h.cgroups);
   auto controller = [&](const std::string& where, const char* name) -> Feature {
     if (!h.cgroup_v2.available) return {false, "no writable cgroup"};
+    if (where.empty() && h.cgroups.v1_unreachable.count(name)) {
+      return {false, h.cgroups.v1_unreachable.at(name)};
+    }
     if (where == "v2") return {true, std::string("cgroup v2 ") + name + " controller"};
     if (where == "v1") {
       std::string dir = h.cgroups.v1_mount.at(name) + h.cgroups.v1_own.at(name);

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "launcher/base/error.h"
+#include "launcher/run/setup_probe.h"
 
 namespace launcher {
 namespace {
@@ -42,7 +44,10 @@ SpawnedInit spawn_enclosure(const ChildSpec& spec, int cgroup_fd) {
     int err = errno;
     std::string hint;
     if (err == EPERM && spec.user_namespace) hint = " (are unprivileged user namespaces disabled?)";
-    throw_errno("spawn: clone3 into new namespaces" + hint, err);
+    std::string message = "spawn: clone3 into new namespaces" + hint + ": " + std::strerror(err);
+    // In a container: the setting that allows it, as report_outcome() adds to init's errors.
+    if (std::string fix = setup_hint(message); !fix.empty()) message += "\n  " + fix;
+    throw LaunchError(message);
   }
   if (pid == 0) run_enclosure_init(spec);
   SpawnedInit out;

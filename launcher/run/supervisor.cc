@@ -25,12 +25,17 @@
 #include "launcher/dns/resolver.h"
 #include "launcher/events/kernel_events.h"
 #include "launcher/run/child_channel.h"
+#include "launcher/run/control_socket.h"
 #include "launcher/run/seccomp_notify.h"
+#include "launcher/run/terminal.h"
 #include "policy/seccomp_verdict.h"
 #include "policy/units.h"
 
 namespace launcher {
 namespace {
+
+// How long the agent's last output may take to reach the launcher's once pid 1 has exited.
+constexpr int kTerminalDrainMs = 2000;
 
 UniqueFd make_timer(uint64_t first_ns, uint64_t interval_ns) {
   UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
@@ -139,7 +144,7 @@ Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunC
   if (!epoll_) throw_errno("supervisor: epoll_create1");
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP})
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGWINCH})
     sigaddset(&set, s);
   signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signals_) throw_errno("supervisor: signalfd");
@@ -167,6 +172,8 @@ Supervisor::Supervisor(const SupervisorConfig& config, EventStream& events, RunC
     add(config_.meter_fd);
     meter_open_ = true;
   }
+  if (config_.control) add(config_.control->listen_fd());
+  if (config_.terminal) add(config_.terminal->poll_fd());
   bool sinks_polled = false;
   for (const auto& sink : events_.sinks()) {
     if (sink->poll_fd() < 0) continue;
@@ -543,6 +550,11 @@ void Supervisor::on_signal() {
   struct signalfd_siginfo info {};
   while (::read(signals_.get(), &info, sizeof info) == sizeof info) {
     int sig = static_cast<int>(info.ssi_signo);
+    if (sig == SIGWINCH) {
+      // Not forwarded: the agent's terminal changes size, and the kernel signals the agent.
+      if (config_.terminal) config_.terminal->copy_window_size();
+      continue;
+    }
     // Forward to pid 1, which passes it to the agent's session.
     ::syscall(SYS_pidfd_send_signal, init_.pidfd.get(), sig, nullptr, 0);
     if (sig == SIGINT && ++interrupts_ < 2) continue;  // a first Ctrl-C is the agent's to handle
@@ -668,7 +680,7 @@ RunOutcome Supervisor::run() {
   siginfo_t info = collect_after_exit();
   outcome_.duration_ns = elapsed_ns();
   settle_exit_code(info.si_code, info.si_status);
-  outcome_.figures = final_figures();
+  outcome_.figures = final_figures(outcome_.duration_ns);
   return outcome_;
 }
 
@@ -702,9 +714,40 @@ void Supervisor::dispatch(int fd, uint32_t events) {
     on_meter();
   } else if (sink_timer_ && fd == sink_timer_.get()) {
     on_sink_tick();
+  } else if (config_.control && fd == config_.control->listen_fd()) {
+    for (int client : config_.control->accept_clients())
+      add(client);
+  } else if (config_.control && config_.control->is_client(fd)) {
+    on_control_client(fd);
+  } else if (config_.terminal && fd == config_.terminal->poll_fd()) {
+    config_.terminal->on_ready();
   } else {
     on_sink_readable(fd);
   }
+}
+
+// A request on the control socket: the run's figures so far (`enclosure ps`), or the end of the
+// run (`enclosure stop`: SIGTERM, the grace period, then SIGKILL; the exit event says "stopped").
+void Supervisor::on_control_client(int fd) {
+  std::optional<std::string> request = config_.control->read_request(fd);
+  if (!request) return;  // closed: the descriptor left epoll with it
+  if (*request == "status") {
+    config_.control->answer(fd, status(), false);
+    return;
+  }
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  terminate("stopped", "", nullptr, nullptr, false);
+  config_.control->answer(fd, {{"stopping", config_.run_status.value("run", "")}}, true);
+}
+
+nlohmann::json Supervisor::status() {
+  nlohmann::json s = config_.run_status;
+  s["pid"] = init_.pid;
+  s["uptime_ns"] = elapsed_ns();
+  s["denials"] = outcome_.denials;
+  s["stopping"] = terminating_;
+  s["budgets"] = final_figures(elapsed_ns());
+  return s;
 }
 
 void Supervisor::on_wall_clock() {
@@ -735,6 +778,7 @@ siginfo_t Supervisor::collect_after_exit() {
   while (meter_open_ && on_meter()) {
   }
   meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
+  if (config_.terminal) config_.terminal->drain_output(kTerminalDrainMs);
   on_channel();
   if (config_.resolver) on_dns();
   if (config_.bpf) {
@@ -779,10 +823,10 @@ void Supervisor::settle_exit_code(int child_code, int child_status) {
 }
 
 // The exit event's budget figures.
-nlohmann::json Supervisor::final_figures() {
+nlohmann::json Supervisor::final_figures(uint64_t duration_ns) {
   const policy::Budgets& b = config_.plan->budgets;
   nlohmann::json figures = nlohmann::json::object();
-  figures["wall_clock"] = {{"value", elapsed_text(outcome_.duration_ns)}};
+  figures["wall_clock"] = {{"value", elapsed_text(duration_ns)}};
   if (b.wall_clock_ns) figures["wall_clock"]["limit"] = policy::format_duration(*b.wall_clock_ns);
   if (cgroup_) add_cgroup_figures(figures);
   if (config_.bpf) add_kernel_figures(figures);

@@ -1,8 +1,8 @@
 // The supervisor: one epoll loop outside the enclosure over the pidfd of its pid 1, the child
-// channel, a signalfd (SIGINT, SIGTERM, SIGHUP forwarded), a timerfd for the wall clock, a
-// periodic timerfd for cpu.stat, pids and memory, the OOM eventfd, the seccomp listener, the
-// metering pipe (reported cost) and the event sinks' descriptors (collector acknowledgements,
-// reconnection on a periodic tick).
+// channel, a signalfd (SIGINT, SIGTERM, SIGHUP forwarded; SIGWINCH), the agent's terminal relay,
+// a timerfd for the wall clock, a periodic timerfd for cpu.stat, pids and memory, the OOM
+// eventfd, the seccomp listener, the metering pipe (reported cost) and the event sinks'
+// descriptors (collector acknowledgements, reconnection on a periodic tick).
 // On a budget it sends SIGTERM to every process, waits the grace period, then kills the cgroup.
 #pragma once
 
@@ -39,6 +39,9 @@ struct SupervisorConfig {
   bool audit_required = false;                // a sink that cannot deliver ends the run (exit 125)
   class DnsResolver* resolver = nullptr;      // the enclosure's resolver, when /network/dns
   class DnsAdmissions* admissions = nullptr;  // its admitted addresses
+  class ControlSocket* control = nullptr;     // `enclosure ps` and `enclosure stop`, when open
+  class AgentTerminal* terminal = nullptr;    // the agent's pseudo-terminal, relayed, when any
+  nlohmann::json run_status;                  // what `status` answers besides the live figures
   bool observe = false;  // `enclosure learn`: a `window` event per window of counts
   std::optional<policy::BaselineProfile> baseline;  // /baseline: anomalies per window
 };
@@ -92,13 +95,15 @@ class Supervisor {
   void on_meter_line(const MeterLineSplitter::Line& line);
   void on_sink_tick();
   void on_sink_readable(int fd);
+  void on_control_client(int fd);
+  nlohmann::json status();
   void check_audit_delivery();
   void check_kernel_counters();
   void report_unrecorded_budgets();
   // After pid 1 has exited.
   siginfo_t collect_after_exit();
   void settle_exit_code(int child_code, int child_status);  // waitid's si_code, si_status
-  nlohmann::json final_figures();
+  nlohmann::json final_figures(uint64_t duration_ns);
   void add_cgroup_figures(nlohmann::json& figures);
   void add_kernel_figures(nlohmann::json& figures);
   void terminate(const std::string& reason, const std::string& budget, const nlohmann::json& limit,

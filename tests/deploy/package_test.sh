@@ -2,8 +2,9 @@
 # `cmake --install` into a DESTDIR puts the binary, the systemd units (naming the installed
 # binary), the schema and the manifest reference, the examples, the man page and the bash
 # completion in place; `cpack -G DEB` builds a .deb whose `dpkg-deb -c` lists the same files and
-# whose Depends names the package of every library the binary links. Usage: package_test.sh
-# BUILD_DIR
+# whose Depends names the package of every library the binary links and the packages the README
+# lists (Deployment), which lintian accepts without an error, and whose changelog's latest entry is
+# its version. Usage: package_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,8 +27,10 @@ expected=(
   usr/share/enclosure/examples/kubernetes/agent.yaml
   usr/share/enclosure/examples/kubernetes/agent-standalone.yaml
   usr/share/enclosure/examples/kubernetes/enclosure-node.yaml
-  usr/share/man/man1/enclosure.1
+  usr/share/man/man1/enclosure.1.gz
   usr/share/bash-completion/completions/enclosure
+  usr/share/doc/enclosure/copyright
+  usr/share/doc/enclosure/changelog.gz
 )
 
 # 1. cmake --install into a DESTDIR, prefix /usr.
@@ -87,6 +90,28 @@ else
   for p in libseccomp2 libbpf1 libcap2 libboost-program-options1.74.0 libssl3 libldns3 libsystemd0; do
     grep -qxF "$p" <<<"$depends_names" || fail "Depends lacks $p: $depends"
   done
+  # The README's list (the comment "# Depends: ..." and its continuation lines) is the same set,
+  # but for the C and C++ runtime.
+  readme_depends=$(awk '/# Depends:/ {on = 1; sub(/.*# Depends:/, ""); print; next}
+                        on && /^ +# / {sub(/^ +# /, ""); print; next} {on = 0}' \
+    "$source_dir/README.md" | tr ',' '\n' | awk 'NF {print $1}' | sort)
+  package_depends=$(grep -vxE 'libc6|libstdc\+\+6|libgcc-s1' <<<"$depends_names" | sort)
+  [ -n "$readme_depends" ] || fail "README.md has no \"# Depends:\" list"
+  [ "$readme_depends" = "$package_depends" ] ||
+    fail "README's Depends ($(echo $readme_depends)) differ from the package's ($(echo $package_depends))"
+  # The changelog's latest entry is this version.
+  version=$(dpkg-deb -f "$deb" Version)
+  changelog_version=$(sed -n '1s/^enclosure (\([^)]*\)).*/\1/p' "$source_dir/packaging/debian/changelog")
+  [ "$changelog_version" = "$version" ] ||
+    fail "packaging/debian/changelog's latest entry is $changelog_version, the package $version"
+  # lintian: no errors (warnings and notes are printed).
+  if ! command -v lintian >/dev/null; then
+    fail "lintian is not installed (scripts/install-deps.sh)"
+  else
+    lintian --fail-on error --tag-display-limit 0 "$deb" >"$tmp/lintian" 2>&1 ||
+      fail "lintian reports errors: $(grep -c '^E:' "$tmp/lintian") error(s)"
+    grep -E '^[EW]:' "$tmp/lintian" || true
+  fi
   dpkg-deb -x "$deb" "$tmp/extracted"
   grep -q '^ExecStart=/usr/bin/enclosure run ' \
     "$tmp/extracted/usr/lib/systemd/system/enclosed-agent@.service" ||

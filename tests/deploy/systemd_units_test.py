@@ -56,13 +56,8 @@ def one(unit, section, key, name):
     return values[0] if values else ""
 
 
-def main():
-    enclosure, source = os.path.abspath(sys.argv[1]), sys.argv[2]
-    src = os.path.join(source, "examples", "systemd")
-    analyze = shutil.which("systemd-analyze")
-    if not check(analyze is not None,
-                 "systemd-analyze is not installed (Debian package systemd; scripts/install-deps.sh)"):
-        return report()
+def load_units(src):
+    """The parsed units of examples/systemd/, checking that it holds exactly UNITS."""
     present = sorted(n for n in os.listdir(src) if not n.startswith("."))
     check(present == sorted(UNITS), f"{src} holds {present}, expected {sorted(UNITS)}")
     units = {}
@@ -70,18 +65,28 @@ def main():
         path = os.path.join(src, name)
         if check(os.path.exists(path), f"{path} is missing"):
             units[name] = parse_unit(path)
+    return units
 
+
+def check_installed_binary_path(name, text):
+    """Every Exec line that runs enclosure runs it where the package installs it."""
+    for line in text.splitlines():
+        if line.startswith(("ExecStart=", "ExecStartPre=", "ExecStop=")):
+            program = line.split("=", 1)[1].split()[0].lstrip("-@:+!")
+            if "enclosure" in program:
+                check(program == INSTALLED_BINARY,
+                      f"{name}: {program} is not where the package installs enclosure "
+                      f"({INSTALLED_BINARY})")
+
+
+def check_systemd_verify(analyze, enclosure, src):
+    """`systemd-analyze verify` accepts every unit, with the binary under test in place of the
+    installed one (verify requires ExecStart's program to exist)."""
     with tempfile.TemporaryDirectory() as tmp:
         for name in UNITS:
             with open(os.path.join(src, name), encoding="utf-8") as f:
                 text = f.read()
-            for line in text.splitlines():
-                if line.startswith(("ExecStart=", "ExecStartPre=", "ExecStop=")):
-                    program = line.split("=", 1)[1].split()[0].lstrip("-@:+!")
-                    if "enclosure" in program:
-                        check(program == INSTALLED_BINARY,
-                              f"{name}: {program} is not where the package installs enclosure "
-                              f"({INSTALLED_BINARY})")
+            check_installed_binary_path(name, text)
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 f.write(text.replace(INSTALLED_BINARY, enclosure))
         targets = [os.path.join(tmp, n) for n in UNITS if "@." not in n]
@@ -92,35 +97,46 @@ def main():
         check(r.returncode == 0 and not output,
               f"systemd-analyze verify: exit {r.returncode}\n{output}")
 
+
+def known_commands(enclosure):
+    """The commands `enclosure --help` lists."""
     help_top = subprocess.run([enclosure, "--help"], capture_output=True, text=True).stdout
     known = set(re.findall(r"^  ([a-z]+) ", help_top, re.M))
     check(known, "enclosure --help lists no commands")
+    return known
 
-    def exec_start(name):
-        words = shlex.split(one(units.get(name, {}), "Service", "ExecStart", name))
-        check(len(words) >= 2 and words[0] == INSTALLED_BINARY, f"{name}: ExecStart {words}")
-        if len(words) < 2:
-            return [], []
-        sub = words[1]
-        if sub in known:
-            help_text = subprocess.run([enclosure, sub, "--help"], capture_output=True,
-                                       text=True).stdout
-            for w in words[2:]:
-                if w == "--":
-                    break
-                if w.startswith("-") and w != "-":
-                    check(w.split("=")[0] in help_text,
-                          f"{name}: `enclosure {sub}` has no option {w}")
-        else:
-            check(False, f"{name}: enclosure has no command {sub!r}")
-        return sub, words[2:]
 
-    def option(args, flag):
-        return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+def exec_start(units, name, enclosure, known):
+    """(command, arguments) of a unit's ExecStart, checking that the command and each of its
+    options exist in the binary's --help."""
+    words = shlex.split(one(units.get(name, {}), "Service", "ExecStart", name))
+    check(len(words) >= 2 and words[0] == INSTALLED_BINARY, f"{name}: ExecStart {words}")
+    if len(words) < 2:
+        return [], []
+    sub = words[1]
+    if sub in known:
+        help_text = subprocess.run([enclosure, sub, "--help"], capture_output=True,
+                                   text=True).stdout
+        for w in words[2:]:
+            if w == "--":
+                break
+            if w.startswith("-") and w != "-":
+                check(w.split("=")[0] in help_text,
+                      f"{name}: `enclosure {sub}` has no option {w}")
+    else:
+        check(False, f"{name}: enclosure has no command {sub!r}")
+    return sub, words[2:]
 
+
+def option(args, flag):
+    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+
+
+def check_collector(units, enclosure, known):
+    """The collector listens where its socket unit listens; returns that path."""
     socket = units.get("enclosure-collector.socket", {})
     listen = one(socket, "Socket", "ListenStream", "enclosure-collector.socket")
-    sub, args = exec_start("enclosure-collector.service")
+    sub, args = exec_start(units, "enclosure-collector.service", enclosure, known)
     check(sub == "collect", f"enclosure-collector.service runs {sub!r}")
     check(args == ["--listen", "unix:/run/enclosure/collector.sock", "--audit-log",
                    "/var/log/enclosure/audit.jsonl"], f"enclosure-collector.service: {args}")
@@ -129,8 +145,13 @@ def main():
     collector = units.get("enclosure-collector.service", {})
     check("enclosure-collector.socket" in " ".join(collector.get("Unit", {}).get("Requires", [])),
           "enclosure-collector.service does not require its socket")
+    return listen
 
-    sub, args = exec_start("enclosed-agent@.service")
+
+def check_agent_template(units, enclosure, known, listen):
+    """The agent template runs its agent under a root launcher that sends events to the
+    collector, with its own cgroups and no dependency on the daemon."""
+    sub, args = exec_start(units, "enclosed-agent@.service", enclosure, known)
     check(sub == "run", f"enclosed-agent@.service runs {sub!r}")
     check(option(args, "-m") == "/etc/enclosure/%i.json", f"enclosed-agent@.service: -m {option(args, '-m')}")
     check(option(args, "--events") == "unix:" + listen,
@@ -151,10 +172,13 @@ def main():
         check("enclosure-daemon" not in deps,
               f"enclosed-agent@.service: {key}={deps}: a root launcher does not use the daemon")
 
-    # The daemon.
+
+def check_daemon_service(units, enclosure, known, listen):
+    """The daemon is Type=notify, listens on DAEMON_SOCKET inside its preserved runtime directory
+    and restarts on failure, as root."""
     daemon = units.get("enclosure-daemon.service", {})
     dsvc = daemon.get("Service", {})
-    sub, args = exec_start("enclosure-daemon.service")
+    sub, args = exec_start(units, "enclosure-daemon.service", enclosure, known)
     check(sub == "daemon", f"enclosure-daemon.service runs {sub!r}")
     check(option(args, "--socket") == DAEMON_SOCKET,
           f"enclosure-daemon.service: --socket {option(args, '--socket')}, expected {DAEMON_SOCKET} "
@@ -177,6 +201,13 @@ def main():
     check(dsvc.get("KillMode", ["control-group"]) != ["none"],
           "enclosure-daemon.service: KillMode=none leaves the daemon's own processes behind")
     check(dsvc.get("User") == ["root"], "enclosure-daemon.service: the daemon runs as root (User=root)")
+
+
+def check_daemon_privileges(units):
+    """The daemon keeps exactly the capabilities it uses and none of the hardening that would
+    make cgroupfs or bpffs read-only or hide its callers' /proc entries."""
+    daemon = units.get("enclosure-daemon.service", {})
+    dsvc = daemon.get("Service", {})
     daemon_caps = set(one(daemon, "Service", "CapabilityBoundingSet",
                           "enclosure-daemon.service").split())
     # BPF, PERFMON, NET_ADMIN: loading and attaching the programs; CHOWN: each run's cgroup is
@@ -201,13 +232,34 @@ def main():
           "enclosure-daemon.service: /sys must stay writable (cgroupfs, bpffs)")
     check(not dsvc.get("SystemCallFilter"),
           "enclosure-daemon.service: a SystemCallFilter= would stand between the daemon and bpf()")
+
+
+def check_agent_and_collector_capabilities(units):
     caps = set(one(units.get("enclosed-agent@.service", {}), "Service", "CapabilityBoundingSet",
                    "enclosed-agent@.service").split())
     check(caps == {"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_SETUID",
                    "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL", "CAP_DAC_OVERRIDE"},
           f"enclosed-agent@.service: CapabilityBoundingSet {sorted(caps)}")
+    collector = units.get("enclosure-collector.service", {})
     check(one(collector, "Service", "CapabilityBoundingSet", "enclosure-collector.service") == "",
           "enclosure-collector.service must have no capability")
+
+
+def main():
+    enclosure, source = os.path.abspath(sys.argv[1]), sys.argv[2]
+    src = os.path.join(source, "examples", "systemd")
+    analyze = shutil.which("systemd-analyze")
+    if not check(analyze is not None,
+                 "systemd-analyze is not installed (Debian package systemd; scripts/install-deps.sh)"):
+        return report()
+    units = load_units(src)
+    check_systemd_verify(analyze, enclosure, src)
+    known = known_commands(enclosure)
+    listen = check_collector(units, enclosure, known)
+    check_agent_template(units, enclosure, known, listen)
+    check_daemon_service(units, enclosure, known, listen)
+    check_daemon_privileges(units)
+    check_agent_and_collector_capabilities(units)
     return report()
 
 

@@ -757,30 +757,55 @@ TEST(Collector, MetricsEndpointServesPrometheusText) {
       << response;
   std::string body = response.substr(response.find("\r\n\r\n") + 4);
   // Valid exposition: every line a comment (HELP/TYPE) or a sample with a numeric value, each
-  // sample's metric declared by a TYPE line before it.
+  // sample's metric declared by a TYPE line before it (a histogram's by its family's).
   std::regex sample(
       R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)$)");
   std::regex type_line(
       R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
   std::set<std::string> declared;
   std::map<std::string, double> values;
+  auto is_declared = [&](const std::string& name) {
+    if (declared.count(name)) return true;
+    std::smatch part;
+    static const std::regex histogram_sample("^(.*)_(bucket|sum|count)$");
+    return std::regex_match(name, part, histogram_sample) &&
+           declared.count(std::string(part[1]) + " histogram");
+  };
   for (const std::string& line : lines_of(body)) {
     std::smatch m;
     if (std::regex_match(line, m, type_line)) {
       declared.insert(m[1]);
+      declared.insert(std::string(m[1]) + " " + std::string(m[2]));
     } else if (line.rfind("# HELP ", 0) == 0) {
       continue;
     } else {
       ASSERT_TRUE(std::regex_match(line, m, sample)) << "not exposition text: " << line;
-      EXPECT_TRUE(declared.count(m[1])) << "no TYPE before " << line;
+      EXPECT_TRUE(is_declared(m[1])) << "no TYPE before " << line;
       values[line.substr(0, line.rfind(' '))] = std::stod(m[6]);
     }
   }
-  EXPECT_EQ(values["enclosure_runs_finished_total"], 1);
+  EXPECT_EQ(values["enclosure_runs_finished_total{manifest=\"metrics\"}"], 1);
+  EXPECT_EQ(values["enclosure_runs_started_total{manifest=\"metrics\"}"], 1);
+  EXPECT_EQ(values["enclosure_run_duration_seconds_count"], 1);
+  EXPECT_GT(values["enclosure_run_duration_seconds_sum"], 0);
+  EXPECT_EQ(values["enclosure_run_duration_seconds_bucket{le=\"+Inf\"}"], 1);
   EXPECT_EQ(values["enclosure_runs_active"], 0);
   EXPECT_EQ(values["enclosure_events_total{type=\"start\"}"], 1);
   EXPECT_GE(values["enclosure_denies_total{section=\"syscalls\"}"], 1);
   EXPECT_EQ(values["enclosure_lost_events_total"], 0);
+  EXPECT_TRUE(values.count("enclosure_denies_total{section=\"network\"}")) << "zero series";
+  EXPECT_TRUE(values.count("enclosure_budget_terminations_total{budget=\"wall_clock\"}"));
+  EXPECT_EQ(values["enclosure_build_info{version=\"" ENCLOSURE_VERSION "\"}"], 1);
+  EXPECT_TRUE(values.count("enclosure_collector_connections_open"));
+  // Asked for OpenMetrics, as Prometheus asks: that format, ending with # EOF.
+  std::string om = scrape(
+      "GET /metrics HTTP/1.0\r\nAccept: application/openmetrics-text;version=1.0.0,"
+      "text/plain;version=0.0.4;q=0.5\r\n\r\n");
+  ASSERT_EQ(om.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << om;
+  EXPECT_NE(om.find("Content-Type: application/openmetrics-text; version=1.0.0"), std::string::npos)
+      << om;
+  EXPECT_EQ(om.substr(om.size() - 6), "# EOF\n");
+  EXPECT_NE(om.find("# TYPE enclosure_runs_finished counter\n"), std::string::npos) << om;
   EXPECT_EQ(scrape("GET / HTTP/1.0\r\n\r\n").rfind("HTTP/1.0 404", 0), 0u);
   // Non-loopback addresses are refused.
   TempDir other;

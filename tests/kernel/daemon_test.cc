@@ -895,3 +895,76 @@ R["denied"] = n
   EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
   expect_daemon_cleaned_up(daemon);
 }
+
+// `enclosure ps` and `enclosure stop` for a user whose runs come through the daemon: the
+// launcher (the user's process) listens in the user's runtime directory; the user sees and
+// stops its own run, another user sees nothing, and root sees it too.
+TEST(Daemon, PsAndStopWorkForTheUserWhoseRunItIs) {
+  TempDir dir;
+  TestDaemon daemon(dir);
+  ASSERT_TRUE(daemon.mounted());
+  std::string runtime = dir.file("runtime-a");
+  ::mkdir(runtime.c_str(), 0700);
+  ASSERT_EQ(::chown(runtime.c_str(), 61001, 61001), 0);
+  std::string name = "daemon-ps-" + std::to_string(::getpid());
+  nlohmann::json m = base_manifest(name, {"/usr/bin/sleep"});
+  harness::RunOptions as_a = daemon.as(kUserA);
+  as_a.env["XDG_RUNTIME_DIR"] = runtime;
+  harness::BackgroundRun run(dir, m, {"sleep", "60"}, as_a);
+  auto listed = [&](const harness::RunOptions& who) -> nlohmann::json {
+    harness::RunResult r = run_command({daemon.binary(), "ps", "--json"}, who);
+    for (const nlohmann::json& s : nlohmann::json::parse(r.out, nullptr, false)) {
+      if (s.is_object() && s["manifest"].value("name", "") == name) return s;
+    }
+    return nullptr;
+  };
+  harness::RunOptions ps_a;
+  ps_a.as_user = kUserA;
+  ps_a.env["XDG_RUNTIME_DIR"] = runtime;
+  nlohmann::json status;
+  harness::wait_until([&] { return !(status = listed(ps_a)).is_null(); }, 10000);
+  ASSERT_FALSE(status.is_null()) << daemon.log();
+  EXPECT_EQ(status["uid"], 61001);
+  harness::RunOptions ps_b;
+  ps_b.as_user = kUserB;
+  EXPECT_TRUE(listed(ps_b).is_null());
+  harness::RunResult stop_b = run_command({daemon.binary(), "stop", status["run"]}, ps_b);
+  EXPECT_EQ(stop_b.exit_code, 1) << stop_b.describe();
+  harness::RunResult stop_a = run_command({daemon.binary(), "stop", status["run"]}, ps_a);
+  EXPECT_EQ(stop_a.exit_code, 0) << stop_a.describe();
+  harness::RunResult r = run.wait();
+  ASSERT_TRUE(r.first("exit")) << r.describe();
+  EXPECT_EQ((*r.first("exit"))["ended_by"], "stopped");
+  EXPECT_FALSE(std::filesystem::exists(runtime + "/enclosure/runs/" +
+                                       status["run"].get<std::string>() + ".sock"));
+}
+
+// Without root the launcher cannot set vm.memfd_noexec (only the host's root writes /proc/sys,
+// and Landlock cannot refuse a memfd): the daemon sets it in the run's pid namespace when the
+// run's pid 1 enters — and never the host's own value.
+TEST(Daemon, AMemfdCopyOfAToolDoesNotRunInAnUnprivilegedRun) {
+  std::string host_value = slurp("/proc/sys/vm/memfd_noexec");
+  TempDir dir;
+  TestDaemon daemon(dir);
+  ASSERT_TRUE(daemon.mounted());
+  nlohmann::json m = base_manifest("daemon-memfd", {"/usr/bin/python3", "/usr/bin/true"});
+  harness::RunResult r = run_enclosure(dir, m, python_agent(R"(
+import os
+fd = os.memfd_create("copy", 0)
+os.write(fd, open("/usr/bin/true", "rb").read())
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv("/proc/self/fd/%d" % fd, ["true"])
+    except OSError as e:
+        os._exit(e.errno)
+    os._exit(99)
+R["exec"] = errname(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+)"),
+                                       daemon.as(kUserA));
+  nlohmann::json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe() << daemon.log();
+  EXPECT_EQ(res["exec"], "EACCES") << res;
+  // An `enter` of a process in the daemon's own pid namespace changes nothing on the host.
+  EXPECT_EQ(slurp("/proc/sys/vm/memfd_noexec"), host_value);
+}

@@ -530,6 +530,7 @@ R["tiocsctty_stdin"] = errname(ctypes.get_errno()) if rc == -1 else rc
                                    manifest,
                                    "--events",
                                    events,
+                                   "--no-tty",  // the agent's own terminal: run_terminal_test
                                    "--"};
   argv.insert(argv.end(), agent.begin(), agent.end());
   RunResult r = harness::run_command(argv);

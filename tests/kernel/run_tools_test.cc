@@ -120,3 +120,43 @@ for i, loader in enumerate(loaders):
     EXPECT_NE(res["loader_out " + n], "65534\n") << res["loaders"][i] << " ran /usr/bin/id";
   }
 }
+
+// A copy of a binary in memory is not a tool: vm.memfd_noexec=2 in the enclosure's pid
+// namespace refuses executing a memfd by every route (its /proc/self/fd path, fexecve,
+// execveat with AT_EMPTY_PATH) and refuses creating one executable (MFD_EXEC: the sysctl alone
+// does that; the execs are refused by Landlock too, the memfd being no tool file). Outside, on
+// the host, the same memfd runs: the setting is the enclosure's alone.
+TEST(RunTools, AMemfdCopyOfAToolIsNeverExecutable) {
+  TempDir dir;
+  nlohmann::json m = base_manifest("memfd", {"/usr/bin/python3", "/usr/bin/true"});
+  harness::RunResult r = run_enclosure(dir, m, python_agent(R"(
+import os
+fd = os.memfd_create("copy", 0)
+os.write(fd, open("/usr/bin/true", "rb").read())
+def run(how):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            how()
+        except OSError as e:
+            os._exit(e.errno)
+        os._exit(99)
+    return errname(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+R["proc_fd"] = run(lambda: os.execv("/proc/self/fd/%d" % fd, ["true"]))
+R["fexecve"] = run(lambda: os.execve(fd, ["true"], {}))
+R["execveat"] = sc(322, fd, b"", 0, 0, 0x1000)
+t("mfd_exec", lambda: os.memfd_create("exec", 0x10))
+)"));
+  nlohmann::json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["proc_fd"], "EACCES") << res;
+  EXPECT_EQ(res["fexecve"], "EACCES") << res;
+  EXPECT_EQ(res["execveat"], -13) << res;
+  EXPECT_EQ(res["mfd_exec"], "EACCES") << res;
+  harness::RunResult host =
+      harness::run_command({"python3", "-c",
+                            "import os\nfd = os.memfd_create('copy', 0)\n"
+                            "os.write(fd, open('/usr/bin/true', 'rb').read())\n"
+                            "os.execv('/proc/self/fd/%d' % fd, ['true'])"});
+  EXPECT_EQ(host.exit_code, 0) << "the host's memfds stay executable: " << host.describe();
+}

@@ -537,11 +537,11 @@ TEST(CollectorMetrics, ExpositionHasOneSampleLinePerSeries) {
         event(kRunA, 4, "budget", {{"name", "cost_usd"}, {"action", "terminate"}}),
         event(kRunA, 5, "budget", {{"name", "processes"}, {"action", "fork fails"}}),
         event(kRunA, 6, "exit")}) {
-    m.record(*scan_event_line(line, error));
+    m.record(*scan_event_line(line, error), "agent-a");
   }
   std::string text = m.render({.runs_active = 2, .connections = 3});
   for (const std::string& expected :
-       {"enclosure_runs_active 2\n", "enclosure_runs_finished_total 1\n",
+       {"enclosure_runs_active 2\n", "enclosure_runs_finished_total{manifest=\"agent-a\"} 1\n",
         "enclosure_events_total{type=\"deny\"} 2\n",
         "enclosure_denies_total{section=\"network\"} 1\n",
         "enclosure_denies_total{section=\"sys\\\"calls\\n\"} 1\n",
@@ -550,8 +550,125 @@ TEST(CollectorMetrics, ExpositionHasOneSampleLinePerSeries) {
         "# TYPE enclosure_events_total counter\n"}) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
   }
-  EXPECT_EQ(text.find("processes"), std::string::npos)
-      << "a budget that does not terminate is not a termination";
+  EXPECT_NE(text.find("enclosure_budget_terminations_total{budget=\"processes\"} 0\n"),
+            std::string::npos)
+      << "a budget that does not terminate is not a termination\n"
+      << text;
+}
+
+// Before the first event, every known event type, deny section and budget has a series at 0,
+// so that increase() sees the first one.
+TEST(CollectorMetrics, KnownLabelValuesStartAtZero) {
+  std::string text = CollectorMetrics().render({});
+  for (const std::string& expected :
+       {"enclosure_events_total{type=\"start\"} 0\n", "enclosure_events_total{type=\"deny\"} 0\n",
+        "enclosure_events_total{type=\"exit\"} 0\n",
+        "enclosure_denies_total{section=\"syscalls\"} 0\n",
+        "enclosure_denies_total{section=\"network\"} 0\n",
+        "enclosure_denies_total{section=\"rules\"} 0\n",
+        "enclosure_denies_total{section=\"tools\"} 0\n",
+        "enclosure_budget_terminations_total{budget=\"wall_clock\"} 0\n",
+        "enclosure_budget_terminations_total{budget=\"cost_usd\"} 0\n",
+        "enclosure_budget_terminations_total{budget=\"max_calls\"} 0\n",
+        "enclosure_build_info{version=\"" ENCLOSURE_VERSION "\"} 1\n",
+        "enclosure_run_duration_seconds_count 0\n"}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
+  }
+}
+
+TEST(CollectorMetrics, RunDurationsFromExitRecords) {
+  CollectorMetrics m;
+  std::string error;
+  m.record(*scan_event_line(event(kRunA, 0, "start"), error), "agent-a");
+  m.record(*scan_event_line(event(kRunA, 1, "exit", {{"duration_ns", 2'500'000'000ULL}}), error),
+           "agent-a");
+  m.record(*scan_event_line(event(kRunB, 0, "start"), error), "agent-b");
+  m.record(*scan_event_line(event(kRunB, 1, "exit", {{"duration_ns", 100'000ULL}}), error),
+           "agent-b");
+  std::string text = m.render({});
+  for (const std::string& expected :
+       {"# TYPE enclosure_run_duration_seconds histogram\n",
+        "enclosure_run_duration_seconds_bucket{le=\"1.0\"} 1\n",
+        "enclosure_run_duration_seconds_bucket{le=\"5.0\"} 2\n",
+        "enclosure_run_duration_seconds_bucket{le=\"86400.0\"} 2\n",
+        "enclosure_run_duration_seconds_bucket{le=\"+Inf\"} 2\n",
+        "enclosure_run_duration_seconds_sum 2.5001\n", "enclosure_run_duration_seconds_count 2\n",
+        "enclosure_runs_started_total{manifest=\"agent-b\"} 1\n",
+        "enclosure_runs_finished_total{manifest=\"agent-a\"} 1\n"}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << expected << "\n" << text;
+  }
+}
+
+TEST(CollectorMetrics, ManifestNamesAreBounded) {
+  CollectorMetrics m;
+  std::string error;
+  auto start = *scan_event_line(event(kRunA, 0, "start"), error);
+  for (size_t i = 0; i < CollectorMetrics::kMaxManifestNames + 5; ++i)
+    m.record(start, "manifest-" + std::to_string(i));
+  m.record(start, "manifest-0");
+  std::string text = m.render({});
+  EXPECT_NE(text.find("enclosure_runs_started_total{manifest=\"manifest-0\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("enclosure_runs_started_total{manifest=\"other\"} 5\n"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("manifest-" + std::to_string(CollectorMetrics::kMaxManifestNames) + "\""),
+            std::string::npos)
+      << text;
+}
+
+// Under OpenMetrics a counter family is named without _total and reserves NAME, NAME_total and
+// NAME_created; a histogram reserves NAME, NAME_bucket, NAME_count, NAME_sum and NAME_created.
+// No two families may reserve the same name (the Python client refuses such a page).
+TEST(CollectorMetrics, OpenMetricsFamiliesDoNotClash) {
+  std::string text = CollectorMetrics().render({}, ExpositionFormat::openmetrics);
+  ASSERT_GE(text.size(), 6u);
+  EXPECT_EQ(text.substr(text.size() - 6), "# EOF\n");
+  std::map<std::string, std::string> reserved;  // name -> family
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# TYPE ", 0) != 0) continue;
+    std::string family = line.substr(7, line.find(' ', 7) - 7);
+    std::string type = line.substr(line.rfind(' ') + 1);
+    std::vector<std::string> suffixes = {""};
+    if (type == "counter") suffixes = {"", "_total", "_created"};
+    if (type == "histogram") suffixes = {"", "_bucket", "_count", "_sum", "_created"};
+    EXPECT_FALSE(type == "counter" && family.size() > 6 &&
+                 family.substr(family.size() - 6) == "_total")
+        << line;
+    for (const std::string& suffix : suffixes) {
+      auto [it, inserted] = reserved.emplace(family + suffix, family);
+      EXPECT_TRUE(inserted) << family << suffix << " clashes with family " << it->second;
+    }
+  }
+  EXPECT_NE(text.find("# TYPE enclosure_collector_connections counter\n"), std::string::npos);
+  EXPECT_NE(text.find("enclosure_collector_connections_total 0\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE enclosure_collector_connections_open gauge\n"), std::string::npos);
+  // The Prometheus text format names the counter family with its _total.
+  std::string classic = CollectorMetrics().render({});
+  EXPECT_NE(classic.find("# TYPE enclosure_collector_connections_total counter\n"),
+            std::string::npos);
+  EXPECT_EQ(classic.find("# EOF"), std::string::npos);
+}
+
+TEST(CollectorMetrics, AcceptHeaderChoosesTheFormat) {
+  EXPECT_EQ(exposition_format_for_accept(""), ExpositionFormat::prometheus_text);
+  EXPECT_EQ(exposition_format_for_accept("text/plain"), ExpositionFormat::prometheus_text);
+  EXPECT_EQ(exposition_format_for_accept("*/*"), ExpositionFormat::prometheus_text);
+  // What Prometheus sends.
+  EXPECT_EQ(exposition_format_for_accept(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            ExpositionFormat::openmetrics);
+  EXPECT_EQ(exposition_format_for_accept("Application/OpenMetrics-Text; version=1.0.0"),
+            ExpositionFormat::openmetrics);
+  EXPECT_EQ(exposition_format_for_accept("text/plain, application/openmetrics-text;q=0"),
+            ExpositionFormat::prometheus_text);
+  EXPECT_EQ(exposition_content_type(ExpositionFormat::prometheus_text),
+            "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(exposition_content_type(ExpositionFormat::openmetrics),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8");
 }
 
 TEST(AuditTimeline, ParsesRfc3339) {

@@ -555,15 +555,36 @@ TEST(ManifestSchema, AgreesWithParserOnWrongTypesAndUnknownKeys) {
 
 // Values whose lexical form the schema states: durations, sizes, ports, deny items, names,
 // paths, hosts, enums and placeholders. Each row: pointer, value, whether it is valid.
-TEST(ManifestSchema, AgreesWithParserOnValueForms) {
+struct ValueFormRow {
+  std::string pointer;
+  json value;
+  bool valid;
+};
+
+// Both the parser and the schema take each row's value at its pointer in the full manifest as
+// the row says.
+void expect_value_forms_agree(const std::vector<ValueFormRow>& rows) {
   SchemaValidator v(manifest_schema());
   const json full = full_manifest();
-  struct Row {
-    std::string pointer;
-    json value;
-    bool valid;
-  };
-  const std::vector<Row> rows{
+  for (const ValueFormRow& row : rows) {
+    json doc = with(full, row.pointer, row.value);
+    bool parser = parser_accepts(doc), schema = v.valid(doc);
+    if (row.pointer == "/network/mode") {
+      // The schema cannot see allow_degraded; with it, both accept "host" (and no egress).
+      EXPECT_TRUE(schema);
+      EXPECT_FALSE(parser);
+      continue;
+    }
+    EXPECT_EQ(parser, row.valid) << row.pointer << " = " << row.value.dump() << "\n"
+                                 << parser_errors(doc);
+    EXPECT_EQ(schema, row.valid) << row.pointer << " = " << row.value.dump() << "\n"
+                                 << join(v.validate(doc));
+  }
+}
+
+// Value forms: durations, sizes and counts under /budgets.
+TEST(ManifestSchema, AgreesWithParserOnBudgetsValueForms) {
+  expect_value_forms_agree({
       {"/budgets/wall_clock", "300ms", true},
       {"/budgets/wall_clock", "90s", true},
       {"/budgets/wall_clock", "2h", true},
@@ -607,6 +628,12 @@ TEST(ManifestSchema, AgreesWithParserOnValueForms) {
       {"/budgets/cost_usd", 1000000.5, false},
       {"/budgets/cost_usd", -0.01, false},
       {"/budgets/cost_usd", "1", false},
+  });
+}
+
+// Value forms: ports, protocols, hosts, CIDR blocks and the mode under /network.
+TEST(ManifestSchema, AgreesWithParserOnNetworkValueForms) {
+  expect_value_forms_agree({
       {"/network/egress/0/ports/0", 1, true},
       {"/network/egress/0/ports/0", 65535, true},
       {"/network/egress/0/ports/0", 0, false},
@@ -655,6 +682,12 @@ TEST(ManifestSchema, AgreesWithParserOnValueForms) {
       {"/network/egress/1/private", true, false},  // a cidr rule names its addresses itself
       {"/network/egress/1/private", false, false},
       {"/network/mode", "host", false},  // needs allow_degraded network; see below
+  });
+}
+
+// Value forms: rule ids and deny items, metadata names and revisions.
+TEST(ManifestSchema, AgreesWithParserOnRulesAndMetadataValueForms) {
+  expect_value_forms_agree({
       {"/rules/0/deny/0", "tool:helper", true},
       {"/rules/0/deny/0", "tool:", false},
       {"/rules/0/deny/0", "host:", false},
@@ -676,6 +709,12 @@ TEST(ManifestSchema, AgreesWithParserOnValueForms) {
       {"/metadata/name", std::string(129, 'n'), false},
       {"/metadata/revision", -1, false},
       {"/metadata/revision", 0, true},
+  });
+}
+
+// Value forms: tool names, paths and limits, filesystem paths.
+TEST(ManifestSchema, AgreesWithParserOnToolsAndFilesystemValueForms) {
+  expect_value_forms_agree({
       {"/tools/2/name", "g++", true},
       {"/tools/2/name", "a/b", false},
       {"/tools/2/name", "", false},
@@ -700,6 +739,12 @@ TEST(ManifestSchema, AgreesWithParserOnValueForms) {
       {"/filesystem/tmpfs/0", "/dev/shm", false},
       {"/filesystem/write/0", "/usr/local/work/", false},
       {"/filesystem/hide/0", "/usr/local/work/secret/..", false},
+  });
+}
+
+// Value forms: cwd, environment names, ids and context patterns.
+TEST(ManifestSchema, AgreesWithParserOnProcessAndContextValueForms) {
+  expect_value_forms_agree({
       {"/process/cwd", "/", true},
       {"/process/cwd", "relative", false},
       {"/process/env/pass/0", "LANG", true},
@@ -719,6 +764,12 @@ TEST(ManifestSchema, AgreesWithParserOnValueForms) {
       {"/context/1task", json{{"pattern", "^x$"}}, false},
       {"/context/task_" + std::string(59, 'x'), json{{"pattern", "^x$"}}, true},
       {"/context/task_" + std::string(60, 'x'), json{{"pattern", "^x$"}}, false},
+  });
+}
+
+// Value forms: syscalls, baseline, enforcement and top-level enums.
+TEST(ManifestSchema, AgreesWithParserOnOtherSectionsValueForms) {
+  expect_value_forms_agree({
       {"/syscalls/deny/0", "not-a-syscall", false},
       {"/syscalls/deny/0", "Ptrace", false},
       {"/syscalls/profile", "docker", false},
@@ -733,21 +784,7 @@ TEST(ManifestSchema, AgreesWithParserOnValueForms) {
       {"/enforcement/allow_degraded/0", "lsm", false},
       {"/apiVersion", "enclosure/v2", false},
       {"/audit/files", "yes", false},
-  };
-  for (const Row& row : rows) {
-    json doc = with(full, row.pointer, row.value);
-    bool parser = parser_accepts(doc), schema = v.valid(doc);
-    if (row.pointer == "/network/mode") {
-      // The schema cannot see allow_degraded; with it, both accept "host" (and no egress).
-      EXPECT_TRUE(schema);
-      EXPECT_FALSE(parser);
-      continue;
-    }
-    EXPECT_EQ(parser, row.valid) << row.pointer << " = " << row.value.dump() << "\n"
-                                 << parser_errors(doc);
-    EXPECT_EQ(schema, row.valid) << row.pointer << " = " << row.value.dump() << "\n"
-                                 << join(v.validate(doc));
-  }
+  });
 }
 
 // Placeholders: accepted by the schema in the sections the parser expands, and only there.

@@ -1,0 +1,23 @@
+// vm.memfd_noexec = 2 in an enclosure's pid namespace: no memfd can be executed (by its
+// /proc/self/fd path, fexecve or execveat) or created executable (MFD_EXEC), so a copy of a
+// binary in memory is never a way around the tools. Landlock cannot refuse it (a memfd lives on
+// an internal mount, outside every rule). The sysctl belongs to the pid namespace of the process
+// that writes it, a child namespace cannot lower it, and /proc/sys is writable by the host's
+// root alone: a root launcher's pid 1 sets it for itself; for a launcher without root,
+// `enclosure daemon` sets it from inside the run's pid namespace when the run's pid 1 enters.
+// Linux 6.3 or later.
+#pragma once
+
+namespace launcher {
+
+// Sets it for the caller's own pid namespace (the enclosure's pid 1, as root), through a proc
+// instance of its own (the agent's /proc is read-only). Throws LaunchError.
+void forbid_executable_memfds();
+
+// Sets it for the pid namespace of the process behind `pidfd` (its pid 1), from a short-lived
+// process of the caller's (root) that joins that namespace. False, and nothing written, when that
+// process is in the caller's own pid namespace (it is no enclosure's pid 1; the host's value is
+// never changed). Throws LaunchError.
+bool forbid_executable_memfds_of(int pidfd);
+
+}  // namespace launcher
