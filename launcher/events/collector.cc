@@ -226,11 +226,24 @@ void Collector::write_collector_record(nlohmann::ordered_json record) {
   log_->append(encode_event(record), true);
 }
 
+// Level-triggered: a listener with pending connections stays readable, so while none can be
+// taken (out of descriptors) it leaves the epoll set (events 0) until the next fsync tick or a
+// closed connection, instead of waking the loop at once, forever.
+void Collector::arm_listener(bool armed) {
+  if (armed == listener_armed_) return;
+  struct epoll_event e {};
+  e.events = armed ? EPOLLIN : 0;
+  e.data.fd = listener_.get();
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener_.get(), &e) == 0) listener_armed_ = armed;
+}
+
 void Collector::accept_launchers() {
   while (true) {
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM...: retried on the next tick, not at once.
+      if (errno != EAGAIN) arm_listener(false);
       return;
     }
     Connection c;
@@ -454,6 +467,7 @@ void Collector::disconnect(int fd) {
   }
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
   connections_.erase(it);
+  arm_listener(true);  // a descriptor is free again
 }
 
 void Collector::flush_output(Connection& c) {
@@ -551,6 +565,7 @@ int Collector::run() {
         while (::read(fd, &expirations, sizeof expirations) > 0) {
         }
         log_->sync();
+        arm_listener(true);
         if (metrics_endpoint_) metrics_endpoint_->expire_idle();
       } else if (metrics_endpoint_ && metrics_endpoint_->handles(fd)) {
         metrics_endpoint_->on_ready(

@@ -84,6 +84,7 @@ class Collector {
   void watch_signals_and_timer();
   nlohmann::ordered_json started_record();
   void accept_launchers();
+  void arm_listener(bool armed);
   void on_connection(int fd, uint32_t events);
   void on_line(Connection& c, std::string_view line);
   void on_hello(Connection& c, std::string_view line);
@@ -103,6 +104,7 @@ class Collector {
   std::unique_ptr<AuditLog> log_;
   UniqueFd epoll_;
   UniqueFd listener_;
+  bool listener_armed_ = true;  // off while no connection can be taken (EMFILE...)
   UniqueFd signals_;
   UniqueFd sync_timer_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

@@ -35,13 +35,10 @@ int quiet_libbpf(enum libbpf_print_level, const char*, va_list) {
 
 }  // namespace
 
-HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
-  HostFeatures h;
-  h.root = ::geteuid() == 0;
-  struct utsname u {};
-  ::uname(&u);
-  h.kernel = std::string(u.sysname) + " " + u.release;
+namespace {
 
+// Landlock, seccomp user notification and namespaces (as root, or through user namespaces).
+void probe_process_layers(HostFeatures& h) {
   h.landlock_abi = landlock_abi();
   h.landlock = {h.landlock_abi > 0, h.landlock_abi > 0 ? "abi " + std::to_string(h.landlock_abi)
                                                        : "landlock_create_ruleset failed (kernel "
@@ -63,7 +60,10 @@ HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
   h.namespaces.detail = h.root ? "as root"
                                : (h.namespaces.available ? "inside a user namespace"
                                                          : "needs root or user namespaces");
+}
 
+// cgroup v2 (a directory for the run) and where the pids and memory limits can go.
+void probe_cgroups(HostFeatures& h) {
   h.cgroups = discover_cgroups();
   if (!h.cgroups.v2_unreachable.empty()) {
     h.cgroup_v2 = {false, h.cgroups.v2_unreachable};
@@ -101,12 +101,10 @@ HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
   h.cgroup_memory = controller(place.memory, "memory");
   h.cgroup_cpu = h.cgroup_v2.available ? Feature{true, "cgroup v2 cpu.stat"}
                                        : Feature{false, "no writable cgroup"};
+}
 
-  if (!with_bpf) {
-    h.bpf = {false, "not probed"};
-    return h;
-  }
-  // BPF: program types, and whether a tracing program really loads and attaches here.
+// BPF: program types, and whether a tracing program really loads and attaches here.
+void probe_bpf(HostFeatures& h, bool probe_tracing) {
   libbpf_print_fn_t previous = libbpf_set_print(quiet_libbpf);
   const std::pair<const char*, bpf_prog_type> types[] = {
       {"tracepoint", BPF_PROG_TYPE_TRACEPOINT},
@@ -149,6 +147,23 @@ HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
                : !lsm_loads ? "BPF LSM programs do not load here (kernel lockdown?)"
                             : "BPF LSM programs load"};
   libbpf_set_print(previous);
+}
+
+}  // namespace
+
+HostFeatures probe_host(bool with_bpf, bool probe_tracing) {
+  HostFeatures h;
+  h.root = ::geteuid() == 0;
+  struct utsname u {};
+  ::uname(&u);
+  h.kernel = std::string(u.sysname) + " " + u.release;
+  probe_process_layers(h);
+  probe_cgroups(h);
+  if (!with_bpf) {
+    h.bpf = {false, "not probed"};
+    return h;
+  }
+  probe_bpf(h, probe_tracing);
   return h;
 }
 

@@ -1105,3 +1105,45 @@ TEST(Collector, MetricsConnectionsAreCappedAndIdleOnesCostNothing) {
   expect_idle_under_connection_flood(collector, port);
   EXPECT_EQ(collector.stop(SIGTERM), 0) << collector.errors();
 }
+
+// Launchers' connections when the collector is out of descriptors: accept4 fails with EMFILE and
+// the listener waits for the next tick (or a closed connection) instead of spinning; once
+// descriptors are free again, a run's records still reach the log.
+TEST(Collector, OutOfDescriptorsTheListenerWaitsInsteadOfSpinning) {
+  TempDir dir;
+  CollectorProcess collector(dir);
+  ASSERT_TRUE(collector.ready()) << collector.errors();
+  size_t open_fds = 0;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(collector.pid()) + "/fd"))
+    ++open_fds;
+  // The soft limit only: raising it back needs no privilege.
+  struct rlimit old {};
+  ASSERT_EQ(::prlimit(collector.pid(), RLIMIT_NOFILE, nullptr, &old), 0) << std::strerror(errno);
+  struct rlimit few = {open_fds + 2, old.rlim_max};
+  ASSERT_EQ(::prlimit(collector.pid(), RLIMIT_NOFILE, &few, nullptr), 0) << std::strerror(errno);
+  std::vector<int> waiting;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::string path = collector.events_arg().substr(5);
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  for (int i = 0; i < 50; ++i) {
+    int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) break;
+    ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    waiting.push_back(s);
+  }
+  ::usleep(300000);
+  uint64_t before = cpu_ticks(collector.pid());
+  ::sleep(2);
+  uint64_t used = cpu_ticks(collector.pid()) - before;
+  EXPECT_LT(used, static_cast<uint64_t>(::sysconf(_SC_CLK_TCK) / 5))
+      << "the collector used " << used << " ticks of CPU in 2 s, out of descriptors";
+  for (int fd : waiting)
+    ::close(fd);
+  ASSERT_EQ(::prlimit(collector.pid(), RLIMIT_NOFILE, &old, nullptr), 0);
+  auto r = run_enclosure(dir, python_manifest("after-emfile"), python_agent("R['i'] = 1\n"),
+                         {.extra_args = {"--events", collector.events_arg()}});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(collector.stop(SIGTERM), 0) << collector.errors();
+}
