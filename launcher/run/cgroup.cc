@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "launcher/base/clock.h"
 #include "launcher/base/error.h"
 
 namespace launcher {
@@ -387,11 +388,11 @@ void RunCgroup::signal_all(int signal) {
 }
 
 bool RunCgroup::kill_and_wait(int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  Deadline deadline(static_cast<uint64_t>(timeout_ms));
   while (true) {
     signal_all(SIGKILL);
     if (!populated()) return true;
-    if (std::chrono::steady_clock::now() > deadline) return false;
+    if (deadline.passed()) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 
+#include "launcher/base/clock.h"
 #include "launcher/base/error.h"
 
 namespace launcher {
@@ -241,18 +241,17 @@ void AgentTerminal::set_interest(Endpoint& endpoint, uint32_t events) {
 
 void AgentTerminal::drain_output(int timeout_ms) {
   if (!relaying_) return;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  Deadline deadline(static_cast<uint64_t>(timeout_ms));
   while (true) {
     move_output();
     if (from_agent_.empty() && master_end_.closed) return;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return;
+    int left = deadline.milliseconds_left();
+    if (left <= 0) return;
     bool writing = !from_agent_.empty();
     struct pollfd p {};
     p.fd = writing ? output_.fd : master_.get();
     p.events = writing ? POLLOUT : POLLIN;
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
+    if (::poll(&p, 1, left) <= 0) return;
     if (writing) output_.ready = true;
   }
 }
