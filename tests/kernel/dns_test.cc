@@ -42,19 +42,10 @@ class TestZoneServer {
   };
 
   TestZoneServer() {
-    udp_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    tcp_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(udp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
-    socklen_t len = sizeof a;
-    ::getsockname(udp_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    int one = 1;
-    ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(tcp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(tcp_, 8) != 0)
-      port_ = 0;
+    // The kernel picks a free UDP port; the same number may be taken for TCP (by another test's
+    // socket), so pairs are tried until both bind.
+    for (int attempt = 0; attempt < 50 && port_ == 0; ++attempt)
+      port_ = bind_pair();
     thread_ = std::thread([this] { serve(); });
   }
   ~TestZoneServer() {
@@ -131,6 +122,26 @@ class TestZoneServer {
     ldns_pkt_free(r);
     ldns_pkt_free(q);
     return out;
+  }
+
+  // A UDP and a TCP socket on the same loopback port; the port, or 0 (and nothing bound) when
+  // the TCP side of the UDP port the kernel picked is taken.
+  uint16_t bind_pair() {
+    if (udp_ >= 0) ::close(udp_);
+    if (tcp_ >= 0) ::close(tcp_);
+    udp_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    tcp_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(udp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return 0;
+    socklen_t len = sizeof a;
+    ::getsockname(udp_, reinterpret_cast<sockaddr*>(&a), &len);
+    int one = 1;
+    ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(tcp_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(tcp_, 8) != 0)
+      return 0;
+    return ntohs(a.sin_port);
   }
 
   void serve() {
