@@ -12,6 +12,9 @@
 #define NR_OPENAT2 437
 #define SIGKILL_ 9
 #define O_CREAT_WRONLY_TRUNC (0100 | 01 | 01000)
+#define O_PATH_ 010000000
+#define S_IFMT_ 0170000
+#define S_IFDIR_ 0040000
 
 static __always_inline void count_syscall(struct enc_config *cfg, struct enc_state *st, __u64 cgid)
 {
@@ -95,9 +98,17 @@ int BPF_PROG(enc_sys_enter, struct pt_regs *regs, long id)
 
 /* A successful open of a file at or beneath a trigger tree fires its composition rules, before
  * the call returns: the file is identified by the device and inode of it and its ancestors (what
- * was really opened, whatever path, symlink or directory fd the agent used). */
+ * was really opened, whatever path, symlink or directory fd the agent used).
+ * Only the agent reads: the triggers are armed from the first exec in the enclosure (its
+ * command's; the enclosure's pid 1 never execs). Before it, the launcher's set-up opens the
+ * granted paths in the run's cgroup (the mount view in pid 1, the Landlock ruleset in the
+ * agent's process before its execve), and a trigger that is also a grant would fire on them.
+ * After it pid 1 opens nothing: it only waits for signals and children.
+ * An O_PATH descriptor reads nothing, nor does opening a directory (to list it). */
 static __always_inline void check_read_triggers(struct enc_state *st, __u64 cgid, long fd)
 {
+	if (st->execs == 0)
+		return;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
 	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
@@ -105,6 +116,10 @@ static __always_inline void check_read_triggers(struct enc_state *st, __u64 cgid
 		return;
 	struct file *f = 0;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return;
+	if (BPF_CORE_READ(f, f_flags) & O_PATH_)
+		return;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_) == S_IFDIR_)
 		return;
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
 	__u64 bits = 0;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "policy/diagnostics.h"
+#include "policy/launch.h"
 #include "policy/path.h"
 #include "policy/seccomp_verdict.h"
 #include "policy/syscall_table.h"
@@ -661,6 +662,13 @@ std::vector<Requirement> host_requirements(const Manifest& m) {
   need("bpf",
        "bpf tp_btf/sched_process_exec (exec events; the dynamic loader is not runnable as a "
        "program)",
+       "/tools");
+  // Set from inside the run's pid namespace by a root launcher or by enclosure daemon: the
+  // same provider as the eBPF layer, so it is missing exactly where that layer is.
+  need("bpf",
+       std::string(kMemfdNoexecFeature) +
+           " in the enclosure's pid namespace, set by a root launcher or enclosure daemon (memfd "
+           "copies of tools never execute)",
        "/tools");
   if (n.mode == NetworkMode::none) need("network", "network namespace", "/network/mode");
   if (n.mode != NetworkMode::none) {

@@ -131,7 +131,9 @@ void degrade_failed_bpf(const EnforcementPlan& plan, const std::string& error,
                         DegradedDecision& decision) {
   decision.layers.insert("bpf");
   for (const Requirement& r : plan.requirements) {
-    if (r.layer != "bpf") continue;
+    // Programs fail to load in a launcher that provides the layer itself (root), which sets
+    // vm.memfd_noexec without them.
+    if (r.layer != "bpf" || r.feature.starts_with(kMemfdNoexecFeature)) continue;
     decision.degraded.push_back({r, "the eBPF programs failed to load: " + error});
   }
 }

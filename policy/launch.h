@@ -88,6 +88,10 @@ struct DegradedDecision {
 DegradedDecision decide_degraded(const EnforcementPlan& plan, const std::vector<Shortfall>& unmet,
                                  const LaunchHost& host);
 
+// The start of the requirement's feature text for vm.memfd_noexec (policy/compile.cc), which
+// comes with the eBPF layer's provider rather than from the programs.
+constexpr const char* kMemfdNoexecFeature = "vm.memfd_noexec=2";
+
 // The eBPF layer failed to load (`error`) and the manifest allows it degraded: every
 // requirement of the bpf layer runs without it.
 void degrade_failed_bpf(const EnforcementPlan& plan, const std::string& error,

@@ -2,95 +2,197 @@
 
 #include <seccomp.h>
 
+#include <span>
+
 namespace policy {
 
+namespace {
+
+// Not clang-formatted: the member lists are packed and read as tables.
+// clang-format off
+
+// ---- systemd's groups -------------------------------------------------------------------------
+// Transcribed from systemd v259 (tag v259, commit 9ca433482f2281d71718718705ca8cd3bf562ad6),
+// src/shared/seccomp-util.c, syscall_filter_sets[]: every member, in systemd's order, including
+// other architectures' names (resolve_members() leaves those out). None of the groups used here
+// nests another group.
+constexpr const char* kSystemdDebug[] = {
+    "lookup_dcookie", "perf_event_open", "pidfd_getfd", "ptrace", "rtas", "s390_runtime_instr",
+    "sys_debug_setcontext"
+};
+constexpr const char* kSystemdKeyring[] = {
+    "add_key", "keyctl", "request_key"
+};
+constexpr const char* kSystemdReboot[] = {
+    "kexec_file_load", "kexec_load", "reboot"
+};
+constexpr const char* kSystemdModule[] = {
+    "delete_module", "finit_module", "init_module"
+};
+constexpr const char* kSystemdObsolete[] = {
+    "_sysctl", "afs_syscall", "bdflush", "break", "create_module", "ftime", "get_kernel_syms",
+    "getpmsg", "gtty", "idle", "lock", "mpx", "prof", "profil", "putpmsg", "query_module",
+    "security", "sgetmask", "ssetmask", "stime", "stty", "sysfs", "tuxcall", "ulimit", "uselib",
+    "ustat", "vserver"
+};
+constexpr const char* kSystemdMount[] = {
+    "chroot", "fsconfig", "fsmount", "fsopen", "fspick", "mount", "mount_setattr", "move_mount",
+    "open_tree_attr", "pivot_root", "umount", "umount2"
+};
+constexpr const char* kSystemdSwap[] = {
+    "swapoff", "swapon"
+};
+constexpr const char* kSystemdClock[] = {
+    "adjtimex", "clock_adjtime", "clock_adjtime64", "clock_settime", "clock_settime64",
+    "settimeofday"
+};
+constexpr const char* kSystemdRawIo[] = {
+    "ioperm", "iopl", "pciconfig_iobase", "pciconfig_read", "pciconfig_write",
+    "s390_pci_mmio_read", "s390_pci_mmio_write"
+};
+constexpr const char* kSystemdBasicIo[] = {
+    "_llseek", "close", "close_range", "dup", "dup2", "dup3", "llseek", "lseek", "pread64",
+    "preadv", "preadv2", "pwrite64", "pwritev", "pwritev2", "read", "readv", "write", "writev"
+};
+constexpr const char* kSystemdSignal[] = {
+    "rt_sigaction", "rt_sigpending", "rt_sigprocmask", "rt_sigsuspend", "rt_sigtimedwait",
+    "rt_sigtimedwait_time64", "sigaction", "sigaltstack", "signal", "signalfd", "signalfd4",
+    "sigpending", "sigprocmask", "sigsuspend"
+};
+
+// ---- groups of this project's own (names systemd does not use) --------------------------------
+// Names are those of x86_64; a test checks that libseccomp numbers every one of them.
+constexpr const char* kCrossProcess[] = {
+    "process_vm_readv", "process_vm_writev", "kcmp", "process_madvise"
+};
+constexpr const char* kBpf[] = {"bpf"};
+constexpr const char* kIoUring[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
+constexpr const char* kUserfaultfd[] = {"userfaultfd"};
+constexpr const char* kDetachedMount[] = {"open_tree"};
+constexpr const char* kHandle[] = {"open_by_handle_at", "name_to_handle_at"};
+constexpr const char* kSetns[] = {"setns"};
+constexpr const char* kSystem[] = {
+    "acct", "quotactl", "quotactl_fd", "syslog", "vhangup", "nfsservctl", "fanotify_init",
+    "fanotify_mark"
+};
+constexpr const char* kFdCopy[] = {"sendfile", "copy_file_range", "splice", "tee"};
+constexpr const char* kFile[] = {
+    "open", "openat", "openat2", "creat", "stat", "fstat", "lstat", "newfstatat", "statx",
+    "statfs", "fstatfs", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
+    "getdents", "getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "rmdir",
+    "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
+    "symlinkat", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat",
+    "truncate", "ftruncate", "fsync", "fdatasync", "sync", "syncfs", "sync_file_range",
+    "fallocate", "fadvise64", "utime", "utimes", "utimensat", "futimesat", "umask", "flock",
+    "fcntl", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
+    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
+    "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch", "memfd_create"
+};
+constexpr const char* kMemory[] = {
+    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "msync", "mlock",
+    "munlock", "mlock2", "mlockall", "munlockall", "membarrier", "get_mempolicy"
+};
+constexpr const char* kProcessesAndThreads[] = {
+    "exit", "exit_group", "fork", "vfork", "execve", "execveat", "wait4", "waitid", "getpid",
+    "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
+    "getgroups", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "kill", "tkill", "tgkill",
+    "rt_sigqueueinfo", "rt_tgsigqueueinfo", "rt_sigreturn", "pause", "prctl", "arch_prctl",
+    "set_tid_address", "set_robust_list", "get_robust_list", "rseq", "futex", "futex_waitv",
+    "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam",
+    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min",
+    "sched_rr_get_interval", "getpriority", "setpriority", "capget", "uname", "getrlimit",
+    "setrlimit", "prlimit64", "getrusage", "times", "sysinfo", "pidfd_open", "pidfd_send_signal",
+    "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "getcpu"
+};
+constexpr const char* kTime[] = {
+    "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time",
+    "alarm", "getitimer", "setitimer", "timer_create", "timer_settime", "timer_gettime",
+    "timer_getoverrun", "timer_delete", "timerfd_create", "timerfd_settime", "timerfd_gettime"
+};
+constexpr const char* kPoll[] = {
+    "select", "pselect6", "poll", "ppoll", "epoll_create", "epoll_create1", "epoll_ctl",
+    "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "pipe", "pipe2"
+};
+constexpr const char* kNetwork[] = {
+    "connect", "accept", "accept4", "bind", "listen", "sendto", "recvfrom", "sendmsg", "recvmsg",
+    "sendmmsg", "recvmmsg", "shutdown", "getsockname", "getpeername", "setsockopt", "getsockopt"
+};
+constexpr const char* kRandom[] = {"getrandom"};
+constexpr const char* kFiltered[] = {
+    "socket", "socketpair", "clone", "unshare", "ioctl", "personality", "mknod", "mknodat"
+};
+
+struct GroupDefinition {
+  const char* name;
+  const char* description;
+  GroupOrigin origin;
+  std::span<const char* const> members;
+};
+
+constexpr GroupOrigin kSystemd = GroupOrigin::systemd;
+constexpr GroupOrigin kOwn = GroupOrigin::enclosure;
+
+constexpr GroupDefinition kDefinitions[] = {
+    // ---- groups the default profile denies (no two share a member) ---------------------------
+    {"@debug", "debugging, tracing and performance monitoring", kSystemd, kSystemdDebug},
+    {"@cross-process", "read, write, compare or advise another process's memory and descriptors",
+     kOwn, kCrossProcess},
+    {"@bpf", "load BPF programs", kOwn, kBpf},
+    {"@io-uring", "asynchronous I/O rings (bypass system call filters)", kOwn, kIoUring},
+    {"@keyring", "kernel key retention", kSystemd, kSystemdKeyring},
+    {"@userfaultfd", "user-space page fault handling (race amplifier)", kOwn, kUserfaultfd},
+    {"@reboot", "reboot, halt or load a new kernel (kexec)", kSystemd, kSystemdReboot},
+    {"@module", "load or unload kernel modules", kSystemd, kSystemdModule},
+    {"@obsolete", "obsolete, unusual or unimplemented calls", kSystemd, kSystemdObsolete},
+    {"@mount", "change the mount table or root", kSystemd, kSystemdMount},
+    {"@detached-mount", "open or clone a mount tree as a detached mount", kOwn, kDetachedMount},
+    {"@swap", "enable or disable swap", kSystemd, kSystemdSwap},
+    {"@handle", "open files by handle (escapes mount views)", kOwn, kHandle},
+    {"@setns", "join other namespaces", kOwn, kSetns},
+    {"@clock", "set the system clock", kSystemd, kSystemdClock},
+    {"@raw-io", "raw port and device I/O", kSystemd, kSystemdRawIo},
+    {"@system", "host administration: accounting, quotas, kernel log, fanotify", kOwn, kSystem},
+    // ---- groups the strict profile allows ----------------------------------------------------
+    {"@basic-io", "read, write, seek and close descriptors", kSystemd, kSystemdBasicIo},
+    {"@fd-copy", "copy between descriptors inside the kernel", kOwn, kFdCopy},
+    {"@file", "open, inspect and change files", kOwn, kFile},
+    {"@memory", "map and manage memory", kOwn, kMemory},
+    {"@processes-and-threads", "create, run, signal and wait for processes and threads", kOwn,
+     kProcessesAndThreads},
+    {"@signal", "handle, mask and wait for signals", kSystemd, kSystemdSignal},
+    {"@time", "read clocks, sleep and use timers", kOwn, kTime},
+    {"@poll", "wait for descriptors; pipes and event descriptors", kOwn, kPoll},
+    {"@network", "sockets (families filtered separately)", kOwn, kNetwork},
+    {"@random", "random numbers", kOwn, kRandom},
+    {"@filtered", "calls whose arguments are filtered (see below)", kOwn, kFiltered},
+};
+
+// clang-format on
+
+// A member the profiles can apply: a system call libseccomp numbers on the native architecture
+// (x86_64). Other architectures' calls resolve to negative pseudo numbers, unknown names to
+// __NR_SCMP_ERROR; both are skipped, as systemd skips them.
+bool native_syscall(const char* name) {
+  return seccomp_syscall_resolve_name(name) >= 0;
+}
+
+SyscallGroup resolve_members(const GroupDefinition& d) {
+  SyscallGroup g{d.name, d.description, d.origin, {}, {}};
+  for (const char* name : d.members) {
+    (native_syscall(name) ? g.syscalls : g.skipped).push_back(name);
+  }
+  return g;
+}
+
+}  // namespace
+
 const std::vector<SyscallGroup>& syscall_groups() {
-  // Names are those of x86_64 (the native architecture this build supports); a test checks that
-  // libseccomp resolves every one of them.
-  // Not clang-formatted: one group per entry with its members packed reads as a table.
-  // clang-format off
-  static const std::vector<SyscallGroup> kGroups{
-      // ---- groups the default profile denies --------------------------------------------
-      {"@debug", "inspect or control other processes",
-       {"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
-        "process_madvise"}},
-      {"@perf", "performance counters and kernel tracing", {"perf_event_open"}},
-      {"@bpf", "load BPF programs", {"bpf"}},
-      {"@io-uring", "asynchronous I/O rings (bypass system call filters)",
-       {"io_uring_setup", "io_uring_enter", "io_uring_register"}},
-      {"@keyring", "kernel key retention", {"keyctl", "add_key", "request_key"}},
-      {"@userfaultfd", "user-space page fault handling (race amplifier)", {"userfaultfd"}},
-      {"@kexec", "load a new kernel", {"kexec_load", "kexec_file_load"}},
-      {"@module", "load or unload kernel modules",
-       {"init_module", "finit_module", "delete_module", "create_module", "query_module",
-        "get_kernel_syms"}},
-      {"@mount", "change the mount table or root",
-       {"mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick",
-        "move_mount", "open_tree", "mount_setattr"}},
-      {"@swap", "enable or disable swap", {"swapon", "swapoff"}},
-      {"@reboot", "reboot or halt", {"reboot"}},
-      {"@handle", "open files by handle (escapes mount views)",
-       {"open_by_handle_at", "name_to_handle_at"}},
-      {"@setns", "join other namespaces", {"setns"}},
-      {"@clock", "set the system clock",
-       {"settimeofday", "clock_settime", "clock_adjtime", "adjtimex"}},
-      {"@raw-io", "raw port and device I/O", {"ioperm", "iopl"}},
-      {"@system", "host administration and obsolete calls",
-       {"acct", "quotactl", "quotactl_fd", "syslog", "vhangup", "nfsservctl", "_sysctl",
-        "sysfs", "uselib", "ustat", "lookup_dcookie", "fanotify_init", "fanotify_mark"}},
-      // ---- groups the strict profile allows ---------------------------------------------
-      {"@basic-io", "read, write and close descriptors",
-       {"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-        "preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
-        "sendfile", "copy_file_range", "splice", "tee"}},
-      {"@file", "open, inspect and change files",
-       {"open", "openat", "openat2", "creat", "stat", "fstat", "lstat", "newfstatat", "statx",
-        "statfs", "fstatfs", "access", "faccessat", "faccessat2", "readlink", "readlinkat",
-        "getdents", "getdents64", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "rmdir",
-        "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
-        "symlinkat", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat",
-        "truncate", "ftruncate", "fsync", "fdatasync", "sync", "syncfs", "sync_file_range",
-        "fallocate", "fadvise64", "utime", "utimes", "utimensat", "futimesat", "umask", "flock",
-        "fcntl", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
-        "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
-        "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-        "memfd_create"}},
-      {"@memory", "map and manage memory",
-       {"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "msync", "mlock",
-        "munlock", "mlock2", "mlockall", "munlockall", "membarrier", "get_mempolicy"}},
-      {"@process", "create, run and wait for processes and threads",
-       {"exit", "exit_group", "fork", "vfork", "execve", "execveat", "wait4", "waitid",
-        "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid",
-        "getresgid", "getgroups", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "kill",
-        "tkill", "tgkill", "prctl", "arch_prctl", "set_tid_address", "set_robust_list",
-        "get_robust_list", "rseq", "futex", "futex_waitv", "sched_yield", "sched_getaffinity",
-        "sched_setaffinity", "sched_getparam", "sched_getscheduler", "sched_get_priority_max",
-        "sched_get_priority_min", "sched_rr_get_interval", "getpriority", "setpriority",
-        "capget", "uname", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times",
-        "sysinfo", "pidfd_open", "pidfd_send_signal", "seccomp",
-        "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
-        "getcpu"}},
-      {"@signal", "send, receive and handle signals",
-       {"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait",
-        "rt_sigsuspend", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack", "pause",
-        "alarm", "signalfd", "signalfd4"}},
-      {"@time", "read clocks, sleep and use timers",
-       {"nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time",
-        "getitimer", "setitimer", "timer_create", "timer_settime", "timer_gettime",
-        "timer_getoverrun", "timer_delete", "timerfd_create", "timerfd_settime",
-        "timerfd_gettime"}},
-      {"@poll", "wait for descriptors; pipes and event descriptors",
-       {"select", "pselect6", "poll", "ppoll", "epoll_create", "epoll_create1", "epoll_ctl",
-        "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "pipe", "pipe2"}},
-      {"@network", "sockets (families filtered separately)",
-       {"connect", "accept", "accept4", "bind", "listen", "sendto", "recvfrom", "sendmsg",
-        "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "getsockname", "getpeername",
-        "setsockopt", "getsockopt"}},
-      {"@random", "random numbers", {"getrandom"}},
-      {"@filtered", "calls whose arguments are filtered (see below)",
-       {"socket", "socketpair", "clone", "unshare", "ioctl", "personality", "mknod", "mknodat"}},
-  };
-  // clang-format on
+  static const std::vector<SyscallGroup> kGroups = [] {
+    std::vector<SyscallGroup> groups;
+    for (const GroupDefinition& d : kDefinitions)
+      groups.push_back(resolve_members(d));
+    return groups;
+  }();
   return kGroups;
 }
 
@@ -103,15 +205,16 @@ const SyscallGroup* find_syscall_group(std::string_view name) {
 
 const std::vector<const char*>& default_profile_denied_groups() {
   static const std::vector<const char*> kGroups{
-      "@debug", "@perf", "@bpf",    "@io-uring", "@keyring", "@userfaultfd", "@kexec",  "@module",
-      "@mount", "@swap", "@reboot", "@handle",   "@setns",   "@clock",       "@raw-io", "@system"};
+      "@debug",  "@cross-process", "@bpf",      "@io-uring", "@keyring",        "@userfaultfd",
+      "@reboot", "@module",        "@obsolete", "@mount",    "@detached-mount", "@swap",
+      "@handle", "@setns",         "@clock",    "@raw-io",   "@system"};
   return kGroups;
 }
 
 const std::vector<const char*>& strict_profile_allowed_groups() {
-  static const std::vector<const char*> kGroups{"@basic-io", "@file",    "@memory", "@process",
-                                                "@signal",   "@time",    "@poll",   "@network",
-                                                "@random",   "@filtered"};
+  static const std::vector<const char*> kGroups{
+      "@basic-io", "@fd-copy", "@file",   "@memory",  "@processes-and-threads", "@signal", "@time",
+      "@poll",     "@network", "@random", "@filtered"};
   return kGroups;
 }
 

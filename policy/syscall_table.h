@@ -9,10 +9,21 @@
 
 namespace policy {
 
+// Where a group's name and members come from. A group that borrows a systemd name has exactly
+// systemd's members (src/shared/seccomp-util.c, syscall_filter_sets[], at kSystemdGroupsVersion);
+// a group of this project's own has a name systemd does not use.
+enum class GroupOrigin { systemd, enclosure };
+inline constexpr const char* kSystemdGroupsVersion = "v259";
+
 struct SyscallGroup {
   const char* name;         // "@mount"
   const char* description;  // for `explain`
+  GroupOrigin origin;
+  // The members the profiles apply: those libseccomp numbers on x86_64.
   std::vector<const char*> syscalls;
+  // Members of the definition left out: other architectures' calls (systemd's lists name them,
+  // e.g. "chown32") and calls too new for the libseccomp of this build. Empty for our own groups.
+  std::vector<const char*> skipped;
 };
 
 // Every group known to this build.

@@ -31,6 +31,17 @@ std::optional<int> parse_command_line(const std::string& command, const Args& ar
   return std::nullopt;
 }
 
+namespace {
+
+// A word among the options that is not an option's value.
+class UnexpectedOperand : public po::error {
+ public:
+  explicit UnexpectedOperand(const std::string& word)
+      : po::error("unexpected \"" + word + "\" among the options") {}
+};
+
+}  // namespace
+
 int usage_error(const std::string& command, const std::string& message, int status) {
   std::cerr << "enclosure " << command << ": " << message << " (see enclosure " << command
             << " --help)\n";
@@ -45,14 +56,19 @@ std::optional<int> parse_options_only(const std::string& command, const Args& ar
   all.add(options);
   if (hidden) all.add(*hidden);
   try {
-    po::store(po::command_line_parser(args).options(all).run(), vm);
+    po::parsed_options parsed = po::command_line_parser(args).options(all).run();
+    // An operand among the options (no positional ones are declared): Boost drops it silently.
+    for (const po::option& o : parsed.options) {
+      if (o.string_key.empty() && !o.value.empty()) throw UnexpectedOperand(o.value.front());
+    }
+    po::store(parsed, vm);
     po::notify(vm);
   } catch (const po::error& e) {
     std::string message = e.what();
     // An agent's own options (bash -c, python3 -m) or its name as a stray operand: the usual
     // cause is a forgotten "--" in front of the command.
-    bool looks_like_command = dynamic_cast<const po::unknown_option*>(&e) ||
-                              dynamic_cast<const po::too_many_positional_options_error*>(&e);
+    bool looks_like_command =
+        dynamic_cast<const po::unknown_option*>(&e) || dynamic_cast<const UnexpectedOperand*>(&e);
     if (missing_dash && looks_like_command) {
       message += "; the command to run goes after \"--\": enclosure " + command +
                  " [options] -- CMD [ARG]...";

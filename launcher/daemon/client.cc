@@ -55,16 +55,33 @@ DaemonClient::DaemonClient(std::string socket_path) : path_(std::move(socket_pat
   }
 }
 
+// The descriptors of a create reply, by the names the reply gives them; throws when they disagree.
+CgroupDirectoryFds DaemonClient::cgroup_fds_of(const RunReply& r,
+                                               std::vector<UniqueFd>& fds) const {
+  if (fds.size() != r.descriptors.size() || fds.empty() || r.descriptors.front() != "v2") {
+    throw LaunchError("enclosure daemon at " + path_ + ": the run's cgroup directories did not " +
+                      "come with the reply (" + std::to_string(fds.size()) + " descriptors for " +
+                      std::to_string(r.descriptors.size()) + " names)");
+  }
+  CgroupDirectoryFds out;
+  out.v2 = std::move(fds[0]);
+  for (size_t i = 1; i < fds.size(); ++i)
+    out.v1[r.descriptors[i]] = std::move(fds[i]);
+  return out;
+}
+
 void DaemonClient::create(const CreateRequest& request) {
   RunReply r;
+  std::vector<UniqueFd> fds;
   try {
-    r = call_daemon<RunReply>(control_.get(), request);
+    r = call_daemon<RunReply>(control_.get(), request, -1, &fds);
   } catch (const DaemonRefusal& e) {
     throw LaunchError("enclosure daemon at " + path_ + " refused the run: " + e.what());
   }
   token_ = r.token;
   cgroup_id_ = r.cgroup_id;
   cgroup_ = to_cgroup(r.cgroup);
+  cgroup_fds_ = cgroup_fds_of(r, fds);
   cgroup_report_ = r.cgroup_report;
   bpf_report_ = r.bpf.to_json();
   open_events();

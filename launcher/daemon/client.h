@@ -33,6 +33,8 @@ class DaemonClient : public bpf::KernelLayer {
   void create(const CreateRequest& request);
   uint64_t cgroup_id() const { return cgroup_id_; }
   const CgroupDirectories& cgroup() const { return cgroup_; }
+  // The run's cgroup directories, open, as the daemon sent them (once; empty after).
+  CgroupDirectoryFds take_cgroup_fds() { return std::move(cgroup_fds_); }
   const nlohmann::json& cgroup_report() const { return cgroup_report_; }
   // Moves the process behind `pidfd` (a child of this process) into the run's cgroups.
   void enter(int pidfd);
@@ -53,6 +55,8 @@ class DaemonClient : public bpf::KernelLayer {
   nlohmann::json report() const override { return bpf_report_; }
 
  private:
+  CgroupDirectoryFds cgroup_fds_of(const RunReply& r, std::vector<UniqueFd>& fds) const;
+
   std::string path_;
   mutable UniqueFd control_;
   mutable UniqueFd events_;
@@ -61,6 +65,7 @@ class DaemonClient : public bpf::KernelLayer {
   std::string token_;
   uint64_t cgroup_id_ = 0;
   CgroupDirectories cgroup_;
+  CgroupDirectoryFds cgroup_fds_;
   nlohmann::json cgroup_report_;
   nlohmann::json bpf_report_;
   mutable std::string events_buffer_;

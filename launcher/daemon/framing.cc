@@ -16,7 +16,7 @@ ssize_t receive_with_descriptors(int socket, char* buf, size_t size, int flags,
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFramedDescriptors)] = {};
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   ssize_t n = ::recvmsg(socket, &msg, flags | MSG_CMSG_CLOEXEC);
@@ -39,27 +39,39 @@ void encode_frame(std::string& out, std::string_view payload) {
   out.append(payload);
 }
 
+ssize_t send_with_descriptors(int socket, std::string_view data, const std::vector<int>& fds,
+                              int flags) {
+  iovec iov{const_cast<char*>(data.data()), data.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFramedDescriptors)] = {};
+  if (!fds.empty()) {
+    if (fds.size() > kMaxFramedDescriptors) {
+      errno = E2BIG;
+      return -1;
+    }
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  return ::sendmsg(socket, &msg, flags | MSG_NOSIGNAL);
+}
+
 void send_frame(int socket, std::string_view payload, int fd, const std::string& what) {
   if (payload.size() > kMaxDaemonFrame) throw LaunchError(what + ": the message is too large");
   std::string data;
   encode_frame(data, payload);
+  std::vector<int> fds;
+  if (fd >= 0) fds.push_back(fd);
   size_t done = 0;
   while (done < data.size()) {
-    iovec iov{data.data() + done, data.size() - done};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (fd >= 0 && done == 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    ssize_t n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
+    ssize_t n = send_with_descriptors(socket, std::string_view(data).substr(done),
+                                      done == 0 ? fds : std::vector<int>{}, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_errno(what + ": send");
@@ -79,9 +91,8 @@ std::optional<Frame> receive_frame(int socket, const std::string& what) {
         if (errno == EINTR) continue;
         throw_errno(what + ": receive");
       }
-      for (UniqueFd& fd : fds) {
-        if (!frame.fd) frame.fd = std::move(fd);  // one descriptor per frame; others close
-      }
+      for (UniqueFd& fd : fds)
+        frame.fds.push_back(std::move(fd));
       if (n == 0) {
         if (at_boundary && done == 0) return false;
         throw LaunchError(what + ": the connection closed in the middle of a message");
@@ -113,7 +124,8 @@ std::optional<std::string> take_frame(std::string& buffer, bool& bad) {
   return payload;
 }
 
-nlohmann::json daemon_call(int socket, const DaemonRequest& request, int fd) {
+nlohmann::json daemon_call(int socket, const DaemonRequest& request, int fd,
+                           std::vector<UniqueFd>* reply_fds) {
   std::string what = std::string("enclosure daemon: ") + op_of(request);
   send_frame(socket, to_json(request).dump(), fd, what);
   std::optional<Frame> reply = receive_frame(socket, what);
@@ -126,6 +138,7 @@ nlohmann::json daemon_call(int socket, const DaemonRequest& request, int fd) {
     std::optional<RefusalReply> refusal = RefusalReply::from_json(j, why);
     throw DaemonRefusal(refusal ? refusal->error : "refused");
   }
+  if (reply_fds) *reply_fds = std::move(reply->fds);
   return j;
 }
 

@@ -1,7 +1,8 @@
 // How `enclosure run --daemon` and `enclosure daemon` exchange messages: a SOCK_STREAM unix
 // socket carrying frames of a 4-byte length (host order) and a payload. On a control connection
 // the payloads are JSON requests and replies (launcher/daemon/protocol.h; one reply per request,
-// in order); a request may carry one file descriptor (SCM_RIGHTS). On an events connection the
+// in order); a request may carry one file descriptor and a reply several (SCM_RIGHTS, with the
+// frame's first bytes). On an events connection the
 // daemon sends each kernel record of the caller's enclosure as one frame, raw
 // (bpf/event_decoder.h).
 #pragma once
@@ -23,7 +24,7 @@ namespace launcher {
 
 struct Frame {
   std::string payload;
-  UniqueFd fd;  // the descriptor that came with it, if any
+  std::vector<UniqueFd> fds;  // the descriptors that came with it, in the order sent
 };
 
 // recvmsg(2) of up to `size` bytes; every descriptor that came with them (SCM_RIGHTS) is added
@@ -33,6 +34,12 @@ ssize_t receive_with_descriptors(int socket, char* buf, size_t size, int flags,
 
 // Appends one frame (length + payload) to `out`.
 void encode_frame(std::string& out, std::string_view payload);
+
+// Sends (part of) `data` with `fds` attached to its first byte; returns what sendmsg returns
+// (errno set on -1). At most kMaxFramedDescriptors descriptors.
+constexpr size_t kMaxFramedDescriptors = 4;
+ssize_t send_with_descriptors(int socket, std::string_view data, const std::vector<int>& fds,
+                              int flags);
 
 // Writes one frame, blocking, with an optional descriptor. Throws LaunchError naming `what`.
 void send_frame(int socket, std::string_view payload, int fd, const std::string& what);
@@ -51,13 +58,16 @@ class DaemonRefusal : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-nlohmann::json daemon_call(int socket, const DaemonRequest& request, int fd = -1);
+// The descriptors that came with the reply go to `reply_fds` when given (closed otherwise).
+nlohmann::json daemon_call(int socket, const DaemonRequest& request, int fd = -1,
+                           std::vector<UniqueFd>* reply_fds = nullptr);
 
 // daemon_call with the reply decoded as `Reply`; a malformed reply throws LaunchError naming the
 // field.
 template <class Reply>
-Reply call_daemon(int socket, const DaemonRequest& request, int fd = -1) {
-  nlohmann::json j = daemon_call(socket, request, fd);
+Reply call_daemon(int socket, const DaemonRequest& request, int fd = -1,
+                  std::vector<UniqueFd>* reply_fds = nullptr) {
+  nlohmann::json j = daemon_call(socket, request, fd, reply_fds);
   std::string error;
   std::optional<Reply> reply = Reply::from_json(j, error);
   if (!reply) {

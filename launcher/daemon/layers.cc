@@ -57,8 +57,11 @@ ProvidedLayers DaemonLayers::provide(const LayerRequest& request) {
   }
   client_.create(create_request(request, layers.resolver.get()));
   DaemonClient* client = &client_;
-  layers.cgroup = std::make_unique<RunCgroup>(client_.cgroup(), /*owner=*/false,
-                                              [client] { client->kill_all(); });
+  // The cgroup files are read through the directories the daemon sent: its paths are the
+  // node's, which a launcher in a pod (another mount, another cgroup namespace) cannot open.
+  layers.cgroup = std::make_unique<RunCgroup>(
+      client_.cgroup(), /*owner=*/false, [client] { client->kill_all(); },
+      client_.take_cgroup_fds());
   layers.cgroup_report = client_.cgroup_report();
   if (request.use_bpf) {
     layers.kernel = &client_;

@@ -513,7 +513,8 @@ nlohmann::json RunReply::to_json() const {
           {"cgroup_id", cgroup_id},
           {"cgroup", cgroup.to_json()},
           {"cgroup_report", cgroup_report},
-          {"bpf", bpf.to_json()}};
+          {"bpf", bpf.to_json()},
+          {"descriptors", descriptors}};
 }
 
 std::optional<RunReply> RunReply::from_json(const nlohmann::json& j, std::string& error) {
@@ -524,6 +525,11 @@ std::optional<RunReply> RunReply::from_json(const nlohmann::json& j, std::string
   if (const nlohmann::json* c = in.field(j, "cgroup", "")) r.cgroup = in.cgroup(*c, "/cgroup");
   r.cgroup_report = in.object(j, "cgroup_report", "");
   if (const nlohmann::json* b = in.field(j, "bpf", "")) r.bpf = in.bpf_report(*b, "/bpf");
+  const nlohmann::json& names = in.list(j, "descriptors", "");
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!names[i].is_string()) in.fail("/descriptors/" + std::to_string(i), "expected a string");
+    if (names[i].is_string()) r.descriptors.push_back(names[i].get<std::string>());
+  }
   return result(in, std::move(r), error);
 }
 

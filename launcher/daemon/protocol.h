@@ -27,7 +27,7 @@ namespace launcher {
 
 constexpr const char* kDefaultDaemonSocket = "/run/enclosure/daemon.sock";
 constexpr uint32_t kMaxDaemonFrame = 16u << 20;
-constexpr int kDaemonProtocolVersion = 1;
+constexpr int kDaemonProtocolVersion = 2;
 
 // ---- Parts of requests and replies ----
 
@@ -212,6 +212,10 @@ struct RunReply {
   ProtocolCgroup cgroup;
   nlohmann::json cgroup_report = nlohmann::json::object();  // RunCgroup::report()
   ProtocolBpfReport bpf;
+  // What the descriptors sent with the reply are, in order: "v2", then v1 controller names.
+  // The launcher reads the run's cgroup files through them, never through the paths above,
+  // which are the daemon's (a pod sees another mount and another cgroup namespace).
+  std::vector<std::string> descriptors;
   nlohmann::json to_json() const;
   static std::optional<RunReply> from_json(const nlohmann::json& j, std::string& error);
 };

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -130,6 +131,10 @@ struct Connection {
   std::string run;            // the token of the run this connection acts on
   bool events = false;        // an events connection (records flow out)
   std::string after_reply;    // records that follow the reply to "events"
+  // Descriptors for the reply being served, then, once it is encoded, those of every reply still
+  // in `out`, by the offset in `out` where that reply starts: they go with its first byte.
+  std::vector<UniqueFd> reply_fds;
+  std::deque<std::pair<size_t, std::vector<UniqueFd>>> out_fds;
   bool closing = false;
 };
 
@@ -222,7 +227,7 @@ class EnclosureDaemon {
   EmptyReply serve(Connection& c, const ReleaseRequest& request);
   void check_run_quota(const Connection& c) const;
   DaemonRun new_run(Connection& c, const CreateRequest& request);
-  RunReply run_reply(const DaemonRun& r) const;
+  RunReply run_reply(const DaemonRun& r, Connection& c) const;
   void enter(Connection& c, DaemonRun& r);
   void move_checked(DaemonRun& r, int pidfd, pid_t pid);
   void evict_all(const DaemonRun& r);
@@ -455,15 +460,29 @@ void EnclosureDaemon::accept_all() {
   }
 }
 
+// Sends what `c.out` holds; a reply's descriptors go with its first byte, so a send stops where
+// the next reply with descriptors starts.
 void EnclosureDaemon::flush_out(Connection& c) {
   while (!c.out.empty()) {
-    ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    std::vector<int> fds;
+    size_t end = c.out.size();
+    if (!c.out_fds.empty() && c.out_fds.front().first == 0) {
+      for (const UniqueFd& fd : c.out_fds.front().second)
+        fds.push_back(fd.get());
+      if (c.out_fds.size() > 1) end = c.out_fds[1].first;
+    } else if (!c.out_fds.empty()) {
+      end = c.out_fds.front().first;
+    }
+    ssize_t n = send_with_descriptors(c.fd.get(), std::string_view(c.out).substr(0, end), fds, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
       c.closing = true;
       return;
     }
+    if (!fds.empty()) c.out_fds.pop_front();
+    for (auto& [at, descriptors] : c.out_fds)
+      at -= static_cast<size_t>(n);
     c.out.erase(0, static_cast<size_t>(n));
   }
   epoll_event ev{};
@@ -539,6 +558,10 @@ void EnclosureDaemon::handle(Connection& c, const std::string& payload) {
     reply = RefusalReply{e.what()}.to_json();
   }
   c.fds.clear();  // a descriptor belongs to the request it came with
+  if (!c.reply_fds.empty() && reply.value("ok", false)) {
+    c.out_fds.emplace_back(c.out.size(), std::move(c.reply_fds));
+  }
+  c.reply_fds.clear();
   encode_frame(c.out, reply.dump());
   c.out += c.after_reply;
   c.after_reply.clear();
@@ -566,8 +589,15 @@ DaemonRun& EnclosureDaemon::run_of_caller(Connection& c, const std::string& toke
   return it->second;
 }
 
-RunReply EnclosureDaemon::run_reply(const DaemonRun& r) const {
+RunReply EnclosureDaemon::run_reply(const DaemonRun& r, Connection& c) const {
   RunReply reply;
+  CgroupDirectoryFds fds = r.cgroup->duplicate_fds();
+  reply.descriptors.push_back("v2");
+  c.reply_fds.push_back(std::move(fds.v2));
+  for (auto& [controller, fd] : fds.v1) {
+    reply.descriptors.push_back(controller);
+    c.reply_fds.push_back(std::move(fd));
+  }
   reply.token = r.token;
   reply.cgroup_id = r.cgroup_id;
   reply.cgroup = to_protocol(r.cgroup->describe());
@@ -638,7 +668,7 @@ RunReply EnclosureDaemon::serve(Connection& c, const CreateRequest& request) {
   std::cerr << "enclosure daemon: run " << token.substr(0, 8) << " for uid " << c.peer.uid
             << " (launcher pid " << c.peer.pid << ", manifest " << request.plan.manifest_name
             << ") in " << it->second.cgroup->v2_path() << std::endl;
-  return run_reply(it->second);
+  return run_reply(it->second, c);
 }
 
 RunReply EnclosureDaemon::serve(Connection& c, const AdoptRequest& request) {
@@ -651,7 +681,7 @@ RunReply EnclosureDaemon::serve(Connection& c, const AdoptRequest& request) {
   write_state(r);
   std::cerr << "enclosure daemon: run " << r.token.substr(0, 8) << " re-attached to launcher pid "
             << c.peer.pid << std::endl;
-  return run_reply(r);
+  return run_reply(r, c);
 }
 
 EmptyReply EnclosureDaemon::serve(Connection& c, const EventsRequest& request) {

@@ -44,6 +44,30 @@ bool write_text(const std::string& path, const std::string& text, int& err) {
   return true;
 }
 
+// A file beneath an open directory; "" when it cannot be read.
+std::string slurp_at(int dir_fd, const char* name) {
+  if (dir_fd < 0) return "";
+  UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+bool write_text_at(int dir_fd, const char* name, const std::string& text) {
+  UniqueFd fd(::openat(dir_fd, name, O_WRONLY | O_CLOEXEC));
+  return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+UniqueFd open_directory(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw_errno("cgroup: open " + path);
+  return fd;
+}
+
 void write_or_throw(const std::string& path, const std::string& text) {
   int err = 0;
   if (!write_text(path, text, err)) throw_errno("cgroup: write \"" + text + "\" to " + path, err);
@@ -229,22 +253,40 @@ std::optional<CgroupDirectories> CgroupDirectories::from_json(const nlohmann::js
   }
 }
 
-RunCgroup::RunCgroup(const CgroupDirectories& dirs, bool owner, std::function<void()> kill_all)
+RunCgroup::RunCgroup(const CgroupDirectories& dirs, bool owner, std::function<void()> kill_all,
+                     CgroupDirectoryFds fds)
     : kill_all_(std::move(kill_all)),
       placement_(dirs.placement),
       v2_path_(dirs.v2),
       v1_paths_(dirs.v1),
       limits_(dirs.limits),
       removed_(!owner) {
-  v2_fd_.reset(::open(v2_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!v2_fd_) throw_errno("cgroup: open " + v2_path_);
+  v2_fd_ = fds.v2 ? std::move(fds.v2) : open_directory(v2_path_);
   struct stat st {};
   if (::fstat(v2_fd_.get(), &st) != 0) throw_errno("cgroup: stat " + v2_path_);
   v2_id_ = st.st_ino;
+  for (const auto& [controller, dir] : v1_paths_) {
+    auto given = fds.v1.find(controller);
+    v1_fds_[controller] =
+        given != fds.v1.end() && given->second ? std::move(given->second) : open_directory(dir);
+  }
 }
 
 CgroupDirectories RunCgroup::describe() const {
   return {v2_path_, v1_paths_, placement_, limits_};
+}
+
+CgroupDirectoryFds RunCgroup::duplicate_fds() const {
+  auto duplicate = [](int fd) {
+    UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!copy) throw_errno("cgroup: duplicate a directory descriptor");
+    return copy;
+  };
+  CgroupDirectoryFds out;
+  out.v2 = duplicate(v2_fd_.get());
+  for (const auto& [controller, fd] : v1_fds_)
+    out.v1[controller] = duplicate(fd.get());
+  return out;
 }
 
 void RunCgroup::restrict_to_group(gid_t gid) {
@@ -299,6 +341,7 @@ RunCgroup::RunCgroup(const CgroupLayout& layout, const std::string& name,
       if (watchdog_) watchdog_->announce(dir);
       if (::mkdir(dir.c_str(), 0755) != 0) throw_errno("cgroup: mkdir " + dir);
       v1_paths_[controller] = dir;
+      v1_fds_[controller] = open_directory(dir);
       return dir;
     };
     if (limits.pids_max) {
@@ -359,28 +402,35 @@ void RunCgroup::enter_v1(pid_t pid) {
   }
 }
 
-std::string RunCgroup::read_file(const std::string& dir, const char* name) const {
-  return slurp(dir + "/" + name);
+std::string RunCgroup::read_v2(const char* name) const {
+  return slurp_at(v2_fd_.get(), name);
+}
+
+std::string RunCgroup::read_v1(const std::string& controller, const char* name) const {
+  auto it = v1_fds_.find(controller);
+  return it == v1_fds_.end() ? "" : slurp_at(it->second.get(), name);
 }
 
 std::vector<pid_t> RunCgroup::processes() const {
   std::vector<pid_t> out;
-  std::istringstream in(read_file(v2_path_, "cgroup.procs"));
+  // Pids as this process's pid namespace sees them; 0 for a member it cannot see (kill(0, ...)
+  // would signal our own process group).
+  std::istringstream in(read_v2("cgroup.procs"));
   pid_t p;
-  while (in >> p)
-    out.push_back(p);
+  while (in >> p) {
+    if (p > 0) out.push_back(p);
+  }
   return out;
 }
 
 bool RunCgroup::populated() const {
-  auto v = keyed_value(read_file(v2_path_, "cgroup.events"), "populated");
+  auto v = keyed_value(read_v2("cgroup.events"), "populated");
   return v ? *v != 0 : !processes().empty();
 }
 
 void RunCgroup::signal_all(int signal) {
   if (signal == SIGKILL) {
-    int err = 0;
-    if (write_text(v2_path_ + "/cgroup.kill", "1", err)) return;
+    if (write_text_at(v2_fd_.get(), "cgroup.kill", "1")) return;
     if (kill_all_) kill_all_();
   }
   for (pid_t p : processes())
@@ -398,39 +448,31 @@ bool RunCgroup::kill_and_wait(int timeout_ms) {
 }
 
 std::optional<uint64_t> RunCgroup::cpu_usage_usec() const {
-  return keyed_value(read_file(v2_path_, "cpu.stat"), "usage_usec");
+  return keyed_value(read_v2("cpu.stat"), "usage_usec");
 }
 
 std::optional<uint64_t> RunCgroup::memory_peak_bytes() const {
-  if (placement_.memory == "v2") return plain_value(read_file(v2_path_, "memory.peak"));
-  if (auto it = v1_paths_.find("memory"); it != v1_paths_.end()) {
-    return plain_value(read_file(it->second, "memory.max_usage_in_bytes"));
-  }
+  if (placement_.memory == "v2") return plain_value(read_v2("memory.peak"));
+  if (v1_fds_.count("memory")) return plain_value(read_v1("memory", "memory.max_usage_in_bytes"));
   return std::nullopt;
 }
 
 std::optional<uint64_t> RunCgroup::oom_kills() const {
-  if (placement_.memory == "v2")
-    return keyed_value(read_file(v2_path_, "memory.events"), "oom_kill");
-  if (auto it = v1_paths_.find("memory"); it != v1_paths_.end()) {
-    return keyed_value(read_file(it->second, "memory.oom_control"), "oom_kill");
-  }
+  if (placement_.memory == "v2") return keyed_value(read_v2("memory.events"), "oom_kill");
+  if (v1_fds_.count("memory"))
+    return keyed_value(read_v1("memory", "memory.oom_control"), "oom_kill");
   return std::nullopt;
 }
 
 std::optional<uint64_t> RunCgroup::pids_current() const {
-  if (placement_.pids == "v2") return plain_value(read_file(v2_path_, "pids.current"));
-  if (auto it = v1_paths_.find("pids"); it != v1_paths_.end()) {
-    return plain_value(read_file(it->second, "pids.current"));
-  }
+  if (placement_.pids == "v2") return plain_value(read_v2("pids.current"));
+  if (v1_fds_.count("pids")) return plain_value(read_v1("pids", "pids.current"));
   return std::nullopt;
 }
 
 std::optional<uint64_t> RunCgroup::pids_limit_hits() const {
-  if (placement_.pids == "v2") return keyed_value(read_file(v2_path_, "pids.events"), "max");
-  if (auto it = v1_paths_.find("pids"); it != v1_paths_.end()) {
-    return keyed_value(read_file(it->second, "pids.events"), "max");
-  }
+  if (placement_.pids == "v2") return keyed_value(read_v2("pids.events"), "max");
+  if (v1_fds_.count("pids")) return keyed_value(read_v1("pids", "pids.events"), "max");
   return std::nullopt;
 }
 

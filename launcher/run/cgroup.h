@@ -73,6 +73,14 @@ struct CgroupDirectories {
   static std::optional<CgroupDirectories> from_json(const nlohmann::json& j);
 };
 
+// Open directories of a run's cgroups (v1: controller -> directory), as `enclosure daemon`
+// hands them to the run's unprivileged launcher: in a pod, the node's paths are not visible
+// (another mount, another cgroup namespace), but a directory descriptor reads the same files.
+struct CgroupDirectoryFds {
+  UniqueFd v2;
+  std::map<std::string, UniqueFd> v1;
+};
+
 // Decides, without creating anything, where pids and memory limits would go.
 CgroupPlacement place_limits(const CgroupLayout& layout);
 
@@ -104,8 +112,11 @@ class RunCgroup {
   // Takes over existing directories. An `owner` removes them on destruction (a daemon that
   // re-adopts its runs after a restart); otherwise this is a view (the unprivileged launcher of
   // a daemon's run) that reads the cgroup files and signals its own processes, and whose
-  // SIGKILL of the whole cgroup is `kill_all` (the daemon's cgroup.kill).
-  RunCgroup(const CgroupDirectories& dirs, bool owner, std::function<void()> kill_all = {});
+  // SIGKILL of the whole cgroup is `kill_all` (the daemon's cgroup.kill). Directories given in
+  // `fds` are used as they are (the paths in `dirs` then only name them in reports); the others
+  // are opened by path.
+  RunCgroup(const CgroupDirectories& dirs, bool owner, std::function<void()> kill_all = {},
+            CgroupDirectoryFds fds = {});
   ~RunCgroup();
   RunCgroup(const RunCgroup&) = delete;
   RunCgroup& operator=(const RunCgroup&) = delete;
@@ -117,6 +128,8 @@ class RunCgroup {
   std::vector<std::string> directories() const;
 
   CgroupDirectories describe() const;
+  // New descriptors of the run's directories (for the daemon's reply to the run's launcher).
+  CgroupDirectoryFds duplicate_fds() const;
   // Leaves the directories (and what runs in them) when this object goes: a daemon that stops
   // while enclosures run hands them to its successor.
   void leave_in_place() { removed_ = true; }
@@ -150,7 +163,9 @@ class RunCgroup {
   static void remove_directories(const std::vector<std::string>& dirs);
 
  private:
-  std::string read_file(const std::string& dir, const char* name) const;
+  // A file of the v2 directory or of a controller's v1 directory ("" when unreadable).
+  std::string read_v2(const char* name) const;
+  std::string read_v1(const std::string& controller, const char* name) const;
 
   // First member: started before any directory exists.
   std::unique_ptr<CleanupWatchdog> watchdog_;
@@ -160,6 +175,7 @@ class RunCgroup {
   UniqueFd v2_fd_;
   uint64_t v2_id_ = 0;
   std::map<std::string, std::string> v1_paths_;  // controller -> directory
+  std::map<std::string, UniqueFd> v1_fds_;       // controller -> that directory, open
   CgroupLimits limits_;
   UniqueFd oom_event_;
   bool removed_ = false;

@@ -1,6 +1,6 @@
 // The channel between the supervisor and the enclosure's pid 1 (and, until its execve, the
 // agent process): a SOCK_SEQPACKET socket pair carrying one JSON object per packet and, for
-// the seccomp listener, one file descriptor.
+// the seccomp listener and the master of the agent's terminal, one file descriptor.
 #pragma once
 
 #include <optional>

@@ -254,8 +254,11 @@ void Enclosure::prepare_child() {
   spec_.channel_fd = channel_child_.get();
   spec_.meter_fd = meter_write_.get();
   if (options_.terminal) {
+    // Pid 1 opens it in the enclosure's devpts and sends its master back (the supervisor
+    // hands it to terminal_).
     terminal_ = std::make_unique<AgentTerminal>();
-    spec_.terminal_fd = terminal_->slave_fd();
+    spec_.terminal = true;
+    spec_.terminal_size = terminal_->window_size();
   }
 }
 
@@ -343,7 +346,6 @@ SpawnedInit Enclosure::spawn() {
   channel_child_.reset();
   sync_read_.reset();
   meter_write_.reset();
-  if (terminal_) terminal_->close_slave();
   try {
     if (spec_.user_namespace) set_up_user_namespace(init.pid, uid_, gid_);
     provider_->place(layers_, init);

@@ -48,6 +48,35 @@ void place_meter_fd(int meter_fd, int& channel_fd, int& exec_fd) {
   }
 }
 
+// The agent's pseudo-terminal, from the enclosure's own devpts (the view is in place), so that
+// ttyname() names a /dev/pts path that exists inside: the slave is returned (owned by the
+// agent's user, as a login's terminal is), the master is sent to the supervisor, which relays
+// it. pid 1 keeps neither once the agent has its slave.
+UniqueFd open_agent_terminal(const ChildSpec& spec, int channel) {
+  const std::string what = "init: the agent's terminal: ";
+  UniqueFd master(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master) throw_errno(what + "open /dev/ptmx (the enclosure's devpts)");
+  int unlock = 0;
+  if (::ioctl(master.get(), TIOCSPTLCK, &unlock) != 0) throw_errno(what + "unlock (TIOCSPTLCK)");
+  UniqueFd slave(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave) {
+    // Before Linux 4.13: by its name, which is in the enclosure's /dev/pts.
+    unsigned index = 0;
+    if (::ioctl(master.get(), TIOCGPTN, &index) != 0) throw_errno(what + "its number (TIOCGPTN)");
+    std::string name = "/dev/pts/" + std::to_string(index);
+    slave.reset(::open(name.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave) throw_errno(what + "open " + name);
+  }
+  if (::fchown(slave.get(), spec.uid, spec.gid) != 0) {
+    throw_errno(what + "chown to " + std::to_string(spec.uid) + ":" + std::to_string(spec.gid));
+  }
+  if (spec.terminal_size && ::ioctl(slave.get(), TIOCSWINSZ, &*spec.terminal_size) != 0)
+    throw_errno(what + "window size (TIOCSWINSZ)");
+  if (!send_message(channel, {{"type", "terminal"}}, master.get()))
+    throw_errno(what + "send its master to the supervisor");
+  return slave;
+}
+
 // The agent's own pseudo-terminal as its standard descriptors and controlling terminal (it is
 // the leader of a new session by now): /dev/tty and job control work; the launcher's
 // terminal stays outside.
@@ -64,12 +93,14 @@ void attach_terminal(int terminal_fd) {
   }
 }
 
-[[noreturn]] void run_agent(const ChildSpec& spec_in, const ViewResult& view, int exec_fd) {
+// `terminal_fd`: the slave of the agent's terminal, or -1.
+[[noreturn]] void run_agent(const ChildSpec& spec_in, const ViewResult& view, int terminal_fd,
+                            int exec_fd) {
   ChildSpec spec = spec_in;
   try {
     // A session of its own: no controlling terminal to inject input into, or its own one.
     if (::setsid() < 0) throw_errno("agent: setsid");
-    if (spec.terminal_fd >= 0) attach_terminal(spec.terminal_fd);
+    if (terminal_fd >= 0) attach_terminal(terminal_fd);
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("agent: PR_SET_PDEATHSIG");
     // Only 0, 1 and 2 survive execve, and the metering descriptor.
     if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("agent: close_range");
@@ -139,6 +170,37 @@ int exit_code_of(int status) {
   return 125;
 }
 
+// pid 1 from the agent's exec on: forwards the signals in `forwarded` to the agent's session,
+// reaps orphans, and exits with the agent's status once it is gone.
+[[noreturn]] void forward_signals_until_agent_exits(const sigset_t& forwarded, pid_t agent,
+                                                    int channel) {
+  while (true) {
+    siginfo_t info{};
+    int sig = ::sigwaitinfo(&forwarded, &info);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      // Forward to the agent's session (it is its process group leader).
+      if (::kill(-agent, sig) != 0) ::kill(agent, sig);
+      continue;
+    }
+    int status = 0;
+    pid_t p;
+    while ((p = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (p == agent) {
+        nlohmann::json m = {{"type", "agent_exit"}, {"code", exit_code_of(status)}};
+        if (WIFSIGNALED(status)) m["signal"] = WTERMSIG(status);
+        if (WIFEXITED(status)) m["status"] = WEXITSTATUS(status);
+        send_message(channel, m);
+        // Everything else in the pid namespace dies with pid 1.
+        _exit(exit_code_of(status));
+      }
+      if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+        send_message(channel, {{"type", "child_killed"}, {"ns_pid", p}, {"signal", SIGSYS}});
+      }
+    }
+  }
+}
+
 // Closes every descriptor but 0-2 and `keep` (inherited from the launcher: BPF objects, the
 // cgroup directory, event sinks); none of them belongs inside.
 void close_fds_except(std::initializer_list<int> keep) {
@@ -157,7 +219,7 @@ void close_fds_except(std::initializer_list<int> keep) {
 
 [[noreturn]] void run_enclosure_init(const ChildSpec& spec) {
   int channel = spec.channel_fd;
-  close_fds_except({spec.sync_fd, spec.channel_fd, spec.meter_fd, spec.terminal_fd});
+  close_fds_except({spec.sync_fd, spec.channel_fd, spec.meter_fd});
   try {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("init: PR_SET_PDEATHSIG");
     // Wait until the supervisor has written our uid map and cgroup membership; EOF means it is
@@ -182,6 +244,8 @@ void close_fds_except(std::initializer_list<int> keep) {
     // when this process entered the run (launcher/run/memfd_noexec.h).
     if (!spec.user_namespace) forbid_executable_memfds();
     send_message(channel, {{"type", "view"}, {"absent", view.absent}});
+    UniqueFd terminal;
+    if (spec.terminal) terminal = open_agent_terminal(spec, channel);
 
     int exec_pipe[2];
     if (::pipe2(exec_pipe, O_CLOEXEC) != 0) throw_errno("init: pipe2");
@@ -201,12 +265,12 @@ void close_fds_except(std::initializer_list<int> keep) {
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);
       ::close(exec_pipe[0]);
-      run_agent(spec, view, exec_pipe[1]);
+      run_agent(spec, view, terminal.get(), exec_pipe[1]);
     }
     ::close(exec_pipe[1]);
     // The agent holds the metering pipe; pid 1 has no use for it.
     if (spec.meter_fd >= 0) ::close(spec.meter_fd);
-    if (spec.terminal_fd >= 0) ::close(spec.terminal_fd);  // nor for the agent's terminal
+    terminal.reset();  // nor for the agent's terminal: its master reads EOF when the agent's closes
     // pid 1 keeps CAP_KILL alone, to forward signals to an agent under another uid.
     const int keep[] = {CAP_KILL};
     keep_only_capabilities(keep, 1);
@@ -223,31 +287,7 @@ void close_fds_except(std::initializer_list<int> keep) {
       send_message(channel, {{"type", "exec_ok"}, {"ns_pid", agent}});
     }
 
-    while (true) {
-      siginfo_t info{};
-      int sig = ::sigwaitinfo(&forwarded, &info);
-      if (sig < 0) continue;
-      if (sig != SIGCHLD) {
-        // Forward to the agent's session (it is its process group leader).
-        if (::kill(-agent, sig) != 0) ::kill(agent, sig);
-        continue;
-      }
-      int status = 0;
-      pid_t p;
-      while ((p = ::waitpid(-1, &status, WNOHANG)) > 0) {
-        if (p == agent) {
-          nlohmann::json m = {{"type", "agent_exit"}, {"code", exit_code_of(status)}};
-          if (WIFSIGNALED(status)) m["signal"] = WTERMSIG(status);
-          if (WIFEXITED(status)) m["status"] = WEXITSTATUS(status);
-          send_message(channel, m);
-          // Everything else in the pid namespace dies with pid 1.
-          _exit(exit_code_of(status));
-        }
-        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
-          send_message(channel, {{"type", "child_killed"}, {"ns_pid", p}, {"signal", SIGSYS}});
-        }
-      }
-    }
+    forward_signals_until_agent_exits(forwarded, agent, channel);
   } catch (const LaunchError& e) {
     send_message(channel,
                  {{"type", "setup_error"}, {"message", e.what()}, {"code", e.exit_code()}});

@@ -3,6 +3,7 @@
 // steps before execve (setsid, fds, limits, cwd, credentials, Landlock, seccomp).
 #pragma once
 
+#include <sys/ioctl.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -35,8 +36,11 @@ struct ChildSpec {
   int sync_fd = -1;     // read end: one byte from the supervisor once it has set us up
   int channel_fd = -1;  // SEQPACKET socket to the supervisor
   int meter_fd = -1;    // write end of the metering pipe: fd kMeterFd in the agent, or -1
-  // The agent's pseudo-terminal (its slave): its 0-2 and controlling terminal, or -1.
-  int terminal_fd = -1;
+  // A pseudo-terminal of the enclosure's devpts for the agent: pid 1 opens it once the view is
+  // in place, the slave becomes the agent's 0-2 and controlling terminal, and the master goes
+  // to the supervisor over the channel (a "terminal" packet carrying it).
+  bool terminal = false;
+  std::optional<struct winsize> terminal_size;  // its first window size, when known
 };
 
 // The agent's metering descriptor (ENCLOSURE_METER_FD): the only one besides 0-2 it inherits.

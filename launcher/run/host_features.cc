@@ -12,6 +12,7 @@
 
 #include "bpf/probe_loader.h"
 #include "launcher/run/landlock.h"
+#include "policy/launch.h"
 #include "launcher/run/seccomp_filter.h"
 #include "launcher/run/setup_probe.h"
 
@@ -184,8 +185,11 @@ bool requirement_met(const HostFeatures& h, const policy::Requirement& r, std::s
     f = r.feature.find("pids") != std::string::npos     ? &h.cgroup_pids
         : r.feature.find("memory") != std::string::npos ? &h.cgroup_memory
                                                         : &h.cgroup_cpu;
+  } else if (r.layer == "bpf" && r.feature.starts_with(policy::kMemfdNoexecFeature) && h.root) {
+    why = "set by this launcher (root) from inside the enclosure's pid namespace";
+    return true;
   } else if (r.layer == "bpf") {
-    f = &h.bpf;
+    f = &h.bpf;  // without root, from enclosure daemon alone
   }
   if (!f) {
     why = "unknown layer " + r.layer;

@@ -523,6 +523,8 @@ void Supervisor::on_channel() {
         setup_code_ = m->body.value("code", 125);
         outcome_.message = m->body.value("message", "set-up failed");
       }
+    } else if (type == "terminal" && m->fd && config_.terminal) {
+      config_.terminal->attach_master(std::move(m->fd));  // the agent's, from pid 1
     } else if (type == "seccomp_listener" && m->fd && !listener_) {
       listener_ = std::make_unique<SeccompListener>(std::move(m->fd));
       add(listener_->fd());
@@ -778,8 +780,8 @@ siginfo_t Supervisor::collect_after_exit() {
   while (meter_open_ && on_meter()) {
   }
   meter_lines_.finish([this](const MeterLineSplitter::Line& l) { on_meter_line(l); });
+  on_channel();  // the agent's terminal's master too, when it had not come yet
   if (config_.terminal) config_.terminal->drain_output(kTerminalDrainMs);
-  on_channel();
   if (config_.resolver) on_dns();
   if (config_.bpf) {
     config_.bpf->flush();

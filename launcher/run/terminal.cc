@@ -3,13 +3,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "launcher/base/clock.h"
 #include "launcher/base/error.h"
@@ -21,18 +21,6 @@ namespace {
 constexpr size_t kChunk = 4096;
 // Transfers per direction in one on_ready(): the supervisor's other descriptors get their turn.
 constexpr int kRoundsPerWakeUp = 16;
-
-// The slave of `master`, opened through the master itself (no path to race on) when the kernel
-// can (TIOCGPTPEER, Linux 4.13), else by its name.
-UniqueFd open_slave(int master) {
-  UniqueFd slave(::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (slave) return slave;
-  char name[128];
-  if (::ptsname_r(master, name, sizeof name) != 0) throw_errno("terminal: ptsname");
-  slave.reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!slave) throw_errno(std::string("terminal: open ") + name);
-  return slave;
-}
 
 // Raw input (bytes as typed, no signals, no echo) and output (the agent's terminal already
 // turned its newlines into CR LF), as cfmakeraw makes it.
@@ -55,20 +43,12 @@ bool transient(int err) {
 }  // namespace
 
 AgentTerminal::AgentTerminal() {
-  master_.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!master_) throw_errno("terminal: posix_openpt");
-  if (::grantpt(master_.get()) != 0) throw_errno("terminal: grantpt");
-  if (::unlockpt(master_.get()) != 0) throw_errno("terminal: unlockpt");
-  slave_ = open_slave(master_.get());
-  if (::fcntl(master_.get(), F_SETFL, O_RDWR | O_NONBLOCK) != 0)
-    throw_errno("terminal: master O_NONBLOCK");
   for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
     if (::isatty(fd)) {
       size_source_ = fd;
       break;
     }
   }
-  copy_window_size();
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw_errno("terminal: epoll_create1");
 }
@@ -77,10 +57,34 @@ AgentTerminal::~AgentTerminal() {
   restore();
 }
 
-void AgentTerminal::copy_window_size() {
+std::optional<struct winsize> AgentTerminal::window_size() const {
   struct winsize size {};
-  if (size_source_ < 0 || ::ioctl(size_source_, TIOCGWINSZ, &size) != 0) return;
-  ::ioctl(master_.get(), TIOCSWINSZ, &size);
+  if (size_source_ < 0 || ::ioctl(size_source_, TIOCGWINSZ, &size) != 0) return std::nullopt;
+  return size;
+}
+
+void AgentTerminal::copy_window_size() {
+  if (!master_) return;
+  if (std::optional<struct winsize> size = window_size())
+    ::ioctl(master_.get(), TIOCSWINSZ, &*size);
+}
+
+void AgentTerminal::attach_master(UniqueFd master) {
+  if (master_ || !master) return;
+  int flags = ::fcntl(master.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(master.get(), F_SETFL, flags | O_NONBLOCK) != 0)
+    throw_errno("terminal: the agent's terminal's master O_NONBLOCK");
+  master_ = std::move(master);
+  // The size may have changed since pid 1 gave the agent's terminal the one it had then.
+  copy_window_size();
+  if (relaying_) watch_master();
+}
+
+void AgentTerminal::watch_master() {
+  master_end_.fd = master_.get();
+  master_end_.nonblocking = true;
+  open_endpoint(master_end_, -1, 0);
+  update_interest();
 }
 
 void AgentTerminal::start_relay() {
@@ -92,11 +96,12 @@ void AgentTerminal::start_relay() {
   }
   open_endpoint(input_, STDIN_FILENO, O_RDONLY);
   open_endpoint(output_, STDOUT_FILENO, O_WRONLY);
-  master_end_.fd = master_.get();
-  master_end_.nonblocking = true;
-  open_endpoint(master_end_, -1, 0);
   relaying_ = true;
-  update_interest();
+  if (master_) {
+    watch_master();
+  } else {
+    update_interest();
+  }
 }
 
 // A descriptor of the relay. A terminal or a pipe gets a description of its own, opened again
@@ -144,8 +149,10 @@ void AgentTerminal::on_ready() {
   update_interest();
 }
 
-// Standard input to the master: one chunk at a time, never more held than one read.
+// Standard input to the master: one chunk at a time, never more held than one read. Nothing
+// is read before the master is here.
 void AgentTerminal::move_input() {
+  if (!master_) return;
   for (int round = 0; round < kRoundsPerWakeUp; ++round) {
     if (to_agent_.empty() && !input_.closed && input_.may_transfer()) {
       input_.ready = false;
@@ -184,6 +191,7 @@ void AgentTerminal::end_input() {
 
 // The master to standard output.
 void AgentTerminal::move_output() {
+  if (!master_) return;
   for (int round = 0; round < kRoundsPerWakeUp; ++round) {
     if (from_agent_.empty() && !master_end_.closed) {
       char buf[kChunk];
@@ -214,9 +222,9 @@ void AgentTerminal::move_output() {
 }
 
 // What each descriptor waits for now. Standard input that epoll cannot watch (a regular file)
-// is read whenever the master can take more.
+// is read whenever the master can take more; none is read before the master is here.
 void AgentTerminal::update_interest() {
-  set_interest(input_, to_agent_.empty() ? EPOLLIN : 0);
+  set_interest(input_, master_ && to_agent_.empty() ? EPOLLIN : 0);
   bool unwatched_input = !input_.pollable && !input_.closed;
   set_interest(master_end_, (from_agent_.empty() ? EPOLLIN : 0) |
                                 (!to_agent_.empty() || unwatched_input ? EPOLLOUT : 0));
@@ -240,7 +248,7 @@ void AgentTerminal::set_interest(Endpoint& endpoint, uint32_t events) {
 }
 
 void AgentTerminal::drain_output(int timeout_ms) {
-  if (!relaying_) return;
+  if (!relaying_ || !master_) return;
   Deadline deadline(static_cast<uint64_t>(timeout_ms));
   while (true) {
     move_output();

@@ -1,14 +1,18 @@
-// The agent's own terminal: a pseudo-terminal whose slave becomes the agent's standard input,
-// output, error and controlling terminal, and whose master stays with the launcher, which relays
-// it to its own standard input and output (as `systemd-run --pty` does). When the launcher's
-// standard input is a terminal, that terminal is put into raw mode for the run (so that Ctrl-C,
-// Ctrl-Z and the like reach the agent's line discipline as bytes) and its window size follows
-// the agent's; the saved settings come back on every way out (restore(), the destructor).
+// The agent's own terminal: a pseudo-terminal of the enclosure's devpts (so that ttyname() names
+// a path that exists inside), whose slave the enclosure's pid 1 makes the agent's standard
+// input, output, error and controlling terminal, and whose master pid 1 sends to the launcher
+// over the child channel; the launcher relays it to its own standard input and output (as
+// `systemd-run --pty` does). When the launcher's standard input is a terminal, that terminal is
+// put into raw mode for the run (so that Ctrl-C, Ctrl-Z and the like reach the agent's line
+// discipline as bytes) and its window size follows the agent's; the saved settings come back on
+// every way out (restore(), the destructor).
 #pragma once
 
+#include <sys/ioctl.h>
 #include <termios.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "launcher/base/fd.h"
@@ -17,26 +21,28 @@ namespace launcher {
 
 class AgentTerminal {
  public:
-  // Opens the pair and copies the window size of the launcher's terminal (the first of its
-  // standard descriptors that is one), if any. Throws LaunchError.
+  // Finds the launcher's terminal the window size comes from (the first of its standard
+  // descriptors that is one), if any. Throws LaunchError.
   AgentTerminal();
   ~AgentTerminal();  // restore()
   AgentTerminal(const AgentTerminal&) = delete;
   AgentTerminal& operator=(const AgentTerminal&) = delete;
 
-  // The slave, for the agent (open, close-on-exec, not the launcher's controlling terminal).
-  int slave_fd() const { return slave_.get(); }
-  // Once pid 1 holds its copy: the master then reads EOF when the agent's side is all closed.
-  void close_slave() { slave_.reset(); }
+  // The launcher's terminal's window size now, for the agent's terminal to start with.
+  std::optional<struct winsize> window_size() const;
 
   // Raw mode on the launcher's standard input when it is a terminal of which the launcher's
   // process group is the foreground (a launcher in the background leaves its terminal alone);
-  // then starts relaying. Throws LaunchError.
+  // then starts relaying, standard input once the master is here. Throws LaunchError.
   void start_relay();
+  // The master of the agent's terminal, from pid 1 (the first one only): relayed from now on,
+  // and given the launcher's window size. It reads EOF once the agent's side is all closed.
+  void attach_master(UniqueFd master);
   // Readable when the relay can move bytes; on_ready() moves them, without blocking.
   int poll_fd() const { return epoll_.get(); }
   void on_ready();
   // SIGWINCH: the launcher's terminal changed size; the agent's follows (and gets SIGWINCH).
+  // Nothing before the master is here.
   void copy_window_size();
   // After the agent is gone: what it wrote and the relay has not yet, up to `timeout_ms`.
   void drain_output(int timeout_ms);
@@ -63,7 +69,9 @@ class AgentTerminal {
   void update_interest();
   void set_interest(Endpoint& endpoint, uint32_t events);
 
-  UniqueFd master_, slave_;
+  void watch_master();
+
+  UniqueFd master_;  // the agent's terminal's, once pid 1 sent it
   UniqueFd epoll_;
   int size_source_ = -1;  // the launcher's terminal the window size comes from, or -1
   bool raw_ = false;      // the launcher's standard input is in raw mode

@@ -154,6 +154,16 @@ TEST(FirstContact, UsageErrorsAreOneLineAndAForgottenDoubleDashIsNamed) {
   EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_EQ(r.err.find("goes after"), std::string::npos) << r.err;  // the "--" was there
+  // A command without options of its own and without "--": named, not "no command given".
+  r = run_command({enclosure_binary(), "run", "-m", manifest, "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("unexpected \"true\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("goes after \"--\""), std::string::npos) << r.err;
+  // A stray word before "--" is refused, never dropped.
+  r = run_command({enclosure_binary(), "run", "-m", manifest, "stray", "--", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("unexpected \"stray\""), std::string::npos) << r.err;
 }
 
 TEST(FirstContact, DashReadsTheManifestFromStandardInput) {

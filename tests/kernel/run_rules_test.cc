@@ -335,3 +335,54 @@ TEST(RunRules, DenyNetworkCutsSocketsConnectedBeforeTheRule) {
     EXPECT_EQ(udp.bytes(), 7u) << udp.describe();
   }
 }
+
+// A trigger tree that is itself a file-system grant: the launcher opens the granted directory
+// while it builds the mount view and the Landlock ruleset (in the run's cgroup, before the
+// agent's command starts), and none of that is the agent reading it. The rule fires once, at the
+// agent's read of a file in the tree: the connect before it succeeds, the one after fails.
+// `stat`, an O_PATH open and listing the tree before that read nothing. The agent's working
+// directory is outside the tree.
+TEST(RunRules, ATriggerThatIsAlsoAGrantFiresOnlyOnTheAgentsRead) {
+  for (const std::string grant : {"read", "write"}) {
+    SCOPED_TRACE(grant);
+    TempDir dir;
+    dir.write("customers/data.csv", "name,card\nalice,4111\n");
+    const std::string tree = dir.file("customers");
+    LoopbackListener listener(LoopbackListener::Protocol::tcp, "127.0.0.1");
+    ASSERT_TRUE(listener.ok());
+    json m = base_manifest("rules", {"/usr/bin/python3"});
+    m["filesystem"][grant].push_back(tree);
+    m["process"]["cwd"] = "/";
+    m["network"] = {{"mode", "filtered"},
+                    {"egress", {{{"cidr", "127.0.0.1/32"}, {"ports", {listener.port()}}}}}};
+    m["rules"] = {{{"id", "no-network-after-customers"},
+                   {"after", {{"read", {tree}}}},
+                   {"deny", {"network"}}}};
+    std::string body =
+        "import socket\n"
+        "D = A[0]; P = int(A[1])\n"
+        "def connect(): socket.create_connection(('127.0.0.1', P), timeout=3).close()\n"
+        "t('stat', lambda: os.stat(D) and None)\n"
+        "t('o_path', lambda: os.close(os.open(D + '/data.csv', os.O_PATH)))\n"
+        "t('list', lambda: os.listdir(D) and None)\n"
+        "t('before', connect)\n"
+        "t('read', lambda: open(D + '/data.csv').read() and None)\n"
+        "t('after', connect)\n";
+    RunResult r =
+        run_enclosure(dir, m, python_agent(body, {tree, std::to_string(listener.port())}));
+    json res = python_result(r);
+    ASSERT_TRUE(res.is_object()) << r.describe();
+    EXPECT_EQ(res["before"], "ok") << "the rule fired before the agent read the tree\n"
+                                   << r.describe();
+    EXPECT_EQ(res["read"], "ok") << r.describe();
+    EXPECT_EQ(res["after"], "EPERM") << r.describe();
+    std::vector<json> fired = r.of_type("rule");
+    ASSERT_EQ(fired.size(), 1u) << r.describe();
+    EXPECT_EQ(fired[0].value("rule", ""), "no-network-after-customers") << r.describe();
+    EXPECT_EQ(fired[0].value("trigger", ""), "read") << r.describe();
+    EXPECT_EQ(fired[0].value("file", ""), "data.csv") << r.describe();
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    listener.collect();
+    EXPECT_EQ(listener.connections(), 1u) << r.describe();
+  }
+}

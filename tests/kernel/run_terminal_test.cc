@@ -1,7 +1,9 @@
 // The agent's own terminal: with standard input a terminal (or --tty) the agent gets a
-// pseudo-terminal of its own as standard descriptors and controlling terminal, relayed by the
-// launcher; the launcher's terminal is in raw mode for the run and restored after it, however
-// it ends; TIOCSTI stays denied on the agent's terminal; --no-tty keeps the plain descriptors.
+// pseudo-terminal of its own, from the enclosure's devpts (ttyname() and `tty` name it), as
+// standard descriptors and controlling terminal, relayed by the launcher; its size follows the
+// launcher's terminal; the launcher's terminal is in raw mode for the run and restored after it,
+// however it ends; TIOCSTI stays denied on the agent's terminal; --no-tty keeps the plain
+// descriptors.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,6 +44,7 @@ const char* const kTerminalFacts = R"(
 import fcntl, struct, termios
 R["isatty"] = os.isatty(0) and os.isatty(1) and os.isatty(2)
 t("ttyname", lambda: os.ttyname(0))
+t("ttyname_exists", lambda: os.path.exists(os.ttyname(0)))
 t("dev_tty", lambda: os.close(os.open("/dev/tty", os.O_RDWR)))
 t("foreground", lambda: os.tcgetpgrp(0) == os.getpgrp())
 try:
@@ -136,6 +139,13 @@ class TestTerminal {
 
   const std::string& output() const { return output_; }
   void type(const std::string& text) { (void)!::write(master_, text.data(), text.size()); }
+  // A new size for the test's terminal: the kernel signals SIGWINCH to the launcher.
+  void resize(unsigned short rows, unsigned short cols) {
+    struct winsize size {};
+    size.ws_row = rows;
+    size.ws_col = cols;
+    ::ioctl(master_, TIOCSWINSZ, &size);
+  }
   void signal(int sig) { ::kill(pid_, sig); }
 
   // Waits for the launcher (killing it after `timeout_ms`); collects its output and events.
@@ -225,8 +235,10 @@ R["tiocsti"] = errname(ctypes.get_errno()) if rc == -1 else rc
   EXPECT_EQ(res["winsize"], nlohmann::json::array({kRows, kCols})) << res.dump();
   EXPECT_EQ(res["line"], "hello\n") << res.dump();
   EXPECT_EQ(res["tiocsti"], "EPERM") << res.dump();
-  // ttyname(0) cannot name the terminal: its /dev/pts is the host's, not the enclosure's.
-  std::cout << "ttyname(0) inside the enclosure: " << res["ttyname"] << "\n";
+  // The terminal is one of the enclosure's own /dev/pts: ttyname(0) names a path that exists.
+  ASSERT_TRUE(res["ttyname"].is_string()) << res.dump();
+  EXPECT_EQ(res["ttyname"].get<std::string>().rfind("/dev/pts/", 0), 0u) << res.dump();
+  EXPECT_EQ(res["ttyname_exists"], true) << res.dump();
   auto denials = r.denials("ioctl");
   ASSERT_EQ(denials.size(), 1u) << r.describe();
   EXPECT_EQ(denials[0]["args"][0], "0x0") << denials[0].dump();
@@ -236,6 +248,54 @@ R["tiocsti"] = errname(ctypes.get_errno()) if rc == -1 else rc
   ASSERT_TRUE(start) << r.describe();
   EXPECT_EQ((*start)["terminal"], true) << r.describe();
   EXPECT_TRUE(tty.restored()) << "the test's terminal settings after the run";
+}
+
+// What programs that need their terminal's name or size see: `tty` prints the agent's
+// /dev/pts/N (which exists inside and belongs to the agent's user), /dev/tty opens, and
+// `stty size` reports the launcher's terminal's size, at the start and after it changed.
+TEST(RunTerminal, TtyAndSttySeeTheAgentsTerminalAndItsSize) {
+  constexpr unsigned short kNewRows = 44;
+  constexpr unsigned short kNewCols = 77;
+  TempDir dir;
+  TestTerminal tty;
+  auto manifest = base_manifest("terminal", {"/usr/bin/python3", "/usr/bin/tty", "/usr/bin/stty"});
+  tty.start(dir, manifest,
+            python_agent(R"(
+import fcntl, struct, subprocess, termios, time
+def out(argv):
+    return subprocess.run(argv, stdout=subprocess.PIPE, text=True).stdout.strip()
+def size():
+    return list(struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, bytes(8)))[:2])
+R["tty"] = out(["/usr/bin/tty"])
+t("tty_owned", lambda: os.stat(R["tty"]).st_uid == os.getuid())
+t("dev_tty", lambda: os.close(os.open("/dev/tty", os.O_RDWR)))
+R["stty_size"] = out(["/usr/bin/stty", "size"])
+print("READY", flush=True)
+sys.stdin.readline()
+expected = [int(a) for a in A]
+for _ in range(100):
+    if size() == expected: break
+    time.sleep(0.05)
+R["stty_size_resized"] = out(["/usr/bin/stty", "size"])
+)",
+                         {std::to_string(kNewRows), std::to_string(kNewCols)}),
+            {"--tty"});
+  ASSERT_TRUE(tty.read_until([](const std::string& o) { return has_line(o, "READY"); }, 30000))
+      << tty.output() << tty.wait(1000).describe();
+  tty.resize(kNewRows, kNewCols);
+  tty.type("go\n");
+  RunResult r = tty.wait();
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  nlohmann::json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  ASSERT_TRUE(res["tty"].is_string()) << res.dump();
+  EXPECT_EQ(res["tty"].get<std::string>().rfind("/dev/pts/", 0), 0u) << res.dump();
+  EXPECT_EQ(res["tty_owned"], true) << res.dump();
+  EXPECT_EQ(res["dev_tty"], "ok") << res.dump();
+  EXPECT_EQ(res["stty_size"], std::to_string(kRows) + " " + std::to_string(kCols)) << res.dump();
+  EXPECT_EQ(res["stty_size_resized"], std::to_string(kNewRows) + " " + std::to_string(kNewCols))
+      << res.dump();
+  EXPECT_TRUE(tty.restored());
 }
 
 TEST(RunTerminal, LauncherTerminalIsRestoredAfterSigterm) {

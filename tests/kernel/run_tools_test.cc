@@ -160,3 +160,30 @@ t("mfd_exec", lambda: os.memfd_create("exec", 0x10))
                             "os.execv('/proc/self/fd/%d' % fd, ['true'])"});
   EXPECT_EQ(host.exit_code, 0) << "the host's memfds stay executable: " << host.describe();
 }
+
+// Without root and without the daemon nobody can set vm.memfd_noexec in the run's pid namespace:
+// a run that allows the eBPF layer degraded must say that this protection is missing too.
+TEST(RunTools, AnUnprivilegedRunWithoutTheDaemonNamesTheMissingMemfdProtection) {
+  TempDir dir;
+  ::chmod(dir.path().c_str(), 01777);  // the run's user writes its events file here
+  std::string binary = dir.file("enclosure");
+  std::filesystem::copy_file(harness::enclosure_binary(), binary);
+  ::chmod(binary.c_str(), 0755);
+  nlohmann::json m = base_manifest("memfd-degraded", {"/usr/bin/true"});
+  m["enforcement"] = {{"allow_degraded", {"bpf", "cgroup"}}};
+  harness::RunOptions o;
+  o.as_user = "65534:65534";
+  o.binary = binary;
+  harness::RunResult r = run_enclosure(dir, m, {"/usr/bin/true"}, o);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  std::optional<nlohmann::json> start = r.first("start");
+  ASSERT_TRUE(start) << r.describe();
+  bool named = false;
+  for (const nlohmann::json& d : (*start)["enforcement"]["degraded"]) {
+    if (d.value("feature", "").find("vm.memfd_noexec=2") != std::string::npos) {
+      named = d.value("origin", "") == "/tools";
+    }
+  }
+  EXPECT_TRUE(named) << (*start)["enforcement"].dump();
+  EXPECT_NE(r.err.find("vm.memfd_noexec=2"), std::string::npos) << r.err;
+}

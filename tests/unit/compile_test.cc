@@ -343,7 +343,8 @@ TEST(CompileSeccomp, AllowRemovesANameFromTheDenyListAndDenyAddsOne) {
   SeccompProfile allowed = profile_with({{"allow", {"ptrace"}}});
   EXPECT_TRUE(rules_for(allowed, "ptrace").empty());
   EXPECT_TRUE(allows(allowed, "ptrace"));
-  EXPECT_FALSE(allows(allowed, "process_vm_readv"));  // the rest of @debug stays denied
+  EXPECT_FALSE(allows(allowed, "process_vm_readv"));  // @cross-process stays denied
+  EXPECT_FALSE(allows(allowed, "pidfd_getfd"));       // the rest of @debug stays denied
 
   SeccompProfile denied = profile_with({{"deny", {"uname", "memfd_create"}}});
   EXPECT_TRUE(has_unconditional(denied, "memfd_create", SeccompVerdict::deny));

@@ -356,9 +356,10 @@ TEST(DaemonProtocol, HelloReplyRoundTrips) {
 
 TEST(DaemonProtocol, HelloReplyOfAnotherVersionHoldsOnlyItsVersion) {
   std::string error;
-  auto back = HelloReply::from_json({{"ok", true}, {"version", 2}}, error);
+  const int other = kDaemonProtocolVersion + 1;
+  auto back = HelloReply::from_json({{"ok", true}, {"version", other}}, error);
   ASSERT_TRUE(back) << error;
-  EXPECT_EQ(back->version, 2);
+  EXPECT_EQ(back->version, other);
   EXPECT_FALSE(HelloReply::from_json({{"ok", true}}, error));
   EXPECT_EQ(error, "/version: missing");
   json j = HelloReply{}.to_json();
@@ -380,6 +381,7 @@ RunReply run_reply() {
   r.bpf.programs = json::array({"tp_btf/sched_process_exec"});
   r.bpf.daemon = "/run/enclosure/daemon.sock";
   r.bpf.ring_buffer_bytes = 1 << 22;
+  r.descriptors = {"v2", "pids"};
   return r;
 }
 
@@ -401,6 +403,7 @@ TEST(DaemonProtocol, RunReplyRoundTrips) {
   EXPECT_EQ(back->bpf.programs, r.bpf.programs);
   EXPECT_EQ(back->bpf.daemon, r.bpf.daemon);
   EXPECT_EQ(back->bpf.ring_buffer_bytes, uint64_t{1} << 22);
+  EXPECT_EQ(back->descriptors, r.descriptors);
   EXPECT_EQ(back->to_json(), j);
   // The start event's "bpf" field is this object.
   EXPECT_EQ(j["bpf"], json({{"programs", r.bpf.programs},
@@ -426,6 +429,14 @@ TEST(DaemonProtocol, RunReplyRefusals) {
   j["cgroup_report"] = "none";
   EXPECT_FALSE(RunReply::from_json(j, error));
   EXPECT_EQ(error, "/cgroup_report: expected an object of at most 65536");
+  j = run_reply().to_json();
+  j.erase("descriptors");  // a daemon of the protocol before it sent the cgroup directories
+  EXPECT_FALSE(RunReply::from_json(j, error));
+  EXPECT_EQ(error, "/descriptors: missing");
+  j = run_reply().to_json();
+  j["descriptors"][1] = 7;
+  EXPECT_FALSE(RunReply::from_json(j, error));
+  EXPECT_EQ(error, "/descriptors/1: expected a string");
 }
 
 TEST(DaemonProtocol, CountersReplyRoundTripsTheStateBytes) {
