@@ -12,9 +12,9 @@
 
 #include "bpf/probe_loader.h"
 #include "launcher/run/landlock.h"
-#include "policy/launch.h"
 #include "launcher/run/seccomp_filter.h"
 #include "launcher/run/setup_probe.h"
+#include "policy/launch.h"
 
 namespace launcher {
 namespace {
