@@ -151,7 +151,7 @@ struct enc_dns_origin {
 
 struct enc_tool_key {
 	__u64 cgroup_id;
-	__u64 dev; /* kernel dev_t of the file's super block */
+	__u64 dev; /* kernel dev_t as stat() reports it: the super block's, a btrfs subvolume's */
 	__u64 ino;
 };
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
@@ -15,6 +16,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "enclosure.skel.h"
 #include "policy/net.h"
@@ -47,12 +50,50 @@ int ring_callback(void* ctx, void* data, size_t size) {
   return 0;
 }
 
+// The device of the super block of mount `mount_id` (its "major:minor" in /proc/self/mountinfo,
+// which is the super block's s_dev), or nullopt when this process does not see that mount.
+std::optional<dev_t> mount_super_block_dev(uint64_t mount_id) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream fields(line);
+    uint64_t id = 0, parent = 0;
+    unsigned dev_major = 0, dev_minor = 0;
+    char colon = 0;
+    if (!(fields >> id >> parent >> dev_major >> colon >> dev_minor) || colon != ':') continue;
+    if (id == mount_id) return makedev(dev_major, dev_minor);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
+// The key the eBPF programs compute for the inode the kernel executes or opens at `path`
+// (inode_key in maps.bpf.h): its inode number and the device stat() reports, except on
+// overlayfs. There the executed and opened file is the overlay's inode, on the overlay's super
+// block, while stat() of a non-directory whose layers are on different file systems (no xino)
+// reports its layer's pseudo device: the overlay's own device is the one of the mount the path
+// is on. The inode number needs no such care: an overlay inode's i_ino is what stat reports.
+// (btrfs is mapped the other way, in the eBPF programs, to the subvolume's device that stat
+// reports; see inode_key.) One O_PATH descriptor names the file for every question, so that a
+// path replaced meanwhile cannot mix two files' answers.
 std::optional<FileKey> file_key(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return FileKey{kernel_dev(st.st_dev), st.st_ino};
+  int fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct statx stx {};
+  struct statfs fs {};
+  bool ok = ::statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) == 0 &&
+            ::fstatfs(fd, &fs) == 0;
+  ::close(fd);
+  if (!ok) return std::nullopt;
+  dev_t dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  if (static_cast<unsigned long>(fs.f_type) == OVERLAYFS_SUPER_MAGIC) {
+    if (!(stx.stx_mask & STATX_MNT_ID)) return std::nullopt;  // Linux before 5.8
+    std::optional<dev_t> overlay = mount_super_block_dev(stx.stx_mnt_id);
+    if (!overlay) return std::nullopt;
+    dev = *overlay;
+  }
+  return FileKey{kernel_dev(dev), stx.stx_ino};
 }
 
 EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<size_t> script_tools,
@@ -257,11 +298,12 @@ void write_tools(enclosure_bpf* skel, uint64_t cgid, const policy::EnforcementPl
     if (file == files.keys.end()) continue;  // absent: never executed, never counted
     enc_tool_key key{cgid, file->second.dev, file->second.ino};
     __u32 idx = static_cast<__u32>(t.index);
+    // A tree tool's directory: every regular file executed beneath it is that tool.
+    bpf_map* map = t.tree ? skel->maps.tree_tools : skel->maps.tools;
     // Two tools that are the same file count as the first of them.
-    if (bpf_map__lookup_elem(skel->maps.tools, &key, sizeof key, &idx, sizeof idx, 0) == 0)
-      continue;
+    if (bpf_map__lookup_elem(map, &key, sizeof key, &idx, sizeof idx, 0) == 0) continue;
     idx = static_cast<__u32>(t.index);
-    update_map(skel->maps.tools, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
+    update_map(map, &key, sizeof key, &idx, sizeof idx, "tool " + t.name);
   }
 }
 

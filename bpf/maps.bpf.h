@@ -82,6 +82,15 @@ struct {
 	__type(value, __u32);
 } script_tools SEC(".maps");
 
+/* Tree tools: (enclosure, device, inode) of a tree tool's directory -> its tool index; every
+ * regular file executed beneath it is that tool. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENCLOSURES * 4);
+	__type(key, struct enc_tool_key);
+	__type(value, __u32);
+} tree_tools SEC(".maps");
+
 /* ELF interpreters (dynamic loaders) of the tools: executable only as interpreters. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -245,6 +254,59 @@ static __always_inline void fire_rules(struct enc_state *st, __u64 cgid, __u64 b
 			bpf_probe_read_kernel_str(e->path, sizeof(e->path), path_kernel);
 		bpf_ringbuf_submit(e, 0);
 	}
+}
+
+/* ---- file identity ------------------------------------------------------------------------ */
+
+/* A file (a tool, an ELF interpreter, a read trigger or one of its ancestors) is keyed by the
+ * device and inode number that stat() reports for it in the launcher's view, which resolves the
+ * keys (bpf::file_key). For the inode of the file the kernel executes or opens that is:
+ *  - i_ino, on every file system (stat's st_ino is the inode's i_ino, overlayfs included);
+ *  - the super block's s_dev, except on btrfs: each subvolume there is an inode number space of
+ *    its own (every subvolume's root directory is inode 256, its first file 257), and stat
+ *    reports the subvolume's anonymous device (btrfs_getattr: BTRFS_I(inode)->root->anon_dev),
+ *    not the super block's. Keyed by the super block alone, a tool in a subvolume would never
+ *    be recognised, and files of two subvolumes would share keys: the subvolume's device is
+ *    read here, so that the key is unique and what stat reports.
+ * Overlayfs is the other way round: the executed and opened file is the overlay's inode (its
+ * s_dev, its i_ino), while stat of a non-directory whose layers are on different file systems
+ * (without xino) reports the layer's pseudo device; the launcher uses the overlay's own device
+ * there (bpf::file_key), which is exact, where mapping back to a layer here would follow
+ * overlayfs' private structures.
+ * struct btrfs_inode is btrfs' own (in a module's BTF when btrfs is a module): read through
+ * CO-RE with local definitions, and when the kernel has no such type the super block's device
+ * is kept (the launcher then reports nothing false: the tools there are simply not recognised,
+ * as before this mapping). */
+#define ENC_BTRFS_SUPER_MAGIC 0x9123683EUL
+
+struct btrfs_root___enc {
+	dev_t anon_dev;
+} __attribute__((preserve_access_index));
+
+struct btrfs_inode___enc {
+	struct btrfs_root___enc *root;
+	struct inode vfs_inode;
+} __attribute__((preserve_access_index));
+
+static __always_inline void inode_key(struct enc_tool_key *key, __u64 cgid, struct inode *inode)
+{
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	key->cgroup_id = cgid;
+	key->dev = BPF_CORE_READ(sb, s_dev);
+	key->ino = BPF_CORE_READ(inode, i_ino);
+	if (BPF_CORE_READ(sb, s_magic) != ENC_BTRFS_SUPER_MAGIC)
+		return;
+	if (!bpf_core_field_exists(struct btrfs_inode___enc, root) ||
+	    !bpf_core_field_exists(struct btrfs_inode___enc, vfs_inode) ||
+	    !bpf_core_field_exists(struct btrfs_root___enc, anon_dev))
+		return;
+	/* container_of(inode, struct btrfs_inode, vfs_inode) */
+	struct btrfs_inode___enc *bi =
+		(void *)((char *)inode -
+			 bpf_core_field_offset(struct btrfs_inode___enc, vfs_inode));
+	dev_t anon_dev = BPF_CORE_READ(bi, root, anon_dev);
+	if (anon_dev)
+		key->dev = anon_dev;
 }
 
 #endif /* ENCLOSURE_MAPS_BPF_H */

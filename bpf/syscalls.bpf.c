@@ -124,10 +124,11 @@ static __always_inline void check_read_triggers(struct enc_state *st, __u64 cgid
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
 	__u64 bits = 0;
 	struct enc_tool_key key = {};
-	key.cgroup_id = cgid;
 	for (int i = 0; i < 48 && d; i++) {
-		key.dev = BPF_CORE_READ(d, d_sb, s_dev);
-		key.ino = BPF_CORE_READ(d, d_inode, i_ino);
+		struct inode *inode = BPF_CORE_READ(d, d_inode);
+		if (!inode)
+			break;
+		inode_key(&key, cgid, inode);
 		__u64 *b = bpf_map_lookup_elem(&read_triggers, &key);
 		if (b)
 			bits |= *b;

@@ -10,9 +10,7 @@
 
 static __always_inline void file_key(struct enc_tool_key *key, __u64 cgid, struct file *f)
 {
-	key->cgroup_id = cgid;
-	key->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-	key->ino = BPF_CORE_READ(f, f_inode, i_ino);
+	inode_key(key, cgid, BPF_CORE_READ(f, f_inode));
 }
 
 static __always_inline int tool_index(__u64 cgid, struct file *f)
@@ -23,6 +21,30 @@ static __always_inline int tool_index(__u64 cgid, struct file *f)
 	file_key(&key, cgid, f);
 	__u32 *idx = bpf_map_lookup_elem(&tools, &key);
 	return idx ? (int)*idx : -1;
+}
+
+/* The tree tool whose directory is the nearest ancestor of the executed file (at most 48 levels
+ * up, as the read triggers walk), or -1. The file's own key is never looked up: only
+ * directories are trees. */
+static __always_inline int tree_tool_index(__u64 cgid, struct file *f)
+{
+	struct enc_tool_key key = {};
+	key.cgroup_id = cgid;
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	for (int i = 0; i < 48 && d; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		if (!parent || parent == d)
+			break;
+		d = parent;
+		struct inode *inode = BPF_CORE_READ(d, d_inode);
+		if (!inode)
+			break;
+		inode_key(&key, cgid, inode);
+		__u32 *idx = bpf_map_lookup_elem(&tree_tools, &key);
+		if (idx)
+			return (int)*idx;
+	}
+	return -1;
 }
 
 static __always_inline int script_index(__u64 cgid, const char *filename)
@@ -71,6 +93,8 @@ int BPF_PROG(enc_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm
 			killed = 1;
 			__sync_fetch_and_add(&st->exec_denied, 1);
 			bpf_send_signal(SIGKILL);
+		} else {
+			tool = tree_tool_index(cgid, file);
 		}
 	}
 	__u32 rule = 0;

@@ -126,7 +126,8 @@ nlohmann::json bpf_plan_to_json(const EnforcementPlan& plan) {
     tools.push_back({{"name", t.name},
                      {"path", t.path},
                      {"max_calls", optional_number(t.max_calls)},
-                     {"cost_micro_usd", t.cost_micro_usd}});
+                     {"cost_micro_usd", t.cost_micro_usd},
+                     {"tree", t.tree}});
   }
   nlohmann::json rules = nlohmann::json::array();
   for (const Rule& r : plan.rules) {
@@ -229,6 +230,8 @@ std::optional<EnforcementPlan> bpf_plan_from_json(const nlohmann::json& j, std::
     t.name = in.text(tools[i], "name", at);
     t.path = in.text(tools[i], "path", at);
     t.max_calls = in.optional(tools[i], "max_calls", at);
+    if (tools[i].is_object() && tools[i].contains("tree"))
+      t.tree = in.boolean(tools[i], "tree", at);
     if (const nlohmann::json* cost = in.field(tools[i], "cost_micro_usd", at)) {
       t.cost_micro_usd = in.number(*cost, at + "/cost_micro_usd");
     }

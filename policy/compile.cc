@@ -455,13 +455,14 @@ std::vector<std::string> allowed_syscalls(const SeccompProfile& profile) {
 
 namespace {
 
-// System calls that change the file system without opening a file for writing.
+// System calls that change the file system without opening a file for writing ...
 const char* const kWriteClassSyscalls[] = {
-    "creat",     "rename",   "renameat",  "renameat2",   "unlink",       "unlinkat",
-    "mkdir",     "mkdirat",  "rmdir",     "link",        "linkat",       "symlink",
-    "symlinkat", "truncate", "chmod",     "fchmodat",    "chown",        "lchown",
-    "fchownat",  "utime",    "utimes",    "utimensat",   "futimesat",    "mknod",
-    "mknodat",   "setxattr", "lsetxattr", "removexattr", "lremovexattr", "openat2"};
+    "creat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir",
+    "link", "linkat", "symlink", "symlinkat", "truncate", "chmod", "fchmodat", "chown", "lchown",
+    "fchownat", "utime", "utimes", "utimensat", "futimesat", "mknod", "mknodat", "setxattr",
+    "lsetxattr", "removexattr", "lremovexattr", "openat2",
+    // ... and through a descriptor opened earlier, whatever it was opened for.
+    "ftruncate", "fallocate", "fchmod", "fchmodat2", "fchown", "fsetxattr", "fremovexattr"};
 constexpr uint64_t kOpenWriteMask =
     03 /* O_ACCMODE */ | 0100 /* O_CREAT */ | 01000 /* O_TRUNC */ | 020000000 /* __O_TMPFILE */;
 
@@ -551,30 +552,61 @@ const std::vector<LandlockGrant>& builtin_landlock_grants() {
 
 namespace {
 
-// Mount plan: grants, tool files outside them, masks; parents before children.
+// The deepest read or write grant (or tree bind) at or above `path` among `steps`, or null.
+const MountStep* deepest_grant(const std::vector<MountStep>& steps, const std::string& path) {
+  const MountStep* deepest = nullptr;
+  for (const MountStep& s : steps) {
+    if (s.kind != MountKind::bind_read && s.kind != MountKind::bind_write) continue;
+    if (path_is_under(path, s.path) && (!deepest || s.path.size() > deepest->path.size())) {
+      deepest = &s;
+    }
+  }
+  return deepest;
+}
+
+// A tree tool's directory is executable: the write grant that is the tree itself loses its
+// noexec, a tree deeper inside a write grant gets a writable, exec bind of its own (after the
+// grant: deeper). A tree inside a read grant needs nothing (read grants are not noexec; Landlock
+// gives execute to tools alone). The loader made sure every tree lies inside a read or write
+// grant; the deepest one decides.
+void add_tree_steps(const Manifest& m, std::vector<MountStep>& steps) {
+  for (size_t i = 0; i < m.tools.size(); ++i) {
+    const Tool& t = m.tools[i];
+    if (!t.tree) continue;
+    const MountStep* deepest = deepest_grant(steps, t.path);
+    if (!deepest || deepest->kind != MountKind::bind_write) continue;
+    if (deepest->path == t.path) {
+      steps[static_cast<size_t>(deepest - steps.data())].noexec = false;
+      continue;
+    }
+    steps.push_back({MountKind::bind_write, t.path, pointer_join("/tools", i) + "/path", false});
+  }
+}
+
+// Mount plan: grants (write grants and tmpfs noexec), tree tools' directories, tool files
+// outside the read grants and trees (a tool file inside a noexec write grant is bound over
+// itself read-only and exec: it runs, and the agent cannot rewrite it), masks; parents before
+// children.
 std::vector<MountStep> mount_steps(const Manifest& m) {
   std::vector<MountStep> steps;
   const Filesystem& fs = m.filesystem;
   auto add_steps = [&](const std::vector<std::string>& paths, MountKind kind, const char* section) {
     for (size_t i = 0; i < paths.size(); ++i) {
-      steps.push_back({kind, paths[i], pointer_join(std::string("/filesystem/") + section, i)});
+      bool noexec = kind == MountKind::bind_write || kind == MountKind::tmpfs;
+      steps.push_back(
+          {kind, paths[i], pointer_join(std::string("/filesystem/") + section, i), noexec});
     }
   };
   add_steps(fs.read, MountKind::bind_read, "read");
   add_steps(fs.write, MountKind::bind_write, "write");
   add_steps(fs.tmpfs, MountKind::tmpfs, "tmpfs");
   add_steps(fs.hide, MountKind::mask, "hide");
-  auto granted = [&](const std::string& path) {
-    for (const auto* list : {&fs.read, &fs.write}) {
-      for (const std::string& g : *list) {
-        if (path_is_under(path, g)) return true;
-      }
-    }
-    return false;
-  };
+  add_tree_steps(m, steps);
   for (size_t i = 0; i < m.tools.size(); ++i) {
     const Tool& t = m.tools[i];
-    if (!granted(t.path)) {
+    const MountStep* deepest = deepest_grant(steps, t.path);  // tool steps are not grants
+    bool runs_there = deepest && !deepest->noexec;
+    if (!t.tree && !runs_there) {
       steps.push_back({MountKind::tool, t.path, pointer_join("/tools", i) + "/path"});
     }
   }
@@ -588,7 +620,8 @@ std::vector<MountStep> mount_steps(const Manifest& m) {
   return steps;
 }
 
-// Landlock: what each granted path allows; tools alone carry EXECUTE.
+// Landlock: what each granted path allows; tools alone carry EXECUTE (a tree tool for its whole
+// directory).
 std::vector<LandlockGrant> landlock_grants(const Manifest& m) {
   std::vector<LandlockGrant> grants;
   const Filesystem& fs = m.filesystem;
@@ -604,8 +637,8 @@ std::vector<LandlockGrant> landlock_grants(const Manifest& m) {
         {fs.tmpfs[i], kLandlockRead | kLandlockWrite, pointer_join("/filesystem/tmpfs", i)});
   }
   for (size_t i = 0; i < m.tools.size(); ++i) {
-    grants.push_back(
-        {m.tools[i].path, kLandlockRead | kLandlockExecute, pointer_join("/tools", i) + "/path"});
+    grants.push_back({m.tools[i].path, kLandlockRead | kLandlockExecute,
+                      pointer_join("/tools", i) + "/path", m.tools[i].tree});
   }
   for (const LandlockGrant& g : builtin_landlock_grants())
     grants.push_back(g);
@@ -735,7 +768,7 @@ CompileResult compile(const Manifest& m) {
   add_rule_gates(plan.seccomp, m.rules);
   for (size_t i = 0; i < m.tools.size(); ++i) {
     const Tool& t = m.tools[i];
-    plan.tools.push_back({i, t.name, t.path, t.max_calls, t.cost_micro_usd});
+    plan.tools.push_back({i, t.name, t.path, t.max_calls, t.cost_micro_usd, t.tree});
   }
   plan.budgets = m.budgets;
   plan.rules = m.rules;

@@ -195,6 +195,12 @@ void diff_tool(const Tool& ta, const Tool& tb, Differ& d) {
     d.add("tools", ChangeKind::widened, "tool " + tb.name + " now runs " + tb.path);
     d.add("tools", ChangeKind::narrowed, "tool " + tb.name + " no longer runs " + ta.path);
   }
+  if (ta.tree != tb.tree) {
+    d.add("tools", tb.tree ? ChangeKind::widened : ChangeKind::narrowed,
+          "tool " + tb.name +
+              (tb.tree ? " now runs every file under " + tb.path + " (tree)"
+                       : " no longer runs the files under " + ta.path + " (tree)"));
+  }
   if (ta.max_calls != tb.max_calls) {
     auto text = [](const std::optional<uint64_t>& v) {
       return v ? std::to_string(*v) : std::string("unlimited");
@@ -215,7 +221,9 @@ void diff_tools(const Manifest& a, const Manifest& b, Differ& d) {
   for (const Tool& tb : b.tools) {
     const Tool* ta = a.find_tool(tb.name);
     if (!ta) {
-      d.add("tools", ChangeKind::widened, "new tool " + tb.name + " (" + tb.path + ")");
+      d.add(
+          "tools", ChangeKind::widened,
+          "new tool " + tb.name + " (" + tb.path + (tb.tree ? ", every file under it" : "") + ")");
       continue;
     }
     diff_tool(*ta, tb, d);

@@ -95,6 +95,7 @@ json files_json(const Filesystem& fs) {
           {"write", fs.write},
           {"tmpfs", fs.tmpfs},
           {"hidden", fs.hide},
+          {"noexec", "write grants and tmpfs, except a tree tool's directory"},
           {"always",
            {"/proc (the enclosure's own, read-only, sensitive entries masked)",
             "/dev (null, zero, full, random, urandom, tty, pts, shm)"}}};
@@ -106,7 +107,8 @@ json tools_json(const std::vector<Tool>& list) {
     tools.push_back({{"name", t.name},
                      {"path", t.path},
                      {"max_calls", t.max_calls ? json(*t.max_calls) : json(nullptr)},
-                     {"cost_usd", static_cast<double>(t.cost_micro_usd) / 1e6}});
+                     {"cost_usd", static_cast<double>(t.cost_micro_usd) / 1e6},
+                     {"tree", t.tree}});
   }
   return tools;
 }
@@ -307,6 +309,10 @@ void print_files(std::ostream& o, const Filesystem& fs, const json& files) {
   print_list(o, "private scratch space (fresh, discarded at exit):", files["tmpfs"]);
   print_list(o, "hidden (unreachable even under a granted path):", files["hidden"]);
   print_list(o, "always present:", files["always"]);
+  if (!fs.write.empty() || !fs.tmpfs.empty()) {
+    o << "  nothing written there can be executed or mapped executable (mounted noexec), except "
+         "under a tree tool's directory\n";
+  }
   for (const std::string& p : fs.read) {
     if (p == "/") o << "  NOTE: read access to \"/\" exposes the whole host file system\n";
   }
@@ -316,6 +322,7 @@ void print_tools(std::ostream& o, const std::vector<Tool>& tools) {
   o << "\nTools (the only programs it may run)\n";
   for (const Tool& t : tools) {
     o << "  " << t.name << ": " << t.path;
+    if (t.tree) o << "/** (every file under the directory; each exec is one call)";
     o << (t.max_calls ? ", at most " + std::to_string(*t.max_calls) + " calls"
                       : ", calls unlimited");
     if (t.cost_micro_usd) o << ", " << format_usd(t.cost_micro_usd) << " per call";

@@ -33,7 +33,7 @@ const std::map<std::string, std::vector<std::string>>& accepted_keys() {
       {"/process/env/set", {"*"}},
       {"/process/user", {"uid", "gid"}},
       {"/filesystem", {"read", "write", "tmpfs", "hide"}},
-      {"/tools/*", {"name", "path", "max_calls", "cost_usd"}},
+      {"/tools/*", {"name", "path", "max_calls", "cost_usd", "tree"}},
       {"/network", {"mode", "egress", "dns"}},
       {"/network/egress/*", {"host", "cidr", "ports", "protocol", "private"}},
       {"/syscalls", {"profile", "profile_digest", "deny", "allow", "action"}},
@@ -586,7 +586,8 @@ class ManifestReader {
             mismatch(path + "/path", why, t["path"]);
             ok = false;
           } else if (*s == "/") {
-            mismatch(path + "/path", "the path of an executable file", t["path"]);
+            mismatch(path + "/path", "the path of an executable file (or of a tree below /)",
+                     t["path"]);
             ok = false;
           } else if (path_is_under(*s, "/proc") || path_is_under(*s, "/dev")) {
             // The enclosure provides these itself (/dev/shm writable): no tool lives there.
@@ -613,6 +614,9 @@ class ManifestReader {
       }
       if (t.contains("cost_usd")) {
         if (auto c = dollars(t["cost_usd"], path + "/cost_usd")) tool.cost_micro_usd = *c;
+      }
+      if (t.contains("tree")) {
+        if (auto b = boolean(t["tree"], path + "/tree")) tool.tree = *b;
       }
       if (ok) tools.push_back(tool);
     }
@@ -1260,6 +1264,33 @@ void check_reachable(const Manifest& m, const GrantPointers& granted, Diagnostic
   }
 }
 
+// A tree tool's directory lies in the host's file system, inside a read or write grant: the
+// launcher resolves its identity (device and inode) before the run, which a tmpfs created for the
+// run has not got yet. The deepest grant around it decides.
+void check_tree_tools(const Manifest& m, const GrantPointers& granted, Diagnostics& d) {
+  for (size_t i = 0; i < m.tools.size(); ++i) {
+    const Tool& t = m.tools[i];
+    if (!t.tree || has_placeholder(t.path)) continue;
+    const std::string pointer = pointer_join("/tools", i) + "/path";
+    const std::pair<const std::string, std::string>* deepest = nullptr;
+    for (const auto& entry : granted) {
+      if (path_is_under(t.path, entry.first) &&
+          (!deepest || entry.first.size() > deepest->first.size())) {
+        deepest = &entry;
+      }
+    }
+    if (!deepest) {
+      d.error(pointer, "the tree \"" + t.path +
+                           "\" is not inside the enclosure's view; a tree tool's directory must "
+                           "lie inside a /filesystem/read or /filesystem/write grant");
+    } else if (deepest->second.rfind("/filesystem/tmpfs/", 0) == 0) {
+      d.error(pointer, "the tree \"" + t.path + "\" lies in the tmpfs at " + deepest->second +
+                           ", which is created empty for the run; a tree tool's directory must "
+                           "lie inside a /filesystem/read or /filesystem/write grant");
+    }
+  }
+}
+
 // Egress rules, the resolver and host mode against the network mode.
 void check_network_mode(const Manifest& m, Diagnostics& d) {
   const Network& n = m.network;
@@ -1376,6 +1407,7 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
   GrantPointers granted = note_grants(m.filesystem, d);
   check_hidden_paths(m.filesystem, granted, d);
   check_reachable(m, granted, d);
+  check_tree_tools(m, granted, d);
   check_network_mode(m, d);
   check_rules(m, granted, d);
 }

@@ -56,6 +56,9 @@ struct Tool {
   std::string path;
   std::optional<uint64_t> max_calls;
   uint64_t cost_micro_usd = 0;  // price per call in millionths of a dollar
+  // `"tree": true`: `path` is a directory and every regular file beneath it is this tool (each
+  // exec is one call); that directory alone is executable inside write grants.
+  bool tree = false;
 };
 
 enum class NetworkMode { none, filtered, host };

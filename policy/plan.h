@@ -26,6 +26,10 @@ struct MountStep {
   MountKind kind;
   std::string path;
   std::string origin;  // JSON pointer of the manifest entry, e.g. "/filesystem/read/2"
+  // Mounted noexec: nothing in it can be executed or mapped executable. Set for write grants and
+  // tmpfs, except a write grant that is a tree tool's directory; a tree tool inside a write grant
+  // adds a bind_write step of its directory with this unset, after (under) the grant.
+  bool noexec = false;
 };
 
 struct MountPlan {
@@ -47,6 +51,8 @@ struct LandlockGrant {
   std::string path;
   uint32_t access = 0;
   std::string origin;
+  // A tree tool's directory: it must be a directory, and the access covers its whole hierarchy.
+  bool directory = false;
 };
 
 struct LandlockPlan {
@@ -146,6 +152,7 @@ struct ToolEntry {
   std::string path;
   std::optional<uint64_t> max_calls;
   uint64_t cost_micro_usd = 0;
+  bool tree = false;  // `path` is a directory; every regular file beneath it is this tool
 };
 
 // A kernel layer the plan needs, and why; the launcher refuses to start when the host lacks it

@@ -15,6 +15,8 @@ packages=(
   bpftool
   # tests and examples
   python3 iproute2 util-linux procps git
+  # the tool identity tests make btrfs (with a subvolume) and xfs images on loop devices
+  btrfs-progs xfsprogs
   # deployment tests: systemd-analyze verify, the Kubernetes YAML, the man page, the .deb
   systemd python3-yaml groff-base dpkg-dev lintian
   # the collector's metrics page: promtool and the Python client's parsers

@@ -55,4 +55,16 @@ std::string read_standard_input(size_t max_bytes) {
   return read_open_file(STDIN_FILENO, "standard input", max_bytes);
 }
 
+std::optional<std::string> read_file_at(int dir_fd, const char* name) {
+  UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<size_t>(n));
+  if (n < 0) return std::nullopt;
+  return out;
+}
+
 }  // namespace launcher

@@ -18,6 +18,10 @@ std::string read_file(const std::string& path, size_t max_bytes = kNoFileLimit);
 std::optional<std::string> read_file_if_exists(const std::string& path,
                                                size_t max_bytes = kNoFileLimit);
 
+// A file beneath an open directory (a /proc/PID, a cgroup directory): nullopt when it cannot be
+// opened or read, which includes a process that has gone since (ESRCH). Never throws.
+std::optional<std::string> read_file_at(int dir_fd, const char* name);
+
 // Everything on standard input until end of file, at most `max_bytes` (`-m -`). Throws
 // LaunchError naming "standard input".
 std::string read_standard_input(size_t max_bytes = kNoFileLimit);

@@ -20,6 +20,7 @@
 
 #include "launcher/base/clock.h"
 #include "launcher/base/error.h"
+#include "launcher/base/file.h"
 
 namespace launcher {
 namespace {
@@ -46,15 +47,7 @@ bool write_text(const std::string& path, const std::string& text, int& err) {
 
 // A file beneath an open directory; "" when it cannot be read.
 std::string slurp_at(int dir_fd, const char* name) {
-  if (dir_fd < 0) return "";
-  UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC));
-  if (!fd) return "";
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
-    out.append(buf, static_cast<size_t>(n));
-  return out;
+  return dir_fd < 0 ? "" : read_file_at(dir_fd, name).value_or("");
 }
 
 bool write_text_at(int dir_fd, const char* name, const std::string& text) {
@@ -510,6 +503,11 @@ void RunCgroup::remove_directories(const std::vector<std::string>& dirs) {
   }
 }
 
+namespace {
+// An announced line that names a file to unlink rather than a directory to remove.
+constexpr const char* kUnlinkPrefix = "unlink:";
+}  // namespace
+
 CleanupWatchdog::CleanupWatchdog(std::vector<std::string> directories) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
@@ -527,6 +525,7 @@ CleanupWatchdog::CleanupWatchdog(std::vector<std::string> directories) {
       ::signal(s, SIG_IGN);
     }
     ::prctl(PR_SET_NAME, "enclosure-wdog");
+    std::vector<std::string> files;
     std::string pending;
     char buf[4096];
     while (true) {
@@ -536,10 +535,17 @@ CleanupWatchdog::CleanupWatchdog(std::vector<std::string> directories) {
       pending.append(buf, static_cast<size_t>(n));
       size_t nl;
       while ((nl = pending.find('\n')) != std::string::npos) {
-        directories.push_back(pending.substr(0, nl));
+        std::string entry = pending.substr(0, nl);
+        if (entry.starts_with(kUnlinkPrefix)) {
+          files.push_back(entry.substr(std::strlen(kUnlinkPrefix)));
+        } else {
+          directories.push_back(entry);
+        }
         pending.erase(0, nl + 1);
       }
     }
+    for (const std::string& file : files)
+      ::unlink(file.c_str());
     // Children before parents would not matter here: every directory is a leaf.
     RunCgroup::remove_directories(directories);
     _exit(0);
@@ -547,6 +553,10 @@ CleanupWatchdog::CleanupWatchdog(std::vector<std::string> directories) {
   ::close(fds[1]);
   keepalive_.reset(fds[0]);
   pid_ = pid;
+}
+
+void CleanupWatchdog::announce_file(const std::string& path) {
+  announce(kUnlinkPrefix + path);
 }
 
 void CleanupWatchdog::announce(const std::string& directory) {

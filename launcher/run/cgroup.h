@@ -96,6 +96,8 @@ class CleanupWatchdog {
   CleanupWatchdog& operator=(const CleanupWatchdog&) = delete;
 
   void announce(const std::string& directory);
+  // A file (the run's control socket) to unlink when the launcher is gone.
+  void announce_file(const std::string& path);
 
  private:
   UniqueFd keepalive_;

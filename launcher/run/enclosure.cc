@@ -267,6 +267,7 @@ void Enclosure::prepare_child() {
 void Enclosure::open_control() {
   try {
     control_ = std::make_unique<ControlSocket>(events_->identity().run_id);
+    provider_->remove_at_exit(control_->path());
   } catch (const LaunchError& e) {
     control_error_ = e.what();
   }

@@ -110,7 +110,8 @@ LandlockRuleset::LandlockRuleset(const policy::LandlockPlan& plan, const ViewRes
   if (!fd_) throw_errno("landlock: create ruleset (abi " + std::to_string(abi) + ")");
 
   nlohmann::json grants = nlohmann::json::array();
-  auto add_path = [&](const std::string& path, uint64_t rights, const std::string& origin) {
+  auto add_path = [&](const std::string& path, uint64_t rights, const std::string& origin,
+                      bool directory) {
     UniqueFd target(::open(path.c_str(), O_PATH | O_CLOEXEC));
     // A granted path the host does not have is absent from the view too (the mount view
     // reports it in `absent`): there is nothing to grant, and skipping a grant never widens.
@@ -118,6 +119,11 @@ LandlockRuleset::LandlockRuleset(const policy::LandlockPlan& plan, const ViewRes
     if (!target) throw_errno("landlock: open " + path + " for " + origin);
     struct stat st {};
     if (::fstat(target.get(), &st) != 0) throw_errno("landlock: stat " + path);
+    // A tree tool: execute for the whole hierarchy beneath the directory, so it must be one.
+    if (directory && !S_ISDIR(st.st_mode)) {
+      throw LaunchError("landlock: " + origin + ": the tree tool's path " + path +
+                        " is not a directory");
+    }
     if (!S_ISDIR(st.st_mode)) rights &= kFileRights;
     if (rights == 0) return;
     PathBeneathAttr rule{rights, target.get()};
@@ -132,11 +138,11 @@ LandlockRuleset::LandlockRuleset(const policy::LandlockPlan& plan, const ViewRes
       path = view.view_path(g.path);
       if (path.empty()) continue;  // absent on this host
     }
-    add_path(path, rights_for(g.access, abi), g.origin);
+    add_path(path, rights_for(g.access, abi), g.origin, g.directory);
   }
   for (const std::string& exe : executables) {
     add_path(exe, rights_for(policy::kLandlockRead | policy::kLandlockExecute, abi),
-             "ELF interpreter of a tool");
+             "ELF interpreter of a tool", false);
   }
   if (tcp) {
     for (const policy::PortRange& r : plan.tcp_connect_ports) {

@@ -68,6 +68,9 @@ class LayerProvider {
   virtual void place(const ProvidedLayers& layers, const SpawnedInit& init) = 0;
   // The run is over (its cgroup killed and empty): forget it.
   virtual void release() = 0;
+  // A file of the run (its control socket) that must not outlive the launcher, SIGKILL
+  // included; a provider without a process that outlives the launcher leaves it to `ps`.
+  virtual void remove_at_exit(const std::string& /*path*/) {}
   // For the start event's process layer, e.g. "cgroup and eBPF programs from enclosure daemon
   // at /run/enclosure/daemon.sock"; "" when this process provides them.
   virtual std::string description(const ProvidedLayers& layers) const = 0;

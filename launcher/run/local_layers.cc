@@ -101,4 +101,8 @@ std::string LocalLayers::description(const ProvidedLayers&) const {
   return "";
 }
 
+void LocalLayers::remove_at_exit(const std::string& path) {
+  if (watchdog_) watchdog_->announce_file(path);
+}
+
 }  // namespace launcher

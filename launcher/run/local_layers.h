@@ -24,6 +24,7 @@ class LocalLayers : public LayerProvider {
   int clone_into_cgroup_fd(const ProvidedLayers& layers) const override;
   void place(const ProvidedLayers& layers, const SpawnedInit& init) override;
   void release() override {}
+  void remove_at_exit(const std::string& path) override;
   std::string description(const ProvidedLayers& layers) const override;
 
  private:

@@ -145,6 +145,7 @@ bool is_dir(int fd) {
 struct Mounted {
   std::string real;
   policy::MountKind kind;
+  bool noexec = false;
 };
 
 // The deepest mount at or above `real`.
@@ -180,13 +181,14 @@ void mask_file(int empty_file_fd, int target_fd, const std::string& what) {
   attach(tree.get(), target_fd, what);
 }
 
-// A tmpfs the agent can write to: world-writable with the sticky bit, owned by the agent's uid.
+// A tmpfs the agent can write to: world-writable with the sticky bit, owned by the agent's uid;
+// noexec, so that nothing written there runs or is mapped executable.
 UniqueFd new_agent_tmpfs(const ViewOptions& options, const std::string& what) {
   return new_fs_mount("tmpfs",
                       {{"mode", "1777"},
                        {"uid", std::to_string(options.owner_uid)},
                        {"gid", std::to_string(options.owner_gid)}},
-                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, what);
+                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, what);
 }
 
 // Nothing done in this namespace may propagate back to the host's mount table.
@@ -299,15 +301,16 @@ void order_parents_first(std::vector<ResolvedStep>& items) {
 }
 
 // Binds a read, write or tool step's host object into the view; false when nothing was mounted
-// (a tool already reachable through a grant). `root` is reopened when the bind covers it.
+// (a tool already reachable and executable through a grant). A tool inside a noexec write grant
+// is bound over itself, read-only and exec. `root` is reopened when the bind covers it.
 bool bind_grant(const ResolvedStep& item, const Mounted* above, UniqueFd& root,
                 const std::string& what) {
   const policy::MountStep& step = item.step;
   const std::string& real = item.host.real;
   if (step.kind == policy::MountKind::tool && above &&
       (above->kind == policy::MountKind::bind_read ||
-       above->kind == policy::MountKind::bind_write)) {
-    return false;  // already reachable through a grant
+       (above->kind == policy::MountKind::bind_write && !above->noexec))) {
+    return false;  // already reachable and executable through a grant
   }
   if (above && above->kind == policy::MountKind::mask) {
     throw LaunchError(what + ": lies under a hidden path");
@@ -315,6 +318,9 @@ bool bind_grant(const ResolvedStep& item, const Mounted* above, UniqueFd& root,
   bool dir = is_dir(item.host.fd.get());
   unsigned attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
   if (step.kind != policy::MountKind::bind_write) attrs |= MOUNT_ATTR_RDONLY;
+  // Write grants are noexec; a tree tool's directory (a write grant itself, or its own bind
+  // under one, mounted after it) is not.
+  if (step.noexec) attrs |= MOUNT_ATTR_NOEXEC;
   UniqueFd target = make_target(root.get(), real, dir, what);
   UniqueFd tree = clone_tree(item.host.fd.get(), dir, attrs, what);
   attach(tree.get(), target.get(), what);
@@ -373,7 +379,7 @@ void mount_steps(const std::vector<ResolvedStep>& items, Staging& staging,
         mount_mask(item, staging, what);
         break;
     }
-    mounted.push_back({real, step.kind});
+    mounted.push_back({real, step.kind, step.noexec});
   }
 }
 

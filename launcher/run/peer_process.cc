@@ -57,17 +57,9 @@ std::string status_field(const std::string& text, const std::string& key) {
   return "";
 }
 
-// A file of the directory `dir` (a /proc/PID opened earlier): "" when it cannot be read, which
-// includes the process having gone since (ESRCH).
+// A file of the directory `dir` (a /proc/PID opened earlier); "" when it cannot be read.
 std::string read_at(int dir, const char* name) {
-  UniqueFd fd(::openat(dir, name, O_RDONLY | O_CLOEXEC));
-  if (!fd) return "";
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
-    out.append(buf, static_cast<size_t>(n));
-  return n < 0 ? "" : out;
+  return read_file_at(dir, name).value_or("");
 }
 
 // The v2 cgroup of the process whose /proc directory is `proc`, relative to this daemon's cgroup

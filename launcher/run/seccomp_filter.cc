@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -12,6 +13,9 @@
 
 namespace launcher {
 namespace {
+
+// x86_64 numbers end below 512: x32 calls carry bit 30 and are refused as a foreign ABI.
+constexpr int kLastNativeSyscall = 512;
 
 uint32_t action_for(policy::SeccompVerdict v) {
   switch (v) {
@@ -52,6 +56,31 @@ scmp_arg_cmp to_cmp(const policy::SeccompCondition& c) {
   return cmp;
 }
 
+// The highest x86_64 system call number this libseccomp names.
+int highest_named_syscall() {
+  int highest = 0;
+  for (int nr = 0; nr < kLastNativeSyscall; ++nr) {
+    if (char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr)) {
+      highest = nr;
+      std::free(name);
+    }
+  }
+  return highest;
+}
+
+// A profile that lets through what it does not name (a deny-list) would let through system
+// calls newer than this libseccomp, which it cannot name at all, unjudged: a new way to change
+// a file (setxattrat, file_setattr) past a `deny: write` rule, or a new mount call. They fail
+// with ENOSYS instead, as in Docker's default profile; programs fall back to the older calls.
+void refuse_unnamed_syscalls(scmp_filter_ctx ctx) {
+  for (int nr = highest_named_syscall() + 1; nr < kLastNativeSyscall; ++nr) {
+    if (int rc = seccomp_rule_add_exact(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0); rc != 0) {
+      throw LaunchError("seccomp: ENOSYS for system call " + std::to_string(nr) +
+                        " (unknown to libseccomp) refused: " + std::strerror(-rc));
+    }
+  }
+}
+
 }  // namespace
 
 SeccompFilter::SeccompFilter(const policy::SeccompProfile& profile) {
@@ -77,6 +106,7 @@ SeccompFilter::SeccompFilter(const policy::SeccompProfile& profile) {
                         ") refused by libseccomp: " + std::strerror(-rc));
     }
   }
+  if (profile.default_verdict == policy::SeccompVerdict::allow) refuse_unnamed_syscalls(ctx_);
 }
 
 SeccompFilter::~SeccompFilter() {

@@ -34,6 +34,19 @@
 namespace launcher {
 namespace {
 
+// How the summary line names a denial the kernel reported: an exec (a tool a rule denies, the
+// dynamic loader run as a program) by what was executed, a network one by its destination.
+std::string kernel_denial_summary(const nlohmann::json& fields) {
+  std::string origin = fields.value("origin", std::string("/network"));
+  if (fields.contains("path") || fields.contains("tool")) {
+    std::string tool = fields.value("tool", std::string());
+    return "exec of " + (tool.empty() ? fields.value("path", std::string("?")) : "tool " + tool) +
+           " (" + origin + ")";
+  }
+  return fields.value("destination", fields.value("protocol", std::string("network"))) + " (" +
+         origin + ")";
+}
+
 // How long the agent's last output may take to reach the launcher's once pid 1 has exited.
 constexpr int kTerminalDrainMs = 2000;
 
@@ -268,11 +281,7 @@ void Supervisor::on_ring() {
           cut_sockets(*config_.bpf, config_.cgroup_id, e.fields);
       }
       events_.emit(e.type, e.pid, e.fields);
-      if (e.type == "deny") {
-        record_denial(
-            e.fields.value("destination", e.fields.value("protocol", std::string("network"))) +
-            " (" + e.fields.value("origin", std::string("/network")) + ")");
-      }
+      if (e.type == "deny") record_denial(kernel_denial_summary(e.fields));
       if (e.type == "budget") {
         uint64_t bit = 1ULL << std::get<bpf::BudgetRecord>(r->body).budget;
         exceeded_seen_ |= bit;

@@ -276,14 +276,16 @@ nlohmann::json base_manifest(const std::string& name, const std::vector<std::str
           {"budgets", {{"wall_clock", "60s"}}}};
 }
 
-std::vector<std::string> leftover_cgroups() {
+std::vector<std::string> leftover_cgroups(const std::string& name) {
   std::vector<std::string> out;
   for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory",
                            "/sys/fs/cgroup"}) {
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory(ec) && it->path().filename().string().rfind("enclosure-", 0) == 0) {
+      std::string found = it->path().filename().string();
+      bool named = name.empty() ? found.rfind("enclosure-", 0) == 0 : found == name;
+      if (it->is_directory(ec) && named) {
         out.push_back(it->path().string());
         it.disable_recursion_pending();
       }

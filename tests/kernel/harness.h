@@ -88,9 +88,10 @@ nlohmann::json python_result(const RunResult& r);
 // The enclosure binary under test.
 std::string enclosure_binary();
 
-// Names of this run's leftovers: cgroups named enclosure-* under the v2 mount and v1
-// pids/memory hierarchies, and processes whose comm is enclosure-init/enclosure-wdog.
-std::vector<std::string> leftover_cgroups();
+// Names of this run's leftovers: cgroups named enclosure-* (or exactly `name`, when given)
+// under the v2 mount and v1 pids/memory hierarchies, and processes whose comm is
+// enclosure-init/enclosure-wdog.
+std::vector<std::string> leftover_cgroups(const std::string& name = "");
 std::vector<int> leftover_processes();
 
 // Host pids of processes whose comm is exactly `comm`.

@@ -1,10 +1,14 @@
 // `enclosure ps` and `enclosure stop` (the run's control socket), and the first contact with the
 // command line: one-line usage errors, a forgotten "--", `-m -`, `learn` from /tmp.
-#include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
+#include <cstring>
 #include <filesystem>
 
 #include "harness.h"
@@ -126,18 +130,34 @@ TEST(RunControl, AnotherUserNeitherSeesNorStopsARootRun) {
   EXPECT_FALSE(listed(name).is_null());
 }
 
-TEST(RunControl, PsRemovesTheSocketOfAKilledLauncher) {
+// A SIGKILLed root launcher's watchdog removes its control socket; a socket nobody listens on
+// any more (a launcher without a watchdog: a user's run through the daemon) is removed by `ps`.
+TEST(RunControl, TheSocketOfAKilledLauncherIsRemoved) {
   TempDir dir;
   std::string name = unique_name("killed");
   BackgroundRun run(dir, sleeper(name), {"sleep", "60"});
   json status = wait_listed(name);
   ASSERT_FALSE(status.is_null());
   std::string socket = "/run/enclosure/runs/" + status["run"].get<std::string>() + ".sock";
+  ASSERT_TRUE(std::filesystem::exists(socket));
   run.kill(SIGKILL);
   run.wait();
-  EXPECT_TRUE(std::filesystem::exists(socket));  // nothing could remove it
+  EXPECT_TRUE(harness::wait_until([&] { return !std::filesystem::exists(socket); }, 5000))
+      << "the watchdog left " << socket;
   EXPECT_TRUE(listed(name).is_null());
-  EXPECT_FALSE(std::filesystem::exists(socket));
+
+  std::string stale = "/run/enclosure/runs/" + std::string(32, 'e') + ".sock";
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, stale.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << stale;
+    ::close(fd);  // bound, never listening: what a killed launcher leaves
+  }
+  RunResult ps = run_command({enclosure_binary(), "ps"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.describe();
+  EXPECT_FALSE(std::filesystem::exists(stale));
 }
 
 TEST(FirstContact, UsageErrorsAreOneLineAndAForgottenDoubleDashIsNamed) {

@@ -159,6 +159,42 @@ TEST(RunRules, DenyWriteAfterTheReadFailsWritesWithEpermAndTheAgentRunsOn) {
   EXPECT_EQ(r.exit_code, 0) << r.describe();
 }
 
+// Descriptors opened before the rule fired change nothing after it: truncate, allocate,
+// chmod, chown and extended attributes through them fail (and all of them worked before).
+TEST(RunRules, DenyWriteAlsoHoldsForCallsOnDescriptorsOpenedBefore) {
+  TempDir dir;
+  make_tree(dir);
+  std::string body =
+      "def fd_calls(tag, fd, path):\n"
+      "    t(tag + '_ftruncate', lambda: os.ftruncate(fd, 1))\n"
+      "    t(tag + '_fallocate', lambda: os.posix_fallocate(fd, 0, 4096))\n"
+      "    t(tag + '_fchmod', lambda: os.fchmod(fd, 0o600))\n"
+      "    t(tag + '_fchown', lambda: os.fchown(fd, os.getuid(), os.getgid()))\n"
+      "    t(tag + '_fsetxattr', lambda: os.setxattr(fd, 'user.k', b'v'))\n"
+      "    t(tag + '_fremovexattr', lambda: os.removexattr(fd, 'user.k'))\n"
+      "    R[tag + '_fchmodat2'] = sc(452, -100, path.encode(), 0o640, 0)\n"
+      "before = os.open('/tmp/before', os.O_RDWR | os.O_CREAT, 0o644)\n"
+      "held = os.open('/tmp/held', os.O_RDWR | os.O_CREAT, 0o644)\n"
+      "fd_calls('before', before, '/tmp/before')\n"
+      "t('read', lambda: open('pii/data.csv').read() and None)\n"
+      "fd_calls('after', held, '/tmp/held')\n"
+      "R['held_size'] = os.fstat(held).st_size\n";
+  RunResult r =
+      run_enclosure(dir, rules_manifest(dir, "write", 0), python_agent(body, {dir.path()}));
+  json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  for (const char* call :
+       {"ftruncate", "fallocate", "fchmod", "fchown", "fsetxattr", "fremovexattr"}) {
+    EXPECT_EQ(res[std::string("before_") + call], "ok") << call << " " << r.describe();
+    EXPECT_EQ(res[std::string("after_") + call], "EPERM") << call << " " << r.describe();
+  }
+  EXPECT_EQ(res["before_fchmodat2"], 0) << r.describe();
+  EXPECT_EQ(res["after_fchmodat2"], -1) << r.describe();  // -EPERM
+  EXPECT_EQ(res["held_size"], 0) << "the held file was changed after the rule fired";
+  EXPECT_TRUE(has_deny_naming(r, "no-write-after-pii")) << r.describe();
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
 TEST(RunRules, DenyExecAfterTheReadFailsExecWithEpermAndTheAgentRunsOn) {
   TempDir dir;
   make_tree(dir);
@@ -230,6 +266,8 @@ TEST(RunRules, ConnectToAnEgressRuleDeniesATool) {
   EXPECT_EQ(res["alive"], "yes") << r.describe();
   EXPECT_TRUE(has_rule_event(r, "no-true-after-upload")) << r.describe();
   EXPECT_TRUE(has_deny_naming(r, "no-true-after-upload")) << r.describe();
+  // The summary line names the refused exec, not a network destination.
+  EXPECT_NE(r.err.find("(first: \"exec of tool true (/rules/0)\")"), std::string::npos) << r.err;
 }
 
 namespace {

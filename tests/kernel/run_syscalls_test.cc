@@ -122,6 +122,34 @@ R["attach_init"] = e(sc(101, 16, 1, 0, 0))
   EXPECT_EQ(denials[1]["args"][1], "0x1") << denials[1].dump();
 }
 
+// System calls newer than libseccomp cannot be named by the default profile; they must not pass
+// unjudged: setxattrat (463), removexattrat (466), open_tree_attr (467) and file_setattr (469)
+// fail with ENOSYS, while the host's kernel has them (the same calls reach it outside).
+TEST(RunSyscalls, CallsNewerThanLibseccompFailWithEnosysInTheDefaultProfile) {
+  TempDir dir;
+  std::string body = R"(
+R["setxattrat"] = e(sc(463, -100, b"/tmp", 0, b"user.k", 0))
+R["removexattrat"] = e(sc(466, -100, b"/tmp", 0, b"user.k"))
+R["open_tree_attr"] = e(sc(467, -100, b"/", 0, 0, 0))
+R["file_setattr"] = e(sc(469, -100, b"/tmp", 0, 0, 0))
+R["getppid"] = "ok" if sc(110) > 0 else "failed"
+)";
+  auto r = run_enclosure(dir, python_manifest(), python_agent(agent_code(body)));
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  auto res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  for (const char* call : {"setxattrat", "removexattrat", "open_tree_attr", "file_setattr"})
+    EXPECT_EQ(res[call], "ENOSYS") << call << " " << res;
+  EXPECT_EQ(res["getppid"], "ok");
+  // Outside, the kernel has them: a bad argument, not ENOSYS.
+  harness::RunResult host = harness::run_command(
+      {"python3", "-c",
+       "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+       "r = libc.syscall(ctypes.c_long(463), ctypes.c_long(-1), b'/tmp', 0, b'user.k', 0)\n"
+       "print(ctypes.get_errno())"});
+  EXPECT_NE(host.out, "38\n") << "this kernel has no setxattrat: the test proves nothing";
+}
+
 TEST(RunSyscalls, ManifestDenyListNamesItsJsonPath) {
   TempDir dir;
   auto m = python_manifest();

@@ -196,7 +196,9 @@ TEST(CompileMounts, AMaskAtTheDepthOfAGrantComesAfterIt) {
   EXPECT_EQ(steps[3], (Step{MountKind::mask, "/a/b/x", "/filesystem/hide/0"}));
 }
 
-TEST(CompileMounts, ToolsOutsideTheReadAndWriteGrantsGetAToolStep) {
+// A tool inside a write grant gets one too: the grant is noexec, the tool's own bind (read-only,
+// exec) lets it run and keeps the agent from rewriting it.
+TEST(CompileMounts, ToolsOutsideTheReadGrantsGetAToolStep) {
   EnforcementPlan plan = plan_with({{"filesystem", {{"read", {"/usr"}}, {"write", {"/srv/w"}}}},
                                     {"tools",
                                      {{{"name", "sh"}, {"path", "/usr/bin/sh"}},
@@ -206,8 +208,10 @@ TEST(CompileMounts, ToolsOutsideTheReadAndWriteGrantsGetAToolStep) {
   for (const Step& s : steps_of(plan)) {
     if (s.kind == MountKind::tool) tool_steps.push_back(s);
   }
-  EXPECT_EQ(tool_steps, (std::vector<Step>{{MountKind::tool, "/opt/x/run", "/tools/2/path"}}));
-  EXPECT_EQ(plan.mounts.steps.back().path, "/opt/x/run");
+  EXPECT_EQ(tool_steps,
+            (std::vector<Step>{{MountKind::tool, "/opt/x/run", "/tools/2/path"},
+                               {MountKind::tool, "/srv/w/bin/build", "/tools/1/path"}}));
+  EXPECT_EQ(plan.mounts.steps.back().path, "/srv/w/bin/build");
   // Every tool, and only a tool, may be executed.
   std::map<std::string, uint32_t> access;
   for (const policy::LandlockGrant& g : plan.landlock.grants)

@@ -136,7 +136,9 @@ TEST(ExampleCodingAgent, RepositoryComesFromTheContextWithADefault) {
   }
 }
 
-TEST(ExampleCodingAgent, PlanGrantsTheRepositoryAndRunsOnlyGitAndPython) {
+// The repository is also the `workspace` tree tool: what the agent builds there runs (and each
+// run counts), mounted exec, while /tmp stays noexec.
+TEST(ExampleCodingAgent, PlanGrantsTheRepositoryAndRunsOnlyGitPythonAndTheWorkspace) {
   EnforcementPlan plan = compile_example("coding-agent.json");
   expect_parent_first(plan);
   EXPECT_EQ(steps_of(plan), (Steps{{MountKind::bind_read, "/lib"},
@@ -154,19 +156,22 @@ TEST(ExampleCodingAgent, PlanGrantsTheRepositoryAndRunsOnlyGitAndPython) {
       {"/etc/passwd", kRead},
       {"/etc/group", kRead},
       {"/etc/nsswitch.conf", kRead},
-      {"/srv/repos/scratch", kReadWrite},
+      {"/srv/repos/scratch", kReadWrite | policy::kLandlockExecute},
       {"/tmp", kReadWrite},
       {"/usr/bin/git", kReadExecute},
       {"/usr/lib/git-core/git", kReadExecute},
       {"/usr/bin/python3", kReadExecute},
   };
   EXPECT_EQ(grants_of(plan), expected);
-  for (const policy::LandlockGrant& g : plan.landlock.grants) {
-    EXPECT_EQ((g.access & policy::kLandlockExecute) != 0, plan.tool_by_path(g.path) != nullptr)
-        << g.path;
+  for (const auto& [path, access] : grants_of(plan)) {
+    EXPECT_EQ((access & policy::kLandlockExecute) != 0, plan.tool_by_path(path) != nullptr) << path;
   }
 
-  ASSERT_EQ(plan.tools.size(), 3u);
+  ASSERT_EQ(plan.tools.size(), 4u);
+  EXPECT_EQ(plan.tools[3].name, "workspace");
+  EXPECT_EQ(plan.tools[3].path, "/srv/repos/scratch");
+  EXPECT_TRUE(plan.tools[3].tree);
+  EXPECT_EQ(plan.tools[3].max_calls, 500u);
   EXPECT_EQ(plan.tools[0].name, "git");
   EXPECT_EQ(plan.tools[0].path, "/usr/bin/git");
   EXPECT_EQ(plan.tools[0].max_calls, 400u);
