@@ -3,7 +3,9 @@
 #include "maps.bpf.h"
 
 #include "egress.bpf.c"
+#include "refusals.bpf.c" /* before syscalls.bpf.c, whose sys_exit calls it */
 #include "sockets.bpf.c"
+#include "unix_sockets.bpf.c" /* before syscalls.bpf.c, whose sys_exit calls it */
 #include "syscalls.bpf.c"
 #include "tools.bpf.c"
 

@@ -24,9 +24,10 @@
 #define ENC_EGRESS_BUDGET (1u << 5)  /* count egress bytes against egress_bytes_budget */
 #define ENC_COST_BUDGET (1u << 6)    /* tool prices against cost_budget_micro */
 #define ENC_TOOL_CALLS_BUDGET (1u << 7)
-#define ENC_DNS_REDIRECT (1u << 8)  /* port 53 goes to the enclosure's resolver */
-#define ENC_READ_TRIGGERS (1u << 9) /* composition rules triggered by reading a tree */
-#define ENC_COUNT_OPENS (1u << 10)  /* count successful opens (behaviour baselines) */
+#define ENC_DNS_REDIRECT (1u << 8)     /* port 53 goes to the enclosure's resolver */
+#define ENC_READ_TRIGGERS (1u << 9)    /* composition rules triggered by reading a tree */
+#define ENC_COUNT_OPENS (1u << 10)     /* count successful opens (behaviour baselines) */
+#define ENC_REPORT_REFUSALS (1u << 11) /* file and exec refusals on sys_exit (refusals.bpf.c) */
 
 #define ENC_MAX_RULES 64 /* composition rules: one bit each */
 
@@ -47,6 +48,7 @@ enum enc_event_type {
 	ENC_EV_OPEN = 5,	/* file-access log */
 	ENC_EV_EGRESS_DROP = 6, /* a packet to an address no rule admits was dropped */
 	ENC_EV_RULE = 7,	/* a composition rule fired */
+	ENC_EV_REFUSAL = 8,	/* a file or exec syscall refused (mount view, Landlock, noexec) */
 };
 
 /* enc_rule_event.trigger */
@@ -73,6 +75,47 @@ enum enc_net_reason {
 	ENC_NET_SOCKET_TYPE = 3, /* raw, ping or another protocol than tcp/udp */
 	ENC_NET_BUDGET = 4,	 /* egress_bytes exhausted */
 	ENC_NET_RULE = 5,	 /* a composition rule that fired denies it */
+};
+
+/* ---- path unix sockets (unix_sockets.bpf.c) ---- */
+#define ENC_UNIX_SOCKETS (1u << 12) /* connect/sendmsg to path unix sockets only where allowed */
+#define ENC_UNIX_PATH_MAX 108	    /* sizeof sockaddr_un.sun_path */
+
+enum enc_unix_event_type {
+	ENC_EV_UNIX_DENY = 9, /* a connect or sendmsg to a path unix socket refused */
+};
+
+/* The value of an unix_paths entry. */
+enum enc_unix_verdict {
+	ENC_UNIX_NAMED = 1,  /* named in /network/unix: allowed */
+	ENC_UNIX_REFUSE = 2, /* under a read grant, /proc or /dev: EACCES and a record */
+	ENC_UNIX_OWN =
+		3, /* under a write grant or tmpfs: allowed if it reaches one the agent bound */
+};
+
+/* enc_unix_event.hook */
+enum enc_unix_hook {
+	ENC_UNIX_CONNECT = 1,
+	ENC_UNIX_SENDMSG = 2,
+};
+
+/* enc_unix_event.reason */
+enum enc_unix_reason {
+	ENC_UNIX_NOT_NAMED =
+		1, /* under a read grant, /proc or /dev, and not named in /network/unix */
+	ENC_UNIX_RELATIVE = 2, /* not an absolute path: the hook cannot know where it leads */
+	ENC_UNIX_DOT = 3,      /* a "." or ".." segment: the name would not say where it leads */
+	ENC_UNIX_NOT_OWN = 4,  /* admitted as the agent's own, it reached a socket the agent did not
+				  bind (a symlink or rename led out): the caller is killed */
+};
+
+/* The allowed socket paths, one LPM trie for every enclosure: the cgroup id, then the path's
+ * bytes. A named socket's prefix covers its terminating NUL (that path exactly); a directory's
+ * covers "dir/" (every path beneath it). */
+struct enc_unix_key {
+	__u32 prefixlen;
+	__u8 cgroup_id[8];
+	char path[ENC_UNIX_PATH_MAX];
 };
 
 struct enc_config {
@@ -111,6 +154,7 @@ struct enc_state {
 	__u64 opens;	   /* successful opens, with ENC_COUNT_OPENS */
 	__u64 connects;	   /* admitted connects */
 	__u64 tool_counts[ENC_MAX_TOOLS];
+	__u64 refusals; /* file and exec syscalls refused (refusals.bpf.c): deny events */
 };
 
 /* LPM trie keys: enclosure and protocol first, so that one trie serves every enclosure. */
@@ -210,6 +254,17 @@ struct enc_net_event {
 	__u32 pad2;
 };
 
+/* A connect or sendmsg to a path unix socket refused (unix_sockets.bpf.c). */
+struct enc_unix_event {
+	struct enc_header h;
+	__u32 hook;
+	__u32 reason;
+	__u32 type; /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	__u32 pad;
+	char path[ENC_UNIX_PATH_MAX]; /* as the agent gave it, NUL-terminated here */
+	__u32 pad2;
+};
+
 struct enc_rule_event {
 	struct enc_header h;
 	__u32 rule;	   /* index in the manifest's rules */
@@ -242,6 +297,73 @@ struct enc_open_event {
 	char path[ENC_PATH_MAX];
 };
 
+/* Refusals of the mount view, Landlock and noexec mounts (refusals.bpf.c, on tp_btf/sys_exit):
+ * the syscalls reported, one row each, for the BPF program (where the arguments are) and the
+ * decoder (names).
+ * X(name, x86-64 nr, section, dirfd, path, dirfd2, path2, flags): argument indices, -1 for none;
+ * `flags` is where an open's flags are: an argument index, ENC_FLAGS_HOW(i) (argument i is a
+ * struct open_how), ENC_FLAGS_CREAT (creat: always a write). An open is reported only when its
+ * flags ask to write, create or truncate (a refused read of a hidden path is ENOENT anyway). */
+enum enc_refusal_section {
+	ENC_REFUSAL_FILES = 1, /* /filesystem */
+	ENC_REFUSAL_EXEC = 2,  /* /tools: an exec of a non-tool */
+};
+#define ENC_FLAGS_CREAT 8
+#define ENC_FLAGS_HOW(i) (16 + (i))
+#define ENC_REFUSAL_SYSCALLS(X)                                            \
+	X(execve, 59, ENC_REFUSAL_EXEC, -1, 0, -1, -1, -1)                 \
+	X(execveat, 322, ENC_REFUSAL_EXEC, 0, 1, -1, -1, -1)               \
+	X(open, 2, ENC_REFUSAL_FILES, -1, 0, -1, -1, 1)                    \
+	X(openat, 257, ENC_REFUSAL_FILES, 0, 1, -1, -1, 2)                 \
+	X(openat2, 437, ENC_REFUSAL_FILES, 0, 1, -1, -1, ENC_FLAGS_HOW(2)) \
+	X(creat, 85, ENC_REFUSAL_FILES, -1, 0, -1, -1, ENC_FLAGS_CREAT)    \
+	X(unlink, 87, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                \
+	X(unlinkat, 263, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)              \
+	X(rename, 82, ENC_REFUSAL_FILES, -1, 0, -1, 1, -1)                 \
+	X(renameat, 264, ENC_REFUSAL_FILES, 0, 1, 2, 3, -1)                \
+	X(renameat2, 316, ENC_REFUSAL_FILES, 0, 1, 2, 3, -1)               \
+	X(link, 86, ENC_REFUSAL_FILES, -1, 0, -1, 1, -1)                   \
+	X(linkat, 265, ENC_REFUSAL_FILES, 0, 1, 2, 3, -1)                  \
+	X(symlink, 88, ENC_REFUSAL_FILES, -1, 1, -1, -1, -1)               \
+	X(symlinkat, 266, ENC_REFUSAL_FILES, 1, 2, -1, -1, -1)             \
+	X(mkdir, 83, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                 \
+	X(mkdirat, 258, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)               \
+	X(rmdir, 84, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                 \
+	X(mknod, 133, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                \
+	X(mknodat, 259, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)               \
+	X(chmod, 90, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                 \
+	X(fchmodat, 268, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)              \
+	X(fchmodat2, 452, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)             \
+	X(chown, 92, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                 \
+	X(lchown, 94, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                \
+	X(fchownat, 260, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)              \
+	X(truncate, 76, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)              \
+	X(utime, 132, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)                \
+	X(utimes, 235, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)               \
+	X(futimesat, 261, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)             \
+	X(utimensat, 280, ENC_REFUSAL_FILES, 0, 1, -1, -1, -1)             \
+	X(setxattr, 188, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)             \
+	X(lsetxattr, 189, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)            \
+	X(removexattr, 197, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)          \
+	X(lremovexattr, 198, ENC_REFUSAL_FILES, -1, 0, -1, -1, -1)
+
+/* enc_refusal_event.unreadable: bits of the paths that could not be read */
+#define ENC_REFUSAL_PATH_UNREADABLE 1u
+#define ENC_REFUSAL_PATH2_UNREADABLE 2u
+
+struct enc_refusal_event {
+	struct enc_header h;
+	__s64 result;  /* -errno */
+	__u32 syscall; /* nr */
+	__u32 section; /* enc_refusal_section */
+	__s32 dirfd;   /* -100 (AT_FDCWD) when the path is not relative to a descriptor */
+	__s32 dirfd2;
+	__u32 flags;	  /* an open's flags */
+	__u32 unreadable; /* ENC_REFUSAL_PATH*_UNREADABLE */
+	char path[ENC_PATH_MAX];
+	char path2[ENC_PATH_MAX]; /* rename, link: the new name */
+};
+
 /* ---- layout checks ----------------------------------------------------------------------- */
 
 /* The BPF programs and user space (C++) share these structs byte for byte: their sizes and the
@@ -264,9 +386,10 @@ ENC_ABI_OFFSET(enc_config, rules_deny_network, 72);
 ENC_ABI_OFFSET(enc_config, tool_denied_by, 80);
 ENC_ABI_OFFSET(enc_config, tool_cost_micro, 1616);
 
-ENC_ABI_SIZE(enc_state, 624);
+ENC_ABI_SIZE(enc_state, 632);
 ENC_ABI_OFFSET(enc_state, connects, 104);
 ENC_ABI_OFFSET(enc_state, tool_counts, 112);
+ENC_ABI_OFFSET(enc_state, refusals, 624);
 
 ENC_ABI_SIZE(enc_lpm4_key, 17);
 ENC_ABI_OFFSET(enc_lpm4_key, addr, 13);
@@ -291,6 +414,10 @@ ENC_ABI_SIZE(enc_net_event, 96);
 ENC_ABI_OFFSET(enc_net_event, port, 64);
 ENC_ABI_OFFSET(enc_net_event, addr, 68);
 ENC_ABI_OFFSET(enc_net_event, rule, 84);
+ENC_ABI_SIZE(enc_unix_key, 120);
+ENC_ABI_OFFSET(enc_unix_key, path, 12);
+ENC_ABI_SIZE(enc_unix_event, 168);
+ENC_ABI_OFFSET(enc_unix_event, path, 56);
 ENC_ABI_SIZE(enc_rule_event, 344);
 ENC_ABI_OFFSET(enc_rule_event, addr, 60);
 ENC_ABI_OFFSET(enc_rule_event, path, 84);
@@ -299,5 +426,9 @@ ENC_ABI_OFFSET(enc_budget_event, limit, 48);
 ENC_ABI_SIZE(enc_open_event, 320);
 ENC_ABI_OFFSET(enc_open_event, result, 40);
 ENC_ABI_OFFSET(enc_open_event, path, 64);
+ENC_ABI_SIZE(enc_refusal_event, 584);
+ENC_ABI_OFFSET(enc_refusal_event, result, 40);
+ENC_ABI_OFFSET(enc_refusal_event, path, 72);
+ENC_ABI_OFFSET(enc_refusal_event, path2, 328);
 
 #endif /* ENCLOSURE_BPF_ABI_H */

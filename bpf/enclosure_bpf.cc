@@ -19,11 +19,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "bpf/trigger_tree.h"
 #include "enclosure.skel.h"
 #include "policy/net.h"
 
 namespace bpf {
 namespace {
+
+// enum bpf_attach_type values of Linux 6.7 that Debian 12's headers do not have.
+constexpr int kBpfCgroupUnixConnect = 49;
+constexpr int kBpfCgroupUnixSendmsg = 50;
 
 std::string libbpf_error(int err) {
   return std::strerror(err < 0 ? -err : err);
@@ -97,8 +102,8 @@ std::optional<FileKey> file_key(const std::string& path) {
 }
 
 EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<size_t> script_tools,
-                             std::vector<std::string> loaders) {
-  EnclosureFiles files{std::move(script_tools), std::move(loaders), {}};
+                             std::vector<std::string> loaders, size_t max_trigger_files) {
+  EnclosureFiles files{std::move(script_tools), std::move(loaders), {}, {}};
   auto add = [&](const std::string& path) {
     if (auto key = file_key(path)) files.keys[path] = *key;
   };
@@ -106,9 +111,23 @@ EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<si
     add(t.path);
   for (const std::string& l : files.loaders)
     add(l);
-  for (const policy::Rule& r : plan.rules) {
-    for (const std::string& path : r.after.read)
+  size_t trigger_files = 0;
+  for (size_t i = 0; i < plan.rules.size(); ++i) {
+    for (const std::string& path : plan.rules[i].after.read) {
       add(path);
+      if (files.trigger_trees.count(path)) continue;
+      try {
+        std::vector<FileKey>& tree = files.trigger_trees[path] =
+            trigger_tree_keys(path, max_trigger_files - trigger_files);
+        trigger_files += tree.size();
+      } catch (const BpfError& e) {
+        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + plan.rules[i].id +
+                       "): " + e.what() +
+                       (trigger_files ? " (with the " + std::to_string(trigger_files) +
+                                            " of the run's other trigger trees)"
+                                      : ""));
+      }
+    }
   }
   return files;
 }
@@ -124,11 +143,13 @@ LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   // Exec tracing counts tools and records every exec for the audit trail whenever the eBPF
   // layer is loaded at all.
   n.exec = true;
+  // Path unix sockets are decided in every network mode.
+  n.unix_sockets = true;
   n.sys_enter =
       plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls || plan.baseline.has_value();
-  bool read_triggers = std::any_of(plan.rules.begin(), plan.rules.end(),
-                                   [](const policy::Rule& r) { return !r.after.read.empty(); });
-  n.sys_exit = plan.audit.files || read_triggers || plan.baseline.has_value();
+  // sys_exit serves audit.files, read triggers and baselines, and reports every run's refused
+  // file and exec syscalls (deny events of the mount view, Landlock and noexec mounts).
+  n.sys_exit = true;
   n.behaviour = plan.baseline.has_value();
   return n;
 }
@@ -173,6 +194,13 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir)
   bpf_program__set_autoload(skel_->progs.enc_skb_egress, needs.egress || needs.egress_bytes);
   bpf_program__set_autoload(skel_->progs.enc_cut_tcp, needs.egress || needs.egress_bytes);
   bpf_program__set_autoload(skel_->progs.enc_exec, needs.exec);
+  bpf_program__set_autoload(skel_->progs.enc_connect_unix, needs.unix_sockets);
+  bpf_program__set_autoload(skel_->progs.enc_sendmsg_unix, needs.unix_sockets);
+  // Linux 6.7's unix socket hooks, which libbpf 1.1 cannot name by section (unix_sockets.bpf.c).
+  bpf_program__set_expected_attach_type(skel_->progs.enc_connect_unix,
+                                        static_cast<bpf_attach_type>(kBpfCgroupUnixConnect));
+  bpf_program__set_expected_attach_type(skel_->progs.enc_sendmsg_unix,
+                                        static_cast<bpf_attach_type>(kBpfCgroupUnixSendmsg));
   bpf_program__set_autoload(skel_->progs.enc_sys_enter, needs.sys_enter);
   bpf_program__set_autoload(skel_->progs.enc_sys_exit, needs.sys_exit);
   if (!pin_dir_.empty()) {
@@ -225,8 +253,11 @@ nlohmann::json EnclosureBpf::programs_for(const LayerNeeds& needs) {
   if (needs.egress || needs.egress_bytes)
     programs["rules.deny_network"] = {"cgroup_skb/egress", "iter/tcp"};
   if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
+  if (needs.unix_sockets) programs["network.unix"] = {"cgroup/connect_unix", "cgroup/sendmsg_unix"};
   if (needs.sys_enter) programs["syscalls"] = "tp_btf/sys_enter";
-  if (needs.sys_exit) programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
+  if (needs.sys_enter && needs.sys_exit)
+    programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
+  if (needs.sys_exit) programs["refusals"] = "tp_btf/sys_exit";
   return programs;
 }
 
@@ -266,6 +297,7 @@ enc_config config_flags_and_budgets(const policy::EnforcementPlan& plan,
   // A behaviour baseline compares per-window counts of opens and the set of syscalls seen.
   if (plan.audit.syscalls || run_needs.behaviour) cfg.flags |= ENC_AUDIT_SYSCALLS;
   if (run_needs.behaviour) cfg.flags |= ENC_COUNT_OPENS;
+  if (run_needs.sys_exit) cfg.flags |= ENC_REPORT_REFUSALS;
   if (b.egress_bytes) {
     cfg.flags |= ENC_EGRESS_BUDGET;
     cfg.egress_bytes_budget = *b.egress_bytes;
@@ -367,11 +399,66 @@ std::optional<size_t> tool_index(const policy::EnforcementPlan& plan, const std:
   return std::nullopt;
 }
 
+// The read-triggers map entries of a run: every trigger path's key and the keys of everything
+// in its tree, each with the bits of the rules it triggers.
+std::map<std::pair<uint64_t, uint64_t>, uint64_t> read_trigger_bits(
+    const policy::EnforcementPlan& plan, const EnclosureFiles& files) {
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> bits;
+  for (size_t i = 0; i < plan.rules.size(); ++i) {
+    const policy::Rule& r = plan.rules[i];
+    for (const std::string& path : r.after.read) {
+      auto file = files.keys.find(path);
+      if (file == files.keys.end()) {
+        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + r.id + "): the trigger path " +
+                       path + " cannot be resolved on the host");
+      }
+      bits[{file->second.dev, file->second.ino}] |= 1ULL << i;
+      auto tree = files.trigger_trees.find(path);
+      if (tree == files.trigger_trees.end()) continue;
+      for (const FileKey& key : tree->second)
+        bits[{key.dev, key.ino}] |= 1ULL << i;
+    }
+  }
+  // The daemon gets the keys from the launcher: the cap holds whoever resolved them.
+  if (bits.size() > kMaxReadTriggerFiles) {
+    throw BpfError("bpf: /rules: the read triggers' trees hold " + std::to_string(bits.size()) +
+                   " files and directories; a run keys at most " +
+                   std::to_string(kMaxReadTriggerFiles));
+  }
+  return bits;
+}
+
+// Writes the read triggers of enclosure `cgid`, and at device 0 and inode 0 (no file's key) every
+// rule with a read trigger: what an open fires whose ancestors the kernel could not walk to the
+// root (check_read_triggers). One batch update, not one syscall per file.
+void write_read_triggers(enclosure_bpf* skel, uint64_t cgid,
+                         const std::map<std::pair<uint64_t, uint64_t>, uint64_t>& bits) {
+  std::vector<enc_tool_key> keys;
+  std::vector<uint64_t> values;
+  keys.reserve(bits.size() + 1);
+  values.reserve(bits.size() + 1);
+  uint64_t every = 0;
+  for (const auto& [dev_ino, rules] : bits) {
+    keys.push_back({cgid, dev_ino.first, dev_ino.second});
+    values.push_back(rules);
+    every |= rules;
+  }
+  keys.push_back({cgid, 0, 0});
+  values.push_back(every);
+  __u32 count = static_cast<__u32>(keys.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+  if (bpf_map_update_batch(bpf_map__fd(skel->maps.read_triggers), keys.data(), values.data(),
+                           &count, &opts) != 0) {
+    throw BpfError("bpf: configure the composition rules' read triggers (" +
+                   std::to_string(keys.size()) +
+                   " files and directories): " + std::strerror(errno));
+  }
+}
+
 // What fires each composition rule and what it denies: its bit in `cfg` per denied and per
 // triggering tool, and in the read-triggers map per triggering file.
 void write_rules(enclosure_bpf* skel, uint64_t cgid, const policy::EnforcementPlan& plan,
                  const EnclosureFiles& files, enc_config& cfg) {
-  std::map<std::pair<uint64_t, uint64_t>, uint64_t> read_trigger_bits;
   cfg.nrules = static_cast<__u32>(plan.rules.size());
   for (size_t i = 0; i < plan.rules.size(); ++i) {
     const policy::Rule& r = plan.rules[i];
@@ -383,24 +470,82 @@ void write_rules(enclosure_bpf* skel, uint64_t cgid, const policy::EnforcementPl
     for (const std::string& t : r.after.exec) {
       if (auto idx = tool_index(plan, t)) cfg.tool_triggers[*idx] |= bit;
     }
-    for (const std::string& path : r.after.read) {
-      auto file = files.keys.find(path);
-      if (file == files.keys.end()) {
-        throw BpfError("bpf: /rules/" + std::to_string(i) + " (" + r.id + "): the trigger path " +
-                       path + " cannot be resolved on the host");
-      }
-      read_trigger_bits[{file->second.dev, file->second.ino}] |= bit;
-    }
   }
-  for (const auto& [dev_ino, bits] : read_trigger_bits) {
-    enc_tool_key key{cgid, dev_ino.first, dev_ino.second};
-    update_map(skel->maps.read_triggers, &key, sizeof key, &bits, sizeof bits,
-               "composition rule trigger");
-    cfg.flags |= ENC_READ_TRIGGERS;
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> bits = read_trigger_bits(plan, files);
+  if (bits.empty()) return;
+  write_read_triggers(skel, cgid, bits);
+  cfg.flags |= ENC_READ_TRIGGERS;
+}
+
+// The keys of `map` that begin with the cgroup id `cgid` (the keys of the per-file maps do), by
+// batches of lookups (a run may have keyed a quarter of a million files), or one key at a time
+// where batches are refused.
+std::vector<char> keys_of(bpf_map* map, uint64_t cgid) {
+  const size_t key_size = bpf_map__key_size(map);
+  constexpr __u32 kBatch = 4096;
+  std::vector<char> keys(key_size * kBatch), values(bpf_map__value_size(map) * kBatch);
+  std::vector<char> batch(std::max<size_t>(key_size, 8)), next(batch.size());
+  std::vector<char> mine;
+  auto keep_mine = [&](const char* key) {
+    uint64_t owner = 0;
+    std::memcpy(&owner, key, sizeof owner);
+    if (owner == cgid) mine.insert(mine.end(), key, key + key_size);
+  };
+  for (bool first = true;; first = false) {
+    __u32 count = kBatch;
+    int rc = bpf_map_lookup_batch(bpf_map__fd(map), first ? nullptr : batch.data(), next.data(),
+                                  keys.data(), values.data(), &count, nullptr);
+    if (rc != 0 && errno != ENOENT) break;  // refused: one key at a time, below
+    for (__u32 i = 0; i < count; ++i)
+      keep_mine(&keys[i * key_size]);
+    if (rc != 0) return mine;  // ENOENT: those were the last
+    batch.swap(next);
   }
+  mine.clear();
+  std::vector<char> key(key_size), following(key_size);
+  for (const void* at = nullptr; bpf_map__get_next_key(map, at, following.data(), key_size) == 0;
+       at = key.data()) {
+    key.swap(following);
+    keep_mine(key.data());
+  }
+  return mine;
+}
+
+// Deletes every entry of enclosure `cgid` from a map keyed by cgroup id first: the daemon's maps
+// outlive its runs.
+void delete_entries_of(bpf_map* map, uint64_t cgid) {
+  const size_t key_size = bpf_map__key_size(map);
+  std::vector<char> mine = keys_of(map, cgid);
+  __u32 count = static_cast<__u32>(mine.size() / key_size);
+  if (count == 0 || bpf_map_delete_batch(bpf_map__fd(map), mine.data(), &count, nullptr) == 0)
+    return;
+  for (size_t at = 0; at < mine.size(); at += key_size)  // what the batch left
+    bpf_map__delete_elem(map, &mine[at], key_size, 0);
 }
 
 // Sends every port-53 destination to the enclosure's resolver on 127.0.0.1 and ::1.
+// The path unix sockets of an enclosure, as trie prefixes: a named socket with its terminating
+// NUL (that path exactly), a directory as "dir/" (every path beneath it); the value says whether
+// a match is allowed (named, own) or refused with a record (foreign).
+std::vector<std::pair<enc_unix_key, __u32>> unix_socket_entries(
+    uint64_t cgid, const policy::EnforcementPlan& plan) {
+  std::vector<std::pair<enc_unix_key, __u32>> out;
+  for (const policy::UnixSocketPath& u : plan.network.unix_sockets) {
+    bool exact = u.access == policy::UnixSocketAccess::named;
+    std::string text = exact || u.path == "/" ? u.path : u.path + "/";
+    size_t bytes = exact ? text.size() + 1 : text.size();
+    if (bytes > ENC_UNIX_PATH_MAX) continue;  // no socket address names a path beneath it
+    enc_unix_key key{};
+    key.prefixlen = static_cast<__u32>(64 + 8 * bytes);
+    std::memcpy(key.cgroup_id, &cgid, sizeof key.cgroup_id);
+    std::memcpy(key.path, text.data(), text.size());
+    out.push_back({key, u.access == policy::UnixSocketAccess::foreign ? ENC_UNIX_REFUSE
+                        : u.access == policy::UnixSocketAccess::own   ? ENC_UNIX_OWN
+                                                                      : ENC_UNIX_NAMED});
+  }
+  return out;
+}
+
 void set_dns_redirect(enc_config& cfg, std::pair<uint16_t, uint16_t> dns_ports) {
   cfg.flags |= ENC_DNS_REDIRECT;
   cfg.dns_ip4 = htonl(INADDR_LOOPBACK);
@@ -429,6 +574,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
     write_egress(cgid, e.cidr, e.protocol, e.ports, e.rule_index, true);
   }
   if (dns_ports) set_dns_redirect(cfg, *dns_ports);
+  if (needs_.unix_sockets) write_unix_sockets(cgid, plan, cfg);
   // The configuration last: the programs act on an enclosure only once it exists.
   update_map(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
 }
@@ -460,8 +606,24 @@ void EnclosureBpf::remember_egress(uint64_t cgid, const policy::EnforcementPlan&
   static_cidrs_[cgid] = plan.network.cidrs;
 }
 
+void EnclosureBpf::write_unix_sockets(uint64_t cgid, const policy::EnforcementPlan& plan,
+                                      enc_config& cfg) {
+  std::vector<enc_unix_key>& keys = unix_keys_[cgid];
+  for (const auto& [key, verdict] : unix_socket_entries(cgid, plan)) {
+    update_map(skel_->maps.unix_paths, &key, sizeof key, &verdict, sizeof verdict,
+               "unix socket path " + std::string(key.path));
+    keys.push_back(key);
+  }
+  cfg.flags |= ENC_UNIX_SOCKETS;
+}
+
 void EnclosureBpf::adopt(uint64_t cgid, const policy::EnforcementPlan& plan) {
   remember_egress(cgid, plan);
+  // A run this daemon did not configure: its unix_paths entries, to remove them with it.
+  std::vector<enc_unix_key>& keys = unix_keys_[cgid];
+  keys.clear();
+  for (const auto& entry : unix_socket_entries(cgid, plan))
+    keys.push_back(entry.first);
 }
 
 void EnclosureBpf::write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,
@@ -610,6 +772,10 @@ void EnclosureBpf::attach_cgroup(int cgroup_fd, uint64_t cgroup_id) {
   }
   if (needs_.egress || needs_.egress_bytes)
     attach_here(skel_->progs.enc_skb_egress, "cgroup_skb/egress");
+  if (needs_.unix_sockets) {
+    attach_here(skel_->progs.enc_connect_unix, "cgroup/connect_unix");
+    attach_here(skel_->progs.enc_sendmsg_unix, "cgroup/sendmsg_unix");
+  }
 }
 
 void EnclosureBpf::attach_tracing(bool with_syscalls) {
@@ -645,6 +811,13 @@ void EnclosureBpf::unpin_all() {
 }
 
 void EnclosureBpf::forget(uint64_t cgid) {
+  // The per-file maps, keyed by cgroup id first (a run's read triggers may be many).
+  delete_entries_of(skel_->maps.read_triggers, cgid);
+  delete_entries_of(skel_->maps.tools, cgid);
+  delete_entries_of(skel_->maps.tree_tools, cgid);
+  delete_entries_of(skel_->maps.loaders, cgid);
+  delete_entries_of(skel_->maps.script_tools, cgid);
+  delete_entries_of(skel_->maps.agent_sockets, cgid);
   bpf_map__delete_elem(skel_->maps.configs, &cgid, sizeof cgid, 0);
   bpf_map__delete_elem(skel_->maps.states, &cgid, sizeof cgid, 0);
   bpf_map__delete_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, 0);
@@ -653,6 +826,9 @@ void EnclosureBpf::forget(uint64_t cgid) {
   static_cidrs_.erase(cgid);
   egress_triggers_.erase(cgid);
   egress_denied_by_.erase(cgid);
+  for (const enc_unix_key& key : unix_keys_[cgid])
+    bpf_map__delete_elem(skel_->maps.unix_paths, &key, sizeof key, 0);
+  unix_keys_.erase(cgid);
 }
 
 int EnclosureBpf::ring_fd() const {

@@ -39,9 +39,10 @@ struct LayerNeeds {
   // cgroup_skb/egress alone (any network mode), and the TCP socket iterator that cuts sockets:
   // for budgets.egress_bytes, or for a composition rule that denies network.
   bool egress_bytes = false;
-  bool exec = false;       // sched_process_exec: tool calls, exec events
-  bool sys_enter = false;  // syscall budget, histogram, file-access log
-  bool sys_exit = false;   // file-access log
+  bool exec = false;          // sched_process_exec: tool calls, exec events
+  bool unix_sockets = false;  // cgroup connect_unix, sendmsg_unix: path sockets where allowed
+  bool sys_enter = false;     // syscall budget, histogram, file-access log
+  bool sys_exit = false;      // file-access log, read triggers, refusals (every run)
   // Behaviour counters (successful opens, the syscall histogram) for a baseline, or for the
   // observation run of `enclosure learn`, which must measure exactly what a baseline checks.
   bool behaviour = false;
@@ -59,17 +60,27 @@ struct FileKey {
 // The key of `path` on this process's view of the file system; nullopt when it cannot be stat'ed.
 std::optional<FileKey> file_key(const std::string& path);
 
+// The most identities (files and directories) the read triggers of one run key in the kernel,
+// over all its trigger trees; the map (bpf/maps.bpf.h read_triggers) holds four times as many
+// for all runs. A run whose trigger trees hold more is refused, never keyed in part.
+constexpr size_t kMaxReadTriggerFiles = 262144;
+
 // What configure() needs besides the plan, resolved by the launcher on its own view of the
 // files (a daemon in another mount namespace could not stat them): which tools are #! scripts
-// (indices), the tools' ELF interpreters, and the keys of every tool, interpreter and
-// composition-rule trigger path that exists.
+// (indices), the tools' ELF interpreters, the keys of every tool, interpreter and
+// composition-rule trigger path that exists, and per trigger path that is a directory the keys
+// of everything in it (bpf/trigger_tree.h), so that a file linked or moved out still fires.
 struct EnclosureFiles {
   std::vector<size_t> script_tools;
   std::vector<std::string> loaders;
   std::map<std::string, FileKey> keys;
+  std::map<std::string, std::vector<FileKey>> trigger_trees;
 };
+// Throws BpfError naming the rule (/rules/N (id)) when its trigger trees take the run past
+// `max_trigger_files` identities or cannot be walked whole.
 EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<size_t> script_tools,
-                             std::vector<std::string> loaders);
+                             std::vector<std::string> loaders,
+                             size_t max_trigger_files = kMaxReadTriggerFiles);
 
 class EnclosureBpf : public KernelLayer {
  public:
@@ -136,8 +147,11 @@ class EnclosureBpf : public KernelLayer {
   // Per enclosure, per egress rule: composition rules a connect there fires / that deny it.
   std::map<uint64_t, std::vector<uint64_t>> egress_triggers_;
   std::map<uint64_t, std::vector<uint64_t>> egress_denied_by_;
+  // The unix_paths entries of each enclosure, removed with it.
+  std::map<uint64_t, std::vector<enc_unix_key>> unix_keys_;
 
   void remember_egress(uint64_t cgid, const policy::EnforcementPlan& plan);
+  void write_unix_sockets(uint64_t cgid, const policy::EnforcementPlan& plan, enc_config& cfg);
   void attach(bpf_program* program, const std::string& name, int cgroup_fd, uint64_t cgroup_id);
   void detach(const std::string& name);
   void write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,

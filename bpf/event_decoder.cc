@@ -131,6 +131,50 @@ std::optional<RecordBody> decode_rule(const void* data, size_t size, uint32_t ty
   return x;
 }
 
+std::optional<RecordBody> decode_refusal(const void* data, size_t size, uint32_t type,
+                                         std::string& error) {
+  enc_refusal_event e{};
+  e.h.type = type;
+  if (!read_record(data, size, e, error)) return std::nullopt;
+  if (!refusal_syscall_name(e.syscall) ||
+      (e.section != ENC_REFUSAL_FILES && e.section != ENC_REFUSAL_EXEC) || e.result >= 0) {
+    error = "refusal record of syscall " + std::to_string(e.syscall) + ", section " +
+            std::to_string(e.section) + ", result " + std::to_string(e.result);
+    return std::nullopt;
+  }
+  RefusalRecord x;
+  x.result = e.result;
+  x.syscall = e.syscall;
+  x.section = e.section;
+  x.dirfd = e.dirfd;
+  x.dirfd2 = e.dirfd2;
+  x.flags = e.flags;
+  x.path_unreadable = (e.unreadable & ENC_REFUSAL_PATH_UNREADABLE) != 0;
+  x.path2_unreadable = (e.unreadable & ENC_REFUSAL_PATH2_UNREADABLE) != 0;
+  x.path = bounded_string(e.path, sizeof e.path);
+  x.path2 = bounded_string(e.path2, sizeof e.path2);
+  return x;
+}
+
+std::optional<RecordBody> decode_unix(const void* data, size_t size, uint32_t type,
+                                      std::string& error) {
+  enc_unix_event e{};
+  e.h.type = type;
+  if (!read_record(data, size, e, error)) return std::nullopt;
+  if (e.hook < ENC_UNIX_CONNECT || e.hook > ENC_UNIX_SENDMSG || e.reason < ENC_UNIX_NOT_NAMED ||
+      e.reason > ENC_UNIX_NOT_OWN) {
+    error = "unix socket record of hook " + std::to_string(e.hook) + ", reason " +
+            std::to_string(e.reason);
+    return std::nullopt;
+  }
+  UnixRecord x;
+  x.hook = e.hook;
+  x.reason = e.reason;
+  x.type = e.type;
+  x.path = bounded_string(e.path, sizeof e.path);
+  return x;
+}
+
 // The typed body of a record of `type`, from the decoder of that type.
 std::optional<RecordBody> decode_body(const void* data, size_t size, uint32_t type,
                                       std::string& error) {
@@ -147,6 +191,10 @@ std::optional<RecordBody> decode_body(const void* data, size_t size, uint32_t ty
       return decode_open(data, size, type, error);
     case ENC_EV_RULE:
       return decode_rule(data, size, type, error);
+    case ENC_EV_REFUSAL:
+      return decode_refusal(data, size, type, error);
+    case ENC_EV_UNIX_DENY:
+      return decode_unix(data, size, type, error);
     default:
       error = "record of unknown type " + std::to_string(type);
       return std::nullopt;
@@ -240,6 +288,18 @@ std::string open_flags_text(uint32_t flags) {
     if ((flags & bit) == bit) out += std::string("|") + name;
   }
   return out;
+}
+
+const char* refusal_syscall_name(uint32_t nr) {
+  switch (nr) {
+#define ENC_REFUSAL_NAME_CASE(name, number, ...) \
+  case number:                                   \
+    return #name;
+    ENC_REFUSAL_SYSCALLS(ENC_REFUSAL_NAME_CASE)
+#undef ENC_REFUSAL_NAME_CASE
+    default:
+      return nullptr;
+  }
 }
 
 std::string protocol_name(uint32_t protocol, uint32_t type) {

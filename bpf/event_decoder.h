@@ -65,13 +65,37 @@ struct OpenRecord {
   std::string path;  // raw bytes as the process gave them
 };
 
+// A file or exec syscall of the agent refused by the mount view, Landlock or a noexec mount.
+struct RefusalRecord {
+  int64_t result = 0;    // -errno
+  uint32_t syscall = 0;  // nr (refusal_syscall_name)
+  uint32_t section = 0;  // enc_refusal_section
+  int32_t dirfd = -100;  // AT_FDCWD: the path is not relative to a descriptor
+  int32_t dirfd2 = -100;
+  uint32_t flags = 0;  // an open's flags
+  bool path_unreadable = false;
+  bool path2_unreadable = false;
+  std::string path;   // raw bytes as the process gave them
+  std::string path2;  // rename, link: the new name
+};
+
+// A connect or sendmsg to a path unix socket refused (enc_unix_event).
+struct UnixRecord {
+  uint32_t hook = 0;    // enc_unix_hook
+  uint32_t reason = 0;  // enc_unix_reason
+  uint32_t type = 0;    // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+  std::string path;     // as the agent gave it (raw bytes)
+};
+
 struct DecodedRecord {
   uint64_t cgroup_id = 0;
   uint64_t kseq = 0;
   uint64_t ktime_ns = 0;
   uint32_t pid = 0;
   uint32_t tid = 0;
-  std::variant<ExecRecord, NetRecord, BudgetRecord, OpenRecord, RuleRecord> body;
+  std::variant<ExecRecord, NetRecord, BudgetRecord, OpenRecord, RuleRecord, RefusalRecord,
+               UnixRecord>
+      body;
 };
 
 // nullopt with `error` set for a record that is too short, of an unknown type, or whose header
@@ -82,6 +106,8 @@ std::optional<DecodedRecord> decode_record(const void* data, size_t size, std::s
 const char* hook_name(uint32_t hook);
 const char* budget_name(uint32_t budget);
 std::string open_flags_text(uint32_t flags);
+// The name of a syscall of ENC_REFUSAL_SYSCALLS ("openat"), nullptr for another number.
+const char* refusal_syscall_name(uint32_t nr);
 std::string protocol_name(uint32_t protocol, uint32_t type);
 
 }  // namespace bpf

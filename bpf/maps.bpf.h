@@ -106,11 +106,19 @@ struct {
 	__type(value, struct enc_script_key);
 } script_scratch SEC(".maps");
 
-/* Composition rule triggers on files: (enclosure, device, inode) of a trigger tree's root ->
- * the rules (bits) that opening anything at or beneath it fires. */
+/* Composition rule triggers on files: (enclosure, device, inode) of every file and directory of
+ * a trigger tree when the run was configured, its root included -> the rules (bits) that opening
+ * it, or anything beneath it, fires. A hard link or a rename keeps the inode, so a file moved or
+ * linked out of the tree still fires. One more entry per enclosure, at device 0 and inode 0 (no
+ * file's identity), holds every rule with a read trigger: what an open fires when the ancestors
+ * of the opened file could not all be walked (check_read_triggers). The launcher caps each run's
+ * entries (bpf::kMaxReadTriggerFiles), so that several runs at the cap fit. */
+#define ENC_READ_TRIGGER_ENTRIES (1 << 20)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_ENCLOSURES * 4);
+	__uint(max_entries, ENC_READ_TRIGGER_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct enc_tool_key);
 	__type(value, __u64);
 } read_triggers SEC(".maps");
@@ -178,7 +186,8 @@ static __always_inline void *reserve_record(struct enc_state *st, __u64 cgid, __
 {
 	__u64 seq = __sync_fetch_and_add(&st->records, 1);
 	int decision = type == ENC_EV_NET_DENY || type == ENC_EV_BUDGET ||
-		       type == ENC_EV_EGRESS_DROP || type == ENC_EV_RULE;
+		       type == ENC_EV_EGRESS_DROP || type == ENC_EV_RULE ||
+		       type == ENC_EV_UNIX_DENY;
 	struct enc_header *h = decision ? bpf_ringbuf_reserve(&decisions, size, 0) :
 					  bpf_ringbuf_reserve(&events, size, 0);
 	if (!h) {

@@ -23,28 +23,49 @@ static __always_inline int tool_index(__u64 cgid, struct file *f)
 	return idx ? (int)*idx : -1;
 }
 
-/* The tree tool whose directory is the nearest ancestor of the executed file (at most 48 levels
- * up, as the read triggers walk), or -1. The file's own key is never looked up: only
+/* How far tree_tool_index walks up from an executed file, as the read triggers walk. */
+#define TREE_TOOL_MAX_DEPTH 4096
+
+struct tree_tool_walk {
+	struct dentry *d; /* the dentry whose parent is looked up next */
+	__u64 cgid;
+	int tool;
+};
+
+/* One step of the walk (a bpf_loop callback): moves to the parent and looks it up. Returns 1
+ * (stop) at a tree tool's directory or at the root of the file system. */
+static long tree_tool_step(__u64 index, void *ctx)
+{
+	struct tree_tool_walk *w = ctx;
+	struct dentry *d = w->d; /* (a local: CO-RE relocates only the kernel's types) */
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (!parent || parent == d)
+		return 1;
+	w->d = parent;
+	struct inode *inode = BPF_CORE_READ(parent, d_inode);
+	if (!inode)
+		return 1;
+	struct enc_tool_key key = {};
+	inode_key(&key, w->cgid, inode);
+	__u32 *idx = bpf_map_lookup_elem(&tree_tools, &key);
+	if (!idx)
+		return 0;
+	w->tool = (int)*idx;
+	return 1;
+}
+
+/* The tree tool whose directory is the nearest ancestor of the executed file (at most
+ * TREE_TOOL_MAX_DEPTH levels up), or -1. The file's own key is never looked up: only
  * directories are trees. */
 static __always_inline int tree_tool_index(__u64 cgid, struct file *f)
 {
-	struct enc_tool_key key = {};
-	key.cgroup_id = cgid;
-	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-	for (int i = 0; i < 48 && d; i++) {
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		if (!parent || parent == d)
-			break;
-		d = parent;
-		struct inode *inode = BPF_CORE_READ(d, d_inode);
-		if (!inode)
-			break;
-		inode_key(&key, cgid, inode);
-		__u32 *idx = bpf_map_lookup_elem(&tree_tools, &key);
-		if (idx)
-			return (int)*idx;
-	}
-	return -1;
+	struct tree_tool_walk walk = {};
+	walk.d = BPF_CORE_READ(f, f_path.dentry);
+	walk.cgid = cgid;
+	walk.tool = -1;
+	if (walk.d)
+		bpf_loop(TREE_TOOL_MAX_DEPTH, tree_tool_step, &walk, 0);
+	return walk.tool;
 }
 
 static __always_inline int script_index(__u64 cgid, const char *filename)

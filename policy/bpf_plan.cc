@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "policy/path.h"
+
 namespace policy {
 namespace {
 
@@ -108,6 +110,41 @@ struct Reader {
   }
 };
 
+nlohmann::json unix_sockets_json(const std::vector<UnixSocketPath>& sockets) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const UnixSocketPath& u : sockets)
+    out.push_back({{"path", u.path}, {"access", to_string(u.access)}, {"origin", u.origin}});
+  return out;
+}
+
+// The daemon's copy of the unix socket paths: absolute, normalised, short enough for an address.
+void read_unix_sockets(Reader& in, const nlohmann::json& net, NetworkPlan& plan) {
+  const nlohmann::json& list = in.list(net, "unix_sockets", "/network");
+  for (size_t i = 0; i < list.size() && in.ok(); ++i) {
+    std::string at = "/network/unix_sockets/" + std::to_string(i);
+    UnixSocketPath u;
+    u.path = in.text(list[i], "path", at);
+    std::string access = in.text(list[i], "access", at);
+    if (access == "named") {
+      u.access = UnixSocketAccess::named;
+    } else if (access == "own") {
+      u.access = UnixSocketAccess::own;
+    } else if (access == "foreign") {
+      u.access = UnixSocketAccess::foreign;
+    } else if (in.ok()) {
+      in.fail(at + "/access", "expected named, own or foreign");
+    }
+    u.origin = in.text(list[i], "origin", at);
+    if (!in.ok()) break;
+    if (std::string why = check_absolute_path(u.path); !why.empty()) {
+      in.fail(at + "/path", "expected " + why);
+    } else if (u.path.size() > kMaxUnixSocketPath) {
+      in.fail(at + "/path", "expected at most " + std::to_string(kMaxUnixSocketPath) + " bytes");
+    }
+    plan.unix_sockets.push_back(u);
+  }
+}
+
 }  // namespace
 
 nlohmann::json bpf_plan_to_json(const EnforcementPlan& plan) {
@@ -152,7 +189,8 @@ nlohmann::json bpf_plan_to_json(const EnforcementPlan& plan) {
            {{"mode", to_string(plan.network.mode)},
             {"dns", plan.network.dns},
             {"cidrs", cidrs},
-            {"egress_hosts", egress_hosts}}},
+            {"egress_hosts", egress_hosts},
+            {"unix_sockets", unix_sockets_json(plan.network.unix_sockets)}}},
           {"budgets",
            {{"wall_clock_ns", optional_number(b.wall_clock_ns)},
             {"syscalls", optional_number(b.syscalls)},
@@ -184,6 +222,7 @@ std::optional<EnforcementPlan> bpf_plan_from_json(const nlohmann::json& j, std::
       in.fail("/network/mode", "expected none, filtered or host");
     }
     plan.network.dns = in.boolean(*net, "dns", "/network");
+    read_unix_sockets(in, *net, plan.network);
     for (const std::string& host : in.strings(*net, "egress_hosts", "/network")) {
       EgressRule rule;
       rule.host = host;

@@ -682,6 +682,30 @@ void plan_network(const Network& n, NetworkPlan& network, LandlockPlan& landlock
   }
 }
 
+// The path unix sockets the agent may reach (those /network/unix names, and its own under its
+// write grants and tmpfs) and where the sockets of others may be (the read grants, and /proc and
+// /dev, whose links lead back into the view). A directory whose path is too long for a socket
+// address beneath it is left out.
+std::vector<UnixSocketPath> plan_unix_sockets(const Manifest& m) {
+  std::vector<UnixSocketPath> out;
+  for (size_t i = 0; i < m.network.unix_sockets.size(); ++i) {
+    out.push_back(
+        {m.network.unix_sockets[i], UnixSocketAccess::named, pointer_join("/network/unix", i)});
+  }
+  auto add = [&](const std::vector<std::string>& dirs, UnixSocketAccess access, const char* where) {
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      if (dirs[i].size() < kMaxUnixSocketPath)
+        out.push_back({dirs[i], access, pointer_join(where, i)});
+    }
+  };
+  add(m.filesystem.write, UnixSocketAccess::own, "/filesystem/write");
+  add(m.filesystem.tmpfs, UnixSocketAccess::own, "/filesystem/tmpfs");
+  add(m.filesystem.read, UnixSocketAccess::foreign, "/filesystem/read");
+  out.push_back({"/proc", UnixSocketAccess::foreign, "/proc"});
+  out.push_back({"/dev", UnixSocketAccess::foreign, "/dev"});
+  return out;
+}
+
 // What the host must provide.
 std::vector<Requirement> host_requirements(const Manifest& m) {
   std::vector<Requirement> requirements;
@@ -703,6 +727,9 @@ std::vector<Requirement> host_requirements(const Manifest& m) {
            " in the enclosure's pid namespace, set by a root launcher or enclosure daemon (memfd "
            "copies of tools never execute)",
        "/tools");
+  need("bpf",
+       "bpf cgroup/connect_unix,sendmsg_unix, Linux 6.7 (path unix sockets only where named)",
+       "/network/unix");
   if (n.mode == NetworkMode::none) need("network", "network namespace", "/network/mode");
   if (n.mode != NetworkMode::none) {
     need("landlock", "landlock abi>=6 (abstract unix socket scoping)", "/network/mode");
@@ -764,6 +791,7 @@ CompileResult compile(const Manifest& m) {
   plan.mounts.steps = mount_steps(m);
   plan.landlock.grants = landlock_grants(m);
   plan_network(m.network, plan.network, plan.landlock);
+  plan.network.unix_sockets = plan_unix_sockets(m);
   plan.seccomp = compile_seccomp(m.syscalls);
   add_rule_gates(plan.seccomp, m.rules);
   for (size_t i = 0; i < m.tools.size(); ++i) {

@@ -233,6 +233,18 @@ void diff_tools(const Manifest& a, const Manifest& b, Differ& d) {
   }
 }
 
+void diff_unix_sockets(const std::vector<std::string>& a, const std::vector<std::string>& b,
+                       Differ& d) {
+  for (const std::string& p : b) {
+    if (std::find(a.begin(), a.end(), p) == a.end())
+      d.add("network", ChangeKind::widened, "may now connect to the unix socket " + p);
+  }
+  for (const std::string& p : a) {
+    if (std::find(b.begin(), b.end(), p) == b.end())
+      d.add("network", ChangeKind::narrowed, "may no longer connect to the unix socket " + p);
+  }
+}
+
 void diff_network(const Network& a, const Network& b, Differ& d) {
   auto rank = [](NetworkMode m) {
     return m == NetworkMode::none ? 0 : m == NetworkMode::filtered ? 1 : 2;
@@ -264,6 +276,7 @@ void diff_network(const Network& a, const Network& b, Differ& d) {
     d.add("network", b.dns ? ChangeKind::widened : ChangeKind::narrowed,
           std::string("dns ") + (a.dns ? "on" : "off") + " -> " + (b.dns ? "on" : "off"));
   }
+  diff_unix_sockets(a.unix_sockets, b.unix_sockets, d);
 }
 
 void diff_syscalls(const Syscalls& a, const Syscalls& b, Differ& d) {

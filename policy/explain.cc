@@ -126,6 +126,7 @@ json network_json(const Network& n) {
     if (r.private_ok) egress.back()["private"] = true;
   }
   net["egress"] = egress;
+  net["unix"] = n.unix_sockets;
   return net;
 }
 
@@ -351,6 +352,18 @@ void print_filtered_network(std::ostream& o, const Network& n, const json& egres
   o << "  everything else, including raw and packet sockets, is denied\n";
 }
 
+void print_unix_sockets(std::ostream& o, const Network& n) {
+  o << "  unix sockets: ";
+  if (n.unix_sockets.empty()) {
+    o << "only its own (under its write grants and tmpfs)\n";
+  } else {
+    o << "its own (under its write grants and tmpfs), and\n";
+    for (size_t i = 0; i < n.unix_sockets.size(); ++i)
+      o << "    " << n.unix_sockets[i] << "   [/network/unix/" << i << "]\n";
+  }
+  o << "  any other path socket is refused (EACCES), also under a read grant\n";
+}
+
 void print_network(std::ostream& o, const Network& n, const json& network) {
   o << "\nNetwork\n";
   switch (n.mode) {
@@ -365,6 +378,7 @@ void print_network(std::ostream& o, const Network& n, const json& network) {
       print_filtered_network(o, n, network["egress"]);
       break;
   }
+  print_unix_sockets(o, n);
 }
 
 void print_imported_profile(std::ostream& o, const Syscalls& s, const json& imp) {

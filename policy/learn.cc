@@ -298,6 +298,9 @@ void keep_from_base(json& m, const json& b, const Observation& o, bool saw_files
   if (o.connects.empty() && b.contains("network")) {
     m["network"] = b["network"];
     notes.push_back("no connection was made: /network kept from the base");
+  } else if (b.contains("network") && b["network"].contains("unix")) {
+    // Unix sockets are not observed: the base's names are kept.
+    m["network"]["unix"] = b["network"]["unix"];
   }
   if (b.contains("context")) m["context"] = b["context"];
   if (b.contains("process") && b["process"].contains("user"))

@@ -34,7 +34,7 @@ const std::map<std::string, std::vector<std::string>>& accepted_keys() {
       {"/process/user", {"uid", "gid"}},
       {"/filesystem", {"read", "write", "tmpfs", "hide"}},
       {"/tools/*", {"name", "path", "max_calls", "cost_usd", "tree"}},
-      {"/network", {"mode", "egress", "dns"}},
+      {"/network", {"mode", "egress", "dns", "unix"}},
       {"/network/egress/*", {"host", "cidr", "ports", "protocol", "private"}},
       {"/syscalls", {"profile", "profile_digest", "deny", "allow", "action"}},
       {"/budgets",
@@ -375,6 +375,20 @@ class ManifestReader {
   std::function<std::string(const std::string&)> path_check() {
     bool t = template_;
     return [t](const std::string& p) { return check_absolute_path(p, t); };
+  }
+
+  // A unix socket's address holds at most 107 bytes of path (sun_path, with its terminating NUL).
+  std::function<std::string(const std::string&)> unix_socket_check() {
+    bool t = template_;
+    return [t](const std::string& p) -> std::string {
+      std::string why = check_absolute_path(p, t);
+      if (!why.empty()) return why;
+      if (p.size() > kMaxUnixSocketPath) {
+        return "a path of at most " + std::to_string(kMaxUnixSocketPath) +
+               " bytes (the longest a unix socket address holds)";
+      }
+      return {};
+    };
   }
 
   // ---- sections ----------------------------------------------------------------------------
@@ -750,6 +764,10 @@ class ManifestReader {
     }
     if (v.contains("dns")) {
       if (auto b = boolean(v["dns"], "/network/dns")) n.dns = *b;
+    }
+    if (v.contains("unix")) {
+      n.unix_sockets = string_list(v["unix"], "/network/unix", "absolute paths of unix sockets",
+                                   unix_socket_check());
     }
     if (!v.contains("egress")) return;
     const json& egress = v["egress"];
@@ -1291,6 +1309,23 @@ void check_tree_tools(const Manifest& m, const GrantPointers& granted, Diagnosti
   }
 }
 
+// A named unix socket must be in the agent's view, not hidden; one under the agent's write grants
+// or tmpfs is its own anyway, and naming it would suggest that it is protected.
+void check_unix_sockets(const Manifest& m, const GrantPointers& granted, Diagnostics& d) {
+  for (size_t i = 0; i < m.network.unix_sockets.size(); ++i) {
+    const std::string& path = m.network.unix_sockets[i];
+    if (has_placeholder(path)) continue;
+    const std::string pointer = pointer_join("/network/unix", i);
+    if (!under_grant(granted, path, true)) {
+      d.error(pointer, "the socket \"" + path +
+                           "\" is not inside the enclosure's view; grant its directory under "
+                           "/filesystem/read or write");
+    } else if (std::string h = hidden_by(m.filesystem, path); !h.empty()) {
+      d.error(pointer, "the socket \"" + path + "\" is hidden by " + h);
+    }
+  }
+}
+
 // Egress rules, the resolver and host mode against the network mode.
 void check_network_mode(const Manifest& m, Diagnostics& d) {
   const Network& n = m.network;
@@ -1409,6 +1444,7 @@ void check_consistency(const Manifest& m, Diagnostics& d) {
   check_reachable(m, granted, d);
   check_tree_tools(m, granted, d);
   check_network_mode(m, d);
+  check_unix_sockets(m, granted, d);
   check_rules(m, granted, d);
 }
 

@@ -78,6 +78,9 @@ struct Network {
   NetworkMode mode = NetworkMode::none;  // deny by default: no network unless asked
   std::vector<EgressRule> egress;
   bool dns = false;
+  // Path unix sockets the agent may connect to, in every mode (/network/unix). Any other path
+  // socket is refused, except those under its write grants and tmpfs (its own).
+  std::vector<std::string> unix_sockets;
 };
 
 enum class SyscallAction { errno_eperm, kill };

@@ -8,6 +8,8 @@
 namespace policy {
 
 inline constexpr size_t kMaxPathLength = 4095;
+// The longest path a unix socket address (sockaddr_un.sun_path, 108 bytes) holds with its NUL.
+inline constexpr size_t kMaxUnixSocketPath = 107;
 
 // "" when `path` is a normalised absolute path: starts with "/", no empty, "." or ".." segment,
 // no trailing "/" (except "/" itself), no control character, segments of at most 255 bytes.

@@ -134,6 +134,26 @@ struct HostEgress {
   bool private_ok = false;  // admits loopback, private, link-local, ... answers (`"private"`)
 };
 
+// How the eBPF hooks treat a path unix socket, by the path as the agent spells it (they run
+// before the kernel resolves it).
+enum class UnixSocketAccess {
+  named,    // /network/unix/N: that path exactly
+  own,      // a write grant or tmpfs: every path beneath it (the agent's own sockets)
+  foreign,  // a read grant, /proc, /dev: every path beneath it is refused with a deny event
+};
+
+inline const char* to_string(UnixSocketAccess a) {
+  return a == UnixSocketAccess::named ? "named" : a == UnixSocketAccess::own ? "own" : "foreign";
+}
+
+// Paths that no entry covers lie in the view's empty skeleton, where no socket exists: refused
+// as not found, without an event.
+struct UnixSocketPath {
+  std::string path;
+  UnixSocketAccess access = UnixSocketAccess::named;
+  std::string origin;  // /network/unix/N, /filesystem/{read,write,tmpfs}/N, /proc, /dev
+};
+
 struct NetworkPlan {
   NetworkMode mode = NetworkMode::none;
   bool new_namespace = true;      // mode none: an empty network namespace with loopback only
@@ -141,7 +161,8 @@ struct NetworkPlan {
                                   // yields the IPv4 block it maps to
   std::vector<HostEgress> hosts;
   bool dns = false;
-  std::vector<EgressRule> egress_rules;  // as the manifest lists them (/network/egress/N)
+  std::vector<EgressRule> egress_rules;      // as the manifest lists them (/network/egress/N)
+  std::vector<UnixSocketPath> unix_sockets;  // every other path socket is refused
 };
 
 // ---- the whole plan ----------------------------------------------------------------------------

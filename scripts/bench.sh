@@ -287,6 +287,27 @@ report=$BUILD_DIR/bench-report.md
   done
   x=$(median "${a[@]}") y=$(median "${b[@]}")
   echo "| getppid inside, ns: no syscall budget vs budget | $x | $y | $(ratio "$y" "$x") |"
+  # Refusals: an open for writing of a file in a read grant (EROFS), each a deny record from
+  # the sys_exit program, against an allowed open of the same file, inside.
+  a=() b=()
+  for _ in 1 2 3 4 5 6 7; do
+    a+=("$("${ENC[@]}" syscall_loop openat $((LOOP / 4)))")
+    b+=("$("${ENC[@]}" syscall_loop refused $((LOOP / 4)))")
+  done
+  x=$(median "${a[@]}") y=$(median "${b[@]}")
+  echo "| open inside, ns: allowed read-open vs refused write-open (a deny event each) | $x | $y | $(ratio "$y" "$x") |"
+  # A host process beside an idle enclosure without budgets: every run has the sys_exit program
+  # (refusal events), which runs for every syscall on the host while attached.
+  "${ENC[@]}" sleep 600 >/dev/null 2>&1 &
+  bg=$!
+  sleep 1
+  with=() without=()
+  for _ in 1 2 3 4 5 6 7; do with+=("$("$work/syscall_loop" getppid "$LOOP")"); done
+  kill -TERM "$bg" 2>/dev/null || true
+  wait "$bg" 2>/dev/null || true
+  for _ in 1 2 3 4 5 6 7; do without+=("$("$work/syscall_loop" getppid "$LOOP")"); done
+  x=$(median "${without[@]}") y=$(median "${with[@]}")
+  echo "| host getppid, ns: no enclosure vs an enclosure without budgets | $x | $y | $(ratio "$y" "$x") |"
   # A host process beside an idle enclosure that has a syscall budget (the sys_enter program
   # runs for every syscall on the host while attached).
   "${ENC_BUDGET[@]}" sleep 600 >/dev/null 2>&1 &

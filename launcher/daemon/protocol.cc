@@ -11,6 +11,7 @@ namespace {
 constexpr size_t kMaxEntries = 65536;  // any list or map in a request
 constexpr size_t kMaxTokenLength = 64;
 constexpr size_t kMaxStateBytes = 65536;
+constexpr size_t kMaxTriggerTreeKeys = 262144;  // bpf::kMaxReadTriggerFiles
 
 nlohmann::json optional_number(const std::optional<uint64_t>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
@@ -159,6 +160,8 @@ struct Reader {
   // The parts, at `where`.
   ProtocolNeeds needs(const nlohmann::json& j, const std::string& where);
   ProtocolFiles files(const nlohmann::json& j, const std::string& where);
+  std::map<std::string, std::vector<ProtocolFileKey>> trigger_trees(const nlohmann::json& j,
+                                                                    const std::string& where);
   ProtocolLimits limits(const nlohmann::json& j, const std::string& where);
   ProtocolCgroup cgroup(const nlohmann::json& j, const std::string& where);
   ProtocolBpfReport bpf_report(const nlohmann::json& j, const std::string& where);
@@ -198,7 +201,34 @@ ProtocolFiles Reader::files(const nlohmann::json& j, const std::string& where) {
     }
     f.keys[it.key()] = {number(key[0], here + "/0"), number(key[1], here + "/1")};
   }
+  if (ok() && j.contains("trigger_trees")) f.trigger_trees = trigger_trees(j, where);
   return f;
+}
+
+// {path: [[device, inode], ...]}: a tree may hold up to kMaxTriggerTreeKeys (the daemon's eBPF
+// layer caps a run's read triggers again).
+std::map<std::string, std::vector<ProtocolFileKey>> Reader::trigger_trees(
+    const nlohmann::json& j, const std::string& where) {
+  std::map<std::string, std::vector<ProtocolFileKey>> trees;
+  const nlohmann::json& all = object(j, "trigger_trees", where);
+  for (auto it = all.begin(); it != all.end() && ok(); ++it) {
+    std::string here = at(where, "trigger_trees/" + it.key());
+    if (!it.value().is_array() || it.value().size() > kMaxTriggerTreeKeys) {
+      fail(here, "expected a list of at most " + std::to_string(kMaxTriggerTreeKeys));
+      break;
+    }
+    std::vector<ProtocolFileKey>& tree = trees[it.key()];
+    tree.reserve(it.value().size());
+    for (size_t i = 0; i < it.value().size() && ok(); ++i) {
+      const nlohmann::json& key = it.value()[i];
+      if (!key.is_array() || key.size() != 2 || !whole(key[0]) || !whole(key[1])) {
+        fail(here + "/" + std::to_string(i), "expected [device, inode]");
+        break;
+      }
+      tree.push_back({key[0].get<uint64_t>(), key[1].get<uint64_t>()});
+    }
+  }
+  return trees;
 }
 
 ProtocolLimits Reader::limits(const nlohmann::json& j, const std::string& where) {
@@ -294,7 +324,14 @@ nlohmann::json ProtocolFiles::to_json() const {
   nlohmann::json k = nlohmann::json::object();
   for (const auto& [path, key] : keys)
     k[path] = {key.dev, key.ino};
-  return {{"script_tools", script_tools}, {"loaders", loaders}, {"keys", k}};
+  nlohmann::json trees = nlohmann::json::object();
+  for (const auto& [path, tree] : trigger_trees) {
+    nlohmann::json& list = trees[path] = nlohmann::json::array();
+    for (const ProtocolFileKey& key : tree)
+      list.push_back({key.dev, key.ino});
+  }
+  return {
+      {"script_tools", script_tools}, {"loaders", loaders}, {"keys", k}, {"trigger_trees", trees}};
 }
 
 std::optional<ProtocolFiles> ProtocolFiles::from_json(const nlohmann::json& j, std::string& error) {

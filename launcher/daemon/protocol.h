@@ -27,7 +27,8 @@ namespace launcher {
 
 constexpr const char* kDefaultDaemonSocket = "/run/enclosure/daemon.sock";
 constexpr uint32_t kMaxDaemonFrame = 16u << 20;
-constexpr int kDaemonProtocolVersion = 2;
+// 3: the plan carries network.unix_sockets (a daemon of version 2 would not enforce them).
+constexpr int kDaemonProtocolVersion = 3;
 
 // ---- Parts of requests and replies ----
 
@@ -54,6 +55,8 @@ struct ProtocolFiles {
   std::vector<size_t> script_tools;  // indices into the plan's tools
   std::vector<std::string> loaders;
   std::map<std::string, ProtocolFileKey> keys;
+  // Per read trigger path: the keys of everything in its tree (optional; absent: none).
+  std::map<std::string, std::vector<ProtocolFileKey>> trigger_trees;
   nlohmann::json to_json() const;
   static std::optional<ProtocolFiles> from_json(const nlohmann::json& j, std::string& error);
 };

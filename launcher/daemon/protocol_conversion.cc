@@ -19,6 +19,12 @@ ProtocolFiles to_protocol(const bpf::EnclosureFiles& files) {
   f.loaders = files.loaders;
   for (const auto& [path, key] : files.keys)
     f.keys[path] = {key.dev, key.ino};
+  for (const auto& [path, tree] : files.trigger_trees) {
+    std::vector<ProtocolFileKey>& keys = f.trigger_trees[path];
+    keys.reserve(tree.size());
+    for (const bpf::FileKey& key : tree)
+      keys.push_back({key.dev, key.ino});
+  }
   return f;
 }
 
@@ -53,6 +59,12 @@ bpf::EnclosureFiles to_bpf(const ProtocolFiles& files) {
   f.loaders = files.loaders;
   for (const auto& [path, key] : files.keys)
     f.keys[path] = {key.dev, key.ino};
+  for (const auto& [path, tree] : files.trigger_trees) {
+    std::vector<bpf::FileKey>& keys = f.trigger_trees[path];
+    keys.reserve(tree.size());
+    for (const ProtocolFileKey& key : tree)
+      keys.push_back({key.dev, key.ino});
+  }
   return f;
 }
 

@@ -1,9 +1,12 @@
 #include "launcher/events/kernel_events.h"
 
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "bpf/enclosure_abi.h"
 #include "launcher/events/event.h"
+#include "policy/path.h"
 #include "policy/units.h"
 
 namespace launcher {
@@ -203,6 +206,104 @@ KernelEvent open_event(const bpf::OpenRecord& o, int64_t pid, uint64_t kseq) {
   return {"open", pid, f};
 }
 
+// Why the mount view, Landlock or a noexec mount refused (by errno): the kernel does not say
+// which of them did, so the text says what each errno means in an enclosure.
+const char* refusal_reason(const bpf::RefusalRecord& r) {
+  int err = static_cast<int>(-r.result);
+  if (r.section == ENC_REFUSAL_EXEC) {
+    return err == EACCES ? "not a tool (no execute right for this file, or a noexec mount)"
+                         : "not permitted to execute this file";
+  }
+  switch (err) {
+    case EROFS:
+      return "not under a write grant (a read-only mount)";
+    case EXDEV:
+      return "across grants (each grant is a mount of its own, and Landlock refuses links and "
+             "renames between grants)";
+    case EACCES:
+      return "no grant allows this access (Landlock), or the file's permissions do not";
+    default:
+      return "not permitted (the file's owner or mode)";
+  }
+}
+
+bool is_file_grant(const policy::MountStep& s) {
+  return s.kind == policy::MountKind::bind_read || s.kind == policy::MountKind::bind_write ||
+         s.kind == policy::MountKind::tmpfs;
+}
+
+// The manifest entry of the grant that an absolute `path` lies in: the /filesystem/read/N,
+// /filesystem/write/N or /filesystem/tmpfs/N of the longest grant path that is `path` or one of
+// its ancestors, compared as text once ".", ".." and repeated slashes are resolved; "/filesystem"
+// for a relative path, or one under no grant.
+std::string grant_origin(const policy::EnforcementPlan& plan, const std::string& path) {
+  if (path.empty() || path.front() != '/') return "/filesystem";
+  std::string normal = std::filesystem::path(path).lexically_normal().string();
+  if (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  const policy::MountStep* best = nullptr;
+  for (const policy::MountStep& s : plan.mounts.steps) {
+    if (!is_file_grant(s) || !policy::path_is_under(normal, s.path)) continue;
+    if (!best || s.path.size() > best->path.size()) best = &s;
+  }
+  return best ? best->origin : "/filesystem";
+}
+
+// The deny of a file or exec syscall of the agent refused by the mount view, Landlock or a
+// noexec mount: its path(s) as the agent gave them and the grant(s) they lie in.
+KernelEvent refusal_event(const bpf::RefusalRecord& r, int64_t pid, uint64_t kseq,
+                          const policy::EnforcementPlan& plan) {
+  bool exec = r.section == ENC_REFUSAL_EXEC;
+  const char* syscall = bpf::refusal_syscall_name(r.syscall);
+  nlohmann::json f = {{"section", exec ? "tools" : "filesystem"},
+                      {"origin", exec ? std::string("/tools") : grant_origin(plan, r.path)},
+                      {"syscall", syscall ? syscall : std::to_string(r.syscall)},
+                      {"nr", r.syscall},
+                      {"action", errno_name(static_cast<int>(-r.result))},
+                      {"reason", refusal_reason(r)},
+                      {"kseq", kseq}};
+  set_bytes(f, "path", r.path);
+  if (r.path_unreadable) f["path_unreadable"] = true;
+  if (r.dirfd != -100) f["dirfd"] = r.dirfd;  // AT_FDCWD is not shown
+  if (!r.path2.empty() || r.path2_unreadable) {
+    set_bytes(f, "new_path", r.path2);
+    f["new_origin"] = grant_origin(plan, r.path2);
+    if (r.path2_unreadable) f["new_path_unreadable"] = true;
+    if (r.dirfd2 != -100) f["new_dirfd"] = r.dirfd2;
+  }
+  if (r.flags) f["flags"] = bpf::open_flags_text(r.flags);
+  return {"deny", pid, f};
+}
+
+const char* unix_reason_text(uint32_t reason) {
+  switch (reason) {
+    case ENC_UNIX_RELATIVE:
+      return "a relative socket path (name it absolutely)";
+    case ENC_UNIX_DOT:
+      return "a \".\" or \"..\" segment in the socket path";
+    case ENC_UNIX_NOT_OWN:
+      return "a path under the agent's own directories that led to a socket it did not bind "
+             "(a symlink or rename)";
+    default:
+      return "a unix socket not named in /network/unix, under a read grant, /proc or /dev";
+  }
+}
+
+// The deny of a connect or sendmsg to a path unix socket that /network/unix does not allow.
+KernelEvent unix_socket_event(const bpf::UnixRecord& u, int64_t pid, uint64_t kseq) {
+  nlohmann::json f = {{"section", "network"},
+                      {"origin", "/network/unix"},
+                      {"hook", u.hook == ENC_UNIX_CONNECT ? "connect_unix" : "sendmsg_unix"},
+                      {"socket", u.type == 2   ? "dgram"
+                                 : u.type == 5 ? "seqpacket"
+                                               : "stream"},
+                      {"action", "EACCES"},
+                      {"kseq", kseq}};
+  set_bytes(f, "path", u.path);
+  f["reason"] = unix_reason_text(u.reason);
+  if (u.reason == ENC_UNIX_NOT_OWN) f["action"] = "killed";
+  return {"deny", pid, f};
+}
+
 }  // namespace
 
 std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r,
@@ -221,6 +322,10 @@ std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r,
     out.push_back(rule_event(*ru, pid, r.kseq, plan));
   } else if (const auto* o = std::get_if<bpf::OpenRecord>(&r.body)) {
     out.push_back(open_event(*o, pid, r.kseq));
+  } else if (const auto* rf = std::get_if<bpf::RefusalRecord>(&r.body)) {
+    out.push_back(refusal_event(*rf, pid, r.kseq, plan));
+  } else if (const auto* u = std::get_if<bpf::UnixRecord>(&r.body)) {
+    out.push_back(unix_socket_event(*u, pid, r.kseq));
   }
   return out;
 }

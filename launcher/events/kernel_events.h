@@ -1,5 +1,6 @@
 // Turns decoded ring-buffer records of the eBPF layer into events of the run's stream: exec and
-// tool_call, connect, deny (network), budget, open.
+// tool_call, connect, deny (network; file and exec syscalls the mount view, Landlock or a noexec
+// mount refused), budget, open.
 #pragma once
 
 #include <string>

@@ -34,10 +34,19 @@
 namespace launcher {
 namespace {
 
-// How the summary line names a denial the kernel reported: an exec (a tool a rule denies, the
-// dynamic loader run as a program) by what was executed, a network one by its destination.
+// How the summary line names a denial the kernel reported: a refused file call by its syscall
+// and path, an exec (a non-tool, a tool a rule denies, the dynamic loader run as a program) by
+// what was executed, a unix socket by its path, a network one by its destination.
 std::string kernel_denial_summary(const nlohmann::json& fields) {
   std::string origin = fields.value("origin", std::string("/network"));
+  if (fields.value("section", std::string()) == "filesystem") {
+    return fields.value("syscall", std::string("?")) + " " +
+           fields.value("path", std::string("?")) + " (" + origin + ")";
+  }
+  if (origin == "/network/unix") {
+    return fields.value("hook", std::string("connect_unix")) + " " +
+           fields.value("path", std::string("?")) + " (" + origin + ")";
+  }
   if (fields.contains("path") || fields.contains("tool")) {
     std::string tool = fields.value("tool", std::string());
     return "exec of " + (tool.empty() ? fields.value("path", std::string("?")) : "tool " + tool) +
@@ -258,6 +267,10 @@ void Supervisor::on_ring() {
     std::optional<bpf::DecodedRecord> r = bpf::decode_record(data, size, error);
     if (!r || r->cgroup_id != config_.cgroup_id) {
       ++malformed_records_;
+      return;
+    }
+    if (const auto* rf = std::get_if<bpf::RefusalRecord>(&r->body);
+        rf && take_seccomp_echo(rf->syscall, rf->result)) {
       return;
     }
     for (KernelEvent& e : kernel_events(*r, *config_.plan)) {
@@ -654,6 +667,7 @@ void Supervisor::answer_gated_call(const SeccompNotice& n,
                 {"action", "EPERM"}});
   record_denial(n.syscall + " (" + pointer + ")");
   ++seccomp_denials_;
+  expect_seccomp_echo(n);
   listener_->fail(n, EPERM);
 }
 
@@ -672,7 +686,22 @@ void Supervisor::deny_call(const SeccompNotice& n, const policy::NotifiedCallVer
   // With on_violation: kill the enclosure dies before the call is answered, so nothing of the
   // agent runs past its first violation.
   record_denial(n.syscall + " (" + verdict.origin + ")");
+  // A killed caller may never return from the call: no echo is expected of it.
+  if (!verdict.kill) expect_seccomp_echo(n);
   listener_->fail(n, EPERM);
+}
+
+void Supervisor::expect_seccomp_echo(const SeccompNotice& n) {
+  if (n.foreign_abi || n.nr < 0 || !bpf::refusal_syscall_name(static_cast<uint32_t>(n.nr))) return;
+  ++seccomp_echoes_expected_[static_cast<uint32_t>(n.nr)];
+}
+
+bool Supervisor::take_seccomp_echo(uint32_t nr, int64_t result) {
+  auto it = seccomp_echoes_expected_.find(nr);
+  if (result != -EPERM || it == seccomp_echoes_expected_.end()) return false;
+  if (--it->second == 0) seccomp_echoes_expected_.erase(it);
+  ++seccomp_echoes_taken_;
+  return true;
 }
 
 RunOutcome Supervisor::run() {
@@ -901,14 +930,16 @@ void Supervisor::add_kernel_figures(nlohmann::json& figures) {
                                {"dropped_packets", c.state.egress_dropped}};
     if (b.egress_bytes) figures["egress_bytes"]["limit"] = *b.egress_bytes;
   }
-  // The kernel's counters are exact even when records were lost.
-  outcome_.denials =
-      seccomp_denials_ + c.state.net_denied + c.state.egress_dropped + c.state.exec_denied;
-  figures["kernel_events"] = {{"records", c.state.records},
-                              {"lost", c.state.lost},
-                              {"malformed", malformed_records_},
-                              {"network_denials", c.state.net_denied},
-                              {"execs", c.state.execs}};
+  // The kernel's counters are exact even when records were lost. Its refusals include the
+  // echoes of seccomp's own EPERM answers, which are seccomp's denials.
+  uint64_t refusals =
+      c.state.refusals - std::min<uint64_t>(c.state.refusals, seccomp_echoes_taken_);
+  outcome_.denials = seccomp_denials_ + c.state.net_denied + c.state.egress_dropped +
+                     c.state.exec_denied + refusals;
+  figures["kernel_events"] = {
+      {"records", c.state.records},         {"lost", c.state.lost},
+      {"malformed", malformed_records_},    {"network_denials", c.state.net_denied},
+      {"file_and_exec_refusals", refusals}, {"execs", c.state.execs}};
 }
 
 }  // namespace launcher

@@ -110,6 +110,10 @@ class Supervisor {
                  const nlohmann::json& value, bool emit_budget_event = true);
   void signal_enclosure(int signal);
   void record_denial(const std::string& what);
+  // seccomp's EPERM to a file or exec call reaches the eBPF layer's sys_exit as a refusal too:
+  // expected when the supervisor answers it, and its record then dropped (not a second deny).
+  void expect_seccomp_echo(const struct SeccompNotice& notice);
+  bool take_seccomp_echo(uint32_t nr, int64_t result);
   pid_t host_pid(pid_t ns_pid) const;
   uint64_t elapsed_ns() const;
 
@@ -145,6 +149,8 @@ class Supervisor {
   bool processes_reported_ = false;
   uint64_t lost_reported_ = 0;
   uint64_t seccomp_denials_ = 0;
+  std::map<uint32_t, uint64_t> seccomp_echoes_expected_;  // by syscall number
+  uint64_t seccomp_echoes_taken_ = 0;
   uint64_t malformed_records_ = 0;
   uint64_t exceeded_seen_ = 0;   // budgets the kernel flagged, seen by the supervisor
   uint64_t budget_records_ = 0;  // budgets whose kernel record arrived

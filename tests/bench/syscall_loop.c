@@ -1,7 +1,9 @@
 /* syscall_loop KIND N: runs N iterations of one system call and prints the mean ns per call.
  * KIND: getppid (the cheapest call: measures per-syscall overhead of filters and tracepoints)
  *       openat   (open+close of a file: measures path-walk overhead, e.g. Landlock)
- *       connect  (connect+close to 127.0.0.1:PORT given as a third argument) */
+ *       connect  (connect+close to 127.0.0.1:PORT given as a third argument)
+ *       refused  (an open for writing that must fail, e.g. of a file in a read grant: measures the
+ *                 cost of a refusal and its deny record) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -22,7 +24,7 @@ static double now_ns(void) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s getppid|openat|connect N [PORT|PATH]\n", argv[0]);
+    fprintf(stderr, "usage: %s getppid|openat|connect|refused N [PORT|PATH]\n", argv[0]);
     return 2;
   }
   long n = atol(argv[2]);
@@ -39,6 +41,14 @@ int main(int argc, char** argv) {
         return 1;
       }
       close(fd);
+    }
+  } else if (strcmp(argv[1], "refused") == 0) {
+    for (long i = 0; i < n; ++i) {
+      int fd = openat(AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        fprintf(stderr, "%s: opened for writing, expected a refusal\n", path);
+        return 1;
+      }
     }
   } else if (strcmp(argv[1], "connect") == 0) {
     struct sockaddr_in a;

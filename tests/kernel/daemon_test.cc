@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -630,10 +631,13 @@ while not os.path.exists(A[0] + "/stop"):
       run_command({"sh", "-c", "echo $$ > " + run_cgroup + "/cgroup.procs"}, as_b);
   EXPECT_NE(write.exit_code, 0) << write.describe();
 
-  // The agent itself (same uid as its launcher) is refused: it runs inside an enclosure.
+  // The agent itself (same uid as its launcher) is refused: it runs inside an enclosure. Its
+  // manifest names the daemon's socket (network.unix), else the connect itself would be EACCES.
   harness::RunOptions as_a = daemon.as(kUserA);
+  nlohmann::json named = m;
+  named["network"]["unix"] = {daemon.socket()};
   harness::RunResult inside =
-      run_enclosure(dir, m, protocol_client(daemon.socket(), {{{"op", "hello"}}}), as_a);
+      run_enclosure(dir, named, protocol_client(daemon.socket(), {{{"op", "hello"}}}), as_a);
   std::vector<nlohmann::json> inside_replies = json_lines(inside.out);
   ASSERT_FALSE(inside_replies.empty()) << inside.describe();
   EXPECT_EQ(inside_replies[0]["ok"], false) << inside.describe();
@@ -968,4 +972,77 @@ R["exec"] = errname(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
   EXPECT_EQ(res["exec"], "EACCES") << res;
   // An `enter` of a process in the daemon's own pid namespace changes nothing on the host.
   EXPECT_EQ(slurp("/proc/sys/vm/memfd_noexec"), host_value);
+}
+
+TEST(Daemon, RefusalsOfTheMountViewAreDenyEventsThroughTheDaemon) {
+  TempDir dir;
+  TestDaemon daemon(dir);
+  ASSERT_TRUE(daemon.mounted()) << "mount bpffs";
+  nlohmann::json m = base_manifest("daemon-refusals", {"/usr/bin/python3"});
+  harness::RunResult r = run_enclosure(dir, m, python_agent(R"(
+t("write_usr", lambda: open("/usr/enclosure-refusal-test", "w"))
+)"),
+                                       daemon.as(kUserA));
+  ASSERT_EQ(r.exit_code, 0) << r.describe() << daemon.log();
+  nlohmann::json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  ASSERT_TRUE(res["write_usr"] == "EROFS" || res["write_usr"] == "EACCES") << res;
+  bool reported = false;
+  for (const nlohmann::json& e : r.of_type("deny")) {
+    reported = reported ||
+               (e.value("section", "") == "filesystem" &&
+                e.value("path", "") == "/usr/enclosure-refusal-test" &&
+                e.value("origin", "") == "/filesystem/read/0" && e["action"] == res["write_usr"]);
+  }
+  EXPECT_TRUE(reported) << r.describe() << daemon.log();
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+}
+
+// network.unix through the daemon: the unix socket hooks are the daemon's, attached to its
+// subtree; a socket of the host's under a read grant that the manifest does not name is EACCES
+// with a deny event, the named one beside it is reached.
+TEST(Daemon, UnixSocketsOnlyWhereNamedThroughTheDaemon) {
+  TempDir dir;
+  TestDaemon daemon(dir);
+  ASSERT_TRUE(daemon.mounted()) << "mount bpffs";
+  std::string host = dir.file("host");
+  ::mkdir(host.c_str(), 0777);
+  ::chmod(host.c_str(), 0777);
+  std::vector<int> listeners;
+  for (const char* name : {"app.sock", "other.sock"}) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = host + "/" + name;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+    ::chmod(path.c_str(), 0777);
+    ASSERT_EQ(::listen(fd, 4), 0);
+    listeners.push_back(fd);
+  }
+  nlohmann::json m = base_manifest("daemon-unix", {"/usr/bin/python3"});
+  m["filesystem"]["read"].push_back(host);
+  m["network"]["unix"] = {host + "/app.sock"};
+  harness::RunResult r = run_enclosure(dir, m,
+                                       python_agent(R"(
+import socket
+t("named", lambda: socket.socket(socket.AF_UNIX).connect(A[0] + "/app.sock"))
+t("other", lambda: socket.socket(socket.AF_UNIX).connect(A[0] + "/other.sock"))
+)",
+                                                    {host}),
+                                       daemon.as(kUserA));
+  for (int fd : listeners)
+    ::close(fd);
+  ASSERT_EQ(r.exit_code, 0) << r.describe() << daemon.log();
+  nlohmann::json res = python_result(r);
+  ASSERT_TRUE(res.is_object()) << r.describe();
+  EXPECT_EQ(res["named"], "ok");
+  EXPECT_EQ(res["other"], "EACCES");
+  bool reported = false;
+  for (const nlohmann::json& e : r.of_type("deny")) {
+    reported = reported || (e.value("origin", "") == "/network/unix" &&
+                            e.value("path", "") == host + "/other.sock");
+  }
+  EXPECT_TRUE(reported) << r.describe() << daemon.log();
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
 }

@@ -89,12 +89,13 @@ TEST(RunControl, AnAgentInsideAnEnclosureCannotStopOrInspectAnother) {
   json status = wait_listed(victim_name);
   ASSERT_FALSE(status.is_null());
   std::string socket = "/run/enclosure/runs/" + status["run"].get<std::string>() + ".sock";
-  // The attacker runs as root with /run readable: only the cgroup identity check stands.
+  // The attacker runs as root with /run readable. Unless the manifest names the socket
+  // (network.unix), its connect is refused (EACCES, a deny event); named, only the control
+  // socket's check of the caller's cgroup identity stands.
   json m = harness::base_manifest(unique_name("attacker"), {"/usr/bin/python3"});
   m["process"]["user"] = {{"uid", 0}, {"gid", 0}};
   m["filesystem"]["read"].push_back("/run");
-  RunResult r = harness::run_enclosure(dir, m,
-                                       harness::python_agent(R"(
+  const char* const kAttack = R"(
 import socket
 def ask(request):
     s = socket.socket(socket.AF_UNIX)
@@ -104,8 +105,16 @@ def ask(request):
     return s.recv(4096).decode()
 t("stop", lambda: ask(b"stop\n"))
 t("status", lambda: ask(b"status\n"))
-)",
-                                                             {socket}));
+)";
+  RunResult unnamed = harness::run_enclosure(dir, m, harness::python_agent(kAttack, {socket}));
+  json refused = harness::python_result(unnamed);
+  ASSERT_TRUE(refused.is_object()) << unnamed.describe();
+  EXPECT_EQ(refused["stop"], "EACCES") << refused;
+  EXPECT_EQ(refused["status"], "EACCES") << refused;
+  EXPECT_EQ(unnamed.of_type("deny").size(), 2u) << unnamed.describe();
+
+  m["network"]["unix"] = {socket};
+  RunResult r = harness::run_enclosure(dir, m, harness::python_agent(kAttack, {socket}));
   json result = harness::python_result(r);
   ASSERT_TRUE(result.is_object()) << r.describe();
   EXPECT_NE(result["stop"].get<std::string>().find("inside an enclosure"), std::string::npos)

@@ -23,6 +23,7 @@ policy::EnforcementPlan compiled_plan() {
               {"network",
                {{"mode", "filtered"},
                 {"dns", true},
+                {"unix", {"/usr/run/app.sock"}},
                 {"egress",
                  {{{"cidr", "10.0.0.0/8"}, {"ports", {443, "8000-8080"}}},
                   {{"cidr", "2001:db8::/32"}, {"ports", {53}}, {"protocol", "udp"}},
@@ -71,6 +72,12 @@ TEST(BpfPlan, RoundTripKeepsWhatTheEbpfLayerApplies) {
   EXPECT_EQ(back->budgets.processes, plan.budgets.processes);
   EXPECT_EQ(back->budgets.wall_clock_ns, plan.budgets.wall_clock_ns);
   EXPECT_TRUE(back->audit.files);
+  ASSERT_EQ(back->network.unix_sockets.size(), plan.network.unix_sockets.size());
+  for (size_t i = 0; i < plan.network.unix_sockets.size(); ++i) {
+    EXPECT_EQ(back->network.unix_sockets[i].path, plan.network.unix_sockets[i].path);
+    EXPECT_EQ(back->network.unix_sockets[i].access, plan.network.unix_sockets[i].access);
+    EXPECT_EQ(back->network.unix_sockets[i].origin, plan.network.unix_sockets[i].origin);
+  }
   ASSERT_EQ(back->tools.size(), 2u);
   EXPECT_EQ(back->tools[0].max_calls, 3u);
   EXPECT_EQ(back->tools[1].cost_micro_usd, 250000u);
@@ -100,6 +107,10 @@ TEST(BpfPlan, MalformedRequestsAreRefusedWithTheFieldNamed) {
       {"/tools/0/path", "relative/sh", "/tools/0/path"},
       {"/rules/0/deny_tools", "sh", "/rules/0/deny_tools"},
       {"/audit", json::array(), "/audit"},
+      {"/network/unix_sockets/0/path", "run/app.sock", "/network/unix_sockets/0/path"},
+      {"/network/unix_sockets/0/path", "/usr/../x", "/network/unix_sockets/0/path"},
+      {"/network/unix_sockets/0/path", "/" + std::string(107, 'a'), "/network/unix_sockets/0/path"},
+      {"/network/unix_sockets/0/access", "everyone", "/network/unix_sockets/0/access"},
   };
   for (const Case& c : cases) {
     json bad = good;

@@ -661,3 +661,35 @@ TEST(CompileSeccomp, TheProfileIsIndexedPerSystemCallForTheSupervisor) {
     }
   }
 }
+
+// The plan's unix socket paths: the named ones exactly, the write grants and tmpfs as the
+// agent's own directories, the read grants, /proc and /dev as where others' sockets are, each
+// with the manifest entry it comes from; the eBPF layer needs its unix socket hooks.
+TEST(Compile, UnixSocketPathsAreTheNamesTheAgentsOwnAndOthers) {
+  using policy::UnixSocketAccess;
+  EnforcementPlan plan =
+      plan_with({{"filesystem", {{"read", {"/usr"}}, {"write", {"/srv/out"}}, {"tmpfs", {"/tmp"}}}},
+                 {"network", {{"unix", {"/usr/run/app.sock"}}}}});
+  struct Expected {
+    const char* path;
+    UnixSocketAccess access;
+    const char* origin;
+  };
+  const Expected expected[] = {{"/usr/run/app.sock", UnixSocketAccess::named, "/network/unix/0"},
+                               {"/srv/out", UnixSocketAccess::own, "/filesystem/write/0"},
+                               {"/tmp", UnixSocketAccess::own, "/filesystem/tmpfs/0"},
+                               {"/usr", UnixSocketAccess::foreign, "/filesystem/read/0"},
+                               {"/proc", UnixSocketAccess::foreign, "/proc"},
+                               {"/dev", UnixSocketAccess::foreign, "/dev"}};
+  const auto& u = plan.network.unix_sockets;
+  ASSERT_EQ(u.size(), std::size(expected));
+  for (size_t i = 0; i < u.size(); ++i) {
+    EXPECT_EQ(u[i].path, expected[i].path);
+    EXPECT_EQ(u[i].access, expected[i].access) << u[i].path;
+    EXPECT_EQ(u[i].origin, expected[i].origin);
+  }
+  bool hooks = std::any_of(
+      plan.requirements.begin(), plan.requirements.end(),
+      [](const policy::Requirement& r) { return r.layer == "bpf" && r.origin == "/network/unix"; });
+  EXPECT_TRUE(hooks);
+}

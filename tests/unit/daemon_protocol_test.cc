@@ -47,6 +47,7 @@ CreateRequest create_request() {
   r.files.script_tools = {1};
   r.files.loaders = {"/lib64/ld-linux-x86-64.so.2"};
   r.files.keys["/usr/bin/sh"] = {2049, 1234};
+  r.files.trigger_trees["/data/pii"] = {{2049, 77}, {2049, 78}};
   r.dns_ports = std::make_pair(uint16_t{40000}, uint16_t{40001});
   r.limits.pids_max = 8;
   r.grace_ns = 2'000'000'000;
@@ -125,6 +126,9 @@ TEST(DaemonProtocol, CreateRequestKeepsEveryField) {
   ASSERT_EQ(back.files.keys.count("/usr/bin/sh"), 1u);
   EXPECT_EQ(back.files.keys["/usr/bin/sh"].dev, 2049u);
   EXPECT_EQ(back.files.keys["/usr/bin/sh"].ino, 1234u);
+  ASSERT_EQ(back.files.trigger_trees["/data/pii"].size(), 2u);
+  EXPECT_EQ(back.files.trigger_trees["/data/pii"][1].dev, 2049u);
+  EXPECT_EQ(back.files.trigger_trees["/data/pii"][1].ino, 78u);
   ASSERT_TRUE(back.dns_ports);
   EXPECT_EQ(back.dns_ports->first, 40000);
   EXPECT_EQ(back.dns_ports->second, 40001);
@@ -153,6 +157,7 @@ TEST(DaemonProtocol, CreateRequestWireShape) {
   EXPECT_EQ(j["plan"], policy::bpf_plan_to_json(compiled_plan()));
   EXPECT_EQ(j["needs"]["egress"], true);
   EXPECT_EQ(j["files"]["keys"]["/usr/bin/sh"], json({2049, 1234}));
+  EXPECT_EQ(j["files"]["trigger_trees"]["/data/pii"], json::parse("[[2049, 77], [2049, 78]]"));
   EXPECT_EQ(j["dns_ports"], json({40000, 40001}));
   EXPECT_EQ(j["limits"]["pids_max"], 8);
   EXPECT_EQ(j["grace_ns"], 2'000'000'000u);
@@ -241,6 +246,17 @@ TEST(DaemonProtocol, RefusesAMissingNestedField) {
   j = valid(create_request());
   j["plan"]["network"].erase("mode");
   EXPECT_EQ(refusal(j), "/plan/network/mode: missing");
+}
+
+TEST(DaemonProtocol, TriggerTreesAreOptionalAndCheckedWhenPresent) {
+  json j = valid(create_request());
+  j["files"].erase("trigger_trees");  // a launcher before read triggers by identity
+  std::string error;
+  std::optional<DaemonRequest> r = request_from_json(j, error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_TRUE(std::get<CreateRequest>(*r).files.trigger_trees.empty());
+  j["files"]["trigger_trees"] = {{"/data/pii", json::parse("[[2049, 77], [2049]]")}};
+  EXPECT_EQ(refusal(j), "/files/trigger_trees//data/pii/1: expected [device, inode]");
 }
 
 TEST(DaemonProtocol, RefusesAWrongType) {

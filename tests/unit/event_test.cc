@@ -267,6 +267,101 @@ TEST(Decoder, OpenRecordShowsFlagsAndErrno) {
 
 namespace {
 
+// Grants /work (read), /work/out (write) and /scratch (tmpfs).
+policy::EnforcementPlan grants_plan() {
+  auto r = policy::load_manifest(R"({"apiVersion":"enclosure/v1","metadata":{"name":"m"},
+    "tools":[{"name":"git","path":"/usr/bin/git"}],
+    "filesystem":{"read":["/usr","/work"],"write":["/work/out"],"tmpfs":["/scratch"]}})");
+  for (const policy::Diagnostic& d : r.diagnostics.errors())
+    ADD_FAILURE() << d.path << ": " << d.message;
+  if (!r.manifest) return {};
+  return *policy::compile(*r.manifest).plan;
+}
+
+enc_refusal_event refusal(int64_t result, uint32_t syscall, uint32_t section, const char* path,
+                          const char* path2 = "") {
+  enc_refusal_event e{};
+  e.h.type = ENC_EV_REFUSAL;
+  e.h.size = sizeof e;
+  e.result = result;
+  e.syscall = syscall;
+  e.section = section;
+  e.dirfd = -100;
+  e.dirfd2 = -100;
+  std::strncpy(e.path, path, sizeof e.path - 1);
+  std::strncpy(e.path2, path2, sizeof e.path2 - 1);
+  return e;
+}
+
+std::vector<launcher::KernelEvent> refusal_events(const enc_refusal_event& e) {
+  std::string error;
+  auto r = bpf::decode_record(&e, sizeof e, error);
+  EXPECT_TRUE(r) << error;
+  return r ? launcher::kernel_events(*r, grants_plan()) : std::vector<launcher::KernelEvent>{};
+}
+
+}  // namespace
+
+TEST(Decoder, RefusalRecordIsADenyWithSyscallPathsErrnoAndTheLongestGrant) {
+  enc_refusal_event e = refusal(-18 /* EXDEV */, 316 /* renameat2 */, ENC_REFUSAL_FILES,
+                                "/work/out/a.txt", "/work/b.txt");
+  e.dirfd2 = 5;
+  auto events = refusal_events(e);
+  ASSERT_EQ(events.size(), 1u);
+  nlohmann::json f = events[0].fields;
+  EXPECT_EQ(events[0].type, "deny");
+  EXPECT_EQ(f["section"], "filesystem");
+  EXPECT_EQ(f["syscall"], "renameat2");
+  EXPECT_EQ(f["action"], "EXDEV");
+  EXPECT_EQ(f["path"], "/work/out/a.txt");
+  EXPECT_EQ(f["origin"], "/filesystem/write/0");  // the longest grant: /work/out, not /work
+  EXPECT_EQ(f["new_path"], "/work/b.txt");
+  EXPECT_EQ(f["new_origin"], "/filesystem/read/1");
+  EXPECT_EQ(f["new_dirfd"], 5);
+  EXPECT_FALSE(f.contains("dirfd"));
+  EXPECT_FALSE(f.value("reason", "").empty());
+
+  // Paths are compared once ".", ".." and repeated slashes are resolved; "/workshop" is not
+  // under "/work"; a relative path, or one under no grant, is "/filesystem".
+  const std::pair<const char*, const char*> origins[] = {
+      {"/scratch//x/../y", "/filesystem/tmpfs/0"},
+      {"/work/./out/../c", "/filesystem/read/1"},
+      {"/workshop/c", "/filesystem"},
+      {"out/c", "/filesystem"},
+      {"/etc/passwd", "/filesystem"},
+      {"/work/out", "/filesystem/write/0"}};
+  for (const auto& [path, origin] : origins) {
+    auto ev = refusal_events(refusal(-30 /* EROFS */, 2 /* open */, ENC_REFUSAL_FILES, path));
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].fields["origin"], origin) << path;
+    EXPECT_FALSE(ev[0].fields.contains("new_path")) << path;
+  }
+
+  auto exec =
+      refusal_events(refusal(-13 /* EACCES */, 59 /* execve */, ENC_REFUSAL_EXEC, "/work/x"));
+  ASSERT_EQ(exec.size(), 1u);
+  EXPECT_EQ(exec[0].fields["section"], "tools");
+  EXPECT_EQ(exec[0].fields["origin"], "/tools");
+  EXPECT_EQ(exec[0].fields["syscall"], "execve");
+  EXPECT_EQ(exec[0].fields["action"], "EACCES");
+  EXPECT_NE(exec[0].fields["reason"].get<std::string>().find("not a tool"), std::string::npos);
+}
+
+TEST(Decoder, RefusalRecordOfAnUnknownSyscallSectionOrASuccessIsMalformed) {
+  std::string error;
+  enc_refusal_event e = refusal(-13, 1 /* write: not a refusal syscall */, ENC_REFUSAL_FILES, "/x");
+  EXPECT_FALSE(bpf::decode_record(&e, sizeof e, error));
+  e = refusal(-13, 59, 3 /* no such section */, "/x");
+  EXPECT_FALSE(bpf::decode_record(&e, sizeof e, error));
+  e = refusal(0, 59, ENC_REFUSAL_EXEC, "/x");
+  EXPECT_FALSE(bpf::decode_record(&e, sizeof e, error));
+  e = refusal(-13, 59, ENC_REFUSAL_EXEC, "/x");
+  EXPECT_FALSE(bpf::decode_record(&e, sizeof e - 1, error));
+  EXPECT_TRUE(bpf::decode_record(&e, sizeof e, error)) << error;
+}
+
+namespace {
+
 uint64_t fake_now_ns = 0;
 uint64_t fake_clock() {
   return fake_now_ns;

@@ -545,3 +545,35 @@ TEST(Explain, PrivateHostRuleIsSaid) {
             std::string::npos)
       << text;
 }
+
+// network.unix: a named socket is a widening of the network section, its removal a narrowing;
+// explain lists the names and says every other path socket is refused.
+TEST(Diff, UnixSocketNamesWidenAndNarrow) {
+  json before = base_manifest();
+  json after = before;
+  after["network"]["unix"] = {"/usr/run/app.sock"};
+  auto gained = policy::diff_manifests(load(before.dump()), load(after.dump()));
+  expect_only(gained, ChangeKind::widened, "network");
+  EXPECT_TRUE(mentions(gained, "may now connect to the unix socket /usr/run/app.sock"))
+      << describe(gained);
+  auto lost = policy::diff_manifests(load(after.dump()), load(before.dump()));
+  expect_only(lost, ChangeKind::narrowed, "network");
+  EXPECT_TRUE(mentions(lost, "may no longer connect to the unix socket /usr/run/app.sock"))
+      << describe(lost);
+}
+
+TEST(Explain, UnixSocketsAreSaid) {
+  json doc = base_manifest();
+  doc["network"]["unix"] = {"/usr/run/app.sock"};
+  policy::Manifest m = load(doc.dump());
+  EXPECT_EQ(policy::explain_json(m)["network"]["unix"], json({"/usr/run/app.sock"}));
+  std::string text = policy::explain_text(m);
+  EXPECT_NE(text.find("    /usr/run/app.sock   [/network/unix/0]"), std::string::npos) << text;
+  EXPECT_NE(text.find("any other path socket is refused (EACCES), also under a read grant"),
+            std::string::npos)
+      << text;
+  std::string without = policy::explain_text(load(base_manifest().dump()));
+  EXPECT_NE(without.find("unix sockets: only its own (under its write grants and tmpfs)"),
+            std::string::npos)
+      << without;
+}
