@@ -45,30 +45,10 @@ int capture_libbpf(enum libbpf_print_level level, const char* fmt, va_list args)
   return n;
 }
 
-uint64_t kernel_dev(dev_t dev) {
-  return (static_cast<uint64_t>(major(dev)) << 20) | static_cast<uint64_t>(minor(dev));
-}
-
 int ring_callback(void* ctx, void* data, size_t size) {
   auto* sink = static_cast<std::function<void(const void*, size_t)>*>(ctx);
   (*sink)(data, size);
   return 0;
-}
-
-// The device of the super block of mount `mount_id` (its "major:minor" in /proc/self/mountinfo,
-// which is the super block's s_dev), or nullopt when this process does not see that mount.
-std::optional<dev_t> mount_super_block_dev(uint64_t mount_id) {
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    std::istringstream fields(line);
-    uint64_t id = 0, parent = 0;
-    unsigned dev_major = 0, dev_minor = 0;
-    char colon = 0;
-    if (!(fields >> id >> parent >> dev_major >> colon >> dev_minor) || colon != ':') continue;
-    if (id == mount_id) return makedev(dev_major, dev_minor);
-  }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -94,9 +74,11 @@ std::optional<FileKey> file_key(const std::string& path) {
   dev_t dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
   if (static_cast<unsigned long>(fs.f_type) == OVERLAYFS_SUPER_MAGIC) {
     if (!(stx.stx_mask & STATX_MNT_ID)) return std::nullopt;  // Linux before 5.8
-    std::optional<dev_t> overlay = mount_super_block_dev(stx.stx_mnt_id);
-    if (!overlay) return std::nullopt;
-    dev = *overlay;
+    // The super block's device: its "major:minor" in /proc/self/mountinfo is its s_dev.
+    std::map<uint64_t, MountDevice> mounts = read_mount_table();
+    auto mount = mounts.find(stx.stx_mnt_id);
+    if (mount == mounts.end()) return std::nullopt;  // a mount this process does not see
+    dev = mount->second.dev;
   }
   return FileKey{kernel_dev(dev), stx.stx_ino};
 }

@@ -18,37 +18,6 @@
 namespace bpf {
 namespace {
 
-uint64_t kernel_dev(dev_t dev) {
-  return (static_cast<uint64_t>(major(dev)) << 20) | static_cast<uint64_t>(minor(dev));
-}
-
-// A mount's super block device and whether it is an overlay, where stat of a non-directory
-// reports its layer's device and the kernel opens the overlay's inode (see bpf::file_key).
-struct MountDevice {
-  dev_t dev = 0;
-  bool overlay = false;
-};
-
-// Every mount this process sees, by mount id (/proc/self/mountinfo: "ID PARENT MAJ:MIN ... -
-// FSTYPE ..."), read once per tree rather than once per file.
-std::map<uint64_t, MountDevice> read_mount_table() {
-  std::map<uint64_t, MountDevice> mounts;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    std::istringstream fields(line);
-    uint64_t id = 0, parent = 0;
-    unsigned dev_major = 0, dev_minor = 0;
-    char colon = 0;
-    if (!(fields >> id >> parent >> dev_major >> colon >> dev_minor) || colon != ':') continue;
-    std::string fs_type;
-    if (size_t separator = line.find(" - "); separator != std::string::npos)
-      std::istringstream(line.substr(separator + 3)) >> fs_type;
-    mounts[id] = {makedev(dev_major, dev_minor), fs_type == "overlay"};
-  }
-  return mounts;
-}
-
 struct DirectoryCloser {
   void operator()(DIR* dir) const { ::closedir(dir); }
 };
@@ -172,6 +141,28 @@ class TriggerTreeWalk {
 
 std::vector<FileKey> trigger_tree_keys(const std::string& root, size_t limit) {
   return TriggerTreeWalk(root, limit).keys();
+}
+
+uint64_t kernel_dev(dev_t dev) {
+  return (static_cast<uint64_t>(major(dev)) << 20) | static_cast<uint64_t>(minor(dev));
+}
+
+std::map<uint64_t, MountDevice> read_mount_table() {
+  std::map<uint64_t, MountDevice> mounts;
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream fields(line);
+    uint64_t id = 0, parent = 0;
+    unsigned dev_major = 0, dev_minor = 0;
+    char colon = 0;
+    if (!(fields >> id >> parent >> dev_major >> colon >> dev_minor) || colon != ':') continue;
+    std::string fs_type;
+    if (size_t separator = line.find(" - "); separator != std::string::npos)
+      std::istringstream(line.substr(separator + 3)) >> fs_type;
+    mounts[id] = {makedev(dev_major, dev_minor), fs_type == "overlay"};
+  }
+  return mounts;
 }
 
 }  // namespace bpf

@@ -107,6 +107,23 @@ launch_ms() {
   python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' "$work/h.json"
 }
 
+# One table row: a host getppid loop while `launcher... sleep 600` runs beside it, and after.
+host_beside() {
+  local what=$1
+  shift
+  "$@" sleep 600 >/dev/null 2>&1 &
+  local bg=$!
+  sleep 1
+  local with=() without=()
+  for _ in 1 2 3 4 5 6 7; do with+=("$("$work/syscall_loop" getppid "$LOOP")"); done
+  kill -TERM "$bg" 2>/dev/null || true
+  wait "$bg" 2>/dev/null || true
+  for _ in 1 2 3 4 5 6 7; do without+=("$("$work/syscall_loop" getppid "$LOOP")"); done
+  local x y
+  x=$(median "${without[@]}") y=$(median "${with[@]}")
+  echo "| host getppid, ns: no enclosure vs $what | $x | $y | $(ratio "$y" "$x") |"
+}
+
 # Median of a list of numbers.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -296,30 +313,11 @@ report=$BUILD_DIR/bench-report.md
   done
   x=$(median "${a[@]}") y=$(median "${b[@]}")
   echo "| open inside, ns: allowed read-open vs refused write-open (a deny event each) | $x | $y | $(ratio "$y" "$x") |"
-  # A host process beside an idle enclosure without budgets: every run has the sys_exit program
-  # (refusal events), which runs for every syscall on the host while attached.
-  "${ENC[@]}" sleep 600 >/dev/null 2>&1 &
-  bg=$!
-  sleep 1
-  with=() without=()
-  for _ in 1 2 3 4 5 6 7; do with+=("$("$work/syscall_loop" getppid "$LOOP")"); done
-  kill -TERM "$bg" 2>/dev/null || true
-  wait "$bg" 2>/dev/null || true
-  for _ in 1 2 3 4 5 6 7; do without+=("$("$work/syscall_loop" getppid "$LOOP")"); done
-  x=$(median "${without[@]}") y=$(median "${with[@]}")
-  echo "| host getppid, ns: no enclosure vs an enclosure without budgets | $x | $y | $(ratio "$y" "$x") |"
-  # A host process beside an idle enclosure that has a syscall budget (the sys_enter program
-  # runs for every syscall on the host while attached).
-  "${ENC_BUDGET[@]}" sleep 600 >/dev/null 2>&1 &
-  bg=$!
-  sleep 1
-  with=() without=()
-  for _ in 1 2 3 4 5 6 7; do with+=("$("$work/syscall_loop" getppid "$LOOP")"); done
-  kill -TERM "$bg" 2>/dev/null || true
-  wait "$bg" 2>/dev/null || true
-  for _ in 1 2 3 4 5 6 7; do without+=("$("$work/syscall_loop" getppid "$LOOP")"); done
-  x=$(median "${without[@]}") y=$(median "${with[@]}")
-  echo "| host getppid, ns: no enclosure vs an enclosure with a syscall budget | $x | $y | $(ratio "$y" "$x") |"
+  # A host process beside an idle enclosure without budgets (every run has the sys_exit program
+  # for refusal events), and beside one with a syscall budget (sys_enter too): the tracepoint
+  # programs run for every syscall on the host while attached.
+  host_beside "an enclosure without budgets" "${ENC[@]}"
+  host_beside "an enclosure with a syscall budget" "${ENC_BUDGET[@]}"
   python3 -c 'import socket,time
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",18555)); s.listen(4096)
 s.settimeout(1)
