@@ -155,6 +155,24 @@ struct enc_state {
 	__u64 connects;	   /* admitted connects */
 	__u64 tool_counts[ENC_MAX_TOOLS];
 	__u64 refusals; /* file and exec syscalls refused (refusals.bpf.c): deny events */
+	/* audit.files (syscalls.bpf.c, audit_open): every open family call of the agent, the
+	 * distinct (file, access mode, errno) keys of file_opens it holds, and the opens that found
+	 * no room there (the run at ENC_FILE_OPENS_PER_RUN, or the map full) and were recorded one
+	 * by one instead. */
+	__u64 audited_opens;
+	__u64 open_files;
+	__u64 opens_unkeyed;
+};
+
+/* The syscall meter of an enclosure that counts syscalls (a budget, a histogram), one per CPU
+ * (syscall_batches in maps.bpf.h), written by the loader with the enclosure's figures: so that
+ * counting a call takes one map lookup, and the shared enc_state is touched once a batch. */
+struct enc_syscall_batch {
+	__u64 count;   /* calls on this CPU not yet added to enc_state.syscalls */
+	__u64 budget;  /* enc_config.syscall_budget */
+	__u32 batch;   /* enc_config.syscall_batch: count at which they are added */
+	__u32 flags;   /* enc_config.flags */
+	__u64 killing; /* the budget was exceeded: every further call on this CPU is killed */
 };
 
 /* LPM trie keys: enclosure and protocol first, so that one trie serves every enclosure. */
@@ -287,6 +305,33 @@ struct enc_budget_event {
 	__u64 value;
 };
 
+/* audit.files: an open family call is keyed by what it opened (a successful open: the opened
+ * file's device and inode, as inode_key computes them) or, when it failed, by a hash of its path
+ * and its errno; and by its access mode. The first open of each key in a run is a record
+ * (enc_open_event, `counted` set); every open is counted in the key's enc_open_count in the
+ * file_opens map (maps.bpf.h), which the launcher reads at the run's end. A run holds at most
+ * ENC_FILE_OPENS_PER_RUN keys: past them each open is a record of its own (`counted` clear) and
+ * enc_state.opens_unkeyed counts it. */
+#define ENC_FILE_OPENS_PER_RUN 32768
+#define ENC_OPEN_MODE_MASK (03 | 010000000) /* O_ACCMODE | O_PATH of the open's flags */
+
+struct enc_open_key {
+	__u64 cgroup_id;
+	__u64 dev;   /* 0 for a failed open */
+	__u64 ino;   /* a failed open: the FNV-1a hash of its path */
+	__u32 mode;  /* flags & ENC_OPEN_MODE_MASK */
+	__s32 error; /* 0, or the errno of a failed open */
+};
+
+struct enc_open_count {
+	__u64 opens; /* every open of the key, the first included */
+	__u32 pid;   /* the process of the first open */
+	__u32 flags; /* the first open's flags */
+	__u32 syscall;
+	__u32 path_unreadable;
+	char path[ENC_PATH_MAX]; /* as the first open gave it */
+};
+
 struct enc_open_event {
 	struct enc_header h;
 	__s64 result; /* fd, or -errno */
@@ -295,6 +340,10 @@ struct enc_open_event {
 	__u32 syscall; /* nr: open, openat, openat2, creat */
 	__u32 path_unreadable;
 	char path[ENC_PATH_MAX];
+	__u64 dev; /* the key (enc_open_key) */
+	__u64 ino;
+	__u32 counted; /* the first open of its key: the others are counted, not recorded */
+	__u32 pad;
 };
 
 /* Refusals of the mount view, Landlock and noexec mounts (refusals.bpf.c, on tp_btf/sys_exit):
@@ -386,10 +435,14 @@ ENC_ABI_OFFSET(enc_config, rules_deny_network, 72);
 ENC_ABI_OFFSET(enc_config, tool_denied_by, 80);
 ENC_ABI_OFFSET(enc_config, tool_cost_micro, 1616);
 
-ENC_ABI_SIZE(enc_state, 632);
+ENC_ABI_SIZE(enc_state, 656);
+ENC_ABI_OFFSET(enc_state, audited_opens, 632);
 ENC_ABI_OFFSET(enc_state, connects, 104);
 ENC_ABI_OFFSET(enc_state, tool_counts, 112);
 ENC_ABI_OFFSET(enc_state, refusals, 624);
+
+ENC_ABI_SIZE(enc_syscall_batch, 32);
+ENC_ABI_OFFSET(enc_syscall_batch, killing, 24);
 
 ENC_ABI_SIZE(enc_lpm4_key, 17);
 ENC_ABI_OFFSET(enc_lpm4_key, addr, 13);
@@ -423,7 +476,11 @@ ENC_ABI_OFFSET(enc_rule_event, addr, 60);
 ENC_ABI_OFFSET(enc_rule_event, path, 84);
 ENC_ABI_SIZE(enc_budget_event, 64);
 ENC_ABI_OFFSET(enc_budget_event, limit, 48);
-ENC_ABI_SIZE(enc_open_event, 320);
+ENC_ABI_SIZE(enc_open_key, 32);
+ENC_ABI_SIZE(enc_open_count, 280);
+ENC_ABI_OFFSET(enc_open_count, path, 24);
+ENC_ABI_SIZE(enc_open_event, 344);
+ENC_ABI_OFFSET(enc_open_event, dev, 320);
 ENC_ABI_OFFSET(enc_open_event, result, 40);
 ENC_ABI_OFFSET(enc_open_event, path, 64);
 ENC_ABI_SIZE(enc_refusal_event, 584);

@@ -127,16 +127,59 @@ LayerNeeds LayerNeeds::of(const policy::EnforcementPlan& plan) {
   n.exec = true;
   // Path unix sockets are decided in every network mode.
   n.unix_sockets = true;
+  // Syscall accounting (LayerNeeds::sys_enter), done in the one sys_exit program.
   n.sys_enter =
       plan.budgets.syscalls || plan.audit.files || plan.audit.syscalls || plan.baseline.has_value();
   // sys_exit serves audit.files, read triggers and baselines, and reports every run's refused
   // file and exec syscalls (deny events of the mount view, Landlock and noexec mounts).
   n.sys_exit = true;
+  n.file_log = plan.audit.files;
   n.behaviour = plan.baseline.has_value();
   return n;
 }
 
-EnclosureBpf::EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir)
+MapCapacity MapCapacity::for_one_run(const policy::EnforcementPlan& plan,
+                                     const EnclosureFiles& files) {
+  MapCapacity c;
+  c.enclosures = 4;  // the run's cgroup; an agent cannot make cgroups of its own
+  c.tools = static_cast<uint32_t>(plan.tools.size()) + 16;  // one key per tool at most
+  c.loaders = static_cast<uint32_t>(files.loaders.size()) + 16;
+  // The keys written are at most every trigger tree's entries and every resolved path, plus the
+  // "every trigger" entry (write_read_triggers), and never more than one run may key.
+  size_t triggers = files.keys.size() + 16;
+  for (const auto& [path, keys] : files.trigger_trees)
+    triggers += keys.size();
+  c.read_triggers = static_cast<uint32_t>(std::min(triggers, kMaxReadTriggerFiles + 16));
+  c.agent_sockets = 4096;
+  return c;
+}
+
+namespace {
+
+// Sizes the per-enclosure maps before they are created (MapCapacity).
+int apply_capacity(enclosure_bpf* skel, const MapCapacity& c) {
+  std::vector<std::pair<bpf_map*, uint32_t>> sizes = {{skel->maps.configs, c.enclosures},
+                                                      {skel->maps.states, c.enclosures},
+                                                      {skel->maps.reported_costs, c.enclosures},
+                                                      {skel->maps.syscall_batches, c.enclosures},
+                                                      {skel->maps.histograms, c.enclosures},
+                                                      {skel->maps.tools, c.tools},
+                                                      {skel->maps.script_tools, c.tools},
+                                                      {skel->maps.tree_tools, c.tools},
+                                                      {skel->maps.loaders, c.loaders},
+                                                      {skel->maps.read_triggers, c.read_triggers},
+                                                      {skel->maps.agent_sockets, c.agent_sockets}};
+  for (const auto& [map, entries] : sizes) {
+    if (entries == 0) continue;
+    if (int err = bpf_map__set_max_entries(map, entries); err) return err;
+  }
+  return 0;
+}
+
+}  // namespace
+
+EnclosureBpf::EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir,
+                           const MapCapacity& capacity)
     : needs_(needs), pin_dir_(pin_dir) {
   libbpf_print_fn_t previous = libbpf_set_print(capture_libbpf);
   g_libbpf_log.clear();
@@ -164,6 +207,7 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir)
       err) {
     fail("size the decisions ring buffer", err);
   }
+  if (int err = apply_capacity(skel_, capacity); err) fail("size the per-enclosure maps", err);
   bpf_program__set_autoload(skel_->progs.enc_connect4, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_connect6, needs.egress);
   bpf_program__set_autoload(skel_->progs.enc_sendmsg4, needs.egress);
@@ -183,8 +227,9 @@ EnclosureBpf::EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir)
                                         static_cast<bpf_attach_type>(kBpfCgroupUnixConnect));
   bpf_program__set_expected_attach_type(skel_->progs.enc_sendmsg_unix,
                                         static_cast<bpf_attach_type>(kBpfCgroupUnixSendmsg));
-  bpf_program__set_autoload(skel_->progs.enc_sys_enter, needs.sys_enter);
-  bpf_program__set_autoload(skel_->progs.enc_sys_exit, needs.sys_exit);
+  bool sys_exit = needs.sys_exit || needs.sys_enter;
+  bpf_program__set_autoload(skel_->progs.enc_sys_exit, sys_exit && needs.file_log);
+  bpf_program__set_autoload(skel_->progs.enc_sys_exit_lean, sys_exit && !needs.file_log);
   if (!pin_dir_.empty()) {
     // Every map is pinned (or a predecessor's pinned map is reused, which must have the same
     // definition: the same ring buffer sizes). Pins live only in bpffs.
@@ -236,9 +281,10 @@ nlohmann::json EnclosureBpf::programs_for(const LayerNeeds& needs) {
     programs["rules.deny_network"] = {"cgroup_skb/egress", "iter/tcp"};
   if (needs.exec) programs["tools"] = "tp_btf/sched_process_exec";
   if (needs.unix_sockets) programs["network.unix"] = {"cgroup/connect_unix", "cgroup/sendmsg_unix"};
-  if (needs.sys_enter) programs["syscalls"] = "tp_btf/sys_enter";
-  if (needs.sys_enter && needs.sys_exit)
-    programs["audit.files"] = "tp_btf/sys_enter, tp_btf/sys_exit";
+  if (needs.sys_enter) {
+    programs["syscalls"] = "tp_btf/sys_exit";
+    programs["audit.files"] = "tp_btf/sys_exit";
+  }
   if (needs.sys_exit) programs["refusals"] = "tp_btf/sys_exit";
   return programs;
 }
@@ -349,15 +395,22 @@ void write_loaders(enclosure_bpf* skel, uint64_t cgid, const EnclosureFiles& fil
   }
 }
 
-// A fresh state, per-CPU syscall batches and, `with_histogram`, per-CPU syscall histograms, all
-// zero.
-void write_zero_counters(enclosure_bpf* skel, uint64_t cgid, int ncpus, bool with_histogram) {
+bool counts_syscalls(const enc_config& cfg);
+
+// A fresh state and, for an enclosure that counts syscalls (`cfg`), its per-CPU syscall meters
+// and, with the histogram, per-CPU syscall histograms, all zero.
+void write_zero_counters(enclosure_bpf* skel, uint64_t cgid, int ncpus, const enc_config& cfg) {
   enc_state state{};
   update_map(skel->maps.states, &cgid, sizeof cgid, &state, sizeof state, "enclosure state");
-  std::vector<uint64_t> zero_batches(static_cast<size_t>(ncpus), 0);
-  update_map(skel->maps.syscall_batches, &cgid, sizeof cgid, zero_batches.data(),
-             zero_batches.size() * sizeof(uint64_t), "syscall batches");
-  if (with_histogram) {
+  if (!counts_syscalls(cfg)) return;
+  enc_syscall_batch meter{};
+  meter.budget = cfg.syscall_budget;
+  meter.batch = (cfg.flags & ENC_SYSCALL_BUDGET) ? cfg.syscall_batch : 64;
+  meter.flags = cfg.flags;
+  std::vector<enc_syscall_batch> meters(static_cast<size_t>(ncpus), meter);
+  update_map(skel->maps.syscall_batches, &cgid, sizeof cgid, meters.data(),
+             meters.size() * sizeof meter, "syscall meters");
+  if (cfg.flags & ENC_AUDIT_SYSCALLS) {
     std::vector<uint64_t> zero_hist(static_cast<size_t>(ncpus) * ENC_SYSCALL_SLOTS, 0);
     update_map(skel->maps.histograms, &cgid, sizeof cgid, zero_hist.data(),
                zero_hist.size() * sizeof(uint64_t), "syscall histogram");
@@ -528,6 +581,34 @@ std::vector<std::pair<enc_unix_key, __u32>> unix_socket_entries(
   return out;
 }
 
+// Whether an enclosure with this configuration counts its syscalls (sys_exit must then look at
+// every syscall, not only refusals, opens, connects and binds).
+bool counts_syscalls(const enc_config& cfg) {
+  return (cfg.flags & (ENC_SYSCALL_BUDGET | ENC_AUDIT_SYSCALLS)) != 0;
+}
+
+void set_syscall_counting(enclosure_bpf* skel, bool on) {
+  __u32 zero = 0, value = on ? 1 : 0;
+  update_map(skel->maps.syscall_counting, &zero, sizeof zero, &value, sizeof value,
+             "the syscall counting flag");
+}
+
+// Whether any enclosure in the configs map counts its syscalls.
+bool any_counts_syscalls(enclosure_bpf* skel) {
+  bpf_map* configs = skel->maps.configs;
+  uint64_t key = 0, next = 0;
+  enc_config cfg{};
+  for (const void* at = nullptr; bpf_map__get_next_key(configs, at, &next, sizeof next) == 0;
+       at = &key) {
+    key = next;
+    if (bpf_map__lookup_elem(configs, &key, sizeof key, &cfg, sizeof cfg, 0) == 0 &&
+        counts_syscalls(cfg)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void set_dns_redirect(enc_config& cfg, std::pair<uint16_t, uint16_t> dns_ports) {
   cfg.flags |= ENC_DNS_REDIRECT;
   cfg.dns_ip4 = htonl(INADDR_LOOPBACK);
@@ -545,7 +626,7 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   write_tools(skel_, cgid, plan, files, cfg);
   write_script_tools(skel_, cgid, plan, files);
   write_loaders(skel_, cgid, files);
-  write_zero_counters(skel_, cgid, ncpus_, plan.audit.syscalls || run_needs.behaviour);
+  write_zero_counters(skel_, cgid, ncpus_, cfg);
   check_rule_count(plan);
   remember_egress(cgid, plan);
   write_rules(skel_, cgid, plan, files, cfg);
@@ -559,6 +640,8 @@ void EnclosureBpf::configure(uint64_t cgid, const policy::EnforcementPlan& plan,
   if (needs_.unix_sockets) write_unix_sockets(cgid, plan, cfg);
   // The configuration last: the programs act on an enclosure only once it exists.
   update_map(skel_->maps.configs, &cgid, sizeof cgid, &cfg, sizeof cfg, "enclosure configuration");
+  // Then sys_exit looks at every syscall of the host's other pid namespaces (syscall_counting).
+  if (counts_syscalls(cfg)) set_syscall_counting(skel_, true);
 }
 
 void EnclosureBpf::remember_egress(uint64_t cgid, const policy::EnforcementPlan& plan) {
@@ -601,6 +684,7 @@ void EnclosureBpf::write_unix_sockets(uint64_t cgid, const policy::EnforcementPl
 
 void EnclosureBpf::adopt(uint64_t cgid, const policy::EnforcementPlan& plan) {
   remember_egress(cgid, plan);
+  refresh_syscall_counting();  // a predecessor's map may not have had the flag
   // A run this daemon did not configure: its unix_paths entries, to remove them with it.
   std::vector<enc_unix_key>& keys = unix_keys_[cgid];
   keys.clear();
@@ -766,16 +850,27 @@ void EnclosureBpf::attach_tracing(bool with_syscalls) {
 }
 
 void EnclosureBpf::set_syscall_tracing(bool sys_enter, bool sys_exit) {
-  if (sys_enter && needs_.sys_enter) {
-    attach(skel_->progs.enc_sys_enter, "tp_btf/sys_enter", -1, 0);
-  } else {
-    detach("tp_btf/sys_enter");
-  }
-  if (sys_exit && needs_.sys_exit) {
-    attach(skel_->progs.enc_sys_exit, "tp_btf/sys_exit", -1, 0);
+  // One program, sys_exit, serves both: nothing is attached at sys_enter any more. A pinned
+  // sys_enter link of a predecessor (which counted syscalls at entry) would count them twice.
+  retire_pinned_link("enc_sys_enter");
+  bool loaded = needs_.sys_enter || needs_.sys_exit;
+  if ((sys_enter || sys_exit) && loaded) {
+    attach(needs_.file_log ? skel_->progs.enc_sys_exit : skel_->progs.enc_sys_exit_lean,
+           "tp_btf/sys_exit", -1, 0);
   } else {
     detach("tp_btf/sys_exit");
   }
+}
+
+void EnclosureBpf::retire_pinned_link(const std::string& program) {
+  if (pin_dir_.empty()) return;
+  std::string pin = pin_dir_ + "/link-" + program;
+  if (::access(pin.c_str(), F_OK) != 0) return;
+  if (bpf_link* old = bpf_link__open(pin.c_str())) {
+    bpf_link__unpin(old);
+    bpf_link__destroy(old);
+  }
+  ::unlink(pin.c_str());
 }
 
 void EnclosureBpf::unpin_all() {
@@ -800,7 +895,9 @@ void EnclosureBpf::forget(uint64_t cgid) {
   delete_entries_of(skel_->maps.loaders, cgid);
   delete_entries_of(skel_->maps.script_tools, cgid);
   delete_entries_of(skel_->maps.agent_sockets, cgid);
+  delete_entries_of(skel_->maps.file_opens, cgid);
   bpf_map__delete_elem(skel_->maps.configs, &cgid, sizeof cgid, 0);
+  refresh_syscall_counting();
   bpf_map__delete_elem(skel_->maps.states, &cgid, sizeof cgid, 0);
   bpf_map__delete_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, 0);
   bpf_map__delete_elem(skel_->maps.histograms, &cgid, sizeof cgid, 0);
@@ -811,6 +908,34 @@ void EnclosureBpf::forget(uint64_t cgid) {
   for (const enc_unix_key& key : unix_keys_[cgid])
     bpf_map__delete_elem(skel_->maps.unix_paths, &key, sizeof key, 0);
   unix_keys_.erase(cgid);
+}
+
+// Clears syscall_counting when no enclosure left counts syscalls. Launchers sharing the maps may
+// configure and forget at once: each writes its configuration before it sets the flag, and
+// whoever clears the flag looks at the configurations again afterwards, setting it back if one
+// counts. So the last write is a set whenever a counting configuration exists.
+void EnclosureBpf::refresh_syscall_counting() {
+  if (any_counts_syscalls(skel_)) {
+    set_syscall_counting(skel_, true);
+    return;
+  }
+  set_syscall_counting(skel_, false);
+  if (any_counts_syscalls(skel_)) set_syscall_counting(skel_, true);
+}
+
+std::vector<FileOpenCount> EnclosureBpf::file_opens(uint64_t cgid) const {
+  std::vector<char> keys = keys_of(skel_->maps.file_opens, cgid);
+  std::vector<FileOpenCount> out;
+  out.reserve(keys.size() / sizeof(enc_open_key));
+  for (size_t at = 0; at + sizeof(enc_open_key) <= keys.size(); at += sizeof(enc_open_key)) {
+    FileOpenCount f{};
+    std::memcpy(&f.key, &keys[at], sizeof f.key);
+    if (bpf_map__lookup_elem(skel_->maps.file_opens, &f.key, sizeof f.key, &f.count, sizeof f.count,
+                             0) == 0) {
+      out.push_back(f);
+    }
+  }
+  return out;
 }
 
 int EnclosureBpf::ring_fd() const {
@@ -826,11 +951,11 @@ void EnclosureBpf::drain(const std::function<void(const void* data, size_t size)
 EnclosureCounters EnclosureBpf::counters(uint64_t cgid) const {
   EnclosureCounters c;
   bpf_map__lookup_elem(skel_->maps.states, &cgid, sizeof cgid, &c.state, sizeof c.state, 0);
-  std::vector<uint64_t> batches(static_cast<size_t>(ncpus_), 0);
-  if (bpf_map__lookup_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, batches.data(),
-                           batches.size() * sizeof(uint64_t), 0) == 0) {
-    for (uint64_t v : batches)
-      c.syscalls_pending += v;
+  std::vector<enc_syscall_batch> meters(static_cast<size_t>(ncpus_));
+  if (bpf_map__lookup_elem(skel_->maps.syscall_batches, &cgid, sizeof cgid, meters.data(),
+                           meters.size() * sizeof(enc_syscall_batch), 0) == 0) {
+    for (const enc_syscall_batch& m : meters)
+      c.syscalls_pending += m.count;
   }
   std::vector<uint64_t> hist(static_cast<size_t>(ncpus_) * ENC_SYSCALL_SLOTS, 0);
   if (bpf_map__lookup_elem(skel_->maps.histograms, &cgid, sizeof cgid, hist.data(),

@@ -41,8 +41,15 @@ struct LayerNeeds {
   bool egress_bytes = false;
   bool exec = false;          // sched_process_exec: tool calls, exec events
   bool unix_sockets = false;  // cgroup connect_unix, sendmsg_unix: path sockets where allowed
-  bool sys_enter = false;     // syscall budget, histogram, file-access log
-  bool sys_exit = false;      // file-access log, read triggers, refusals (every run)
+  // Syscall accounting: the syscall budget, the histogram, the file-access log. The name is the
+  // daemon protocol's ("sys_enter"), kept so that launchers and daemons of either version agree;
+  // since one program does everything, it is served by tp_btf/sys_exit: nothing is attached at
+  // sys_enter.
+  bool sys_enter = false;
+  bool sys_exit = false;  // read triggers, unix sockets, refusals (every run)
+  // The access log (audit.files) in sys_exit: the program that keeps it takes ~15x longer to
+  // verify, so a launcher that does not need it loads the lean one (enc_sys_exit_lean).
+  bool file_log = false;
   // Behaviour counters (successful opens, the syscall histogram) for a baseline, or for the
   // observation run of `enclosure learn`, which must measure exactly what a baseline checks.
   bool behaviour = false;
@@ -82,12 +89,27 @@ EnclosureFiles resolve_files(const policy::EnforcementPlan& plan, std::vector<si
                              std::vector<std::string> loaders,
                              size_t max_trigger_files = kMaxReadTriggerFiles);
 
+// How many entries the maps that hold per-enclosure entries are created with; 0 keeps the size
+// the object declares (bpf/maps.bpf.h), which serves a daemon's thousands of enclosures. Most of
+// those maps are preallocated, ~50 MiB that the kernel allocates and zeroes at creation: a
+// standalone launcher sizes them for its one run instead (for_one_run).
+struct MapCapacity {
+  uint32_t enclosures = 0;     // configs, states, reported costs, syscall batches, histograms
+  uint32_t tools = 0;          // tools, tree tools, script tools
+  uint32_t loaders = 0;        // ELF interpreters
+  uint32_t read_triggers = 0;  // identities of the composition rules' trigger files
+  uint32_t agent_sockets = 0;  // unix sockets the agents bound
+  // Enough for one enclosure with this plan and these files, with room to spare.
+  static MapCapacity for_one_run(const policy::EnforcementPlan& plan, const EnclosureFiles& files);
+};
+
 class EnclosureBpf : public KernelLayer {
  public:
-  // Opens and loads (verifies) the programs `needs` asks for. Throws BpfError with libbpf's
-  // reason naming the program or map. With `pin_dir` (a directory in bpffs), every map is
-  // pinned there, or reused from there when a predecessor pinned it.
-  explicit EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir = "");
+  // Opens and loads (verifies) the programs `needs` asks for, with maps of `capacity`. Throws
+  // BpfError with libbpf's reason naming the program or map. With `pin_dir` (a directory in
+  // bpffs), every map is pinned there, or reused from there when a predecessor pinned it.
+  explicit EnclosureBpf(const LayerNeeds& needs, const std::string& pin_dir = "",
+                        const MapCapacity& capacity = {});
   ~EnclosureBpf();
   EnclosureBpf(const EnclosureBpf&) = delete;
   EnclosureBpf& operator=(const EnclosureBpf&) = delete;
@@ -113,8 +135,8 @@ class EnclosureBpf : public KernelLayer {
   // Attaches the tracing programs `needs` asks for (host-wide; they filter by cgroup id first);
   // the syscall tracepoints only `with_syscalls`.
   void attach_tracing(bool with_syscalls = true);
-  // Attaches or detaches the syscall tracepoints, which cost every syscall of the host, so that
-  // they run only while an enclosure needs them (the daemon).
+  // Attaches or detaches the sys_exit program, which costs every syscall of the host, so that it
+  // runs only while an enclosure needs it (the daemon): with either kind of need.
   void set_syscall_tracing(bool sys_enter, bool sys_exit);
   // Removes an enclosure's entries from every map.
   void forget(uint64_t cgroup_id);
@@ -129,6 +151,7 @@ class EnclosureBpf : public KernelLayer {
   uint64_t rules_fired(uint64_t cgroup_id) const override;
   void set_reported_cost(uint64_t cgroup_id, uint64_t micro_usd) override;
   std::optional<uint64_t> cut_sockets(uint64_t cgroup_id) override;
+  std::vector<FileOpenCount> file_opens(uint64_t cgroup_id) const override;
 
   nlohmann::json report() const override { return report_; }
   // The "programs" part of a report for an enclosure that uses `needs`.
@@ -154,6 +177,10 @@ class EnclosureBpf : public KernelLayer {
   void write_unix_sockets(uint64_t cgid, const policy::EnforcementPlan& plan, enc_config& cfg);
   void attach(bpf_program* program, const std::string& name, int cgroup_fd, uint64_t cgroup_id);
   void detach(const std::string& name);
+  // Unpins and detaches a predecessor's pinned link of `program`, one this object never loads.
+  void retire_pinned_link(const std::string& program);
+  // Sets the syscall_counting flag from the configurations in the map (maps.bpf.h).
+  void refresh_syscall_counting();
   void write_egress(uint64_t cgid, const policy::Cidr& cidr, policy::Protocol protocol,
                     std::vector<policy::PortRange> ports, size_t rule_index, bool merge_static);
 };

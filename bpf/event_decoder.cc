@@ -107,6 +107,9 @@ std::optional<RecordBody> decode_open(const void* data, size_t size, uint32_t ty
   x.syscall = e.syscall;
   x.path_unreadable = e.path_unreadable != 0;
   x.path = bounded_string(e.path, sizeof e.path);
+  x.dev = e.dev;
+  x.ino = e.ino;
+  x.counted = e.counted != 0;
   return x;
 }
 

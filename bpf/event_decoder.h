@@ -63,6 +63,9 @@ struct OpenRecord {
   uint32_t syscall = 0;
   bool path_unreadable = false;
   std::string path;  // raw bytes as the process gave them
+  uint64_t dev = 0;  // what was opened (0 for a failed open), as enc_open_key
+  uint64_t ino = 0;
+  bool counted = false;  // the first open of its key: the others are counted (FileOpenCount)
 };
 
 // A file or exec syscall of the agent refused by the mount view, Landlock or a noexec mount.

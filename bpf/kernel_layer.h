@@ -23,6 +23,13 @@ struct EnclosureCounters {
   uint64_t syscalls() const { return state.syscalls + syscalls_pending; }
 };
 
+// audit.files: one key of the file_opens map (a file, or a failed open's path, and an access
+// mode) and how often the enclosure opened it.
+struct FileOpenCount {
+  enc_open_key key{};
+  enc_open_count count{};
+};
+
 class KernelLayer {
  public:
   virtual ~KernelLayer() = default;
@@ -46,6 +53,9 @@ class KernelLayer {
   // of sockets destroyed, or nullopt when this layer cannot reach the sockets (the daemon's: there
   // the packet drop alone cuts them).
   virtual std::optional<uint64_t> cut_sockets(uint64_t /*cgroup_id*/) { return std::nullopt; }
+  // audit.files: every key the enclosure's opens were counted under (read before it is
+  // forgotten); empty where this layer cannot read them (the daemon's, for now).
+  virtual std::vector<FileOpenCount> file_opens(uint64_t /*cgroup_id*/) const { return {}; }
 
   // Admits one address (answered by the resolver) for `ports` of `protocol`, on top of what
   // the static CIDR rules already admit there; revoke() restores the static state.

@@ -131,12 +131,13 @@ struct {
 	__type(value, struct enc_dns_origin);
 } dns_origins SEC(".maps");
 
-/* Syscalls counted on this CPU and not yet added to enc_state.syscalls. */
+/* The per-CPU syscall meters (enc_syscall_batch) of the enclosures that count syscalls, and of
+ * no other: a task whose cgroup has none counts nothing. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, MAX_ENCLOSURES);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct enc_syscall_batch);
 } syscall_batches SEC(".maps");
 
 struct syscall_histogram {
@@ -150,28 +151,41 @@ struct {
 	__type(value, struct syscall_histogram);
 } histograms SEC(".maps");
 
-/* An open(2) family call between sys_enter and sys_exit, by thread id. */
-struct pending_open {
-	__s32 dirfd;
-	__u32 flags;
-	__u32 syscall;
-	__u32 path_unreadable;
-	char path[ENC_PATH_MAX];
-};
+/* Whether any enclosure counts syscalls (a syscall budget, the histogram of audit.syscalls or of
+ * a baseline): entry 0 is 1 while one does. Without, sys_exit returns at once for every syscall
+ * that is neither a refusal nor one its other duties need (syscalls.bpf.c). The loader sets it
+ * when it configures such an enclosure, and clears it when it forgets the last one
+ * (EnclosureBpf::refresh_syscall_counting). A map, not a global variable, so that it is pinned
+ * and shared with the maps (a daemon's successor, whose predecessor's programs stay attached).
+ * An array lookup of a constant key is inlined by the verifier: a load, no call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} syscall_counting SEC(".maps");
+
+/* audit.files: every (enclosure, file, access mode) opened and how often (enc_open_key in
+ * enclosure_abi.h). Bounded twice: a run keys at most ENC_FILE_OPENS_PER_RUN (then its opens are
+ * records one by one, counted in enc_state.opens_unkeyed), and the map holds
+ * ENC_FILE_OPENS_ENTRIES for all runs (when full, the same). Entries are allocated as keys come
+ * (about 330 bytes each), and removed with the run (EnclosureBpf::forget). */
+#define ENC_FILE_OPENS_ENTRIES (MAX_ENCLOSURES * 16)
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct pending_open);
-} pending_opens SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ENC_FILE_OPENS_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct enc_open_key);
+	__type(value, struct enc_open_count);
+} file_opens SEC(".maps");
 
-/* Scratch space for a pending open (too large for the 512-byte stack). */
+/* Scratch space for a first open's count and path (too large for the 512-byte stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pending_open);
+	__type(value, struct enc_open_count);
 } open_scratch SEC(".maps");
 
 static __always_inline struct enc_state *state_of(__u64 cgid)
@@ -316,6 +330,20 @@ static __always_inline void inode_key(struct enc_tool_key *key, __u64 cgid, stru
 	dev_t anon_dev = BPF_CORE_READ(bi, root, anon_dev);
 	if (anon_dev)
 		key->dev = anon_dev;
+}
+
+/* The open file behind descriptor `fd` of the current task, or NULL. */
+static __always_inline struct file *file_of_fd(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (fd < 0 || fd >= max)
+		return NULL;
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
 }
 
 #endif /* ENCLOSURE_MAPS_BPF_H */

@@ -102,15 +102,16 @@ static __always_inline __u32 read_refusal_path(struct pt_regs *regs, int index, 
 	return 0;
 }
 
-/* At the exit of a syscall of enclosure `cgid` that returned `ret`, a refusal (is_refusal). */
-static __always_inline void report_refusal(__u64 cgid, struct pt_regs *regs, long ret)
+/* At the exit of a syscall of enclosure `cgid` (state `st`) that returned `ret`, a refusal
+ * (is_refusal). */
+static __always_inline void report_refusal(struct enc_state *st, __u64 cgid, struct pt_regs *regs,
+					   long ret)
 {
 	struct refusal_row row;
 	if (!refusal_row_of(regs->orig_ax, &row))
 		return;
 	/* The launcher's own set-up steps before the first exec are not the agent's. */
-	struct enc_state *st = state_of(cgid);
-	if (!st || st->execs == 0)
+	if (st->execs == 0)
 		return;
 	__u32 flags = refusal_open_flags(regs, row.flags);
 	if (row.flags >= 0 && !(flags & ENC_O_WRITE_MASK))

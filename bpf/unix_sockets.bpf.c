@@ -185,13 +185,8 @@ int enc_sendmsg_unix(struct bpf_sock_addr *ctx)
 /* The unix socket behind descriptor `fd` of the current task, or NULL. */
 static __always_inline struct unix_sock *unix_sock_of_fd(long fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
-	if (fd < 0 || fd >= max)
-		return NULL;
-	struct file *f = NULL;
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	struct file *f = file_of_fd(fd);
+	if (!f)
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
 	struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;

@@ -750,14 +750,14 @@ std::vector<Requirement> host_requirements(const Manifest& m) {
     need("bpf", "bpf tracepoint sched_process_exec (tool call counting)", "/budgets/tool_calls");
   if (b.cost_micro_usd)
     need("bpf", "bpf tracepoint sched_process_exec (tool prices)", "/budgets/cost_usd");
-  if (b.syscalls) need("bpf", "bpf tp_btf/sys_enter (syscall budget)", "/budgets/syscalls");
+  if (b.syscalls) need("bpf", "bpf tp_btf/sys_exit (syscall budget)", "/budgets/syscalls");
   if (b.egress_bytes) need("bpf", "bpf cgroup_skb/egress (byte counting)", "/budgets/egress_bytes");
   if (b.cpu_time_ns) need("cgroup", "cgroup cpu accounting (cpu.stat)", "/budgets/cpu_time");
   if (b.processes) need("cgroup", "cgroup pids controller", "/budgets/processes");
   if (b.memory_bytes) need("cgroup", "cgroup memory controller", "/budgets/memory");
   if (m.audit.files)
-    need("bpf", "bpf tracepoints sys_enter/sys_exit openat (file-access log)", "/audit/files");
-  if (m.audit.syscalls) need("bpf", "bpf tp_btf/sys_enter (syscall histogram)", "/audit/syscalls");
+    need("bpf", "bpf tp_btf/sys_exit open family (file-access log)", "/audit/files");
+  if (m.audit.syscalls) need("bpf", "bpf tp_btf/sys_exit (syscall histogram)", "/audit/syscalls");
   for (size_t i = 0; i < m.rules.size(); ++i) {
     need("bpf", "bpf rule state (composition rules)", pointer_join("/rules", i));
     // Writes and execs a rule denies are refused through seccomp notifications (gates).

@@ -43,7 +43,9 @@ std::string canonical_json(const nlohmann::json& document) {
 std::string sha256_hex(std::string_view bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+  // Fetched once: EVP_sha256() makes every EVP_Digest fetch the implementation again.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (!sha256 || EVP_Digest(bytes.data(), bytes.size(), md, &len, sha256, nullptr) != 1) {
     throw std::runtime_error("SHA-256 failed in libcrypto");
   }
   static constexpr char kHex[] = "0123456789abcdef";

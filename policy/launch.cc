@@ -214,13 +214,14 @@ void add_bpf_layers(const EnforcementPlan& plan, const LayerFacts& facts, json& 
       "bpf tp_btf/sched_process_exec: exec and tool_call events, counts, prices");
   json& budgets = layers["budgets"];
   if (plan.budgets.syscalls)
-    budgets["syscalls"] = "bpf tp_btf/sys_enter per-cgroup counter, SIGKILL";
+    budgets["syscalls"] = "bpf tp_btf/sys_exit per-cgroup counter, SIGKILL";
   if (plan.budgets.tool_calls) budgets["tool_calls"] = "bpf sched_process_exec counter, SIGKILL";
   if (plan.budgets.cost_micro_usd)
     budgets["cost_usd"] = "bpf sched_process_exec prices + metered reports";
   if (plan.budgets.egress_bytes)
     budgets["egress_bytes"] = "bpf cgroup_skb/egress byte counter, drop";
-  if (plan.audit.files) layers["audit"] = {"bpf tp_btf/sys_enter + sys_exit: every open"};
+  if (plan.audit.files)
+    layers["audit"] = {"bpf tp_btf/sys_exit: first open of each file and mode, repeats counted"};
 }
 
 void add_cgroup_layers(const EnforcementPlan& plan, const LayerFacts& facts, json& layers) {

@@ -11,7 +11,8 @@
 #   syscalls:  getppid and openat loops bare, under bwrap and under enclosure
 #   ebpf:      getppid inside without and with a syscall budget; a host process while an
 #              enclosure with a syscall budget runs and while none does; connect() to a loopback
-#              listener bare and enclosed (filtered egress); events/s from the ring buffer to JSONL
+#              listener bare and enclosed (filtered egress); events/s from the ring buffer to JSONL (end to
+#              end, a drained backlog, the encoder alone)
 #   collector: events/s from 4 launchers into one `enclosure collect` audit log: 4 protocol
 #              clients (open records, batched; deny records, durable) with --fsync durable and
 #              --fsync interval; and 4 real runs with audit.files flooding opens, end to end
@@ -20,22 +21,25 @@
 #              answer check, admission) vs straight to the upstream
 #
 # Environment: RUNS (launch repetitions, default 30), LOOP (syscall iterations, default 2000000),
-# COLLECTOR_EVENTS (records per collector client, default 50000).
+# COLLECTOR_EVENTS (records per collector client, default 50000), EVENT_FILES (access-log records
+# of the events rows, default 100000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 RUNS=${RUNS:-30}
 LOOP=${LOOP:-2000000}
 COLLECTOR_EVENTS=${COLLECTOR_EVENTS:-50000}
+EVENT_FILES=${EVENT_FILES:-100000}
 
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target enclosure syscall_loop policy_bench dns_bench >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target enclosure syscall_loop policy_bench dns_bench event_encode_bench >/dev/null
 ENCLOSURE=$PWD/$BUILD_DIR/launcher/enclosure
 LOOP_BIN=$PWD/$BUILD_DIR/tests/bench/syscall_loop
 POLICY_BENCH=$PWD/$BUILD_DIR/tests/bench/policy_bench
 DNS_BENCH=$PWD/$BUILD_DIR/tests/bench/dns_bench
+ENCODE_BENCH=$PWD/$BUILD_DIR/tests/bench/event_encode_bench
 for tool in hyperfine bwrap gcc git setpriv; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/install-deps.sh" >&2; exit 1; }
 done
@@ -58,7 +62,7 @@ cat > "$work/manifest.json" <<EOF
  "budgets": {"wall_clock": "5m", "processes": 64, "memory": "1GiB"}}
 EOF
 
-# The same with a syscall budget (the eBPF sys_enter program attached).
+# The same with a syscall budget (the eBPF sys_exit program counts every call).
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
@@ -71,6 +75,8 @@ json.dump(m, open(work + "/manifest-egress.json", "w"))
 m = json.load(open(work + "/manifest.json"))
 m["audit"] = {"files": True}
 json.dump(m, open(work + "/manifest-audit.json", "w"))
+m["filesystem"]["read"].append(work + "/corpus")
+json.dump(m, open(work + "/manifest-corpus.json", "w"))
 PY
 # Readable by uid 65534 (the launches through the daemon), whatever the umask.
 chmod 644 "$work"/manifest*.json
@@ -245,6 +251,9 @@ report=$BUILD_DIR/bench-report.md
     if [ "$rc" = 0 ]; then
       encd=$(launch_ms "cd / && $(q "${ENC_DAEMON[@]}") true")
       echo "| enclosure run --daemon, as uid 65534 | $encd | $(ratio "$encd" "$bw") |"
+      # As root through the same daemon: no user namespace, and the programs are the daemon's.
+      encr=$(launch_ms "cd / && $(q "$work/enclosure" run --daemon "$DAEMON_SOCKET" -m "$work/manifest.json" --) true")
+      echo "| enclosure run --daemon, as root | $encr | $(ratio "$encr" "$bw") |"
     else
       echo "| enclosure run --daemon, as uid 65534 | failed (exit $rc): $(head -1 "$work/daemon-run.err") | |"
     fi
@@ -314,8 +323,9 @@ report=$BUILD_DIR/bench-report.md
   x=$(median "${a[@]}") y=$(median "${b[@]}")
   echo "| open inside, ns: allowed read-open vs refused write-open (a deny event each) | $x | $y | $(ratio "$y" "$x") |"
   # A host process beside an idle enclosure without budgets (every run has the sys_exit program
-  # for refusal events), and beside one with a syscall budget (sys_enter too): the tracepoint
-  # programs run for every syscall on the host while attached.
+  # for refusal events), and beside one with a syscall budget (the same program counts): the
+  # tracepoint puts every task of the host on the slow syscall path while it is attached; the
+  # program returns at once for a task of the initial pid namespace.
   host_beside "an enclosure without budgets" "${ENC[@]}"
   host_beside "an enclosure with a syscall budget" "${ENC_BUDGET[@]}"
   python3 -c 'import socket,time
@@ -335,23 +345,51 @@ while time.time()<end:
   kill "$listener" 2>/dev/null || true
   x=$(median "${a[@]}") y=$(median "${b[@]}")
   echo "| connect()+close to a loopback listener, ns: bare vs enclosed (filtered) | $x | $y | $(ratio "$y" "$x") |"
-  # Events through the ring buffer into a JSONL file: 200,000 opens with audit.files. The
-  # per-run event rate is lifted: this row measures what the pipeline can carry, not the bound.
-  rm -f "$work/events.jsonl"
-  "$ENCLOSURE" run -m "$work/manifest-audit.json" --event-rate unlimited --events "$work/events.jsonl" -- syscall_loop openat 200000 >/dev/null
-  python3 - "$work/events.jsonl" <<'PY'
+  # Events through the ring buffer into a JSONL file, with audit.files: the agent creates
+  # EVENT_FILES distinct files in /tmp (the enclosure's tmpfs), one access-log record each (the
+  # kernel counts repeated opens of a file instead of recording them). The per-run event rate is
+  # lifted: these rows measure what the pipeline carries, not the bound.
+  #   end to end: the agent's own creates (open under the eBPF hooks) set the pace;
+  #   drained backlog: the supervisor is stopped (SIGSTOP) while the agent fills a 128 MiB ring
+  #     buffer, then resumed: the rate at which the backlog becomes JSONL lines is the capacity
+  #     of the pipeline (read, decode, encode, write);
+  #   encoder alone: event_encode_bench, the same records decoded and written without a kernel.
+  events_rate() {
+    python3 - "$@" <<'PY'
 import json, sys, datetime
-ts = []
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if e["type"] == "open":
-        ts.append(e["ts"])
+# Open events of the created files: their count, lost records, and the rate over their ts span
+# (all of them, or with "backlog" those after the longest pause: written once resumed).
 def t(s):
     d = datetime.datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")
     return d.timestamp() + int(s[20:29]) / 1e9
-span = t(ts[-1]) - t(ts[0])
-print("| events/s from the ring buffer to a JSONL file (%d open events) | | %.0f | |" % (len(ts), len(ts) / span))
+ts, lost = [], 0
+for e in map(json.loads, open(sys.argv[1])):
+    if e["type"] == "open" and e.get("path", "").startswith("/tmp/f"):
+        ts.append(t(e["ts"]))
+    lost += e.get("count", 0) if e["type"] == "lost" else 0
+if len(sys.argv) > 2:
+    gap = max(range(1, len(ts)), key=lambda i: ts[i] - ts[i - 1])
+    ts = ts[gap:]
+print("%d %d %.0f" % (len(ts), lost, (len(ts) - 1) / (ts[-1] - ts[0])))
 PY
+  }
+  rm -f "$work/events.jsonl"
+  "$ENCLOSURE" run -m "$work/manifest-audit.json" --event-rate unlimited --events "$work/events.jsonl" -- syscall_loop create "$EVENT_FILES" /tmp >/dev/null
+  read -r n lost rate < <(events_rate "$work/events.jsonl")
+  echo "| events/s from the ring buffer to a JSONL file, end to end ($n open events, $lost lost) | | $rate | |"
+  rm -f "$work/drain.jsonl"
+  "$ENCLOSURE" run -m "$work/manifest-audit.json" --ring-buffer 128MiB --event-rate unlimited --events "$work/drain.jsonl" -- syscall_loop create "$EVENT_FILES" /tmp >/dev/null &
+  run_pid=$!
+  for _ in $(seq 500); do grep -q '"type":"exec"' "$work/drain.jsonl" 2>/dev/null && break; sleep 0.01; done
+  kill -STOP "$run_pid"
+  sleep "$(python3 -c "print(max(2, $EVENT_FILES / max($rate, 1) * 2))")"
+  kill -CONT "$run_pid"
+  wait "$run_pid" || true
+  read -r n lost rate < <(events_rate "$work/drain.jsonl" backlog)
+  echo "| events/s from the ring buffer to a JSONL file, drained backlog ($n open events, $lost lost) | | $rate | |"
+  rm -f "$work/encoded.jsonl"
+  read -r direct document < <("$ENCODE_BENCH" "$EVENT_FILES" "$work/encoded.jsonl")
+  echo "| events/s, encoder alone: decode + encode + write (direct; through a JSON document) | $document | $direct | $(ratio "$direct" "$document") |"
   echo
   echo "## Collector: 4 launchers into one audit log (events/s)"
   echo
@@ -418,7 +456,8 @@ PY
     done
     echo "| $kind (4 clients)$row |"
   done
-  # End to end: 4 enclosures with audit.files, each opening a file 50,000 times, into the
+  # End to end: 4 enclosures with audit.files, each creating 50,000 distinct files (one record
+  # each: the kernel counts repeated opens of a file instead of recording them), into the
   # collector and, for comparison, into JSONL files. Records the kernel could not deliver (ring
   # buffer full) are `lost` events; the rate counts open records that reached the sink.
   e2e() {
@@ -428,7 +467,7 @@ PY
       dest=$1
       [[ $dest == unix:* ]] || dest="$1$i.jsonl"
       "$ENCLOSURE" run -m "$work/manifest-audit.json" --event-rate unlimited --events "$dest" \
-        -- syscall_loop openat 50000 >/dev/null &
+        -- syscall_loop create 50000 /tmp >/dev/null &
       pids+=($!)
     done
     wait "${pids[@]}" || true
@@ -456,10 +495,45 @@ PY
   fspan=$(e2e "$work/e2e-" | tail -1)
   read -r fopens flost < <(count_opens "$work"/e2e-*)
   echo
-  echo "| 4 runs, audit.files, 4 x 50,000 opens | open records | lost (kernel ring buffer) | s | records/s |"
+  echo "| 4 runs, audit.files, 4 x 50,000 distinct files created | open records | lost (kernel ring buffer) | s | records/s |"
   echo "|---|---:|---:|---:|---:|"
   echo "| into the collector | $opens | $lost | $span | $(python3 -c "print('%.0f' % ($opens / $span))") |"
   echo "| into JSONL files | $fopens | $flost | $fspan | $(python3 -c "print('%.0f' % ($fopens / $fspan))") |"
+  # The access log under a flood, as a user runs it (the default event rate): 4 runs into the
+  # collector, each opening 2,000 distinct files 25 times in turn (50,000 opens). Which of the
+  # 2,000 files are missing from a run's records (its `open` and `open_count` events), and do
+  # the per-file counts add up to the opens?
+  mkdir -p "$work/corpus"
+  for i in $(seq 0 1999); do : >"$work/corpus/f$i"; done
+  chmod -R a+rX "$work/corpus"
+  start_collector
+  pids=()
+  for i in 1 2 3 4; do
+    "$ENCLOSURE" run -m "$work/manifest-corpus.json" --events "unix:$work/collector.sock" \
+      -- syscall_loop cycle 50000 "$work/corpus" 2000 >/dev/null &
+    pids+=($!)
+  done
+  wait "${pids[@]}" || true
+  stop_collector
+  python3 - "$work/corpus" "$work"/audit/audit.log* <<'PY'
+import json, sys
+corpus = sys.argv[1]
+files, counted, lost = {}, {}, 0
+for f in sys.argv[2:]:
+    for line in open(f):
+        r = json.loads(line)
+        run, t, path = r.get("run"), r.get("type"), r.get("path", "")
+        if t in ("open", "open_count") and path.startswith(corpus + "/"):
+            files.setdefault(run, set()).add(path)
+            if t == "open_count":
+                counted[run] = counted.get(run, 0) + r["opens"]
+        lost += r.get("count", 0) if t == "lost" else 0
+missing = sum(2000 - len(s) for s in files.values()) + 2000 * (4 - len(files))
+print()
+print("| access log, 4 runs x 50,000 opens over 2,000 distinct files, default event rate | runs | distinct files missing | opens counted | lost |")
+print("|---|---:|---:|---:|---:|")
+print("| into the collector | %d | %d | %d | %d |" % (len(files), missing, sum(counted.values()), lost))
+PY
   echo
   echo "## Policy"
   echo

@@ -48,7 +48,8 @@ _enclosure() {
         learn) options+=" -o --output -m --manifest --headroom --profile --timeout --dns-upstream --" ;;
         collect)
             options+=" --listen --audit-log --metrics --metrics-allow-remote --socket-mode --socket-group"
-            options+=" --rotate-size --keep --keep-size --metrics-max-connections --fsync"
+            options+=" --rotate-size --keep --keep-size --metrics-max-connections --fsync --events"
+            options+=" --sign-key --sign-interval --next-key"
             ;;
         daemon)
             options+=" --socket --pin-dir --state-dir --cgroup --allow-group --max-runs-per-user"
@@ -60,8 +61,8 @@ _enclosure() {
                 return
             fi
             case ${words[2]} in
-                verify) options+=" --require-closed --all --json" ;;
-                show) options+=" --run --type --since --json" ;;
+                verify) options+=" --require-closed --all --json --key" ;;
+                show) options+=" --run --type --since --json --format" ;;
             esac
             ;;
         *) return ;;
@@ -98,13 +99,13 @@ _enclosure() {
             return
             ;;
         --type)
-            COMPREPLY=($(compgen -W "start exec tool_call open connect dns deny budget rule anomaly cost lost suppressed exit" -- "$cur"))
+            COMPREPLY=($(compgen -W "start exec tool_call open open_count connect dns deny budget rule anomaly cost lost suppressed exit" -- "$cur"))
             return
             ;;
         --context | --grace | --ring-buffer | --collector-buffer | --headroom | --timeout | \
             --dns-upstream | --dns-grace | --metrics | --socket-mode | --rotate-size | --run | \
             --since | --cgroup | --max-runs-per-user | --adopt-timeout | --event-rate | \
-            --event-burst | --keep | --keep-size | --metrics-max-connections)
+            --event-burst | --keep | --keep-size | --metrics-max-connections | --sign-interval)
             return
             ;;
     esac

@@ -14,7 +14,7 @@ packages=(
   # BPF skeletons and vmlinux.h
   bpftool
   # tests and examples
-  python3 iproute2 util-linux procps git
+  python3 python3-jsonschema iproute2 util-linux procps git
   # the tool identity tests make btrfs (with a subvolume) and xfs images on loop devices
   btrfs-progs xfsprogs
   # deployment tests: systemd-analyze verify, the Kubernetes YAML, the man page, the .deb

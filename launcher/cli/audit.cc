@@ -1,5 +1,6 @@
-// enclosure audit verify FILE... [--require-closed] [--all] [--json]
+// enclosure audit verify FILE... [--key PUB.pem]... [--require-closed] [--all] [--json]
 // enclosure audit show FILE... [--run ID] [--type T]... [--since RFC3339] [--json]
+//                              [--format text|json|ocsf|ecs]
 // Reads audit logs written by `enclosure collect` (files oldest first: FILE.2 FILE.1 FILE).
 #include <fcntl.h>
 #include <sys/file.h>
@@ -17,7 +18,10 @@
 #include "launcher/cli/commands.h"
 #include "launcher/cli/options.h"
 #include "launcher/events/audit_chain.h"
+#include "launcher/events/audit_nodes.h"
+#include "launcher/events/audit_signing.h"
 #include "launcher/events/audit_timeline.h"
+#include "launcher/events/siem_formats.h"
 
 namespace po = boost::program_options;
 
@@ -93,10 +97,12 @@ size_t open_runs(const AuditVerification& v) {
   return open;
 }
 
-void print_verification_json(const AuditVerification& v, const std::vector<AuditInput>& inputs,
-                             bool ok) {
-  nlohmann::json out = {
-      {"ok", ok}, {"lines", v.lines}, {"continues_earlier_file", v.continues_earlier_file}};
+nlohmann::json verification_json(const AuditVerification& v, const std::vector<AuditInput>& inputs,
+                                 bool ok, const nlohmann::json& heads) {
+  nlohmann::json out = {{"ok", ok},
+                        {"lines", v.lines},
+                        {"continues_earlier_file", v.continues_earlier_file},
+                        {"signed_heads", heads}};
   if (!v.pruned_predecessor.empty()) out["pruned_predecessor"] = v.pruned_predecessor;
   out["problems"] = nlohmann::json::array();
   for (const AuditProblem& p : v.problems) {
@@ -112,7 +118,7 @@ void print_verification_json(const AuditVerification& v, const std::vector<Audit
                            {"ended_by", r.ended_by},
                            {"first", r.file + ":" + std::to_string(r.line)}});
   }
-  std::cout << out.dump(2) << "\n";
+  return out;
 }
 
 // The first problem (every one with --all), the open runs, and the summary when intact.
@@ -148,30 +154,89 @@ void print_verification_text(const AuditVerification& v, const std::vector<Audit
   }
 }
 
+// The files of one node: the chain, the runs and the signed heads. Prints the verdict, or with
+// --json stores it in `node_json` (prints it when that is null).
+bool verify_node(const std::vector<AuditInput>& inputs, const std::vector<AuditKey>& keys,
+                 const po::variables_map& vm, nlohmann::json* node_json) {
+  AuditVerification v = verify_audit(inputs);
+  AuditHeadReport heads = verify_audit_heads(inputs, keys, std::chrono::system_clock::now());
+  merge_head_problems(v, heads);
+  bool ok = v.ok() && (!vm.count("require-closed") || (open_runs(v) == 0 && heads_closed(heads)));
+  if (vm.count("json")) {
+    nlohmann::json out = verification_json(v, inputs, ok, head_report_json(heads));
+    if (node_json) *node_json = std::move(out);
+    if (!node_json) std::cout << out.dump(2) << "\n";
+  } else {
+    print_verification_text(v, inputs, vm.count("all") > 0);
+    std::cout << head_report_text(heads);
+  }
+  return ok;
+}
+
+// The logs of several nodes (grouped by the host their records name): each node verified on
+// its own, with the time span it covers.
+bool verify_nodes(std::vector<AuditInput> inputs, const std::vector<AuditNode>& nodes,
+                  const std::vector<AuditKey>& keys, const po::variables_map& vm) {
+  bool all_ok = true;
+  nlohmann::json out = {{"nodes", nlohmann::json::array()}};
+  for (const AuditNode& node : nodes) {
+    std::vector<AuditInput> mine;
+    for (size_t i : node.files)
+      mine.push_back(std::move(inputs[i]));
+    AuditTimeSpan span = audit_time_span(mine);
+    if (!vm.count("json")) {
+      std::cout << "node " << node.name << ": " << mine.size()
+                << (mine.size() == 1 ? " file, " : " files, ") << span.first << " to " << span.last
+                << "\n";
+    }
+    nlohmann::json node_json;
+    bool ok = verify_node(mine, keys, vm, &node_json);
+    all_ok = all_ok && ok;
+    if (vm.count("json")) {
+      node_json["node"] = node.name;
+      node_json["from"] = span.first;
+      node_json["to"] = span.last;
+      out["nodes"].push_back(std::move(node_json));
+    }
+  }
+  if (vm.count("json")) {
+    out["ok"] = all_ok;
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << nodes.size() << " nodes: " << (all_ok ? "all intact" : "NOT all intact") << "\n";
+  }
+  return all_ok;
+}
+
 int audit_verify(const Args& args) {
   po::options_description options(
       "Usage: enclosure audit verify [options] FILE...\n\n"
       "Checks audit logs written by `enclosure collect`, files oldest first (FILE.2 FILE.1 FILE):\n"
       "the hash chain is intact from line to line and file to file; each run begins with its\n"
       "start, its seq has no gap (or a `lost` record covers it) and nothing follows its exit;\n"
-      "FILE.head, when present, matches the end of FILE (no line cut off or appended).\n"
+      "FILE.head, when present, matches the end of FILE (no line cut off or appended); with\n"
+      "--key, the signed heads (`collect --sign-key`) verify with the key and chain across files.\n"
+      "The logs of several nodes may be given at once: their files are grouped by the host their\n"
+      "records name (else by directory), and each node is verified on its own, with its time "
+      "span.\n"
       "Exit status: 0 intact; 1 with the first bad line (FILE:LINE) and why; 2 usage error.\n\n"
       "Options");
   options.add_options()("help,h", "show this help")(
       "require-closed", "a run without an exit record is a failure too")(
       "all", "list every problem, not only the first")("json", "print the result as JSON");
+  std::vector<std::string> key_files;
+  options.add_options()("key", po::value(&key_files)->composing(),
+                        "an Ed25519 public key (PEM) the heads must be signed with; repeat it for "
+                        "the keys before and after a key rotation");
   po::variables_map vm;
   std::vector<std::string> files;
   int status = 0;
   if (!parse_files("verify", options, args, vm, files, status)) return status;
   std::vector<AuditInput> inputs = read_inputs(files);
-  AuditVerification v = verify_audit(inputs);
-  bool ok = v.ok() && (!vm.count("require-closed") || open_runs(v) == 0);
-  if (vm.count("json")) {
-    print_verification_json(v, inputs, ok);
-  } else {
-    print_verification_text(v, inputs, vm.count("all") > 0);
-  }
+  std::vector<AuditKey> keys = load_public_keys(key_files, kUsage);
+  std::vector<AuditNode> nodes = group_audit_files_by_node(inputs);
+  bool ok = nodes.size() <= 1 ? verify_node(inputs, keys, vm, nullptr)
+                              : verify_nodes(std::move(inputs), nodes, keys, vm);
   return ok ? kIntact : kBroken;
 }
 
@@ -192,11 +257,35 @@ std::set<std::string> split_types(const std::vector<std::string>& types) {
   return out;
 }
 
-// Prints the selected records: as JSON Lines, unchanged, with `json_lines`, else as the
-// timeline. Returns how many lines are not JSON objects.
+// How `audit show` prints: the timeline, the records unchanged (JSON Lines), or mapped to OCSF
+// or ECS (JSON Lines, records of no class left out).
+struct ShowFormat {
+  bool json_lines = false;
+  std::optional<SiemFormat> siem;
+};
+
+// Prints one selected record in a JSON Lines format; returns false when it maps to no class.
+bool print_json_line(std::string_view line, const nlohmann::json& record,
+                     std::optional<SiemMapper>& mapper) {
+  if (!mapper) {
+    std::cout << line << "\n";
+    return true;
+  }
+  nlohmann::json mapped = mapper->map(record, line);
+  if (mapped.is_null()) return false;
+  std::cout << mapped.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return true;
+}
+
+// Prints the selected records in `format`. Returns how many lines are not JSON objects.
 size_t show_records(const std::vector<AuditInput>& inputs, const TimelineFilter& filter,
-                    bool json_lines) {
+                    const ShowFormat& format) {
   std::vector<nlohmann::json> records;
+  std::optional<SiemMapper> mapper;
+  if (format.siem) mapper.emplace(*format.siem, ENCLOSURE_VERSION);
+  TimelineFilter starts = filter;  // a run's start record is mapped first: it names the approver
+  starts.types.clear();
+  starts.since.reset();
   size_t unreadable = 0;
   for (const AuditInput& in : inputs) {
     std::string_view rest = in.content;
@@ -209,14 +298,16 @@ size_t show_records(const std::vector<AuditInput>& inputs, const TimelineFilter&
         ++unreadable;
         continue;
       }
-      if (json_lines) {
-        if (timeline_selects(r, filter)) std::cout << line << "\n";
-        continue;
+      if (!format.json_lines) {
+        records.push_back(std::move(r));
+      } else if (timeline_selects(r, filter)) {
+        print_json_line(line, r, mapper);
+      } else if (mapper && r.value("type", "") == "start" && timeline_selects(r, starts)) {
+        mapper->map(r);  // remembered for the run's later records, not printed
       }
-      records.push_back(std::move(r));
     }
   }
-  if (!json_lines) std::cout << render_timeline(records, filter);
+  if (!format.json_lines) std::cout << render_timeline(records, filter);
   return unreadable;
 }
 
@@ -228,13 +319,17 @@ int audit_show(const Args& args) {
       "write, its tools and network, then what it ran, opened, connected to, what was denied,\n"
       "and its budgets at exit. Collector records (refusals, restarts, rotations) follow.\n\n"
       "Options");
-  std::string run, since;
+  std::string run, since, format;
   std::vector<std::string> types;
   options.add_options()("help,h", "show this help")("run", po::value(&run), "only this run")(
       "type", po::value(&types)->composing(),
       "only records of this type (repeatable, or comma-separated)")(
       "since", po::value(&since), "only records at or after this RFC 3339 time")(
-      "json", "print the selected records as JSON Lines, unchanged");
+      "json", "print the selected records as JSON Lines, unchanged (--format json)")(
+      "format", po::value(&format)->default_value("text"),
+      "text (the timeline), json (the records unchanged), ocsf (OCSF 1.3 events: process, file "
+      "system, network and DNS activity, detection findings) or ecs (Elastic Common Schema 8); "
+      "ocsf and ecs leave out records of no class (cost, lost, suppressed, window, collector)");
   po::variables_map vm;
   std::vector<std::string> files;
   int status = 0;
@@ -250,7 +345,17 @@ int audit_show(const Args& args) {
       return kUsage;
     }
   }
-  size_t unreadable = show_records(read_inputs(files), filter, vm.count("json") > 0);
+  ShowFormat show;
+  show.json_lines = vm.count("json") > 0 || format != "text";
+  if (format != "text" && format != "json") {
+    show.siem = parse_siem_format(format);
+    if (!show.siem) {
+      std::cerr << "enclosure audit show: --format " << format
+                << ": expected text, json, ocsf or ecs\n";
+      return kUsage;
+    }
+  }
+  size_t unreadable = show_records(read_inputs(files), filter, show);
   if (unreadable) {
     std::cerr << "enclosure audit show: " << unreadable
               << " lines are not JSON objects; `enclosure audit verify` says where\n";

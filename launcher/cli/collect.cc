@@ -1,10 +1,12 @@
 // enclosure collect --listen unix:PATH --audit-log FILE [--metrics HOST:PORT] [--socket-mode 0660]
 //                   [--rotate-size 64MiB] [--keep N] [--keep-size SIZE]
 //                   [--metrics-max-connections 64] [--fsync durable|interval]
+//                   [--sign-key FILE [--sign-interval 5m] [--next-key PUB]]
 // The collector: accepts many launchers and writes the hash-chained audit log.
 #include <boost/program_options.hpp>
 
 #include <grp.h>
+#include <unistd.h>
 
 #include <iostream>
 
@@ -23,10 +25,12 @@ namespace {
 // The option values as written on the command line.
 struct CollectFlags {
   std::string listen, audit_log, metrics, socket_mode = "0660", socket_group, rotate_size = "64MiB",
-                                          fsync = "durable", keep_size = "0";
+                                          fsync = "durable", keep_size = "0", sign_key,
+                                          sign_interval = "5m", next_key;
   uint64_t keep = 0;
   size_t metrics_max_connections = MetricsEndpoint::kDefaultMaxClients;
   bool metrics_allow_remote = false;
+  std::string events;  // --events journal
 };
 
 // A usage error of `collect` that names one option value (exit 2).
@@ -76,6 +80,33 @@ FsyncPolicy parse_fsync(const std::string& text) {
   bad_value("--fsync " + text + ": expected durable or interval");
 }
 
+// --sign-key, --sign-interval, --next-key: the key is read once, here, before the collector
+// starts; a key that is not Ed25519, that group or others may read, or that cannot be read is
+// refused (exit 2).
+AuditSigning signing_options(const CollectFlags& flags) {
+  AuditSigning signing;
+  if (flags.sign_key.empty()) {
+    if (!flags.next_key.empty()) bad_value("--next-key needs --sign-key");
+    return signing;
+  }
+  policy::Parsed<uint64_t> interval = policy::parse_duration(flags.sign_interval);
+  if (!interval || *interval.value < 1'000'000'000ULL) {
+    bad_value("--sign-interval " + flags.sign_interval + ": expected a duration of at least 1s");
+  }
+  signing.interval_seconds = *interval.value / 1'000'000'000ULL;
+  try {
+    signing.key = std::make_shared<const AuditKey>(AuditKey::load_private(flags.sign_key));
+    if (!flags.next_key.empty()) signing.next_key_id = AuditKey::load_public(flags.next_key).id();
+  } catch (const LaunchError& e) {
+    bad_value(e.what());
+  }
+  char host[256] = "";
+  ::gethostname(host, sizeof host - 1);
+  signing.hostname = host;
+  signing.machine_id = read_machine_id();
+  return signing;
+}
+
 // The checked options (--listen and --audit-log are checked by the caller, which prints the
 // usage with them).
 CollectorOptions collector_options(const CollectFlags& flags) {
@@ -93,6 +124,10 @@ CollectorOptions collector_options(const CollectFlags& flags) {
   opt.metrics_max_connections = flags.metrics_max_connections;
   opt.retention.files = flags.keep;
   opt.retention.bytes = parse_keep_size(flags.keep_size);
+  opt.signing = signing_options(flags);
+  if (!flags.events.empty() && flags.events != "journal")
+    bad_value("--events " + flags.events + ": expected journal");
+  opt.journal = flags.events == "journal";
   return opt;
 }
 
@@ -133,7 +168,19 @@ po::options_description collect_options(CollectFlags& f) {
       "closed 5s after it was accepted)")(
       "fsync", po::value(&f.fsync)->default_value("durable"),
       "durable: the records that matter are fsync'd before they are acknowledged, the rest every "
-      "second; interval: everything is acknowledged once written and fsync'd every second");
+      "second; interval: everything is acknowledged once written and fsync'd every second")(
+      "sign-key", po::value(&f.sign_key),
+      "Ed25519 private key (PEM, mode 0600 or 0400; `openssl genpkey -algorithm ed25519`): a "
+      "signed head record is appended at start, at every rotation (the rotated file's last "
+      "line), every --sign-interval while records arrive, and at shutdown; `audit verify --key "
+      "PUB` checks them")("sign-interval", po::value(&f.sign_interval)->default_value("5m"),
+                          "how often a signed head is written while records arrive")(
+      "next-key", po::value(&f.next_key),
+      "the public key (PEM) of the key that will replace --sign-key: every head names it "
+      "(next_key_id), so `audit verify` given only the current key accepts heads of the next");
+  options.add_options()("events", po::value(&f.events),
+                        "journal: every run record also goes to the systemd journal (native "
+                        "protocol, as `run --events journal`), besides the audit log");
   return options;
 }
 

@@ -65,7 +65,8 @@ po::options_description visible_options(RunOptions& opt) {
       "NAME=VALUE for a context variable (repeatable)")(
       "context-file", po::value(&opt.context_file), "a JSON object of context values")(
       "events", po::value(&opt.events)->composing(),
-      "where events go: - (stderr), a file (appended), unix:PATH (a collector: enclosure collect); "
+      "where events go: - (stderr), a file (appended), unix:PATH (a collector: enclosure collect), "
+      "journal (the systemd journal, native protocol); "
       "repeatable; without it only a summary line is printed, and only when the enclosure "
       "intervened")(
       "audit-required",

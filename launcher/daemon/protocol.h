@@ -28,7 +28,9 @@ namespace launcher {
 constexpr const char* kDefaultDaemonSocket = "/run/enclosure/daemon.sock";
 constexpr uint32_t kMaxDaemonFrame = 16u << 20;
 // 3: the plan carries network.unix_sockets (a daemon of version 2 would not enforce them).
-constexpr int kDaemonProtocolVersion = 3;
+// 4: the counters' state is enc_state with the file-access totals (656 bytes; a version 3 peer's
+// would read as zero), and needs.sys_enter means syscall accounting, served by sys_exit.
+constexpr int kDaemonProtocolVersion = 4;
 
 // ---- Parts of requests and replies ----
 

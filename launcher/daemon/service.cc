@@ -979,6 +979,7 @@ void EnclosureDaemon::prepare_state_dir() {
 void EnclosureDaemon::load_bpf() {
   bpf::LayerNeeds all;
   all.egress = all.egress_bytes = all.exec = all.sys_enter = all.sys_exit = all.behaviour = true;
+  all.file_log = true;
   all.unix_sockets = true;
   all.ring_bytes = options_.ring_bytes;
   try {

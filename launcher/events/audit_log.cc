@@ -50,6 +50,46 @@ std::optional<std::string> read_log_file(const std::string& path) {
   }
 }
 
+// Where the signed heads of one file leave off: the last head's SHA-256, the log line before
+// the file's first, and what came after the last head.
+struct HeadScan {
+  bool found = false;
+  std::string last_head_sha256;
+  uint64_t file_base_line = 0;
+  uint64_t lines = 0;
+  uint64_t records = 0;  // event records in the file
+  uint64_t runs = 0;     // start records in the file
+  uint64_t lines_since_head = 0;
+  bool starts_with_rotation = false;
+};
+
+HeadScan scan_heads(std::string_view content) {
+  HeadScan scan;
+  while (!content.empty()) {
+    size_t nl = content.find('\n');
+    if (nl == std::string_view::npos) break;
+    std::string_view line = content.substr(0, nl);
+    content.remove_prefix(nl + 1);
+    ++scan.lines;
+    ++scan.lines_since_head;
+    nlohmann::json r = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (!r.is_object() || !r.contains("type") || !r["type"].is_string()) continue;
+    const std::string& type = r["type"].get_ref<const std::string&>();
+    if (scan.lines == 1)
+      scan.starts_with_rotation = type == "collector" && r.value("event", "") == "rotated";
+    if (type == "head" && r.value("line", uint64_t{0}) <= r.value("log_line", uint64_t{0})) {
+      scan.found = true;
+      scan.last_head_sha256 = line_hash(line);
+      scan.file_base_line = r.value("log_line", uint64_t{0}) - r.value("line", uint64_t{0});
+      scan.lines_since_head = 0;
+    } else if (type != "collector" && type != "head" && r.contains("run") && r.contains("seq")) {
+      ++scan.records;
+      if (type == "start") ++scan.runs;
+    }
+  }
+  return scan;
+}
+
 // Holds flock(2) on the head while the log and the head change together; `enclosure audit
 // verify` takes it shared, so that it never reads one without the other.
 class HeadLock {
@@ -68,8 +108,13 @@ class HeadLock {
 
 }  // namespace
 
-AuditLog::AuditLog(std::string path, uint64_t rotate_bytes, AuditRetention retention)
-    : path_(std::move(path)), rotate_bytes_(rotate_bytes), retention_(retention) {
+AuditLog::AuditLog(std::string path, uint64_t rotate_bytes, AuditRetention retention,
+                   AuditSigning signing)
+    : path_(std::move(path)),
+      rotate_bytes_(rotate_bytes),
+      retention_(retention),
+      signing_(std::move(signing)),
+      last_head_sha256_(kGenesisHash) {
   std::string head_path = path_ + ".head";
   head_fd_.reset(::open(head_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!head_fd_) throw_errno("audit log: open " + head_path);
@@ -87,6 +132,7 @@ AuditLog::AuditLog(std::string path, uint64_t rotate_bytes, AuditRetention reten
     throw_errno("audit log: lock " + head_path);
   }
   recover();
+  if (signing_.enabled()) recover_heads();
   open_file(false);
   sync_directory();
 }
@@ -170,7 +216,61 @@ void AuditLog::recover() {
   }
 }
 
-void AuditLog::append(std::string_view object_line, bool durable) {
+// Where the heads left off in the recovered file; when it has none and begins with a rotation
+// record, in the file before it (FILE.1, which ends with the rotation's head).
+void AuditLog::recover_heads() {
+  if (recovery_.file.empty()) return;
+  std::optional<std::string> content = read_log_file(recovery_.file);
+  if (!content) return;
+  HeadScan scan = scan_heads(*content);
+  if (!scan.found && scan.starts_with_rotation && !recovery_.rotation_interrupted) {
+    std::optional<std::string> previous = read_log_file(path_ + ".1");
+    HeadScan before = previous ? scan_heads(*previous) : HeadScan{};
+    if (before.found) {
+      last_head_sha256_ = before.last_head_sha256;
+      file_base_line_ = before.file_base_line + before.lines;
+    }
+  } else if (scan.found) {
+    last_head_sha256_ = scan.last_head_sha256;
+    file_base_line_ = scan.file_base_line;
+  }
+  file_records_ = scan.records;
+  file_runs_ = scan.runs;
+  lines_since_head_ = scan.lines_since_head;
+}
+
+bool AuditLog::head_due() const {
+  return signing_.enabled() && lines_since_head_ > 0 &&
+         std::chrono::steady_clock::now() - last_head_time_ >=
+             std::chrono::seconds(signing_.interval_seconds);
+}
+
+void AuditLog::append_head(std::string_view reason, uint64_t open_runs) {
+  if (!signing_.enabled()) return;
+  AuditHeadPosition p;
+  p.reason = reason;
+  p.file = base_name(path_);
+  p.line = lines_ + buffered_lines_ + 1;
+  p.log_line = file_base_line_ + p.line;
+  p.records = file_records_;
+  p.runs = file_runs_;
+  p.open_runs = open_runs;
+  p.prev_head = last_head_sha256_;
+  std::string line = signed_head_line(signing_, p, prev_hash_);
+  prev_hash_ = line_hash(line);
+  last_head_sha256_ = prev_hash_;
+  buffer_ += line;
+  buffer_ += '\n';
+  ++buffered_lines_;
+  buffered_durable_ = true;
+  lines_since_head_ = 0;
+  last_head_time_ = std::chrono::steady_clock::now();
+}
+
+void AuditLog::append(std::string_view object_line, bool durable, AuditRecordKind kind) {
+  if (kind != AuditRecordKind::collector) ++file_records_;
+  if (kind == AuditRecordKind::run_start) ++file_runs_;
+  ++lines_since_head_;
   std::string line = chain_line(prev_hash_, object_line);
   prev_hash_ = line_hash(line);
   buffer_ += line;
@@ -236,6 +336,10 @@ std::string AuditLog::rotation_record(const std::string& previous_file, uint64_t
 
 void AuditLog::rotate(const nlohmann::json& open_runs) {
   commit();
+  if (signing_.enabled()) {
+    append_head("rotation", open_runs.size());
+    commit();
+  }
   sync();
   if (::fdatasync(fd_.get()) != 0) throw_errno("audit log: fdatasync " + path_);
   HeadLock lock(head_fd_.get());
@@ -255,7 +359,11 @@ void AuditLog::rotate(const nlohmann::json& open_runs) {
   open_file(true);
   lines_ = 0;
   bytes_ = 0;
-  append(rotation_record(base_name(first), previous_lines, open_runs, pruned), true);
+  file_base_line_ += previous_lines;
+  file_records_ = 0;
+  file_runs_ = 0;
+  append(rotation_record(base_name(first), previous_lines, open_runs, pruned), true,
+         AuditRecordKind::collector);
   if (!write_all(fd_.get(), buffer_.data(), buffer_.size()))
     throw_errno("audit log: write " + path_);
   lines_ = buffered_lines_;
@@ -307,7 +415,11 @@ nlohmann::json AuditLog::prune(int highest) {
 }
 
 void AuditLog::begin_rotated_file(const nlohmann::json& open_runs) {
-  append(rotation_record(base_name(path_) + ".1", recovery_.lines, open_runs), true);
+  file_base_line_ += recovery_.lines;
+  file_records_ = 0;
+  file_runs_ = 0;
+  append(rotation_record(base_name(path_) + ".1", recovery_.lines, open_runs), true,
+         AuditRecordKind::collector);
   commit();
   sync_directory();
   recovery_.rotation_interrupted = false;

@@ -5,6 +5,7 @@
 // when a collector starts on an existing log.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "launcher/base/fd.h"
 #include "launcher/events/audit_chain.h"
+#include "launcher/events/audit_signing.h"
 
 namespace launcher {
 
@@ -39,11 +41,20 @@ struct AuditRetention {
   bool limited() const { return files > 0 || bytes > 0; }
 };
 
+// What a record appended to the log is, for the counts a signed head carries.
+enum class AuditRecordKind {
+  event,      // a launcher's record
+  run_start,  // a launcher's start record
+  collector,  // a record of the collector's own
+};
+
 class AuditLog {
  public:
   // Opens (creating, mode 0600) the log at `path`, takes the instance lock (one collector per
-  // log) and recovers the chain. Throws LaunchError with the path and reason.
-  AuditLog(std::string path, uint64_t rotate_bytes, AuditRetention retention = {});
+  // log) and recovers the chain. With `signing` enabled, rotate() ends each file with a signed
+  // head and append_head() writes one. Throws LaunchError with the path and reason.
+  AuditLog(std::string path, uint64_t rotate_bytes, AuditRetention retention = {},
+           AuditSigning signing = {});
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
@@ -52,7 +63,14 @@ class AuditLog {
 
   // Chains one record (a JSON object line without newline) and buffers it. A durable record
   // makes the next commit() fsync before returning.
-  void append(std::string_view object_line, bool durable);
+  void append(std::string_view object_line, bool durable,
+              AuditRecordKind kind = AuditRecordKind::event);
+  // Buffers a signed head (audit_signing.h) when signing is enabled; `reason` is start,
+  // interval, rotation or shutdown.
+  void append_head(std::string_view reason, uint64_t open_runs);
+  // Signing is enabled, records were appended since the last head, and the last head is at
+  // least the signing interval old.
+  bool head_due() const;
   // Writes what is buffered in one write(2), fsyncs when a durable record is among it, and
   // updates the head.
   void commit();
@@ -83,6 +101,7 @@ class AuditLog {
  private:
   void open_file(bool create_new);
   void recover();
+  void recover_heads();
   void write_head();
   void sync_directory();
   // Deletes FILE.(n) ... FILE.(highest) the retention does not keep; returns what it deleted.
@@ -104,6 +123,15 @@ class AuditLog {
   uint64_t fsyncs_ = 0;
   uint64_t rotations_ = 0;
   AuditLogRecovery recovery_;
+  // Signed heads: the last one's SHA-256, the log line before this file's first, the file's
+  // event and start records, the lines since the last head and when it was written.
+  AuditSigning signing_;
+  std::string last_head_sha256_;
+  uint64_t file_base_line_ = 0;
+  uint64_t file_records_ = 0;
+  uint64_t file_runs_ = 0;
+  uint64_t lines_since_head_ = 0;
+  std::chrono::steady_clock::time_point last_head_time_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace launcher

@@ -166,6 +166,10 @@ std::string summary(const json& r) {
 }
 
 std::string collector_summary(const json& r) {
+  if (str(r, "type") == "head") {
+    return "signed head (" + str(r, "reason") + "), log line " + str(r, "log_line") + ", key " +
+           str(r, "key_id").substr(0, 16);
+  }
   std::string event = str(r, "event");
   std::string s = event;
   if (r.contains("peer")) {
@@ -236,6 +240,10 @@ void exit_block(std::ostringstream& o, const json& r) {
 }
 
 }  // namespace
+
+std::string event_summary(const json& record) {
+  return summary(record);
+}
 
 std::optional<std::pair<int64_t, int64_t>> parse_rfc3339(std::string_view t) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
@@ -324,7 +332,7 @@ std::string render_timeline(const std::vector<json>& records, const TimelineFilt
   for (const json& r : records) {
     if (!timeline_selects(r, f)) continue;
     std::string type = str(r, "type");
-    if (type == "collector") {
+    if (type == "collector" || type == "head") {
       collector.push_back(&r);
       continue;
     }

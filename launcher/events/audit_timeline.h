@@ -26,6 +26,9 @@ struct TimelineFilter {
   std::optional<std::pair<int64_t, int64_t>> since;  // only records at or after
 };
 
+// The one-line human summary of an event (what the timeline prints after its type).
+std::string event_summary(const nlohmann::json& record);
+
 // Whether one record passes the filter (for --json, which prints records as they are).
 bool timeline_selects(const nlohmann::json& record, const TimelineFilter& filter);
 

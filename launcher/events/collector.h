@@ -22,6 +22,7 @@
 #include "launcher/base/fd.h"
 #include "launcher/events/audit_log.h"
 #include "launcher/events/collector_protocol.h"
+#include "launcher/events/event.h"
 #include "launcher/events/metrics.h"
 #include "launcher/events/metrics_endpoint.h"
 
@@ -43,7 +44,9 @@ struct CollectorOptions {
   bool metrics_allow_remote = false;
   size_t metrics_max_connections = MetricsEndpoint::kDefaultMaxClients;
   AuditRetention retention;  // --keep, --keep-size
+  AuditSigning signing;      // --sign-key, --next-key, --sign-interval
   FsyncPolicy fsync = FsyncPolicy::durable;
+  bool journal = false;  // --events journal: every run record also to the systemd journal
 };
 
 class Collector {
@@ -114,6 +117,8 @@ class Collector {
   std::deque<std::string> closed_runs_;  // oldest first, forgotten beyond a bound
   bool socket_bound_ = false;            // bound here: removed at exit
   bool socket_activated_ = false;        // passed by systemd (LISTEN_FDS)
+  uint64_t commit_bytes_read_ = 0;       // read from launchers since the last commit
+  std::unique_ptr<EventSink> journal_;   // --events journal
 };
 
 }  // namespace launcher

@@ -1,6 +1,9 @@
 #include "launcher/events/collector_protocol.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -137,6 +140,255 @@ class EventLineReader {
   std::string error_;
 };
 
+// A validating scanner for the event lines launchers write: JSON of plain form (every key and
+// every member the collector reads free of escapes, numbers the collector reads plain unsigned
+// decimals, strings valid UTF-8 without escaped surrogates). It accepts only lines the SAX reader
+// above accepts, with the same fields; on anything else it gives up and the SAX reader decides
+// (and words the error).
+class PlainEventLineScanner {
+  // Bytes a string holds as they are: printable ASCII but the quote and the backslash.
+  static constexpr std::array<bool, 256> kPlainStringByte = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0x20; c < 0x80; ++c)
+      plain[c] = c != '"' && c != '\\';
+    return plain;
+  }();
+
+ public:
+  PlainEventLineScanner(std::string_view line, EventLineFields& out) : s_(line), out_(out) {}
+
+  // True when the line is a valid JSON object with run, seq and type as the collector reads
+  // them; false when the SAX reader must decide.
+  bool scan() {
+    if (!object(0)) return false;
+    skip_space();
+    return i_ == s_.size() && has_run_ && has_seq_ && has_type_;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+
+  void skip_space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r' || s_[i_] == '\n'))
+      ++i_;
+  }
+  bool take(char c) {
+    skip_space();
+    if (i_ >= s_.size() || s_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+  bool peek(char c) {
+    skip_space();
+    return i_ < s_.size() && s_[i_] == c;
+  }
+
+  bool object(int depth) {
+    if (depth >= kMaxDepth || !take('{')) return false;
+    if (take('}')) return true;
+    do {
+      std::string_view key;
+      bool escaped = false;
+      skip_space();
+      if (!string(key, escaped) || !take(':')) return false;
+      if (depth == 0) {
+        if (escaped || !top_level_member(key)) return false;
+      } else if (!value(depth + 1)) {
+        return false;
+      }
+    } while (take(','));
+    return take('}');
+  }
+
+  bool array(int depth) {
+    if (depth >= kMaxDepth || !take('[')) return false;
+    if (take(']')) return true;
+    do {
+      if (!value(depth + 1)) return false;
+    } while (take(','));
+    return take(']');
+  }
+
+  bool value(int depth) {
+    skip_space();
+    if (i_ >= s_.size()) return false;
+    std::string_view text;
+    bool escaped = false;
+    switch (s_[i_]) {
+      case '{':
+        return object(depth);
+      case '[':
+        return array(depth);
+      case '"':
+        return string(text, escaped);
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return number(text);
+    }
+  }
+
+  // One member of the top-level object: the ones the collector reads, in their plain form.
+  bool top_level_member(std::string_view key) {
+    for (size_t k = 0; k < key_count_; ++k) {
+      if (keys_[k] == key) return false;
+    }
+    if (key_count_ == keys_.size()) return false;
+    keys_[key_count_++] = key;
+    if (key == "prev" || key == "received") return false;
+    skip_space();
+    std::string* text_field = key == "run"       ? &out_.run
+                              : key == "type"    ? &out_.type
+                              : key == "section" ? &out_.section
+                              : key == "name"    ? &out_.name
+                              : key == "action"  ? &out_.action
+                                                 : nullptr;
+    if (text_field) {
+      std::string_view text;
+      bool escaped = false;
+      if (!peek('"') || !string(text, escaped) || escaped) return false;
+      text_field->assign(text);
+      has_run_ = has_run_ || key == "run";
+      has_type_ = has_type_ || key == "type";
+      return true;
+    }
+    std::optional<uint64_t>* number_field = key == "first_seq"     ? &out_.first_seq
+                                            : key == "last_seq"    ? &out_.last_seq
+                                            : key == "count"       ? &out_.count
+                                            : key == "duration_ns" ? &out_.duration_ns
+                                                                   : nullptr;
+    if (!number_field && key != "seq") return value(1);
+    std::string_view digits;
+    if (!number(digits) || digits.size() > 19 ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos) {
+      return false;
+    }
+    uint64_t v = 0;
+    std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    if (number_field) {
+      *number_field = v;
+    } else {
+      out_.seq = v;
+      has_seq_ = true;
+    }
+    return true;
+  }
+
+  // A string at s_[i_] (its opening quote); `text` its raw bytes between the quotes.
+  bool string(std::string_view& text, bool& escaped) {
+    if (i_ >= s_.size() || s_[i_] != '"') return false;
+    size_t start = ++i_;
+    while (i_ < s_.size()) {
+      while (i_ < s_.size() && kPlainStringByte[static_cast<unsigned char>(s_[i_])])
+        ++i_;
+      if (i_ >= s_.size()) break;
+      unsigned char c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') {
+        text = s_.substr(start, i_ - start);
+        ++i_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        escaped = true;
+        if (!escape()) return false;
+      } else if (c >= 0x80) {
+        if (!utf8_sequence()) return false;
+      } else {
+        ++i_;
+      }
+    }
+    return false;
+  }
+
+  bool escape() {
+    if (i_ + 1 >= s_.size()) return false;
+    char e = s_[i_ + 1];
+    if (std::strchr("\"\\/bfnrt", e) && e != '\0') {
+      i_ += 2;
+      return true;
+    }
+    if (e != 'u' || i_ + 6 > s_.size()) return false;
+    uint32_t unit = 0;
+    for (size_t k = i_ + 2; k < i_ + 6; ++k) {
+      char h = s_[k];
+      int d = h >= '0' && h <= '9'   ? h - '0'
+              : h >= 'a' && h <= 'f' ? h - 'a' + 10
+              : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                     : -1;
+      if (d < 0) return false;
+      unit = unit << 4 | static_cast<uint32_t>(d);
+    }
+    if (unit >= 0xd800 && unit <= 0xdfff) return false;  // surrogates: the SAX reader decides
+    i_ += 6;
+    return true;
+  }
+
+  // One multi-byte UTF-8 sequence at s_[i_], strictly valid (no overlong form, no surrogate).
+  bool utf8_sequence() {
+    unsigned char c = static_cast<unsigned char>(s_[i_]);
+    size_t len = (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i_ + len > s_.size()) return false;
+    uint32_t cp = len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+    for (size_t k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s_[i_ + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i_ += len;
+    return true;
+  }
+
+  bool literal(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+
+  // A JSON number at s_[i_]; `text` its characters.
+  bool number(std::string_view& text) {
+    size_t start = i_;
+    auto digits = [this] {
+      size_t from = i_;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9')
+        ++i_;
+      return i_ - from;
+    };
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0') {
+      ++i_;
+    } else if (digits() == 0) {
+      return false;
+    }
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      if (digits() == 0) return false;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (digits() == 0) return false;
+    }
+    text = s_.substr(start, i_ - start);
+    return true;
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+  EventLineFields& out_;
+  std::array<std::string_view, 64> keys_;  // the top-level keys so far
+  size_t key_count_ = 0;
+  bool has_run_ = false;
+  bool has_seq_ = false;
+  bool has_type_ = false;
+};
+
 }  // namespace
 
 bool is_lower_hex(std::string_view s, size_t length) {
@@ -226,6 +478,8 @@ std::optional<EventLineFields> scan_event_line(std::string_view line, std::strin
     return std::nullopt;
   }
   EventLineFields out;
+  if (PlainEventLineScanner(line, out).scan() && is_lower_hex(out.run, 32)) return out;
+  out = EventLineFields();
   EventLineReader reader(out);
   bool parsed = nlohmann::json::sax_parse(line.begin(), line.end(), &reader);
   if (!reader.complete(error) || !parsed) {

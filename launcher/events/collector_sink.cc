@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -234,11 +235,21 @@ void CollectorSink::watch_writable(bool want) {
 }
 
 void CollectorSink::pump() {
+  constexpr size_t kLinesPerSend = 64;
   if (state_ != State::connected || !socket_) return;
   while (send_index_ < queue_.size()) {
-    const std::string& line = queue_[send_index_].line;
-    ssize_t n = ::send(socket_.get(), line.data() + send_offset_, line.size() - send_offset_,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    // Up to kLinesPerSend lines in one sendmsg(2).
+    struct iovec iov[kLinesPerSend];
+    size_t count = 0;
+    for (size_t i = send_index_; i < queue_.size() && count < kLinesPerSend; ++i, ++count) {
+      const std::string& line = queue_[i].line;
+      size_t skip = i == send_index_ ? send_offset_ : 0;
+      iov[count] = {const_cast<char*>(line.data()) + skip, line.size() - skip};
+    }
+    struct msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    ssize_t n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
       watch_writable(true);
@@ -248,13 +259,22 @@ void CollectorSink::pump() {
       lost_connection(std::strerror(errno));
       return;
     }
-    send_offset_ += static_cast<size_t>(n);
-    if (send_offset_ == line.size()) {
-      ++send_index_;
-      send_offset_ = 0;
-    }
+    advance_sent(static_cast<size_t>(n));
   }
   watch_writable(false);
+}
+
+void CollectorSink::advance_sent(size_t bytes) {
+  while (bytes > 0 && send_index_ < queue_.size()) {
+    size_t left = queue_[send_index_].line.size() - send_offset_;
+    if (bytes < left) {
+      send_offset_ += bytes;
+      return;
+    }
+    bytes -= left;
+    ++send_index_;
+    send_offset_ = 0;
+  }
 }
 
 bool CollectorSink::has_room(size_t lines, size_t bytes, bool durable) const {
@@ -301,6 +321,24 @@ bool CollectorSink::write_event(const nlohmann::ordered_json& event, const std::
   uint64_t seq = event["seq"].get<uint64_t>();
   bool durable = event.contains("type") && event["type"].is_string() &&
                  is_durable_record_type(event["type"].get_ref<const std::string&>());
+  return take_line(seq, durable, line);
+}
+
+bool CollectorSink::write_line(uint64_t seq, const std::string& type, const std::string& line) {
+  if (identity_.empty()) {
+    nlohmann::ordered_json event = nlohmann::ordered_json::parse(line, nullptr, false);
+    if (event.is_object() && event.contains("manifest")) identity_["manifest"] = event["manifest"];
+  }
+  return take_line(seq, is_durable_record_type(type), line);
+}
+
+uint64_t CollectorSink::release_writes() {
+  holding_ = false;
+  pump();
+  return 0;
+}
+
+bool CollectorSink::take_line(uint64_t seq, bool durable, const std::string& line) {
   if (gap_ && has_room(2, line.size() + 1024, durable)) report_gap();
   if (gap_ || !has_room(1, line.size(), durable)) {
     if (!gap_) gap_ = Gap{seq, seq, 0};
@@ -309,7 +347,7 @@ bool CollectorSink::write_event(const nlohmann::ordered_json& event, const std::
     return true;  // counted, and reported as lost once there is room
   }
   enqueue({seq, seq, line});
-  pump();
+  if (!holding_) pump();
   return true;
 }
 

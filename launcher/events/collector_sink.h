@@ -34,6 +34,10 @@ class CollectorSink : public EventSink {
 
   bool write(const std::string& line) override;
   bool write_event(const nlohmann::ordered_json& event, const std::string& line) override;
+  bool write_line(uint64_t seq, const std::string& type, const std::string& line) override;
+  // Held lines are queued and sent together (sendmsg of many lines) at release_writes().
+  void hold_writes() override { holding_ = true; }
+  uint64_t release_writes() override;
   std::string describe() const override { return "unix:" + options_.socket_path; }
   int poll_fd() const override { return epoll_.get(); }
   void on_readable() override;
@@ -60,7 +64,9 @@ class CollectorSink : public EventSink {
   void connect_now(bool blocking);
   void lost_connection(const std::string& why);
   void handle_reply(std::string_view line);
+  bool take_line(uint64_t seq, bool durable, const std::string& line);
   void pump();
+  void advance_sent(size_t bytes);
   void watch_writable(bool want);
   bool has_room(size_t lines, size_t bytes, bool durable) const;
   void enqueue(Entry entry);
@@ -78,6 +84,7 @@ class CollectorSink : public EventSink {
   size_t send_index_ = 0;   // first entry of queue_ not completely sent on this connection
   size_t send_offset_ = 0;  // bytes of it already sent
   bool writable_wanted_ = false;
+  bool holding_ = false;
   std::optional<Gap> gap_;
   nlohmann::ordered_json identity_;  // run and manifest, for the lost record
   uint64_t lost_ = 0;

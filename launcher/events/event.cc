@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "bpf/event_decoder.h"
 #include "launcher/base/clock.h"
 #include "launcher/base/error.h"
 
@@ -46,9 +47,51 @@ std::string rfc3339(int64_t seconds, int64_t nanoseconds) {
 }
 
 std::string rfc3339_now() {
+  std::string out;
+  append_rfc3339_now(out);
+  return out;
+}
+
+namespace {
+
+// Appends `value` as exactly `digits` decimal digits.
+void append_digits(std::string& out, uint64_t value, int digits) {
+  char buf[20];
+  for (int i = digits - 1; i >= 0; --i) {
+    buf[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  out.append(buf, static_cast<size_t>(digits));
+}
+
+void append_decimal(std::string& out, uint64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, end);
+}
+
+void append_decimal(std::string& out, int64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, end);
+}
+
+}  // namespace
+
+void append_rfc3339_now(std::string& out) {
+  // "2026-11-28T16:02:44." of the current second, formatted when the second changes.
+  thread_local time_t cached_second = -1;
+  thread_local std::string cached_prefix;
   struct timespec ts {};
   clock_gettime(CLOCK_REALTIME, &ts);
-  return rfc3339(ts.tv_sec, ts.tv_nsec);
+  if (ts.tv_sec != cached_second) {
+    cached_prefix = rfc3339(ts.tv_sec, 0);
+    cached_prefix.resize(cached_prefix.size() - 10);  // without "000000000Z"
+    cached_second = ts.tv_sec;
+  }
+  out += cached_prefix;
+  append_digits(out, static_cast<uint64_t>(ts.tv_nsec), 9);
+  out += 'Z';
 }
 
 std::string to_valid_utf8(std::string_view s, bool& exact) {
@@ -106,29 +149,208 @@ std::string quote_for_terminal(std::string_view bytes) {
   return nlohmann::json(to_valid_utf8(bytes, exact)).dump(-1, ' ', true);
 }
 
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+void append_unicode_escape(std::string& out, uint32_t unit) {
+  char buf[6] = {'\\',
+                 'u',
+                 kHexDigits[(unit >> 12) & 0xf],
+                 kHexDigits[(unit >> 8) & 0xf],
+                 kHexDigits[(unit >> 4) & 0xf],
+                 kHexDigits[unit & 0xf]};
+  out.append(buf, sizeof buf);
+}
+
+// One code point of valid UTF-8 at `s[i]`: its value, and `i` moved past it.
+uint32_t next_code_point(std::string_view s, size_t& i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : 4;
+  uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+  for (size_t k = 1; k < len && i + k < s.size(); ++k)
+    cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+  i += len;
+  return cp;
+}
+
+// The escape of one code point as nlohmann's serializer writes it with ensure_ascii.
+void append_escaped_code_point(std::string& out, uint32_t cp) {
+  switch (cp) {
+    case 0x08:
+      out += "\\b";
+      return;
+    case 0x09:
+      out += "\\t";
+      return;
+    case 0x0a:
+      out += "\\n";
+      return;
+    case 0x0c:
+      out += "\\f";
+      return;
+    case 0x0d:
+      out += "\\r";
+      return;
+    case 0x22:
+      out += "\\\"";
+      return;
+    case 0x5c:
+      out += "\\\\";
+      return;
+    default:
+      break;
+  }
+  if (cp >= 0x20 && cp < 0x7f) {
+    out += static_cast<char>(cp);
+  } else if (cp <= 0xffff) {
+    append_unicode_escape(out, cp);
+  } else {
+    append_unicode_escape(out, 0xd7c0 + (cp >> 10));
+    append_unicode_escape(out, 0xdc00 + (cp & 0x3ff));
+  }
+}
+
+bool plain_ascii(std::string_view s) {
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// The text of an open flag set, formatted once per distinct set.
+const std::string& open_flags_text_cached(uint32_t flags) {
+  thread_local std::map<uint32_t, std::string> texts;
+  auto it = texts.find(flags);
+  if (it != texts.end()) return it->second;
+  if (texts.size() > 1024) texts.clear();
+  return texts.emplace(flags, bpf::open_flags_text(flags)).first->second;
+}
+
+class FdSink : public EventSink {
+ public:
+  // Lines held beyond this size are written at once, batch or not.
+  static constexpr size_t kHeldBytesMax = 1 << 20;
+
+  FdSink(int fd, bool owned, std::string name) : fd_(fd), owned_(owned), name_(std::move(name)) {}
+  ~FdSink() override {
+    release_writes();
+    if (owned_) ::close(fd_);
+  }
+  bool write(const std::string& line) override {
+    if (!holding_) return write_all(fd_, line.data(), line.size());
+    held_ += line;
+    ++held_lines_;
+    if (held_.size() >= kHeldBytesMax) failed_lines_ += write_held();
+    return true;
+  }
+  bool write_line(uint64_t, const std::string&, const std::string& line) override {
+    return write(line);
+  }
+  void hold_writes() override { holding_ = true; }
+  uint64_t release_writes() override {
+    holding_ = false;
+    uint64_t failed = failed_lines_ + write_held();
+    failed_lines_ = 0;
+    return failed;
+  }
+  std::string describe() const override { return name_; }
+
+ private:
+  // Writes the held lines in one write(2); returns how many of them were not written.
+  uint64_t write_held() {
+    bool ok = held_.empty() || write_all(fd_, held_.data(), held_.size());
+    uint64_t failed = ok ? 0 : held_lines_;
+    held_.clear();
+    held_lines_ = 0;
+    return failed;
+  }
+
+  int fd_;
+  bool owned_;
+  std::string name_;
+  bool holding_ = false;
+  std::string held_;
+  uint64_t held_lines_ = 0;
+  uint64_t failed_lines_ = 0;
+};
+
+}  // namespace
+
 std::string encode_event(const nlohmann::ordered_json& event) {
   // ensure_ascii keeps every line 7-bit: no terminal or log viewer can be tricked by it.
   return event.dump(-1, ' ', true, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-namespace {
-
-class FdSink : public EventSink {
- public:
-  FdSink(int fd, bool owned, std::string name) : fd_(fd), owned_(owned), name_(std::move(name)) {}
-  ~FdSink() override {
-    if (owned_) ::close(fd_);
+void append_json_string(std::string& out, std::string_view utf8) {
+  out += '"';
+  if (plain_ascii(utf8)) {
+    out += utf8;
+  } else {
+    size_t i = 0;
+    while (i < utf8.size())
+      append_escaped_code_point(out, next_code_point(utf8, i));
   }
-  bool write(const std::string& line) override { return write_all(fd_, line.data(), line.size()); }
-  std::string describe() const override { return name_; }
+  out += '"';
+}
 
- private:
-  int fd_;
-  bool owned_;
-  std::string name_;
-};
+void append_json_bytes(std::string& out, std::string_view key, std::string_view bytes) {
+  out += '"';
+  out += key;
+  out += "\":";
+  if (plain_ascii(bytes)) {
+    out += '"';
+    out += bytes;
+    out += '"';
+    return;
+  }
+  bool exact = true;
+  append_json_string(out, to_valid_utf8(bytes, exact));
+  if (exact) return;
+  out += ",\"";
+  out += key;
+  out += "_hex\":\"";
+  for (unsigned char b : bytes) {
+    out += kHexDigits[b >> 4];
+    out += kHexDigits[b & 0xf];
+  }
+  out += '"';
+}
 
-}  // namespace
+void append_open_fields(std::string& out, const bpf::OpenRecord& o, uint64_t kseq) {
+  // kernel_events()' open event: its fields in key order (a nlohmann::json object).
+  out += o.counted ? "\"aggregated\":true," : "\"aggregated\":false,";
+  if (o.dev || o.ino) {
+    out += "\"dev\":";
+    append_decimal(out, o.dev);
+    out += ',';
+  }
+  if (o.dirfd != -100) {  // AT_FDCWD is not shown
+    out += "\"dirfd\":";
+    append_decimal(out, static_cast<int64_t>(o.dirfd));
+    out += ',';
+  }
+  out += "\"flags\":";
+  append_json_string(out, open_flags_text_cached(o.flags));
+  if (o.dev || o.ino) {
+    out += ",\"ino\":";
+    append_decimal(out, o.ino);
+  }
+  out += ",\"kseq\":";
+  append_decimal(out, kseq);
+  out += o.result >= 0 ? ",\"ok\":true," : ",\"ok\":false,";
+  append_json_bytes(out, "path", o.path);
+  if (o.path_unreadable) out += ",\"path_unreadable\":true";
+  out += ",\"result\":";
+  if (o.result >= 0) {
+    append_decimal(out, o.result);
+  } else {
+    int err = static_cast<int>(-o.result);
+    const char* name = strerrorname_np(err);
+    append_json_string(out, "-" + (name ? std::string(name) : "E" + std::to_string(err)));
+  }
+}
 
 std::unique_ptr<EventSink> open_fd_sink(const std::string& destination, std::string& error) {
   if (destination == "-") return std::make_unique<FdSink>(STDERR_FILENO, false, "stderr");
@@ -174,8 +396,12 @@ std::optional<uint64_t> parse_event_burst(std::string_view text, std::string& er
 }
 
 bool never_suppressed(std::string_view type) {
-  // anomaly: at most one per metric and window; the rest are the run's frame and its accounting.
-  for (std::string_view t : {"start", "exit", "budget", "rule", "lost", "suppressed", "anomaly"}) {
+  // anomaly: at most one per metric and window; open_count: the access log's per-file figures,
+  // at most ENC_FILE_OPENS_PER_RUN (32,768) of them, once, before exit, so that the log names
+  // every file however many `open` events the rate suppressed; the rest are the run's frame and
+  // its accounting.
+  for (std::string_view t :
+       {"start", "exit", "budget", "rule", "lost", "suppressed", "anomaly", "open_count"}) {
     if (type == t) return true;
   }
   return false;
@@ -252,6 +478,59 @@ int EventStream::suppressed_due_in_ms() const {
   uint64_t age = clock_() - *window_start_ns_;
   if (age >= kSuppressedReportNs) return 0;
   return static_cast<int>((kSuppressedReportNs - age + 999'999ULL) / 1'000'000ULL);
+}
+
+bool EventStream::emit_members(const std::string& type, int64_t pid, std::string_view members) {
+  uint64_t now = clock_();
+  ++counts_[type];
+  bool admitted = admit(type, now);
+  if (!admitted) count_suppressed(type, now);
+  if (window_start_ns_ && now - *window_start_ns_ >= kSuppressedReportNs) flush_suppressed(true);
+  if (!admitted) return false;
+  // write()'s line, stamped and encoded without a document.
+  std::string& line = line_;
+  line.assign("{\"ts\":\"");
+  append_rfc3339_now(line);
+  line += "\",\"run\":";
+  append_json_string(line, identity_.run_id);
+  line += ",\"seq\":";
+  uint64_t seq = seq_++;
+  append_decimal(line, seq);
+  line += ",\"type\":";
+  append_json_string(line, type);
+  line += ",\"pid\":";
+  append_decimal(line, pid);
+  line += encoded_manifest();
+  if (!members.empty()) line += ',';
+  line += members;
+  line += "}\n";
+  for (auto& sink : sinks_) {
+    if (!sink->write_line(seq, type, line)) ++sink_failures_;
+  }
+  return true;
+}
+
+const std::string& EventStream::encoded_manifest() {
+  if (!manifest_member_.empty()) return manifest_member_;
+  nlohmann::ordered_json e;
+  e["manifest"] = {{"name", identity_.manifest_name},
+                   {"revision", identity_.manifest_revision
+                                    ? nlohmann::ordered_json(*identity_.manifest_revision)
+                                    : nlohmann::ordered_json(nullptr)},
+                   {"digest", identity_.manifest_digest}};
+  std::string object = encode_event(e);  // {"manifest":{...}}
+  manifest_member_ = "," + object.substr(1, object.size() - 2);
+  return manifest_member_;
+}
+
+EventStream::WriteBatch::WriteBatch(EventStream& stream) : stream_(stream) {
+  for (auto& sink : stream_.sinks_)
+    sink->hold_writes();
+}
+
+EventStream::WriteBatch::~WriteBatch() {
+  for (auto& sink : stream_.sinks_)
+    stream_.sink_failures_ += sink->release_writes();
 }
 
 nlohmann::ordered_json EventStream::write(const std::string& type, int64_t pid,

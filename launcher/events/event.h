@@ -15,6 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace bpf {
+struct OpenRecord;
+}
+
 namespace launcher {
 
 struct RunIdentity {
@@ -30,6 +34,8 @@ std::string new_run_id();
 // "2026-11-28T16:02:44.123456789Z" for a CLOCK_REALTIME instant.
 std::string rfc3339(int64_t seconds, int64_t nanoseconds);
 std::string rfc3339_now();
+// Appends rfc3339_now() to `out` (the date and time of the current second are formatted once).
+void append_rfc3339_now(std::string& out);
 
 // Valid UTF-8 for any byte string: invalid sequences become U+FFFD. `exact` is false when a
 // replacement happened.
@@ -45,6 +51,17 @@ std::string quote_for_terminal(std::string_view bytes);
 // One line (no trailing newline) of the JSON object, fields in the documented order.
 std::string encode_event(const nlohmann::ordered_json& event);
 
+// Appends a JSON string of valid UTF-8 text exactly as encode_event writes it (ensure_ascii:
+// \uXXXX for control characters and everything past 0x7e, surrogate pairs past U+FFFF).
+void append_json_string(std::string& out, std::string_view utf8);
+// Appends `"key":"..."` for any byte string, and `,"key_hex":"..."` when it is not valid UTF-8:
+// the bytes set_bytes() then encode_event() give, without building the document.
+void append_json_bytes(std::string& out, std::string_view key, std::string_view bytes);
+// The members (no braces) of an `open` event's fields for a kernel record, in the order and with
+// the bytes of kernel_events()'s open event through encode_event(): the supervisor's fast path
+// for the access log (audit.files), where one record a microsecond must be encoded.
+void append_open_fields(std::string& out, const bpf::OpenRecord& record, uint64_t kseq);
+
 class EventSink {
  public:
   virtual ~EventSink() = default;
@@ -57,6 +74,17 @@ class EventSink {
     (void)event;
     return write(line);
   }
+  // Takes one event encoded without a document (EventStream::emit_members): its seq, type and
+  // line (with its newline). Sinks that need the document get it parsed from the line.
+  virtual bool write_line(uint64_t seq, const std::string& type, const std::string& line) {
+    (void)seq;
+    (void)type;
+    return write_event(nlohmann::ordered_json::parse(line), line);
+  }
+  // Between hold_writes() and release_writes() a sink may buffer lines (one write for many);
+  // release_writes() writes them and returns how many of them could not be written.
+  virtual void hold_writes() {}
+  virtual uint64_t release_writes() { return 0; }
   virtual std::string describe() const = 0;
   // A descriptor the supervisor polls for this sink (acknowledgements, hang-ups), or -1.
   virtual int poll_fd() const { return -1; }
@@ -76,7 +104,8 @@ class EventSink {
   virtual nlohmann::json report() const { return nullptr; }
 };
 
-// stderr ("-") or a file opened for appending (created 0600); one write(2) per line.
+// stderr ("-") or a file opened for appending (created 0600); one write(2) per line, or per
+// batch of lines between hold_writes() and release_writes().
 std::unique_ptr<EventSink> open_fd_sink(const std::string& destination, std::string& error);
 
 // The per-run event rate (policy/MANIFEST.md, "Events"): one token bucket per event type, full
@@ -132,6 +161,23 @@ class EventStream {
   // returns the event. Past the type's rate the event is only counted (no seq, nothing written)
   // and null is returned. Writes the due `suppressed` events first.
   nlohmann::ordered_json emit(const std::string& type, int64_t pid, const nlohmann::json& fields);
+  // The same for fields already encoded: `members` are the JSON members of the fields (no braces,
+  // in the order emit() would write them, none of them a stamped key), as append_open_fields()
+  // writes them. Returns false when the event was only counted.
+  bool emit_members(const std::string& type, int64_t pid, std::string_view members);
+
+  // While a WriteBatch lives, sinks may buffer the lines written (one write for the batch); its
+  // end writes them. The supervisor holds one around each drain of the ring buffer.
+  class WriteBatch {
+   public:
+    explicit WriteBatch(EventStream& stream);
+    ~WriteBatch();
+    WriteBatch(const WriteBatch&) = delete;
+    WriteBatch& operator=(const WriteBatch&) = delete;
+
+   private:
+    EventStream& stream_;
+  };
 
   void set_rate_limit(EventRateLimit limit) { limit_ = limit; }
   const EventRateLimit& rate_limit() const { return limit_; }
@@ -163,6 +209,8 @@ class EventStream {
   bool admit(const std::string& type, uint64_t now_ns);
   void count_suppressed(const std::string& type, uint64_t now_ns);
   nlohmann::ordered_json write(const std::string& type, int64_t pid, const nlohmann::json& fields);
+  // `"manifest":{...}` as write() encodes it, built once.
+  const std::string& encoded_manifest();
 
   RunIdentity identity_;
   std::vector<std::unique_ptr<EventSink>> sinks_;
@@ -175,6 +223,8 @@ class EventStream {
   std::map<std::string, TokenBucket> buckets_;
   std::map<std::string, Pending> pending_;
   std::optional<uint64_t> window_start_ns_;  // when the oldest pending event was counted
+  std::string manifest_member_;              // encoded_manifest(), once built
+  std::string line_;                         // emit_members()' line, reused
 };
 
 }  // namespace launcher

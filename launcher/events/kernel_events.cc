@@ -1,5 +1,8 @@
 #include "launcher/events/kernel_events.h"
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -203,7 +206,20 @@ KernelEvent open_event(const bpf::OpenRecord& o, int64_t pid, uint64_t kseq) {
                     ? nlohmann::json(o.result)
                     : nlohmann::json(std::string("-") + errno_name(static_cast<int>(-o.result)));
   f["ok"] = o.result >= 0;
+  if (o.dev || o.ino) {
+    f["dev"] = o.dev;
+    f["ino"] = o.ino;
+  }
+  // The first open of its file and access mode: the later ones are counted (open_count).
+  f["aggregated"] = o.counted;
   return {"open", pid, f};
+}
+
+// The access mode an open was keyed by (ENC_OPEN_MODE_MASK of its flags).
+std::string access_mode(uint32_t mode) {
+  if (mode & O_PATH) return "O_PATH";
+  std::string flags = bpf::open_flags_text(mode & O_ACCMODE);
+  return flags.substr(0, flags.find('|'));
 }
 
 // Why the mount view, Landlock or a noexec mount refused (by errno): the kernel does not say
@@ -305,6 +321,38 @@ KernelEvent unix_socket_event(const bpf::UnixRecord& u, int64_t pid, uint64_t ks
 }
 
 }  // namespace
+
+std::vector<KernelEvent> open_count_events(const std::vector<bpf::FileOpenCount>& counts) {
+  std::vector<KernelEvent> out;
+  out.reserve(counts.size());
+  for (const bpf::FileOpenCount& c : counts) {
+    const enc_open_count& n = c.count;
+    nlohmann::json f = {{"access", access_mode(c.key.mode)},
+                        {"flags", bpf::open_flags_text(n.flags)},
+                        {"ok", c.key.error == 0},
+                        {"opens", n.opens},
+                        {"repeats", n.opens > 0 ? n.opens - 1 : 0}};
+    set_bytes(f, "path", std::string(n.path, strnlen(n.path, sizeof n.path)));
+    if (n.path_unreadable) f["path_unreadable"] = true;
+    if (c.key.error) {
+      f["result"] = "-" + errno_name(c.key.error);
+    } else {
+      f["dev"] = c.key.dev;
+      f["ino"] = c.key.ino;
+    }
+    out.push_back({"open_count", static_cast<int64_t>(n.pid), f});
+  }
+  return out;
+}
+
+nlohmann::json file_open_totals(const enc_state& state) {
+  uint64_t opens = state.audited_opens;
+  uint64_t first = state.open_files + state.opens_unkeyed;
+  return {{"opens", opens},
+          {"files", state.open_files},
+          {"repeats", opens - std::min(opens, first)},
+          {"unaggregated", state.opens_unkeyed}};
+}
 
 std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& r,
                                        const policy::EnforcementPlan& plan) {

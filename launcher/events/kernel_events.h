@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bpf/event_decoder.h"
+#include "bpf/kernel_layer.h"
 #include "policy/plan.h"
 
 namespace launcher {
@@ -23,6 +24,13 @@ struct KernelEvent {
 // is not an event of the agent: the caller counts it.
 std::vector<KernelEvent> kernel_events(const bpf::DecodedRecord& record,
                                        const policy::EnforcementPlan& plan);
+
+// audit.files at the run's end: an `open_count` event per file and access mode (or failed path
+// and errno) the enclosure opened, saying how often (policy/MANIFEST.md, events).
+std::vector<KernelEvent> open_count_events(const std::vector<bpf::FileOpenCount>& counts);
+// The totals of the exit event's `file_opens` figure: every audited open, the distinct keys, the
+// repeats they counted, and the opens recorded one by one for want of room.
+nlohmann::json file_open_totals(const enc_state& state);
 
 // "budget" name of a kernel budget as policy/MANIFEST.md spells it, its limit and value for people.
 nlohmann::json budget_fields(const bpf::BudgetRecord& b, const policy::EnforcementPlan& plan);

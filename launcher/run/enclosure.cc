@@ -15,6 +15,7 @@
 #include "launcher/base/error.h"
 #include "launcher/base/exit_code.h"
 #include "launcher/events/collector_sink.h"
+#include "launcher/events/journal_sink.h"
 #include "launcher/run/executable.h"
 #include "launcher/run/host_features.h"
 #include "launcher/run/spawn.h"
@@ -184,6 +185,12 @@ void Enclosure::open_events() {
       continue;
     }
     std::string error;
+    if (dest == "journal") {
+      std::unique_ptr<EventSink> journal = open_journal_sink("", error);
+      if (!journal) throw LaunchError(error);
+      events_->add_sink(std::move(journal));
+      continue;
+    }
     std::unique_ptr<EventSink> sink = open_fd_sink(dest, error);
     if (!sink) throw LaunchError(error);
     events_->add_sink(std::move(sink));
@@ -347,14 +354,17 @@ SpawnedInit Enclosure::spawn() {
   channel_child_.reset();
   sync_read_.reset();
   meter_write_.reset();
+  // Two go-aheads: pid 1 builds the view once its uid map is written, while the cgroup
+  // membership is set up (which waits for the kernel), and forks the agent only after that.
+  char go = 1;
   try {
     if (spec_.user_namespace) set_up_user_namespace(init.pid, uid_, gid_);
+    write_all(sync_write_.get(), &go, 1);
     provider_->place(layers_, init);
   } catch (const LaunchError&) {
     ::syscall(SYS_pidfd_send_signal, init.pidfd.get(), SIGKILL, nullptr, 0);
     throw;
   }
-  char go = 1;
   write_all(sync_write_.get(), &go, 1);
   sync_write_.reset();
   return init;

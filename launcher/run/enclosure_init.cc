@@ -215,6 +215,16 @@ void close_fds_except(std::initializer_list<int> keep) {
   ::close_range(first, ~0U, 0);
 }
 
+// One byte from the supervisor; EOF (it is gone or gave up) ends the set-up.
+void wait_for_go_ahead(int sync_fd) {
+  char go = 0;
+  ssize_t n;
+  do {
+    n = ::read(sync_fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(kSetupFailed);
+}
+
 }  // namespace
 
 [[noreturn]] void run_enclosure_init(const ChildSpec& spec) {
@@ -222,18 +232,9 @@ void close_fds_except(std::initializer_list<int> keep) {
   close_fds_except({spec.sync_fd, spec.channel_fd, spec.meter_fd});
   try {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) throw_errno("init: PR_SET_PDEATHSIG");
-    // Wait until the supervisor has written our uid map and cgroup membership; EOF means it is
-    // gone, and then there is nothing to do.
-    char go = 0;
-    ssize_t n;
-    do {
-      n = ::read(spec.sync_fd, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(kSetupFailed);
-    ::close(spec.sync_fd);
-    if (spec.recenter_cgroup_namespace && ::unshare(CLONE_NEWCGROUP) != 0) {
-      throw_errno("init: unshare(CLONE_NEWCGROUP) in the run's cgroup");
-    }
+    // Wait until the supervisor has written our uid map; EOF means it is gone, and then there
+    // is nothing to do.
+    wait_for_go_ahead(spec.sync_fd);
     // Not dumpable: its memory and fds stay out of reach of the agent (/proc/1/mem, ptrace).
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ::prctl(PR_SET_NAME, "enclosure-init", 0, 0, 0);
@@ -254,6 +255,14 @@ void close_fds_except(std::initializer_list<int> keep) {
     for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
       sigaddset(&forwarded, s);
     sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+    // The view was built while the supervisor moved us into the run's cgroups (a v1 or
+    // unprivileged migration waits for an RCU grace period, ~10 ms: now in parallel, not in
+    // series). A child forked before that would stay outside them, so the agent waits for it.
+    wait_for_go_ahead(spec.sync_fd);
+    ::close(spec.sync_fd);
+    if (spec.recenter_cgroup_namespace && ::unshare(CLONE_NEWCGROUP) != 0) {
+      throw_errno("init: unshare(CLONE_NEWCGROUP) in the run's cgroup");
+    }
     pid_t agent = ::fork();
     if (agent < 0) throw_errno("init: fork the agent");
     if (agent == 0) {
@@ -276,6 +285,7 @@ void close_fds_except(std::initializer_list<int> keep) {
     keep_only_capabilities(keep, 1);
 
     int report = 0;
+    ssize_t n;
     do {
       n = ::read(exec_pipe[0], &report, sizeof report);
     } while (n < 0 && errno == EINTR);

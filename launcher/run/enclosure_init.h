@@ -33,7 +33,9 @@ struct ChildSpec {
   int landlock_abi = 0;                       // 0: Landlock not applied (allowed degraded)
   bool seccomp = true;                        // false: not applied (allowed degraded)
   std::optional<uint64_t> cpu_limit_seconds;  // RLIMIT_CPU backstop
-  int sync_fd = -1;     // read end: one byte from the supervisor once it has set us up
+  // Read end of the supervisor's two go-aheads: a byte once our uid map is written (the view
+  // can be built), a second once we are in the run's cgroups (the agent can be forked).
+  int sync_fd = -1;
   int channel_fd = -1;  // SEQPACKET socket to the supervisor
   int meter_fd = -1;    // write end of the metering pipe: fd kMeterFd in the agent, or -1
   // A pseudo-terminal of the enclosure's devpts for the agent: pid 1 opens it once the view is

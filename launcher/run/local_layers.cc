@@ -59,15 +59,17 @@ void LocalLayers::load_bpf(const LayerRequest& request, ProvidedLayers& out) {
   const policy::EnforcementPlan& plan = *request.plan;
   bpf::LayerNeeds needs = bpf::LayerNeeds::of(plan);
   if (request.ring_buffer_bytes) needs.ring_bytes = request.ring_buffer_bytes;
-  if (request.observe) needs.behaviour = needs.sys_enter = needs.sys_exit = true;
+  if (request.observe) needs.behaviour = needs.sys_enter = needs.sys_exit = needs.file_log = true;
   try {
-    programs_ = std::make_unique<bpf::EnclosureBpf>(needs);
+    bpf::EnclosureFiles files =
+        bpf::resolve_files(plan, request.script_tools, request.interpreters);
+    // Maps for this one run, not for a daemon's thousands (bpf::MapCapacity).
+    programs_ =
+        std::make_unique<bpf::EnclosureBpf>(needs, "", bpf::MapCapacity::for_one_run(plan, files));
     std::optional<std::pair<uint16_t, uint16_t>> dns_ports;
     if (plan.network.dns && plan.network.mode == policy::NetworkMode::filtered)
       dns_ports = create_resolver(request, out.cgroup->v2_id(), out);
-    programs_->configure(out.cgroup->v2_id(), plan, needs,
-                         bpf::resolve_files(plan, request.script_tools, request.interpreters),
-                         dns_ports);
+    programs_->configure(out.cgroup->v2_id(), plan, needs, files, dns_ports);
     programs_->attach_cgroup(out.cgroup->v2_fd());
     programs_->attach_tracing();
   } catch (const bpf::BpfError& e) {

@@ -16,7 +16,8 @@ struct SpawnedInit {
 };
 
 // Starts pid 1 of the enclosure running run_enclosure_init(spec). The child waits on
-// spec.sync_fd until the supervisor has finished set_up_user_namespace / cgroup membership.
+// spec.sync_fd for the supervisor's go-aheads: after set_up_user_namespace, and after the
+// cgroup membership (ChildSpec::sync_fd).
 SpawnedInit spawn_enclosure(const ChildSpec& spec, int cgroup_fd);
 
 // Writes the child's uid and gid maps: `inside` ids map to the launcher's own ids.

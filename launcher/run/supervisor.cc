@@ -262,48 +262,66 @@ void Supervisor::terminate(const std::string& reason, const std::string& budget,
 }
 
 void Supervisor::on_ring() {
-  config_.bpf->drain([this](const void* data, size_t size) {
-    std::string error;
-    std::optional<bpf::DecodedRecord> r = bpf::decode_record(data, size, error);
-    if (!r || r->cgroup_id != config_.cgroup_id) {
-      ++malformed_records_;
-      return;
+  // Every line of this drain goes out in one write per sink, once all are encoded.
+  EventStream::WriteBatch batch(events_);
+  config_.bpf->drain([this](const void* data, size_t size) { on_record(data, size); });
+}
+
+void Supervisor::on_record(const void* data, size_t size) {
+  static const std::string kOpen = "open";
+  std::string error;
+  std::optional<bpf::DecodedRecord> r = bpf::decode_record(data, size, error);
+  if (!r || r->cgroup_id != config_.cgroup_id) {
+    ++malformed_records_;
+    return;
+  }
+  if (const auto* o = std::get_if<bpf::OpenRecord>(&r->body)) {
+    // The access log's flood: encoded straight from the record (the bytes of kernel_events()).
+    encoded_fields_.clear();
+    append_open_fields(encoded_fields_, *o, r->kseq);
+    events_.emit_members(kOpen, r->pid, encoded_fields_);
+    return;
+  }
+  if (const auto* rf = std::get_if<bpf::RefusalRecord>(&r->body);
+      rf && take_seccomp_echo(rf->syscall, rf->result)) {
+    return;
+  }
+  emit_kernel_events(*r);
+}
+
+// The events of one kernel record, with what the supervisor knows besides (the initial
+// command, DNS names, cut sockets), and what they mean for the run (denials, budgets).
+void Supervisor::emit_kernel_events(const bpf::DecodedRecord& record) {
+  for (KernelEvent& e : kernel_events(record, *config_.plan)) {
+    if (e.type == "exec" && e.fields.value("initial", false)) {
+      // The command given to `run`: add what the launcher knows of it.
+      for (auto it = config_.initial_command.begin(); it != config_.initial_command.end(); ++it) {
+        e.fields[it.key()] = it.value();
+      }
+      if (outcome_.figures.contains("absent")) e.fields["absent"] = outcome_.figures["absent"];
     }
-    if (const auto* rf = std::get_if<bpf::RefusalRecord>(&r->body);
-        rf && take_seccomp_echo(rf->syscall, rf->result)) {
-      return;
+    if (config_.admissions && e.fields.contains("address") &&
+        (e.type == "connect" || e.type == "deny")) {
+      std::vector<std::string> names =
+          config_.admissions->names_of(e.fields["address"].get<std::string>());
+      if (names.size() == 1) e.fields["name"] = names[0];
+      if (names.size() > 1) e.fields["names"] = names;
     }
-    for (KernelEvent& e : kernel_events(*r, *config_.plan)) {
-      if (e.type == "exec" && e.fields.value("initial", false)) {
-        // The command given to `run`: add what the launcher knows of it.
-        for (auto it = config_.initial_command.begin(); it != config_.initial_command.end(); ++it) {
-          e.fields[it.key()] = it.value();
-        }
-        if (outcome_.figures.contains("absent")) e.fields["absent"] = outcome_.figures["absent"];
-      }
-      if (config_.admissions && e.fields.contains("address") &&
-          (e.type == "connect" || e.type == "deny")) {
-        std::vector<std::string> names =
-            config_.admissions->names_of(e.fields["address"].get<std::string>());
-        if (names.size() == 1) e.fields["name"] = names[0];
-        if (names.size() > 1) e.fields["names"] = names;
-      }
-      if (e.type == "rule") {
-        uint32_t rule = std::get<bpf::RuleRecord>(r->body).rule;
-        if (rule < config_.plan->rules.size() && config_.plan->rules[rule].deny.network)
-          cut_sockets(*config_.bpf, config_.cgroup_id, e.fields);
-      }
-      events_.emit(e.type, e.pid, e.fields);
-      if (e.type == "deny") record_denial(kernel_denial_summary(e.fields));
-      if (e.type == "budget") {
-        uint64_t bit = 1ULL << std::get<bpf::BudgetRecord>(r->body).budget;
-        exceeded_seen_ |= bit;
-        budget_records_ |= bit;
-        terminate("budget", e.fields.value("name", std::string()), e.fields["limit"],
-                  e.fields["value"], false);
-      }
+    if (e.type == "rule") {
+      uint32_t rule = std::get<bpf::RuleRecord>(record.body).rule;
+      if (rule < config_.plan->rules.size() && config_.plan->rules[rule].deny.network)
+        cut_sockets(*config_.bpf, config_.cgroup_id, e.fields);
     }
-  });
+    events_.emit(e.type, e.pid, e.fields);
+    if (e.type == "deny") record_denial(kernel_denial_summary(e.fields));
+    if (e.type == "budget") {
+      uint64_t bit = 1ULL << std::get<bpf::BudgetRecord>(record.body).budget;
+      exceeded_seen_ |= bit;
+      budget_records_ |= bit;
+      terminate("budget", e.fields.value("name", std::string()), e.fields["limit"],
+                e.fields["value"], false);
+    }
+  }
 }
 
 void Supervisor::on_dns() {
@@ -936,6 +954,11 @@ void Supervisor::add_kernel_figures(nlohmann::json& figures) {
       c.state.refusals - std::min<uint64_t>(c.state.refusals, seccomp_echoes_taken_);
   outcome_.denials = seccomp_denials_ + c.state.net_denied + c.state.egress_dropped +
                      c.state.exec_denied + refusals;
+  if (config_.plan->audit.files) {  // how often each file was opened, before `exit`
+    for (KernelEvent& e : open_count_events(config_.bpf->file_opens(config_.cgroup_id)))
+      events_.emit(e.type, e.pid, e.fields);
+    figures["file_opens"] = file_open_totals(c.state);
+  }
   figures["kernel_events"] = {
       {"records", c.state.records},         {"lost", c.state.lost},
       {"malformed", malformed_records_},    {"network_denials", c.state.net_denied},

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bpf/event_decoder.h"
 #include "bpf/kernel_layer.h"
 #include "launcher/base/fd.h"
 #include "launcher/events/event.h"
@@ -85,6 +86,8 @@ class Supervisor {
                          const policy::NotifiedCallVerdict& verdict);
   void deny_call(const struct SeccompNotice& notice, const policy::NotifiedCallVerdict& verdict);
   void on_ring();
+  void on_record(const void* data, size_t size);
+  void emit_kernel_events(const bpf::DecodedRecord& record);
   void on_dns();
   void on_window();
   policy::BaselineWindow next_window();
@@ -152,6 +155,7 @@ class Supervisor {
   std::map<uint32_t, uint64_t> seccomp_echoes_expected_;  // by syscall number
   uint64_t seccomp_echoes_taken_ = 0;
   uint64_t malformed_records_ = 0;
+  std::string encoded_fields_;   // on_record's open fields, reused
   uint64_t exceeded_seen_ = 0;   // budgets the kernel flagged, seen by the supervisor
   uint64_t budget_records_ = 0;  // budgets whose kernel record arrived
 

@@ -3,7 +3,10 @@
  *       openat   (open+close of a file: measures path-walk overhead, e.g. Landlock)
  *       connect  (connect+close to 127.0.0.1:PORT given as a third argument)
  *       refused  (an open for writing that must fail, e.g. of a file in a read grant: measures the
- *                 cost of a refusal and its deny record) */
+ *                 cost of a refusal and its deny record)
+ *       create   (O_CREAT of N distinct new files in the directory DIR given as a third argument,
+ *                 closed at once: N distinct paths, so N access-log records even when the kernel
+ *                 counts repeats of a path instead of recording them) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,7 +27,7 @@ static double now_ns(void) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s getppid|openat|connect|refused N [PORT|PATH]\n", argv[0]);
+    fprintf(stderr, "usage: %s getppid|openat|connect|refused|create N [PORT|PATH|DIR]\n", argv[0]);
     return 2;
   }
   long n = atol(argv[2]);
@@ -49,6 +52,30 @@ int main(int argc, char** argv) {
         fprintf(stderr, "%s: opened for writing, expected a refusal\n", path);
         return 1;
       }
+    }
+  } else if (strcmp(argv[1], "create") == 0) {
+    char name[4096];
+    for (long i = 0; i < n; ++i) {
+      snprintf(name, sizeof name, "%s/f%ld", path, i);
+      int fd = openat(AT_FDCWD, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        perror(name);
+        return 1;
+      }
+      close(fd);
+    }
+  } else if (strcmp(argv[1], "cycle") == 0) {
+    /* cycle N DIR K: N read-opens of DIR/f0 .. DIR/f(K-1), in turn */
+    long k = argc > 4 ? atol(argv[4]) : 1;
+    char name[4096];
+    for (long i = 0; i < n; ++i) {
+      snprintf(name, sizeof name, "%s/f%ld", path, k > 0 ? i % k : 0);
+      int fd = openat(AT_FDCWD, name, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        perror(name);
+        return 1;
+      }
+      close(fd);
     }
   } else if (strcmp(argv[1], "connect") == 0) {
     struct sockaddr_in a;

@@ -20,6 +20,7 @@ expected=(
   usr/lib/systemd/system/enclosure-daemon.service
   usr/lib/systemd/system/enclosed-agent@.service
   usr/share/enclosure/manifest.schema.json
+  usr/share/enclosure/events.schema.json
   usr/share/enclosure/MANIFEST.md
   usr/share/enclosure/examples/coding-agent.json
   usr/share/enclosure/examples/systemd/enclosed-agent@.service

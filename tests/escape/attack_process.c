@@ -76,13 +76,16 @@ static void memory_bomb(int argc, char** argv) {
   report("memory-bomb", 1, 0, detail);
 }
 
-/* flood PATH N IP PORT: open PATH N times (a flood of audit records), then one denied connect
- * whose deny event must not be lost. */
+/* flood PATH N IP PORT: open PATH, then the N-1 distinct missing names PATH.1 to PATH.N-1 (a
+ * flood of audit records: the kernel counts the repeats of one file instead of recording them),
+ * then one denied connect whose deny event must not be lost. */
 static void flood_then_deny(int argc, char** argv) {
   if (argc < 4) return;
   long n = atol(argv[1]);
+  char name[4096];
   for (long i = 0; i < n; ++i) {
-    int fd = open(argv[0], O_RDONLY);
+    snprintf(name, sizeof name, "%s.%ld", argv[0], i);
+    int fd = open(i == 0 ? argv[0] : name, O_RDONLY);
     if (fd >= 0) close(fd);
   }
   int s = socket(AF_INET, SOCK_STREAM, 0);

@@ -1,7 +1,7 @@
-// The syscall accounting of tp_btf/sys_enter and sys_exit: budgets.syscalls (per-CPU batches,
-// a bounded overshoot), audit.files (an `open` event for every open family call, with the path
-// as the process gave it, its flags and its result) and audit.syscalls (a per-syscall histogram
-// in the `exit` event).
+// The syscall accounting of tp_btf/sys_exit: budgets.syscalls (per-CPU batches, a bounded
+// overshoot), audit.files (an `open` event for the first open of each file and access mode, with
+// the path as the process gave it, its flags and its result; an `open_count` for the repeats) and
+// audit.syscalls (a per-syscall histogram in the `exit` event).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -93,6 +93,7 @@ print("SURVIVED", done, flush=True)
 TEST(BpfSyscalls, AuditFilesLogsGrantedAndMissingOpensWithPathFlagsAndResult) {
   TempDir dir;
   std::string granted = dir.write("data/granted.txt", "contents\n");
+  dir.write("data/relative.txt", "contents\n");
   std::string missing = dir.file("data/missing.txt");
   auto m = base_manifest("audit-files", {"/usr/bin/python3"});
   m["filesystem"]["read"].push_back(dir.file("data"));
@@ -104,8 +105,11 @@ fd = os.open(A[0], os.O_RDONLY)
 R["granted"] = fd
 os.close(fd)
 t("missing", lambda: os.open(A[1], os.O_RDONLY))
-fd = os.open("granted.txt", os.O_RDONLY)
+fd = os.open("relative.txt", os.O_RDONLY)
 R["relative"] = fd
+os.close(fd)
+fd = os.open("granted.txt", os.O_RDONLY)
+R["again"] = fd
 os.close(fd)
 fd = os.open("/tmp/written.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 R["written"] = fd
@@ -131,7 +135,7 @@ os.close(fd)
   EXPECT_EQ(x[0]["flags"].get<std::string>().rfind("O_RDONLY", 0), 0u) << x[0].dump();
 
   // The path as the process gave it: relative stays relative.
-  auto rel = opens_of(r, "granted.txt");
+  auto rel = opens_of(r, "relative.txt");
   ASSERT_EQ(rel.size(), 1u) << r.describe();
   EXPECT_EQ(rel[0]["result"], res["relative"]) << rel[0].dump();
   EXPECT_EQ(rel[0]["ok"], true) << rel[0].dump();
@@ -143,6 +147,20 @@ os.close(fd)
   EXPECT_EQ(flags.rfind("O_WRONLY", 0), 0u) << flags;
   EXPECT_NE(flags.find("O_CREAT"), std::string::npos) << flags;
   EXPECT_NE(flags.find("O_TRUNC"), std::string::npos) << flags;
+
+  // The same file again, by another path and the same access mode: counted, not recorded.
+  EXPECT_TRUE(opens_of(r, "granted.txt").empty()) << r.describe();
+  size_t granted_counts = 0;
+  for (const auto& c : r.of_type("open_count")) {
+    if (c.value("path", "") != granted) continue;
+    ++granted_counts;
+    EXPECT_EQ(c["opens"], 2) << c.dump();
+    EXPECT_EQ(c["repeats"], 1) << c.dump();
+    EXPECT_EQ(c["access"], "O_RDONLY") << c.dump();
+    EXPECT_EQ(c["dev"], g[0]["dev"]) << c.dump();
+    EXPECT_EQ(c["ino"], g[0]["ino"]) << c.dump();
+  }
+  EXPECT_EQ(granted_counts, 1u) << r.describe();
 
   // Every open event names its process and a result.
   for (const auto& e : r.of_type("open")) {

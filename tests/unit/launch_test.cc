@@ -346,13 +346,15 @@ TEST(LaunchDescription, EbpfResolverAndCgroupBudgets) {
             "redirected to it; answered addresses admitted for TTL + 10s");
   EXPECT_EQ(layers["tools"].back(),
             "bpf tp_btf/sched_process_exec: exec and tool_call events, counts, prices");
-  EXPECT_EQ(layers["budgets"]["syscalls"], "bpf tp_btf/sys_enter per-cgroup counter, SIGKILL");
+  EXPECT_EQ(layers["budgets"]["syscalls"], "bpf tp_btf/sys_exit per-cgroup counter, SIGKILL");
   EXPECT_EQ(layers["budgets"]["tool_calls"], "bpf sched_process_exec counter, SIGKILL");
   EXPECT_EQ(layers["budgets"]["egress_bytes"], "bpf cgroup_skb/egress byte counter, drop");
   EXPECT_EQ(layers["budgets"]["cpu_time"], "cgroup cpu.stat, RLIMIT_CPU backstop");
   EXPECT_EQ(layers["budgets"]["processes"], "v2 pids.max");
   EXPECT_EQ(layers["budgets"]["memory"], "v1");
-  EXPECT_EQ(layers["audit"], json::array({"bpf tp_btf/sys_enter + sys_exit: every open"}));
+  EXPECT_EQ(
+      layers["audit"],
+      json::array({"bpf tp_btf/sys_exit: first open of each file and mode, repeats counted"}));
 }
 
 TEST(LaunchDescription, ReportedCostIsTheSupervisorsWithoutEbpf) {
