@@ -54,7 +54,7 @@ class KernelLayer {
   // the packet drop alone cuts them).
   virtual std::optional<uint64_t> cut_sockets(uint64_t /*cgroup_id*/) { return std::nullopt; }
   // audit.files: every key the enclosure's opens were counted under (read before it is
-  // forgotten); empty where this layer cannot read them (the daemon's, for now).
+  // forgotten); empty where this layer cannot read them. May throw (the daemon's, unreachable).
   virtual std::vector<FileOpenCount> file_opens(uint64_t /*cgroup_id*/) const { return {}; }
 
   // Admits one address (answered by the resolver) for `ports` of `protocol`, on top of what

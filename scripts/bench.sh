@@ -5,7 +5,8 @@
 #
 #   launch:    /usr/bin/true bare, under `unshare`, `bwrap --unshare-all`, firejail, and
 #              `enclosure run` with a typical manifest: as root (standalone), and as uid 65534
-#              through an `enclosure daemon` the bench starts (and stops) for the purpose
+#              through an `enclosure daemon` the bench starts (and stops) for the purpose;
+#              and one launch through that daemon phase by phase, under `perf trace`
 #   real work: an import-heavy Python script, `git status` on this repository, a C compile:
 #              bare, under bwrap and under enclosure
 #   syscalls:  getppid and openat loops bare, under bwrap and under enclosure
@@ -199,6 +200,27 @@ stop_daemon() {
   rm -rf "$work/dstate" "$DAEMON_SOCKET"
 }
 
+# The phases of 20 launches through the daemon as root (tests/bench/launch_phases.py), from a
+# system-wide `perf trace` of five system calls, into $work/phases.md. Tracing slows each traced
+# call a little, so the total is above the untraced mean of the launch table.
+trace_launch_phases() {
+  {
+    echo
+    echo "## One launch through the daemon, phase by phase (as root; 20 launches under perf trace, ms)"
+    echo
+    if ! command -v perf >/dev/null; then
+      echo "not measured: perf is missing (Debian package linux-perf)"
+      return 0
+    fi
+    echo "| phase | median | min | max |"
+    echo "|---|---:|---:|---:|"
+    perf trace -a -e execve,clone3,connect,sendmsg,exit_group -o "$work/phases.trace" -- \
+      bash -c 'cd / && for _ in $(seq 20); do "$@" >/dev/null 2>&1; sleep 0.05; done' _ "$@" \
+      >/dev/null 2>&1 || echo "| (perf trace failed) | | | |"
+    python3 "$REPO/tests/bench/launch_phases.py" "$work/phases.trace" "$daemon_pid" || true
+  } >"$work/phases.md"
+}
+
 report=$BUILD_DIR/bench-report.md
 {
   echo "# Benchmarks ($(uname -r), $(nproc) cores, $(date -u +%Y-%m-%d))"
@@ -254,6 +276,7 @@ report=$BUILD_DIR/bench-report.md
       # As root through the same daemon: no user namespace, and the programs are the daemon's.
       encr=$(launch_ms "cd / && $(q "$work/enclosure" run --daemon "$DAEMON_SOCKET" -m "$work/manifest.json" --) true")
       echo "| enclosure run --daemon, as root | $encr | $(ratio "$encr" "$bw") |"
+      trace_launch_phases "$work/enclosure" run --daemon "$DAEMON_SOCKET" -m "$work/manifest.json" -- true
     else
       echo "| enclosure run --daemon, as uid 65534 | failed (exit $rc): $(head -1 "$work/daemon-run.err") | |"
     fi
@@ -262,6 +285,7 @@ report=$BUILD_DIR/bench-report.md
   fi
   stop_daemon
   trap - EXIT
+  cat "$work/phases.md" 2>/dev/null || true
   echo
   echo "## Real work (mean of $RUNS runs, ms; ratio to bare)"
   echo

@@ -15,6 +15,8 @@ packages=(
   bpftool
   # tests and examples
   python3 python3-jsonschema iproute2 util-linux procps git
+  # the log shipper example (examples/shipping, tests/deploy/shipper_test.py)
+  rsyslog
   # the tool identity tests make btrfs (with a subvolume) and xfs images on loop devices
   btrfs-progs xfsprogs
   # deployment tests: systemd-analyze verify, the Kubernetes YAML, the man page, the .deb
@@ -24,8 +26,8 @@ packages=(
   # the container test (tests/deploy/container_test.sh; rootful, images built locally): runc
   # because crun refuses hybrid cgroup hosts, catatonit as the pause process of podman's pods
   podman runc catatonit
-  # benchmarks (side by side)
-  bubblewrap firejail hyperfine
+  # benchmarks (side by side; perf traces the phases of a launch)
+  bubblewrap firejail hyperfine linux-perf
 )
 
 missing=()

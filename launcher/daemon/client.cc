@@ -213,6 +213,52 @@ bpf::EnclosureCounters DaemonClient::counters(uint64_t) const {
   return c;
 }
 
+static_assert(kFileOpenEntryBytes == sizeof(enc_open_key) + sizeof(enc_open_count));
+
+// One page of the run's open counts; the reply's sizes are checked by FileOpensReply::from_json.
+FileOpensReply DaemonClient::file_opens_page(uint64_t offset) const {
+  const std::string what = "enclosure daemon at " + path_ + ": file_opens: ";
+  // While the daemon restarts, wait a little for it to come back, as release() does.
+  Deadline deadline(kReleaseWaitMs);
+  while (!connected() && !deadline.passed()) {
+    if (!reconnect()) ::poll(nullptr, 0, 50);
+  }
+  if (!connected()) throw LaunchError(what + "the daemon cannot be reached");
+  try {
+    return call_daemon<FileOpensReply>(control_.get(), FileOpensRequest{offset});
+  } catch (const DaemonRefusal& e) {
+    throw LaunchError(what + "refused: " + e.what());
+  } catch (const LaunchError& e) {
+    control_.reset();  // the connection is in an unknown state: the next call reconnects
+    throw LaunchError(what + e.what());
+  }
+}
+
+std::vector<bpf::FileOpenCount> DaemonClient::file_opens(uint64_t) const {
+  std::vector<bpf::FileOpenCount> out;
+  std::optional<uint64_t> total;
+  while (!total || out.size() < *total) {
+    FileOpensReply page = file_opens_page(out.size());
+    auto malformed = [&](const std::string& why) {
+      return LaunchError("enclosure daemon at " + path_ + ": file_opens: a malformed reply: " +
+                         why + " (entry " + std::to_string(out.size()) + ")");
+    };
+    if (page.offset != out.size()) throw malformed("at offset " + std::to_string(page.offset));
+    if (total && page.total != *total) {
+      throw malformed("a total of " + std::to_string(page.total) + " after " +
+                      std::to_string(*total));
+    }
+    if (page.count() == 0 && page.offset < page.total) throw malformed("an empty page");
+    total = page.total;
+    for (size_t at = 0; at < page.entries.size(); at += kFileOpenEntryBytes) {
+      bpf::FileOpenCount& f = out.emplace_back();
+      std::memcpy(&f.key, page.entries.data() + at, sizeof f.key);
+      std::memcpy(&f.count, page.entries.data() + at + sizeof f.key, sizeof f.count);
+    }
+  }
+  return out;
+}
+
 uint64_t DaemonClient::rules_fired(uint64_t) const {
   std::optional<RulesFiredReply> r = call<RulesFiredReply>(RulesFiredRequest{});
   // Unknown while the daemon restarts: every rule counts as fired, so gates deny.

@@ -1,9 +1,10 @@
 // The unprivileged launcher's side of `enclosure daemon`: asks it for the run's cgroup and eBPF
 // configuration, hands it the enclosure's first process, and is the supervisor's eBPF layer
-// (bpf::KernelLayer) for the run: counters, rule bits, admissions and the records the daemon
-// forwards. When the daemon restarts, the client reconnects and re-adopts the run with its
-// token; meanwhile the pinned programs go on enforcing, counters keep their last value and the
-// composition rules count as fired (write and exec gates deny: fail closed).
+// (bpf::KernelLayer) for the run: counters, rule bits, admissions, the per-file open counts of
+// audit.files and the records the daemon forwards. When the daemon restarts, the client reconnects
+// and re-adopts the run with its token; meanwhile the pinned programs go on enforcing, counters
+// keep their last value and the composition rules count as fired (write and exec gates deny: fail
+// closed).
 #pragma once
 
 #include <optional>
@@ -47,6 +48,10 @@ class DaemonClient : public bpf::KernelLayer {
   void drain(const std::function<void(const void* data, size_t size)>& sink) override;
   void flush() override;
   bpf::EnclosureCounters counters(uint64_t cgroup_id) const override;
+  // Every entry of the run's file_opens map, in pages of kFileOpensPerPage. Throws LaunchError
+  // naming the daemon when it cannot be asked, refuses, or a page is malformed (not whole
+  // entries, not where the previous one ended, or of another total).
+  std::vector<bpf::FileOpenCount> file_opens(uint64_t cgroup_id) const override;
   uint64_t rules_fired(uint64_t cgroup_id) const override;
   void set_reported_cost(uint64_t cgroup_id, uint64_t micro_usd) override;
   void admit(uint64_t cgroup_id, const policy::Cidr& address, policy::Protocol protocol,
@@ -56,6 +61,7 @@ class DaemonClient : public bpf::KernelLayer {
 
  private:
   CgroupDirectoryFds cgroup_fds_of(const RunReply& r, std::vector<UniqueFd>& fds) const;
+  FileOpensReply file_opens_page(uint64_t offset) const;
 
   std::string path_;
   mutable UniqueFd control_;

@@ -295,8 +295,8 @@ int hex_digit(char c) {
   return -1;
 }
 
-std::optional<std::string> from_hex(const std::string& hex) {
-  if (hex.size() % 2 != 0 || hex.size() > 2 * kMaxStateBytes) return std::nullopt;
+std::optional<std::string> from_hex(const std::string& hex, size_t max_bytes = kMaxStateBytes) {
+  if (hex.size() % 2 != 0 || hex.size() > 2 * max_bytes) return std::nullopt;
   std::string bytes;
   for (size_t i = 0; i < hex.size(); i += 2) {
     int high = hex_digit(hex[i]), low = hex_digit(hex[i + 1]);
@@ -409,6 +409,16 @@ nlohmann::json EventsRequest::to_json() const {
 std::optional<EventsRequest> EventsRequest::from_json(const nlohmann::json& j, std::string& error) {
   Reader in;
   return result(in, EventsRequest{in.token(j, "")}, error);
+}
+
+nlohmann::json FileOpensRequest::to_json() const {
+  return {{"offset", offset}};
+}
+
+std::optional<FileOpensRequest> FileOpensRequest::from_json(const nlohmann::json& j,
+                                                            std::string& error) {
+  Reader in;
+  return result(in, FileOpensRequest{in.number(j, "offset", "")}, error);
 }
 
 nlohmann::json CostRequest::to_json() const {
@@ -603,6 +613,32 @@ std::optional<CountersReply> CountersReply::from_json(const nlohmann::json& j, s
   // Optional: a daemon from before --event-rate suppressed nothing.
   if (j.is_object() && j.contains("forward_suppressed")) {
     r.forward_suppressed = in.number(j, "forward_suppressed", "");
+  }
+  return result(in, std::move(r), error);
+}
+
+nlohmann::json FileOpensReply::to_json() const {
+  return {{"ok", true}, {"offset", offset}, {"total", total}, {"entries", to_hex(entries)}};
+}
+
+std::optional<FileOpensReply> FileOpensReply::from_json(const nlohmann::json& j,
+                                                        std::string& error) {
+  Reader in;
+  FileOpensReply r;
+  r.offset = in.number(j, "offset", "");
+  r.total = in.number(j, "total", "");
+  constexpr size_t kMaxPageBytes = kFileOpensPerPage * kFileOpenEntryBytes;
+  std::optional<std::string> entries = from_hex(in.text(j, "entries", ""), kMaxPageBytes);
+  if (in.ok() && (!entries || entries->size() % kFileOpenEntryBytes != 0)) {
+    in.fail("/entries", "expected hex digits of whole entries of " +
+                            std::to_string(kFileOpenEntryBytes) + " bytes, at most " +
+                            std::to_string(kFileOpensPerPage));
+  }
+  if (entries) r.entries = std::move(*entries);
+  if (in.ok() && (r.offset > r.total || r.count() > r.total - r.offset)) {
+    in.fail("/offset", "entries " + std::to_string(r.offset) + " to " +
+                           std::to_string(r.offset + r.count()) + " are past the total of " +
+                           std::to_string(r.total));
   }
   return result(in, std::move(r), error);
 }

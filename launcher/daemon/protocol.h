@@ -30,7 +30,14 @@ constexpr uint32_t kMaxDaemonFrame = 16u << 20;
 // 3: the plan carries network.unix_sockets (a daemon of version 2 would not enforce them).
 // 4: the counters' state is enc_state with the file-access totals (656 bytes; a version 3 peer's
 // would read as zero), and needs.sys_enter means syscall accounting, served by sys_exit.
-constexpr int kDaemonProtocolVersion = 4;
+// 5: file_opens, the run's per-file open counts (audit.files), in pages.
+constexpr int kDaemonProtocolVersion = 5;
+// The file_opens entries of one reply at most: 4096 of 312 bytes travel as ~2.6 MB of hex, well
+// within kMaxDaemonFrame, and a run's 32768 (ENC_FILE_OPENS_PER_RUN) take 8 replies.
+constexpr uint64_t kFileOpensPerPage = 4096;
+// The bytes of one entry: enc_open_key then enc_open_count (bpf/enclosure_abi.h; the daemon and
+// the client static_assert it against the ABI header).
+constexpr uint64_t kFileOpenEntryBytes = 32 + 280;
 
 // ---- Parts of requests and replies ----
 
@@ -128,6 +135,16 @@ struct CountersRequest {
   static constexpr const char* kOp = "counters";
 };
 
+// audit.files: the run's open counts (one entry per key of the file_opens map) from entry
+// `offset` on, at most kFileOpensPerPage. Offset 0 takes a snapshot of the run's entries that
+// the following pages come from. Reply: FileOpensReply.
+struct FileOpensRequest {
+  static constexpr const char* kOp = "file_opens";
+  uint64_t offset = 0;
+  nlohmann::json to_json() const;  // without "op"
+  static std::optional<FileOpensRequest> from_json(const nlohmann::json& j, std::string& error);
+};
+
 // Which composition rules fired. Reply: RulesFiredReply.
 struct RulesFiredRequest {
   static constexpr const char* kOp = "rules_fired";
@@ -178,8 +195,8 @@ struct ReleaseRequest {
 
 using DaemonRequest =
     std::variant<HelloRequest, CreateRequest, AdoptRequest, EventsRequest, EnterRequest,
-                 CountersRequest, RulesFiredRequest, CostRequest, AdmitRequest, RevokeRequest,
-                 FlushRequest, KillRequest, ReleaseRequest>;
+                 CountersRequest, FileOpensRequest, RulesFiredRequest, CostRequest, AdmitRequest,
+                 RevokeRequest, FlushRequest, KillRequest, ReleaseRequest>;
 
 // The request as it travels, "op" included.
 nlohmann::json to_json(const DaemonRequest& request);
@@ -234,6 +251,18 @@ struct CountersReply {
   uint64_t forward_suppressed = 0;
   nlohmann::json to_json() const;
   static std::optional<CountersReply> from_json(const nlohmann::json& j, std::string& error);
+};
+
+// A page of the snapshot's entries: `entries` holds the bytes of whole entries of
+// kFileOpenEntryBytes each (travels as hex), from entry `offset` of `total`.
+struct FileOpensReply {
+  uint64_t offset = 0;
+  uint64_t total = 0;
+  std::string entries;
+  uint64_t count() const { return entries.size() / kFileOpenEntryBytes; }
+  nlohmann::json to_json() const;
+  // Refuses entries that are not whole, more than a page, or past `total`.
+  static std::optional<FileOpensReply> from_json(const nlohmann::json& j, std::string& error);
 };
 
 struct RulesFiredReply {

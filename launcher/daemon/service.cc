@@ -11,7 +11,6 @@
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -31,6 +31,7 @@
 #include "launcher/base/clock.h"
 #include "launcher/base/error.h"
 #include "launcher/base/file.h"
+#include "launcher/base/service_notify.h"
 #include "launcher/daemon/framing.h"
 #include "launcher/daemon/protocol.h"
 #include "launcher/daemon/protocol_conversion.h"
@@ -152,6 +153,9 @@ struct DaemonRun {
   std::string pending;  // records while no events connection is attached (bounded)
   uint64_t forward_lost = 0;
   uint64_t forward_suppressed = 0;  // over its user's --event-rate
+  // audit.files: the entries of file_opens as read for the launcher's request from offset 0;
+  // later pages come from here (a consistent whole, and the map is read once).
+  std::vector<bpf::FileOpenCount> file_opens;
   // On monotonic_ns(): wall clock + grace + margin, a backstop kill; and, for a run a
   // predecessor left, when it is killed unless its launcher re-adopts it.
   std::optional<uint64_t> deadline_ns;
@@ -184,6 +188,9 @@ class EnclosureDaemon {
   std::map<int, Connection> connections_;
   std::map<std::string, DaemonRun> runs_;
   std::map<uint64_t, std::string> by_cgroup_;
+  // Cgroup ids of released runs whose entries in the eBPF maps are still to be deleted: after
+  // the replies of the loop's turn are sent (forget_released).
+  std::vector<uint64_t> released_cgroups_;
 
   // Start and stop.
   void prepare_state_dir();
@@ -218,6 +225,7 @@ class EnclosureDaemon {
   EmptyReply serve(Connection& c, const EventsRequest& request);
   EmptyReply serve(Connection& c, const EnterRequest& request);
   CountersReply serve(Connection& c, const CountersRequest& request);
+  FileOpensReply serve(Connection& c, const FileOpensRequest& request);
   RulesFiredReply serve(Connection& c, const RulesFiredRequest& request);
   EmptyReply serve(Connection& c, const CostRequest& request);
   EmptyReply serve(Connection& c, const AdmitRequest& request);
@@ -237,6 +245,7 @@ class EnclosureDaemon {
   bool within_event_rate(uid_t uid);
   void drain_ring();
   void release(const std::string& token, const std::string& why);
+  void forget_released();
   void update_syscall_tracing();
   void on_tick();
   void write_state(const DaemonRun& r);
@@ -720,10 +729,18 @@ void EnclosureDaemon::enter(Connection& c, DaemonRun& r) {
   }
   // The run was empty: whatever a failed move leaves in it is not the caller's (evict_all).
   if (r.cgroup->populated()) refuse("enter: the run already has processes");
-  move_checked(r, pidfd, pid);
-  // Its launcher cannot write /proc/sys; a run without it would run memfd copies of tools.
+  // Its launcher cannot write /proc/sys; a run without it would run memfd copies of tools. The
+  // write goes on in a child while the move waits for its grace period; the reply (after which
+  // pid 1 starts the agent) waits for both.
+  std::optional<MemfdNoexecWrite> memfds;
   try {
-    forbid_executable_memfds_of(pidfd);
+    memfds.emplace(pidfd);
+  } catch (const LaunchError& e) {
+    refuse(std::string("enter: ") + e.what());
+  }
+  move_checked(r, pidfd, pid);
+  try {
+    memfds->wait();
   } catch (const LaunchError& e) {
     evict_all(r);
     refuse(std::string("enter: ") + e.what());
@@ -781,6 +798,32 @@ CountersReply EnclosureDaemon::serve(Connection& c, const CountersRequest& reque
   reply.histogram = k.histogram;
   reply.forward_lost = r.forward_lost;
   reply.forward_suppressed = r.forward_suppressed;
+  return reply;
+}
+
+static_assert(kFileOpenEntryBytes == sizeof(enc_open_key) + sizeof(enc_open_count));
+
+// Only the caller's own run is read (run_of: the run this connection created or adopted); the
+// offset is the one thing taken from the request.
+FileOpensReply EnclosureDaemon::serve(Connection& c, const FileOpensRequest& request) {
+  DaemonRun& r = run_of(c, request.kOp);
+  if (request.offset == 0) r.file_opens = bpf_->file_opens(r.cgroup_id);
+  if (request.offset > r.file_opens.size()) {
+    refuse("file_opens: offset " + std::to_string(request.offset) + " is past the " +
+           std::to_string(r.file_opens.size()) + " entries (ask from offset 0 first)");
+  }
+  FileOpensReply reply;
+  reply.offset = request.offset;
+  reply.total = r.file_opens.size();
+  uint64_t end = std::min<uint64_t>(reply.total, request.offset + kFileOpensPerPage);
+  reply.entries.reserve((end - request.offset) * kFileOpenEntryBytes);
+  // Key and count travel as bytes: the launcher decodes them with the same ABI header.
+  for (uint64_t i = request.offset; i < end; ++i) {
+    const bpf::FileOpenCount& f = r.file_opens[i];
+    reply.entries.append(reinterpret_cast<const char*>(&f.key), sizeof f.key);
+    reply.entries.append(reinterpret_cast<const char*>(&f.count), sizeof f.count);
+  }
+  if (end == reply.total) r.file_opens = {};  // all served: up to 10 MB the daemon need not keep
   return reply;
 }
 
@@ -896,7 +939,10 @@ void EnclosureDaemon::release(const std::string& token, const std::string& why) 
               << r.forward_lost << " over the buffer were not forwarded (counted as lost)"
               << std::endl;
   }
-  bpf_->forget(r.cgroup_id);
+  // Its map entries go once this turn's replies are out: scanning the per-file maps (sized for
+  // every run of the host) took ~2 ms that the launcher's exit used to wait for. Nothing can use
+  // them meanwhile: its processes are gone and cgroup ids are never reused.
+  released_cgroups_.push_back(r.cgroup_id);
   by_cgroup_.erase(r.cgroup_id);
   ::unlink(state_file(token).c_str());
   if (r.events >= 0) {
@@ -905,6 +951,12 @@ void EnclosureDaemon::release(const std::string& token, const std::string& why) 
   }
   runs_.erase(it);  // removes the cgroup directories
   update_syscall_tracing();
+}
+
+void EnclosureDaemon::forget_released() {
+  for (uint64_t cgid : released_cgroups_)
+    bpf_->forget(cgid);
+  released_cgroups_.clear();
 }
 
 void EnclosureDaemon::update_syscall_tracing() {
@@ -943,6 +995,7 @@ void EnclosureDaemon::on_tick() {
 }
 
 void EnclosureDaemon::shut_down() {
+  forget_released();
   ::unlink(options_.socket_path.c_str());
   listener_.reset();
   if (runs_.empty()) {
@@ -1070,6 +1123,7 @@ void EnclosureDaemon::serve_until_stopped() {
         on_connection(fd, evs[i].events);
       }
     }
+    forget_released();
   }
 }
 
@@ -1080,9 +1134,13 @@ int EnclosureDaemon::run() {
   std::cerr << "enclosure daemon: listening on " << options_.socket_path << "; cgroup subtree "
             << subtree_dirs_.front() << ", pins in " << options_.pin_dir << ", " << runs_.size()
             << " run(s) re-adopted" << std::endl;
-  sd_notify(0, ("READY=1\nSTATUS=listening on " + options_.socket_path).c_str());
+  notify_service_manager("READY=1\nSTATUS=listening on " + options_.socket_path);
   serve_until_stopped();
-  sd_notify(0, "STOPPING=1");
+  try {
+    notify_service_manager("STOPPING=1");
+  } catch (const LaunchError& e) {
+    std::cerr << "enclosure daemon: " << e.what() << std::endl;  // the shutdown goes on
+  }
   drain_ring();
   connections_.clear();
   shut_down();

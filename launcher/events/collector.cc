@@ -1,7 +1,5 @@
 #include "launcher/events/collector.h"
 
-#include <systemd/sd-daemon.h>
-
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -20,6 +18,7 @@
 
 #include "launcher/base/error.h"
 #include "launcher/base/exit_code.h"
+#include "launcher/base/service_notify.h"
 #include "launcher/events/event.h"
 #include "launcher/events/journal_sink.h"
 #include "policy/digest.h"
@@ -553,7 +552,7 @@ int Collector::run() {
   // Readiness for systemd (Type=notify): the socket listens and the log is open. A no-op
   // without $NOTIFY_SOCKET.
   std::string status = "STATUS=listening on unix:" + options_.socket_path;
-  sd_notify(0, ("READY=1\n" + status).c_str());
+  notify_service_manager("READY=1\n" + status);
   struct epoll_event evs[64];
   bool stopping = false;
   int timeout_ms = -1;  // 0 while a group commit gathers the records ready at once
@@ -602,7 +601,11 @@ int Collector::run() {
   stopped["ts"] = rfc3339_now();
   stopped["type"] = "collector";
   stopped["event"] = "stopped";
-  sd_notify(0, "STOPPING=1");
+  try {
+    notify_service_manager("STOPPING=1");
+  } catch (const LaunchError& e) {
+    std::cerr << "enclosure collect: " << e.what() << std::endl;  // the shutdown record follows
+  }
   stopped["pid"] = ::getpid();
   stopped["open_runs"] = open_runs().size();
   write_collector_record(stopped);

@@ -64,15 +64,15 @@ void forbid_executable_memfds() {
   }
 }
 
-bool forbid_executable_memfds_of(int pidfd) {
+MemfdNoexecWrite::MemfdNoexecWrite(int pidfd) {
   // The writer's active pid namespace decides which namespace's value changes: a process that
   // joined the run's namespace (setns on the pidfd applies to its children) forks one that is
   // born in it, and that one writes through the host's /proc.
   UniqueFd proc(::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!proc) throw_errno(std::string(kWhat) + ": open /proc");
-  pid_t joiner = ::fork();
-  if (joiner < 0) throw_errno(std::string(kWhat) + ": fork");
-  if (joiner == 0) {
+  joiner_ = ::fork();
+  if (joiner_ < 0) throw_errno(std::string(kWhat) + ": fork");
+  if (joiner_ == 0) {
     if (::setns(pidfd, CLONE_NEWPID) != 0) ::_exit(errno);
     // Never the caller's own namespace (the host's, for the daemon): a process that is no
     // enclosure's pid 1 has nothing to protect, and the host's value is not ours to change.
@@ -84,6 +84,17 @@ bool forbid_executable_memfds_of(int pidfd) {
     ::waitpid(writer, &status, 0);
     ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : EINTR);
   }
+}
+
+MemfdNoexecWrite::~MemfdNoexecWrite() {
+  if (joiner_ <= 0) return;
+  while (::waitpid(joiner_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+bool MemfdNoexecWrite::wait() {
+  pid_t joiner = joiner_;
+  joiner_ = -1;
   return expect_success(joiner, kWhat);
 }
 

@@ -8,6 +8,8 @@
 // Linux 6.3 or later.
 #pragma once
 
+#include <sys/types.h>
+
 namespace launcher {
 
 // Sets it for the caller's own pid namespace (the enclosure's pid 1, as root), through a proc
@@ -15,9 +17,23 @@ namespace launcher {
 void forbid_executable_memfds();
 
 // Sets it for the pid namespace of the process behind `pidfd` (its pid 1), from a short-lived
-// process of the caller's (root) that joins that namespace. False, and nothing written, when that
-// process is in the caller's own pid namespace (it is no enclosure's pid 1; the host's value is
-// never changed). Throws LaunchError.
-bool forbid_executable_memfds_of(int pidfd);
+// process of the caller's (root) that joins that namespace, in two halves, so that the caller
+// can do other work while it writes (the daemon moves the run's pid 1 into its cgroups
+// meanwhile: a cgroup v1 migration waits ~14 ms for an RCU grace period). The constructor starts
+// the write (throws LaunchError). wait() returns true once it is written, false, and nothing
+// written, when that process is in the caller's own pid namespace (it is no enclosure's pid 1;
+// the host's value is never changed), and throws LaunchError when the write failed. A write never
+// waited for is reaped by the destructor, its result ignored.
+class MemfdNoexecWrite {
+ public:
+  explicit MemfdNoexecWrite(int pidfd);
+  ~MemfdNoexecWrite();
+  MemfdNoexecWrite(const MemfdNoexecWrite&) = delete;
+  MemfdNoexecWrite& operator=(const MemfdNoexecWrite&) = delete;
+  bool wait();
+
+ private:
+  pid_t joiner_ = -1;
+};
 
 }  // namespace launcher

@@ -3,7 +3,7 @@
 runs a command the binary has, with options it knows (`enclosure --help`, `enclosure CMD --help`).
 
 The node DaemonSets: the collector is unprivileged, without capabilities, and not in the node's PID
-namespace; the daemon (`enclosure daemon --socket PATH`) is alone in a pod with hostPID: true (it
+namespace, and signs its log with a key from a Secret (--sign-key, defaultMode 0400, read-only); the daemon (`enclosure daemon --socket PATH`) is alone in a pod with hostPID: true (it
 numbers its callers' processes in the node's PID namespace), runs as uid 0, privileged (the node's
 cgroup namespace: see enclosure-node.yaml), adds exactly BPF, PERFMON, NET_ADMIN, CHOWN, KILL,
 SYS_ADMIN and SYS_RESOURCE (the list its comments justify), seccomp and AppArmor Unconfined, and
@@ -219,6 +219,22 @@ def check_collector(where, spec, c, volumes):
     check(node == "/run/enclosure", f"{where}: collector does not mount the node's /run/enclosure")
     check(log is not None and host_path_of(c, volumes, os.path.dirname(log))[0] is not None,
           f"{where}: the audit log {log} is not on a hostPath volume")
+    check_signing_secret(where, c, volumes, option_value(args, "--sign-key"))
+
+
+def check_signing_secret(where, c, volumes, key):
+    """--sign-key names a file of a Secret mounted read-only with defaultMode 0400 (the collector
+    refuses a key that group or others may read)."""
+    if not check(key is not None, f"{where}: the collector does not sign its log (--sign-key)"):
+        return
+    volume, item = mounted_file(c, volumes, key)
+    secret = (volume or {}).get("secret")
+    if not check(secret is not None and item, f"{where}: --sign-key {key} is not in a Secret"):
+        return
+    check(secret.get("defaultMode") == 0o400,
+          f"{where}: the signing Secret's defaultMode is {secret.get('defaultMode')!r}, not 0400")
+    mount = next(m for m in c.get("volumeMounts", []) if volumes.get(m["name"]) is volume)
+    check(mount.get("readOnly") is True, f"{where}: the signing Secret is not mounted readOnly")
 
 
 def check_daemon(where, spec, c, volumes):

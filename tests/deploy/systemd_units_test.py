@@ -9,7 +9,8 @@ and the units that place processes into cgroups of their own have Delegate=yes. 
 runtime directory (the state its next instance re-adopts), keeps exactly the capabilities the
 daemon uses, and has none of the hardening that would make cgroupfs or bpffs read-only or hide its
 callers' /proc entries; the root agent template does not depend on the daemon (a root launcher
-does not use it).
+does not use it). The collector signs its log with a key loaded as a credential (--sign-key
+%d/..., LoadCredential=).
 
 Usage: systemd_units_test.py ENCLOSURE_BINARY SOURCE_DIR"""
 import os
@@ -132,6 +133,18 @@ def option(args, flag):
     return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
 
 
+def check_signing_credential(collector, args):
+    """The signing key comes from a systemd credential (README "Signed heads"): --sign-key names
+    the copy in the credentials directory (%d), LoadCredential= the root-only key file."""
+    key = option(args, "--sign-key") or ""
+    check(key.startswith("%d/"), f"enclosure-collector.service: --sign-key {key!r} is not in %d")
+    name = key[len("%d/"):]
+    credentials = collector.get("Service", {}).get("LoadCredential", [])
+    check(f"{name}:/etc/enclosure/{name}" in credentials,
+          f"enclosure-collector.service: no LoadCredential={name}:/etc/enclosure/{name} "
+          f"({credentials})")
+
+
 def check_collector(units, enclosure, known):
     """The collector listens where its socket unit listens; returns that path."""
     socket = units.get("enclosure-collector.socket", {})
@@ -139,7 +152,9 @@ def check_collector(units, enclosure, known):
     sub, args = exec_start(units, "enclosure-collector.service", enclosure, known)
     check(sub == "collect", f"enclosure-collector.service runs {sub!r}")
     check(args == ["--listen", "unix:/run/enclosure/collector.sock", "--audit-log",
-                   "/var/log/enclosure/audit.jsonl"], f"enclosure-collector.service: {args}")
+                   "/var/log/enclosure/audit.jsonl", "--sign-key", "%d/audit-signing.pem"],
+          f"enclosure-collector.service: {args}")
+    check_signing_credential(units.get("enclosure-collector.service", {}), args)
     check(option(args, "--listen") == "unix:" + listen,
           f"the collector listens on {option(args, '--listen')}, its socket unit on {listen}")
     collector = units.get("enclosure-collector.service", {})

@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -1045,4 +1046,131 @@ t("other", lambda: socket.socket(socket.AF_UNIX).connect(A[0] + "/other.sock"))
   }
   EXPECT_TRUE(reported) << r.describe() << daemon.log();
   EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+}
+
+// audit.files through the daemon: the per-file `open_count` events come from the daemon's
+// file_opens map in pages (more files than one page holds), one per file with every open, even
+// where the daemon's --event-rate suppressed most of the `open` events; their counts add up to the
+// exit totals. Another user cannot ask for them, and its own run gets only its own entries.
+namespace {
+
+constexpr int kDaemonAuditFiles = 5000;  // above kFileOpensPerPage: several pages
+constexpr int kDaemonAuditOpensEach = 5;
+
+// Checks that `r`'s open_count events add up to its exit event's file_opens totals; returns
+// the opens of each path under `prefix`, failing on a path with two open_count events.
+std::map<std::string, uint64_t> open_counts_under(const harness::RunResult& r,
+                                                  const std::string& prefix) {
+  std::map<std::string, uint64_t> under;
+  uint64_t sum = 0, events = 0;
+  for (const nlohmann::json& e : r.of_type("open_count")) {
+    sum += e["opens"].get<uint64_t>();
+    ++events;
+    std::string path = e.value("path", "");
+    if (path.rfind(prefix, 0) != 0) continue;
+    EXPECT_EQ(under.count(path), 0u) << "two open_count events for " << path;
+    under[path] = e["opens"].get<uint64_t>();
+  }
+  const nlohmann::json& exit = r.events.back();
+  EXPECT_EQ(exit["type"], "exit") << r.describe();
+  const nlohmann::json& f = exit["budgets"]["file_opens"];
+  EXPECT_TRUE(f.is_object()) << exit.dump();
+  if (!f.is_object()) return under;
+  EXPECT_FALSE(f.contains("open_counts_failed")) << f;
+  EXPECT_EQ(events, f["files"].get<uint64_t>()) << f;
+  EXPECT_EQ(sum, f["opens"].get<uint64_t>() - f["unaggregated"].get<uint64_t>()) << f;
+  return under;
+}
+
+}  // namespace
+
+TEST(Daemon, OpenCountEventsComeThroughTheDaemonForEveryFileAndOnlyToItsUser) {
+  TempDir dir;
+  TestDaemon daemon(dir, {"--event-rate", "100/s", "--event-burst", "100"});
+  ASSERT_TRUE(daemon.mounted());
+  for (int i = 0; i < kDaemonAuditFiles; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "data/f%04d", i);
+    dir.write(name, "x");
+  }
+  std::string data = dir.file("data");
+  nlohmann::json m = base_manifest("daemon-audit-files", {"/usr/bin/python3"});
+  m["filesystem"]["read"].push_back(data);
+  m["audit"] = {{"files", true}};
+  harness::RunOptions as_a = daemon.as(kUserA);
+  as_a.timeout_seconds = 120;
+  BackgroundRun run(dir, m,
+                    python_agent(R"(
+import time
+paths = [A[0] + "/f%04d" % i for i in range(int(A[1]))]
+for _ in range(int(A[2])):
+    for p in paths:
+        os.close(os.open(p, os.O_RDONLY))
+print("ready", flush=True)
+while not os.path.exists(A[0] + "/stop"):
+    time.sleep(0.05)
+)",
+                                 {data, std::to_string(kDaemonAuditFiles),
+                                  std::to_string(kDaemonAuditOpensEach)}),
+                    as_a);
+  ASSERT_EQ(run.read_line(60000), "ready") << daemon.log();
+
+  // User B, with user A's token as if it had leaked: no run on its connection, none to adopt.
+  std::string token;
+  for (const auto& e : std::filesystem::directory_iterator(daemon.state()))
+    token = e.path().stem().string();
+  ASSERT_EQ(token.size(), 32u) << daemon.log();
+  harness::RunOptions as_b;
+  as_b.as_user = kUserB;
+  harness::RunResult probe =
+      run_command(protocol_client(daemon.socket(), {{{"op", "hello"}},
+                                                    {{"op", "file_opens"}, {"offset", 0}},
+                                                    {{"op", "adopt"}, {"token", token}},
+                                                    {{"op", "file_opens"}, {"offset", 4096}}}),
+                  as_b);
+  std::vector<nlohmann::json> replies = json_lines(probe.out);
+  ASSERT_EQ(replies.size(), 4u) << probe.describe();
+  EXPECT_EQ(replies[0]["ok"], true) << replies[0];
+  for (size_t i = 1; i < replies.size(); ++i) {
+    EXPECT_EQ(replies[i]["ok"], false) << replies[i];
+    EXPECT_FALSE(replies[i].contains("entries")) << replies[i];
+  }
+  EXPECT_NE(replies[1].value("error", "").find("needs a run"), std::string::npos) << replies[1];
+  EXPECT_NE(replies[2].value("error", "").find("no such run of uid 61002"), std::string::npos)
+      << replies[2];
+
+  // User B's own run, meanwhile: its launcher's file_opens names B's run, never A's.
+  std::string mine = dir.write("b/mine", "x");
+  nlohmann::json m_b = base_manifest("daemon-audit-files-b", {"/usr/bin/python3"});
+  m_b["filesystem"]["read"].push_back(dir.file("b"));
+  m_b["audit"] = {{"files", true}};
+  harness::RunResult b = run_enclosure(dir, m_b,
+                                       python_agent(R"(
+for _ in range(3):
+    os.close(os.open(A[0], os.O_RDONLY))
+)",
+                                                    {mine}),
+                                       daemon.as(kUserB));
+  ASSERT_EQ(b.exit_code, 0) << b.describe() << daemon.log();
+  EXPECT_TRUE(open_counts_under(b, data).empty()) << "user B's run got user A's entries";
+  std::map<std::string, uint64_t> b_counts = open_counts_under(b, mine);
+  ASSERT_EQ(b_counts.size(), 1u) << b.describe();
+  EXPECT_EQ(b_counts.begin()->second, 3u);
+
+  std::ofstream(data + "/stop").put('x');
+  harness::RunResult a = run.wait(60000);
+  ASSERT_EQ(a.exit_code, 0) << a.describe() << daemon.log();
+  std::map<std::string, uint64_t> counts = open_counts_under(a, data + "/f");
+  EXPECT_EQ(counts.size(), static_cast<size_t>(kDaemonAuditFiles)) << daemon.log();
+  for (const auto& [path, n] : counts)
+    EXPECT_EQ(n, static_cast<uint64_t>(kDaemonAuditOpensEach)) << path;
+  // The gap this closes: most first opens were over the user's --event-rate, so most files
+  // have no `open` event, and `lost` says so.
+  size_t open_events = 0;
+  for (const nlohmann::json& e : a.of_type("open"))
+    open_events += e.value("path", "").rfind(data + "/f", 0) == 0;
+  EXPECT_LT(open_events, static_cast<size_t>(kDaemonAuditFiles));
+  EXPECT_GT(a.events.back()["budgets"]["kernel_events"]["lost"].get<uint64_t>(), 0u);
+  EXPECT_EQ(daemon.stop(SIGTERM), 0) << daemon.log();
+  expect_daemon_cleaned_up(daemon);
 }

@@ -94,6 +94,7 @@ TEST(DaemonProtocol, EveryRequestTypeRoundTrips) {
       EventsRequest{"0123456789abcdef0123456789abcdef"},
       EnterRequest{},
       CountersRequest{},
+      FileOpensRequest{8192},
       RulesFiredRequest{},
       CostRequest{1'500'000},
       admit_request(),
@@ -554,6 +555,43 @@ TEST(DaemonProtocol, CountersReplyCarriesRecordsSuppressedByTheUsersEventRate) {
   EXPECT_EQ(back->forward_suppressed, 0u);
   j["forward_suppressed"] = -1;
   EXPECT_FALSE(CountersReply::from_json(j, error));
+}
+
+// file_opens pages carry whole entries of the ABI's size, within their total; anything else is
+// refused with the field named, so the launcher never decodes part of an entry.
+TEST(DaemonProtocol, FileOpensReplyCarriesWholeEntriesWithinItsTotal) {
+  FileOpensReply r;
+  r.offset = 4096;
+  r.total = 4098;
+  r.entries = std::string(2 * kFileOpenEntryBytes, '\0');
+  r.entries[0] = '\x7f';
+  r.entries[kFileOpenEntryBytes] = '\x01';
+  std::string error;
+  auto back = FileOpensReply::from_json(json::parse(r.to_json().dump()), error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->offset, 4096u);
+  EXPECT_EQ(back->total, 4098u);
+  EXPECT_EQ(back->count(), 2u);
+  EXPECT_EQ(back->entries, r.entries);
+
+  FileOpensReply partial = r;
+  partial.entries.pop_back();  // not a whole entry
+  EXPECT_FALSE(FileOpensReply::from_json(partial.to_json(), error));
+  EXPECT_NE(error.find("/entries"), std::string::npos) << error;
+  FileOpensReply past = r;
+  past.total = 4097;  // two entries from 4096 are past a total of 4097
+  EXPECT_FALSE(FileOpensReply::from_json(past.to_json(), error));
+  EXPECT_NE(error.find("/offset"), std::string::npos) << error;
+  FileOpensReply too_many;
+  too_many.total = kFileOpensPerPage + 1;
+  too_many.entries = std::string((kFileOpensPerPage + 1) * kFileOpenEntryBytes, '\0');
+  EXPECT_FALSE(FileOpensReply::from_json(too_many.to_json(), error));
+  json odd = r.to_json();
+  odd["entries"] = "0g";
+  EXPECT_FALSE(FileOpensReply::from_json(odd, error));
+  // The request carries the offset alone, a whole number.
+  EXPECT_FALSE(FileOpensRequest::from_json({{"offset", -1}}, error));
+  EXPECT_FALSE(FileOpensRequest::from_json(json::object(), error));
 }
 
 }  // namespace
