@@ -489,6 +489,36 @@ std::optional<std::string> BackgroundRun::read_line(int timeout_ms) {
   }
 }
 
+RunResult run_flood_with_launcher_stopped(const TempDir& dir, nlohmann::json manifest,
+                                          const std::string& flood,
+                                          const std::vector<std::string>& args,
+                                          const RunOptions& options) {
+  std::string control = dir.file("flood-control");
+  std::filesystem::create_directories(control);
+  std::filesystem::permissions(control, std::filesystem::perms::all);  // the agent's uid writes
+  if (!manifest["filesystem"].contains("write"))
+    manifest["filesystem"]["write"] = nlohmann::json::array();
+  manifest["filesystem"]["write"].push_back(control);
+  std::vector<std::string> agent_args = {control + "/go", control + "/done"};
+  agent_args.insert(agent_args.end(), args.begin(), args.end());
+  // The control files are the first two arguments; the flood's own are A[0:] for its body.
+  std::string body = std::string("FLOOD_CONTROL = sys.argv[1:3]\nA = sys.argv[3:]\n") +
+                     R"(import time
+print("READY", flush=True)
+for _ in range(1500):
+    if os.path.exists(FLOOD_CONTROL[0]):
+        break
+    time.sleep(0.02)
+)" + flood + "\nopen(FLOOD_CONTROL[1], \"w\").close()\n";
+  BackgroundRun run(dir, manifest, python_agent(body, agent_args), options);
+  if (run.read_line(30000).value_or("") != "READY") return run.wait();
+  run.kill(SIGSTOP);
+  { std::ofstream(control + "/go") << "go"; }
+  wait_until([&] { return std::filesystem::exists(control + "/done"); }, 30000);
+  run.kill(SIGCONT);
+  return run.wait();
+}
+
 void BackgroundRun::kill(int signal) {
   if (!reaped_ && pid_ > 0) ::kill(pid_, signal);
 }

@@ -144,6 +144,17 @@ class BackgroundRun {
   RunResult result_;
 };
 
+// Runs `flood` (a python_agent body; its arguments are A[2:]) while the launcher is stopped
+// (SIGSTOP, the launcher process alone): the agent prints READY, waits for a gate file, floods,
+// then creates a file the test waits for (at most 30 s) before it continues the launcher. The
+// records the kernel made meanwhile had no reader, so a small ring buffer overflows however fast
+// the supervisor drains it. The manifest gets a write grant on a directory of `dir` for the two
+// files.
+RunResult run_flood_with_launcher_stopped(const TempDir& dir, nlohmann::json manifest,
+                                          const std::string& flood,
+                                          const std::vector<std::string>& args,
+                                          const RunOptions& options = {});
+
 // A socket on the host's loopback that records what reaches it (for the egress tests). It is
 // read only when asked: the kernel queues every connection (completed handshake) and datagram
 // that reached it, so collect() after a run sees all of them, with no timing involved.
